@@ -1,0 +1,292 @@
+// Package fsstore is the local filesystem content store: one file per blob
+// under blobs/<algorithm>/<first two hex>/<hex>, written through temp files in
+// ingest/ that are verified, fsynced and renamed into place.
+package fsstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/airlock/airlock/cache/content"
+	"github.com/opencontainers/go-digest"
+
+	_ "crypto/sha256" // register digest algorithms
+	_ "crypto/sha512"
+)
+
+// Store keeps blobs in a directory.
+type Store struct {
+	root string
+}
+
+var (
+	_ content.Store  = (*Store)(nil)
+	_ content.Walker = (*Store)(nil)
+)
+
+// New opens (creating if needed) a store rooted at dir and removes ingest
+// files left behind by a crash: they were never committed.
+func New(dir string) (*Store, error) {
+	s := &Store{root: dir}
+	for _, d := range []string{s.blobDir(), s.ingestDir()} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("fsstore: %w", err)
+		}
+	}
+	entries, err := os.ReadDir(s.ingestDir())
+	if err != nil {
+		return nil, fmt.Errorf("fsstore: %w", err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(s.ingestDir(), e.Name())); err != nil {
+			return nil, fmt.Errorf("fsstore: clean ingest: %w", err)
+		}
+	}
+	return s, nil
+}
+
+func (s *Store) blobDir() string   { return filepath.Join(s.root, "blobs") }
+func (s *Store) ingestDir() string { return filepath.Join(s.root, "ingest") }
+
+// path returns the blob's file name; d must have been validated.
+func (s *Store) path(d digest.Digest) string {
+	h := d.Encoded()
+	return filepath.Join(s.blobDir(), string(d.Algorithm()), h[:2], h)
+}
+
+func validate(d digest.Digest) error {
+	if err := d.Validate(); err != nil {
+		if errors.Is(err, digest.ErrDigestUnsupported) {
+			return fmt.Errorf("%w: %s", content.ErrUnsupportedDigest, d)
+		}
+		return fmt.Errorf("%w: %s: %v", content.ErrNotFound, d, err)
+	}
+	return nil
+}
+
+// Open returns the blob's *os.File, so http.ServeContent can use sendfile.
+func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, content.Info, error) {
+	if err := validate(d); err != nil {
+		return nil, content.Info{}, err
+	}
+	f, err := os.Open(s.path(d))
+	if err != nil {
+		return nil, content.Info{}, notFound(d, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, content.Info{}, fmt.Errorf("fsstore: stat %s: %w", d, err)
+	}
+	return f, content.Info{Digest: d, Size: fi.Size(), ModTime: fi.ModTime()}, nil
+}
+
+// Stat implements content.Provider.
+func (s *Store) Stat(ctx context.Context, d digest.Digest) (content.Info, error) {
+	if err := validate(d); err != nil {
+		return content.Info{}, err
+	}
+	fi, err := os.Stat(s.path(d))
+	if err != nil {
+		return content.Info{}, notFound(d, err)
+	}
+	return content.Info{Digest: d, Size: fi.Size(), ModTime: fi.ModTime()}, nil
+}
+
+func notFound(d digest.Digest, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %s", content.ErrNotFound, d)
+	}
+	return fmt.Errorf("fsstore: %s: %w", d, err)
+}
+
+// Delete implements content.Deleter.
+func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
+	if err := validate(d); err != nil {
+		return err
+	}
+	if err := os.Remove(s.path(d)); err != nil {
+		return notFound(d, err)
+	}
+	return nil
+}
+
+// Walk implements content.Walker. It trusts committed files (they were
+// verified before the rename), so it does not re-hash them.
+func (s *Store) Walk(ctx context.Context, fn func(content.Info) error) error {
+	return filepath.WalkDir(s.blobDir(), func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if e.IsDir() {
+			return nil
+		}
+		rel, err := filepath.Rel(s.blobDir(), p)
+		if err != nil {
+			return err
+		}
+		alg := filepath.Dir(filepath.Dir(rel))
+		d := digest.NewDigestFromEncoded(digest.Algorithm(alg), e.Name())
+		if d.Validate() != nil {
+			return nil // not ours; leave it alone
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return err
+		}
+		return fn(content.Info{Digest: d, Size: fi.Size(), ModTime: fi.ModTime()})
+	})
+}
+
+// Ingest implements content.Ingester.
+func (s *Store) Ingest(ctx context.Context, d digest.Digest, size int64) (content.Ingest, error) {
+	if err := d.Validate(); err != nil {
+		if errors.Is(err, digest.ErrDigestUnsupported) {
+			return nil, fmt.Errorf("%w: %s", content.ErrUnsupportedDigest, d)
+		}
+		return nil, fmt.Errorf("fsstore: ingest %q: %w", d, err)
+	}
+	var rnd [8]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, fmt.Errorf("fsstore: %w", err)
+	}
+	name := filepath.Join(s.ingestDir(), d.Encoded()[:16]+"-"+hex.EncodeToString(rnd[:]))
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("fsstore: ingest %s: %w", d, err)
+	}
+	return &ingest{s: s, f: f, name: name, want: d, size: size, h: d.Algorithm().Hash()}, nil
+}
+
+type ingest struct {
+	s    *Store
+	f    *os.File
+	name string
+	want digest.Digest
+	size int64
+
+	mu        sync.Mutex // guards h, committed, closed against Write/Commit/Close
+	h         hash.Hash
+	written   atomic.Int64
+	committed bool
+	closed    bool
+}
+
+func (w *ingest) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed || w.committed {
+		return 0, content.ErrClosed
+	}
+	n, err := w.f.WriteAt(p, w.written.Load())
+	w.h.Write(p[:n])
+	w.written.Add(int64(n))
+	if err != nil {
+		return n, fmt.Errorf("fsstore: write %s: %w", w.want, err)
+	}
+	return n, nil
+}
+
+// ReadAt reads bytes already written. It is safe to call concurrently with
+// Write and after Commit (the open file survives the rename).
+func (w *ingest) ReadAt(p []byte, off int64) (int, error) {
+	n := w.written.Load()
+	if off >= n {
+		return 0, io.EOF
+	}
+	if rest := n - off; int64(len(p)) > rest {
+		got, err := w.f.ReadAt(p[:rest], off)
+		if err == nil {
+			err = io.EOF
+		}
+		return got, err
+	}
+	return w.f.ReadAt(p, off)
+}
+
+func (w *ingest) Written() int64 { return w.written.Load() }
+
+func (w *ingest) Commit(ctx context.Context) (content.Info, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return content.Info{}, content.ErrClosed
+	}
+	n := w.written.Load()
+	got := digest.NewDigest(w.want.Algorithm(), w.h)
+	if (w.size >= 0 && n != w.size) || got != w.want {
+		return content.Info{}, &content.MismatchError{WantDigest: w.want, GotDigest: got, WantSize: w.size, GotSize: n}
+	}
+	if w.committed {
+		return w.info(n)
+	}
+	if err := w.f.Sync(); err != nil {
+		return content.Info{}, fmt.Errorf("fsstore: sync %s: %w", w.want, err)
+	}
+	final := w.s.path(w.want)
+	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+		return content.Info{}, fmt.Errorf("fsstore: %w", err)
+	}
+	if _, err := os.Stat(final); err == nil {
+		// Already committed by someone else: identical by digest.
+		os.Remove(w.name)
+	} else if err := os.Rename(w.name, final); err != nil {
+		return content.Info{}, fmt.Errorf("fsstore: commit %s: %w", w.want, err)
+	} else if err := syncDir(filepath.Dir(final)); err != nil {
+		return content.Info{}, err
+	}
+	w.committed = true
+	return w.info(n)
+}
+
+func (w *ingest) info(n int64) (content.Info, error) {
+	fi, err := os.Stat(w.s.path(w.want))
+	if err != nil {
+		return content.Info{}, fmt.Errorf("fsstore: stat %s: %w", w.want, err)
+	}
+	return content.Info{Digest: w.want, Size: n, ModTime: fi.ModTime()}, nil
+}
+
+func (w *ingest) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	err := w.f.Close()
+	if !w.committed {
+		if rerr := os.Remove(w.name); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
+			err = rerr
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("fsstore: close %s: %w", w.want, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("fsstore: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsstore: sync dir: %w", err)
+	}
+	return nil
+}

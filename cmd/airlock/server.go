@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/airlock/airlock/cache/content/fsstore"
+	"github.com/airlock/airlock/cache/engine"
+	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/cmd/airlock/internal/config"
+	"github.com/airlock/airlock/registry"
+	"github.com/airlock/airlock/upstream"
+	"github.com/airlock/airlock/upstream/ociclient"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// server is a running registry cache: store, index, engine and listener.
+type server struct {
+	cfg    *config.Config
+	log    *zap.Logger
+	index  *meta.Index
+	engine *engine.Engine
+	http   *http.Server
+	ln     net.Listener
+}
+
+func newLogger(c config.Log) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(c.Level)
+	if err != nil {
+		return nil, err
+	}
+	zc := zap.NewProductionConfig()
+	if c.Format == "console" {
+		zc = zap.NewDevelopmentConfig()
+	}
+	zc.Level = zap.NewAtomicLevelAt(lvl)
+	zc.DisableStacktrace = true
+	return zc.Build()
+}
+
+// credentialSets resolves every credential set's secret.
+func credentialSets(cfg *config.Config) (map[string]upstream.Credentials, error) {
+	out := map[string]upstream.Credentials{}
+	for _, cs := range cfg.CredentialSets {
+		pw, err := cs.Secret()
+		if err != nil {
+			return nil, err
+		}
+		out[cs.Name] = upstream.Credentials{Username: cs.Username, Password: pw}
+	}
+	return out, nil
+}
+
+// newServer opens storage and binds the listener; Serve starts answering.
+func newServer(cfg *config.Config, log *zap.Logger) (*server, error) {
+	set, err := cfg.RuleSet()
+	if err != nil {
+		return nil, err
+	}
+	creds, err := credentialSets(cfg)
+	if err != nil {
+		return nil, err
+	}
+	promReg := prometheus.NewRegistry()
+	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	store, err := fsstore.New(filepath.Join(cfg.Storage.Dir, "content"))
+	if err != nil {
+		return nil, err
+	}
+	eps := make([]ociclient.Endpoint, 0, len(cfg.Upstreams))
+	for _, u := range cfg.Upstreams {
+		eps = append(eps, ociclient.Endpoint{Host: u.Host, URL: u.Endpoint, Insecure: u.Insecure})
+	}
+	up, err := ociclient.New(eps, log.Named("upstream"), promReg)
+	if err != nil {
+		return nil, err
+	}
+	index, err := meta.Open(filepath.Join(cfg.Storage.Dir, "meta"), log, meta.Options{})
+	if err != nil {
+		return nil, err
+	}
+	var opts []engine.Option
+	if d := time.Duration(cfg.Cache.FillTimeout); d > 0 {
+		opts = append(opts, engine.WithFillTimeout(d))
+	}
+	if d := time.Duration(cfg.Cache.StallTimeout); d > 0 {
+		opts = append(opts, engine.WithStallTimeout(d))
+	}
+	if d := time.Duration(cfg.Cache.RevalidateTimeout); d > 0 {
+		opts = append(opts, engine.WithRevalidateTimeout(d))
+	}
+	if n := cfg.Cache.MaxManifestBytes; n > 0 {
+		opts = append(opts, engine.WithMaxManifestSize(n))
+	}
+	eng, err := engine.New(store, index, up, log.Named("cache"), promReg, opts...)
+	if err != nil {
+		index.Close()
+		return nil, err
+	}
+	eng.SetRules(set, creds)
+	reg, err := registry.New(eng, log.Named("http"), promReg,
+		registry.WithRoute("/metrics", "metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})))
+	if err != nil {
+		index.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		index.Close()
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	hs := &http.Server{
+		Handler:           reg,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          zap.NewStdLog(log.Named("http-server")),
+	}
+	return &server{cfg: cfg, log: log, index: index, engine: eng, http: hs, ln: ln}, nil
+}
+
+// Addr is the address the server listens on.
+func (s *server) Addr() string { return s.ln.Addr().String() }
+
+// Serve answers until ctx is done, then shuts down gracefully: it stops
+// accepting, lets in-flight responses finish within a deadline, and closes
+// the index.
+func (s *server) Serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(s.ln) }()
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.http.Shutdown(sctx); err != nil {
+		s.log.Warn("shutdown: in-flight requests cut", zap.Error(err))
+	}
+	if err := s.index.Close(); err != nil {
+		return err
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return nil
+}

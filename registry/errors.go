@@ -1,0 +1,89 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/airlock/airlock/cache"
+	"github.com/distribution/distribution/v3/registry/api/errcode"
+	"go.uber.org/zap"
+)
+
+// codeFor maps the cache contract's errors to OCI error codes.
+func codeFor(err error) errcode.ErrorCode {
+	switch {
+	case errors.Is(err, cache.ErrNameInvalid):
+		return errcode.ErrorCodeNameInvalid
+	case errors.Is(err, cache.ErrTagInvalid):
+		return errcode.ErrorCodeTagInvalid
+	case errors.Is(err, cache.ErrDigestInvalid):
+		return errcode.ErrorCodeDigestInvalid
+	case errors.Is(err, cache.ErrNameUnknown):
+		return errcode.ErrorCodeNameUnknown
+	case errors.Is(err, cache.ErrManifestUnknown):
+		return errcode.ErrorCodeManifestUnknown
+	case errors.Is(err, cache.ErrManifestInvalid):
+		return errcode.ErrorCodeManifestInvalid
+	case errors.Is(err, cache.ErrBlobUnknown):
+		return errcode.ErrorCodeBlobUnknown
+	case errors.Is(err, cache.ErrDenied):
+		return errcode.ErrorCodeDenied
+	case errors.Is(err, cache.ErrUnsupported):
+		return errcode.ErrorCodeUnsupported
+	case errors.Is(err, cache.ErrTooManyRequests):
+		return errcode.ErrorCodeTooManyRequests
+	case errors.Is(err, cache.ErrUnavailable):
+		return errcode.ErrorCodeUnavailable
+	}
+	return errcode.ErrorCodeUnknown
+}
+
+// apiError is an error a handler chose the code and message for.
+type apiError struct {
+	code   errcode.ErrorCode
+	msg    string
+	detail any
+}
+
+func (e *apiError) Error() string { return e.code.String() + ": " + e.msg }
+
+func newAPIError(code errcode.ErrorCode, msg string, detail any) error {
+	return &apiError{code: code, msg: msg, detail: detail}
+}
+
+// writeError is the one place that writes OCI error JSON.
+func (reg *Registry) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		return // the client is gone; nobody reads the answer
+	}
+	var e errcode.Error
+	var ae *apiError
+	if errors.As(err, &ae) {
+		e = ae.code.WithMessage(ae.msg)
+		if ae.detail != nil {
+			e = e.WithDetail(ae.detail)
+		}
+	} else {
+		code := codeFor(err)
+		e = code.WithMessage(code.Message())
+		if code == errcode.ErrorCodeUnknown {
+			reg.log.Error("internal error", zap.String("path", r.URL.Path), zap.Error(err))
+		} else {
+			e = e.WithDetail(err.Error())
+		}
+	}
+	var ue *cache.UpstreamError
+	if errors.As(err, &ue) && ue.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(ue.RetryAfter.Seconds()+0.5)))
+	}
+	if r.Method == http.MethodHead {
+		// A HEAD answer has no body; the status alone carries the error.
+		w.WriteHeader(e.Code.Descriptor().HTTPStatusCode)
+		return
+	}
+	if werr := errcode.ServeJSON(w, e); werr != nil {
+		reg.log.Debug("write error response", zap.Error(werr))
+	}
+}

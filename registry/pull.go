@@ -1,0 +1,194 @@
+package registry
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/airlock/airlock/cache"
+	"github.com/distribution/distribution/v3/registry/api/errcode"
+	"github.com/opencontainers/go-digest"
+)
+
+const headerOrigin = "X-Azure-Origin"
+
+func (reg *Registry) manifest(w http.ResponseWriter, r *http.Request, req request) error {
+	head := r.Method == http.MethodHead
+	m, err := reg.src.Manifest(r.Context(), req.repo, req.ref, head)
+	if err != nil {
+		return err
+	}
+	h := w.Header()
+	h.Set("Content-Type", m.MediaType)
+	h.Set("Docker-Content-Digest", m.Digest.String())
+	h.Set("Content-Length", strconv.FormatInt(m.Size, 10))
+	h.Set("ETag", `"`+m.Digest.String()+`"`)
+	if m.FromUpstream {
+		h.Set(headerOrigin, "upstream")
+	}
+	w.WriteHeader(http.StatusOK)
+	if !head {
+		w.Write(m.Body)
+	}
+	return nil
+}
+
+func parseDigest(s string) (digest.Digest, error) {
+	d, err := digest.Parse(s)
+	if err != nil {
+		return "", newAPIError(errcode.ErrorCodeDigestInvalid, "invalid digest "+strconv.Quote(s), err.Error())
+	}
+	return d, nil
+}
+
+func (reg *Registry) blob(w http.ResponseWriter, r *http.Request, req request) error {
+	d, err := parseDigest(req.ref)
+	if err != nil {
+		return err
+	}
+	head := r.Method == http.MethodHead
+	b, err := reg.src.Blob(r.Context(), req.repo, d, head)
+	if err != nil {
+		return err
+	}
+	h := w.Header()
+	h.Set("Docker-Content-Digest", d.String())
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("ETag", `"`+d.String()+`"`)
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Cache-Control", "max-age=31536000")
+	if b.FromUpstream {
+		h.Set(headerOrigin, "upstream")
+	}
+	if b.Content == nil {
+		h.Set("Content-Length", strconv.FormatInt(b.Size, 10))
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	defer b.Content.Close()
+	if b.Wait == nil {
+		http.ServeContent(w, r, "", b.ModTime, b.Content)
+		return nil
+	}
+	serveFilling(w, r, b)
+	return nil
+}
+
+// serveFilling streams a blob that is still being filled. The response's
+// final byte is held back until the fill has verified the digest; if it
+// fails, the connection is aborted so the client sees a broken transfer,
+// never a complete wrong body.
+func serveFilling(w http.ResponseWriter, r *http.Request, b *cache.Blob) {
+	g := &gateWriter{ResponseWriter: w, ctx: r.Context(), wait: b.Wait}
+	http.ServeContent(g, r, "", b.ModTime, b.Content)
+	if g.short() && r.Context().Err() == nil {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// pageParams reads the n and last query parameters.
+func pageParams(r *http.Request) (n int, last string, err error) {
+	q := r.URL.Query()
+	last = q.Get("last")
+	n = -1
+	if s := q.Get("n"); s != "" {
+		n, err = strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return 0, "", newAPIError(errcode.ErrorCodePaginationNumberInvalid, "n must be a non-negative integer", s)
+		}
+	}
+	return n, last, nil
+}
+
+// nextLink sets the RFC 5988 Link header for the next page.
+func nextLink(w http.ResponseWriter, path string, n int, last string) {
+	q := url.Values{}
+	q.Set("n", strconv.Itoa(n))
+	q.Set("last", last)
+	w.Header().Set("Link", fmt.Sprintf(`<%s?%s>; rel="next"`, path, q.Encode()))
+}
+
+func writeJSON(w http.ResponseWriter, contentType string, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
+}
+
+func (reg *Registry) tags(w http.ResponseWriter, r *http.Request, req request) error {
+	n, last, err := pageParams(r)
+	if err != nil {
+		return err
+	}
+	var tags []string
+	more := false
+	if n != 0 {
+		if tags, more, err = reg.src.Tags(r.Context(), req.repo, last, max(n, 0)); err != nil {
+			return err
+		}
+	} else if _, _, err := reg.src.Tags(r.Context(), req.repo, "", 1); err != nil {
+		return err // n=0 still reports an unknown repository
+	}
+	if tags == nil {
+		tags = []string{}
+	}
+	if more && len(tags) > 0 {
+		nextLink(w, "/v2/"+req.repo+"/tags/list", n, tags[len(tags)-1])
+	}
+	writeJSON(w, "application/json", struct {
+		Name string   `json:"name"`
+		Tags []string `json:"tags"`
+	}{req.repo, tags})
+	return nil
+}
+
+func (reg *Registry) catalog(w http.ResponseWriter, r *http.Request) error {
+	n, last, err := pageParams(r)
+	if err != nil {
+		return err
+	}
+	var repos []string
+	more := false
+	if n != 0 {
+		if repos, more, err = reg.src.Catalog(r.Context(), last, max(n, 0)); err != nil {
+			return err
+		}
+	}
+	if repos == nil {
+		repos = []string{}
+	}
+	if more && len(repos) > 0 {
+		nextLink(w, "/v2/_catalog", n, repos[len(repos)-1])
+	}
+	writeJSON(w, "application/json", struct {
+		Repositories []string `json:"repositories"`
+	}{repos})
+	return nil
+}
+
+func (reg *Registry) referrers(w http.ResponseWriter, r *http.Request, req request) error {
+	d, err := parseDigest(req.ref)
+	if err != nil {
+		return err
+	}
+	at := r.URL.Query().Get("artifactType")
+	res, err := reg.src.Referrers(r.Context(), req.repo, d, at)
+	if err != nil {
+		return err
+	}
+	if res.Filtered {
+		w.Header().Set("OCI-Filters-Applied", "artifactType")
+	}
+	w.Header().Set("Content-Type", "application/vnd.oci.image.index.v1+json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(res.Body)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(res.Body)
+	return nil
+}

@@ -1,0 +1,256 @@
+// Package upstreamtest runs go-containerregistry's in-memory registry
+// behind httptest as a test upstream, counting requests and injecting
+// faults (status codes, delay, wrong bytes, cut bodies, unreachable).
+package upstreamtest
+
+import (
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Fault changes the answer to matching requests.
+type Fault struct {
+	// Method and PathContains select requests ("" matches any).
+	Method       string
+	PathContains string
+	// Times limits the fault to the first N matching requests (0: always).
+	Times int
+
+	Status     int           // answer with this status and an error body
+	RetryAfter int           // Retry-After seconds, with Status
+	Delay      time.Duration // wait before answering
+	CutAfter   int64         // send this many body bytes, then drop the connection (>0)
+	Corrupt    bool          // flip a byte in the body, keeping headers
+	Drop       bool          // drop the connection without an answer
+}
+
+// Upstream is a test registry. It is safe for concurrent use.
+type Upstream struct {
+	Server *httptest.Server
+	// Host is host:port of the server, for rules' upstream endpoints.
+	Host string
+
+	mu     sync.Mutex
+	counts map[string]int
+	faults []*faultState
+	inner  http.Handler
+}
+
+type faultState struct {
+	Fault
+	used int
+}
+
+// New starts an upstream with referrers support; it is closed with t.
+func New(t testing.TB) *Upstream {
+	u := &Upstream{counts: map[string]int{}, inner: registry.New(registry.WithReferrersSupport(true), registry.Logger(log.New(io.Discard, "", 0)))}
+	u.Server = httptest.NewServer(http.HandlerFunc(u.serve))
+	t.Cleanup(u.Server.Close)
+	pu, _ := url.Parse(u.Server.URL)
+	u.Host = pu.Host
+	return u
+}
+
+// URL is the server's base URL (http://host:port).
+func (u *Upstream) URL() string { return u.Server.URL }
+
+// Count returns how many requests had this method and a path containing
+// part (e.g. "/blobs/sha256:..." or "/manifests/").
+func (u *Upstream) Count(method, part string) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	n := 0
+	for k, c := range u.counts {
+		m, p, _ := strings.Cut(k, " ")
+		if (method == "" || m == method) && strings.Contains(p, part) {
+			n += c
+		}
+	}
+	return n
+}
+
+// Total is the number of requests other than pings (GET /v2/).
+func (u *Upstream) Total() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	n := 0
+	for k, c := range u.counts {
+		if !strings.HasSuffix(k, " /v2/") {
+			n += c
+		}
+	}
+	return n
+}
+
+// Reset zeroes the counters.
+func (u *Upstream) Reset() {
+	u.mu.Lock()
+	u.counts = map[string]int{}
+	u.mu.Unlock()
+}
+
+// AddFault installs a fault; later faults are checked after earlier ones.
+func (u *Upstream) AddFault(f Fault) {
+	u.mu.Lock()
+	u.faults = append(u.faults, &faultState{Fault: f})
+	u.mu.Unlock()
+}
+
+// ClearFaults removes every fault.
+func (u *Upstream) ClearFaults() {
+	u.mu.Lock()
+	u.faults = nil
+	u.mu.Unlock()
+}
+
+// setupHeader marks the test's own requests (pushes), which are neither
+// counted nor faulted.
+const setupHeader = "X-Upstreamtest-Setup"
+
+type setupTransport struct{ inner http.RoundTripper }
+
+func (s setupTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(setupHeader, "1")
+	return s.inner.RoundTrip(r)
+}
+
+// Setup is a remote option that marks requests as the test's own.
+func Setup() remote.Option {
+	return remote.WithTransport(setupTransport{http.DefaultTransport})
+}
+
+// SetupClient is an HTTP client whose requests are the test's own.
+func SetupClient() *http.Client { return &http.Client{Transport: setupTransport{http.DefaultTransport}} }
+
+func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get(setupHeader) != "" {
+		u.inner.ServeHTTP(w, r)
+		return
+	}
+	u.mu.Lock()
+	u.counts[r.Method+" "+r.URL.Path]++
+	var f *Fault
+	for _, fs := range u.faults {
+		if (fs.Method == "" || fs.Method == r.Method) && strings.Contains(r.URL.Path, fs.PathContains) && (fs.Times == 0 || fs.used < fs.Times) {
+			fs.used++
+			c := fs.Fault
+			f = &c
+			break
+		}
+	}
+	u.mu.Unlock()
+	if f == nil {
+		u.inner.ServeHTTP(w, r)
+		return
+	}
+	if f.Delay > 0 {
+		select {
+		case <-time.After(f.Delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	switch {
+	case f.Drop:
+		panic(http.ErrAbortHandler)
+	case f.Status != 0:
+		if f.RetryAfter > 0 {
+			w.Header().Set("Retry-After", fmt.Sprint(f.RetryAfter))
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(f.Status)
+		fmt.Fprintf(w, `{"errors":[{"code":"UNAVAILABLE","message":"injected %d"}]}`, f.Status)
+	case f.CutAfter > 0 || f.Corrupt:
+		rec := httptest.NewRecorder()
+		u.inner.ServeHTTP(rec, r)
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		body := rec.Body.Bytes()
+		if f.Corrupt && len(body) > 0 {
+			body[len(body)/2] ^= 0xff
+		}
+		w.WriteHeader(rec.Code)
+		if f.CutAfter > 0 && f.CutAfter < int64(len(body)) {
+			w.Write(body[:f.CutAfter])
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler)
+		}
+		w.Write(body)
+	default:
+		u.inner.ServeHTTP(w, r)
+	}
+}
+
+// Ref returns a name reference to repo:tag on this upstream.
+func (u *Upstream) Ref(t testing.TB, repoTag string) name.Reference {
+	t.Helper()
+	ref, err := name.ParseReference(u.Host+"/"+repoTag, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+// PushImage pushes a random image with the given layers of size bytes each.
+func (u *Upstream) PushImage(t testing.TB, repoTag string, size int64, layers int) v1.Image {
+	t.Helper()
+	img, err := random.Image(size, int64(layers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(u.Ref(t, repoTag), img, Setup()); err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// PushIndex pushes a multi-platform OCI index (linux/amd64, linux/arm64)
+// of random images, and returns it.
+func (u *Upstream) PushIndex(t testing.TB, repoTag string, size int64) v1.ImageIndex {
+	t.Helper()
+	var idx v1.ImageIndex = mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, arch := range []string{"amd64", "arm64"} {
+		img, err := random.Image(size, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img = mutate.MediaType(img, types.OCIManifestSchema1)
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	}
+	if err := remote.WriteIndex(u.Ref(t, repoTag), idx, Setup()); err != nil {
+		t.Fatal(err)
+	}
+	return idx
+}
+
+// Unreachable returns the address of a port nothing listens on.
+func Unreachable(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
