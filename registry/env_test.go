@@ -171,7 +171,6 @@ func (e *env) metric(name string, labels ...string) float64 {
 	return total
 }
 
-
 // errorCode returns the first OCI error code of a body.
 func errorCode(b []byte) string {
 	s := string(b)

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/airlock/airlock/upstream/upstreamtest"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
@@ -298,4 +298,3 @@ func (e *env) pushReferrer(t *testing.T, upRepo string, img v1.Image, artifactTy
 	}
 	return desc.Digest
 }
-

@@ -9,11 +9,11 @@ import (
 
 // Manifest media types airlock understands.
 const (
-	MediaTypeOCIIndex          = "application/vnd.oci.image.index.v1+json"
-	MediaTypeOCIManifest       = "application/vnd.oci.image.manifest.v1+json"
-	MediaTypeDockerList        = "application/vnd.docker.distribution.manifest.list.v2+json"
-	MediaTypeDockerManifest    = "application/vnd.docker.distribution.manifest.v2+json"
-	mediaTypeOCIEmptyArtifact  = "application/vnd.oci.empty.v1+json"
+	MediaTypeOCIIndex         = "application/vnd.oci.image.index.v1+json"
+	MediaTypeOCIManifest      = "application/vnd.oci.image.manifest.v1+json"
+	MediaTypeDockerList       = "application/vnd.docker.distribution.manifest.list.v2+json"
+	MediaTypeDockerManifest   = "application/vnd.docker.distribution.manifest.v2+json"
+	mediaTypeOCIEmptyArtifact = "application/vnd.oci.empty.v1+json"
 )
 
 // parsed is what the cache needs to know of a manifest's content.

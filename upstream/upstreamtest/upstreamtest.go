@@ -139,7 +139,9 @@ func Setup() remote.Option {
 }
 
 // SetupClient is an HTTP client whose requests are the test's own.
-func SetupClient() *http.Client { return &http.Client{Transport: setupTransport{http.DefaultTransport}} }
+func SetupClient() *http.Client {
+	return &http.Client{Transport: setupTransport{http.DefaultTransport}}
+}
 
 func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get(setupHeader) != "" {
