@@ -81,6 +81,9 @@ func newEnv(t *testing.T, o envOpt) *env {
 		o.endpoint = e.up.URL()
 	}
 	log := zap.NewNop()
+	if testing.Verbose() {
+		log = zap.NewExample()
+	}
 	store, err := fsstore.New(e.storage + "/content")
 	if err != nil {
 		t.Fatal(err)
@@ -180,4 +183,11 @@ func errorCode(b []byte) string {
 	}
 	s = s[i+8:]
 	return s[:strings.Index(s, `"`)]
+}
+
+// upstreamtestServer serves h on a new httptest server and returns its URL.
+func upstreamtestServer(t *testing.T, h http.Handler) string {
+	s := httptest.NewServer(h)
+	t.Cleanup(s.Close)
+	return s.URL
 }

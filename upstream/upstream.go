@@ -72,8 +72,9 @@ type Client interface {
 	// Manifest fetches a manifest by tag or digest (its body unless head).
 	// A body fetched by digest is verified against it.
 	Manifest(ctx context.Context, r Repo, ref string, head bool) (Manifest, error)
-	// Blob starts a GET of blob d from offset (a Range request when > 0).
-	Blob(ctx context.Context, r Repo, d digest.Digest, offset int64) (BlobBody, error)
+	// Blob starts a GET of blob d from offset (a Range request when > 0;
+	// size, when >= 0, is the blob's known size, for a closed range).
+	Blob(ctx context.Context, r Repo, d digest.Digest, offset, size int64) (BlobBody, error)
 	// StatBlob returns the blob's size with a HEAD.
 	StatBlob(ctx context.Context, r Repo, d digest.Digest) (int64, error)
 	// Referrers fetches the referrers index of d, filtered by artifactType

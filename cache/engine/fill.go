@@ -240,7 +240,7 @@ func (e *Engine) linkFilled(f *fill) error {
 func (e *Engine) fetchBlob(ctx context.Context, f *fill, log *zap.Logger, start time.Time) error {
 	rule := f.target.rule
 	e.m.upstream(rule, "blob", "GET")
-	body, err := e.up.Blob(ctx, f.target.repo, f.d, 0)
+	body, err := e.up.Blob(ctx, f.target.repo, f.d, 0, -1)
 	if err != nil {
 		return err
 	}
@@ -283,7 +283,7 @@ func (e *Engine) fetchBlob(ctx context.Context, f *fill, log *zap.Logger, start 
 			return fmt.Errorf("upstream body broken after %d bytes, %d resumes: %w", written, attempts-1, rerr)
 		}
 		log.Info("resuming broken upstream body", zap.Int64("offset", written), zap.Int("attempt", attempts), zap.NamedError("cause", rerr))
-		next, err := e.resume(ctx, f, written, attempts)
+		next, err := e.resume(ctx, f, written, size, attempts)
 		if err != nil {
 			return err
 		}
@@ -297,14 +297,14 @@ func (e *Engine) fetchBlob(ctx context.Context, f *fill, log *zap.Logger, start 
 
 // resume re-requests the blob from offset. If the upstream ignores Range it
 // skips the bytes already written (they are hashed already).
-func (e *Engine) resume(ctx context.Context, f *fill, offset int64, attempt int) (upstream.BlobBody, error) {
+func (e *Engine) resume(ctx context.Context, f *fill, offset, size int64, attempt int) (upstream.BlobBody, error) {
 	select {
 	case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
 	case <-ctx.Done():
 		return upstream.BlobBody{}, ctx.Err()
 	}
 	e.m.upstream(f.target.rule, "blob", "GET")
-	b, err := e.up.Blob(ctx, f.target.repo, f.d, offset)
+	b, err := e.up.Blob(ctx, f.target.repo, f.d, offset, size)
 	if err != nil {
 		return upstream.BlobBody{}, err
 	}

@@ -57,8 +57,8 @@ func (c *Client) Manifest(ctx context.Context, r upstream.Repo, ref string, head
 	if resp.StatusCode != http.StatusOK {
 		return upstream.Manifest{}, c.statusErr(r, resp)
 	}
-	want, _ := digest.Parse(ref)
-	hdrDigest, _ := digest.Parse(resp.Header.Get("Docker-Content-Digest"))
+	want := parsedOrEmpty(ref)
+	hdrDigest := parsedOrEmpty(resp.Header.Get("Docker-Content-Digest"))
 	mt := mediaType(resp.Header.Get("Content-Type"))
 	if head {
 		d := want
@@ -82,7 +82,7 @@ func (c *Client) Manifest(ctx context.Context, r upstream.Repo, ref string, head
 	if d == "" {
 		d = hdrDigest
 	}
-	if d == "" || d.Validate() != nil {
+	if d == "" {
 		d = digest.FromBytes(body)
 	}
 	if got := d.Algorithm().FromBytes(body); got != d {
@@ -99,6 +99,15 @@ func (c *Client) Manifest(ctx context.Context, r upstream.Repo, ref string, head
 	return upstream.Manifest{Digest: d, MediaType: mt, Size: int64(len(body)), Body: body}, nil
 }
 
+// parsedOrEmpty returns s as a digest if it is a valid one, else "".
+func parsedOrEmpty(s string) digest.Digest {
+	d, err := digest.Parse(s)
+	if err != nil {
+		return ""
+	}
+	return d
+}
+
 func mediaType(ct string) string {
 	if ct == "" {
 		return ""
@@ -111,9 +120,12 @@ func mediaType(ct string) string {
 }
 
 // Blob implements upstream.Client.
-func (c *Client) Blob(ctx context.Context, r upstream.Repo, d digest.Digest, offset int64) (upstream.BlobBody, error) {
+func (c *Client) Blob(ctx context.Context, r upstream.Repo, d digest.Digest, offset, size int64) (upstream.BlobBody, error) {
 	hdr := http.Header{}
-	if offset > 0 {
+	switch {
+	case offset > 0 && size > offset:
+		hdr.Set("Range", fmt.Sprintf("bytes=%d-%d", offset, size-1))
+	case offset > 0:
 		hdr.Set("Range", fmt.Sprintf("bytes=%d-", offset))
 	}
 	resp, err := c.do(ctx, r, http.MethodGet, "/blobs/"+d.String(), hdr)

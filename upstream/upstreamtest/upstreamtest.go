@@ -40,6 +40,12 @@ type Fault struct {
 	CutAfter   int64         // send this many body bytes, then drop the connection (>0)
 	Corrupt    bool          // flip a byte in the body, keeping headers
 	Drop       bool          // drop the connection without an answer
+	// PauseAfter sends this many body bytes (>0), then waits for Resume
+	// to be closed before sending the rest.
+	PauseAfter int64
+	Resume     <-chan struct{}
+	// IgnoreRange answers Range requests with the whole body (200).
+	IgnoreRange bool
 }
 
 // Upstream is a test registry. It is safe for concurrent use.
@@ -181,7 +187,11 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(f.Status)
 		fmt.Fprintf(w, `{"errors":[{"code":"UNAVAILABLE","message":"injected %d"}]}`, f.Status)
-	case f.CutAfter > 0 || f.Corrupt:
+	case f.CutAfter > 0 || f.Corrupt || f.PauseAfter > 0 || f.IgnoreRange:
+		if f.IgnoreRange {
+			r = r.Clone(r.Context())
+			r.Header.Del("Range")
+		}
 		rec := httptest.NewRecorder()
 		u.inner.ServeHTTP(rec, r)
 		for k, v := range rec.Header() {
@@ -192,6 +202,16 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 			body[len(body)/2] ^= 0xff
 		}
 		w.WriteHeader(rec.Code)
+		if f.PauseAfter > 0 && f.PauseAfter < int64(len(body)) {
+			w.Write(body[:f.PauseAfter])
+			w.(http.Flusher).Flush()
+			select {
+			case <-f.Resume:
+			case <-r.Context().Done():
+				return
+			}
+			body = body[f.PauseAfter:]
+		}
 		if f.CutAfter > 0 && f.CutAfter < int64(len(body)) {
 			w.Write(body[:f.CutAfter])
 			w.(http.Flusher).Flush()
