@@ -46,13 +46,14 @@ func (c *clock) Advance(d time.Duration) {
 // env is airlock (engine + registry over httptest) in front of a test
 // upstream reached as mcr.microsoft.com through an endpoint override.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	up      *upstreamtest.Upstream
 	srv     *httptest.Server
 	eng     *engine.Engine
 	clock   *clock
 	prom    *prometheus.Registry
 	storage string
+	client  *http.Client
 }
 
 type envOpt struct {
@@ -67,7 +68,7 @@ func aksRule() rules.Rule {
 	return rules.Rule{Name: "aks-managed-mcr", Source: mcr + "/*", Target: "aks-managed-repository/*"}
 }
 
-func newEnv(t *testing.T, o envOpt) *env {
+func newEnv(t testing.TB, o envOpt) *env {
 	t.Helper()
 	e := &env{t: t, clock: &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}, prom: prometheus.NewRegistry(), storage: t.TempDir()}
 	e.up = o.upstream
@@ -114,6 +115,9 @@ func newEnv(t *testing.T, o envOpt) *env {
 	}
 	e.srv = httptest.NewServer(reg)
 	t.Cleanup(e.srv.Close)
+	tr := &http.Transport{MaxIdleConnsPerHost: 16}
+	e.client = &http.Client{Transport: tr}
+	t.Cleanup(tr.CloseIdleConnections)
 	return e
 }
 
@@ -127,7 +131,7 @@ func (e *env) do(method, path string, hdr ...string) (*http.Response, []byte) {
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.client.Do(req)
 	if err != nil {
 		e.t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -186,7 +190,7 @@ func errorCode(b []byte) string {
 }
 
 // upstreamtestServer serves h on a new httptest server and returns its URL.
-func upstreamtestServer(t *testing.T, h http.Handler) string {
+func upstreamtestServer(t testing.TB, h http.Handler) string {
 	s := httptest.NewServer(h)
 	t.Cleanup(s.Close)
 	return s.URL

@@ -27,7 +27,7 @@ func layerOf(t *testing.T, img v1.Image) (v1.Hash, []byte) {
 // get starts a GET and returns the response without reading the body.
 func (e *env) get(ctx context.Context, path string) (*http.Response, error) {
 	req, _ := http.NewRequestWithContext(ctx, "GET", e.srv.URL+path, nil)
-	return http.DefaultClient.Do(req)
+	return e.client.Do(req)
 }
 
 func TestSingleFlightBlob(t *testing.T) {

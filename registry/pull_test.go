@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/airlock/airlock/upstream/upstreamtest"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
@@ -279,7 +278,7 @@ func (e *env) pushReferrer(t *testing.T, upRepo string, img v1.Image, artifactTy
 	ref := e.up.Ref(t, upRepo+":sig")
 	// Push the empty blob, then the manifest, with plain HTTP.
 	base := e.up.URL() + "/v2/" + upRepo
-	hc := upstreamtest.SetupClient()
+	hc := e.up.SetupClient()
 	resp, err := hc.Post(base+"/blobs/uploads/?digest=sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", "application/octet-stream", bytes.NewReader(empty))
 	if err != nil || resp.StatusCode != 201 {
 		t.Fatalf("push empty blob: %v %v", err, resp)
@@ -292,7 +291,7 @@ func (e *env) pushReferrer(t *testing.T, upRepo string, img v1.Image, artifactTy
 		t.Fatalf("push referrer: %v %v", err, resp)
 	}
 	resp.Body.Close()
-	desc, err := remote.Head(ref, upstreamtest.Setup())
+	desc, err := remote.Head(ref, e.up.Setup())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,6 +58,7 @@ type Upstream struct {
 	counts map[string]int
 	faults []*faultState
 	inner  http.Handler
+	pool   *http.Transport
 }
 
 type faultState struct {
@@ -67,9 +68,10 @@ type faultState struct {
 
 // New starts an upstream with referrers support; it is closed with t.
 func New(t testing.TB) *Upstream {
-	u := &Upstream{counts: map[string]int{}, inner: registry.New(registry.WithReferrersSupport(true), registry.Logger(log.New(io.Discard, "", 0)))}
+	u := &Upstream{counts: map[string]int{}, pool: &http.Transport{}, inner: registry.New(registry.WithReferrersSupport(true), registry.Logger(log.New(io.Discard, "", 0)))}
 	u.Server = httptest.NewServer(http.HandlerFunc(u.serve))
 	t.Cleanup(u.Server.Close)
+	t.Cleanup(u.pool.CloseIdleConnections)
 	pu, _ := url.Parse(u.Server.URL)
 	u.Host = pu.Host
 	return u
@@ -139,14 +141,16 @@ func (s setupTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return s.inner.RoundTrip(r)
 }
 
-// Setup is a remote option that marks requests as the test's own.
-func Setup() remote.Option {
-	return remote.WithTransport(setupTransport{http.DefaultTransport})
+// Setup is a remote option that marks requests as the test's own. It has
+// its own connection pool: httptest servers closing elsewhere reset
+// http.DefaultTransport's.
+func (u *Upstream) Setup() remote.Option {
+	return remote.WithTransport(setupTransport{u.pool})
 }
 
 // SetupClient is an HTTP client whose requests are the test's own.
-func SetupClient() *http.Client {
-	return &http.Client{Transport: setupTransport{http.DefaultTransport}}
+func (u *Upstream) SetupClient() *http.Client {
+	return &http.Client{Transport: setupTransport{u.pool}}
 }
 
 func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
@@ -240,7 +244,7 @@ func (u *Upstream) PushImage(t testing.TB, repoTag string, size int64, layers in
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Write(u.Ref(t, repoTag), img, Setup()); err != nil {
+	if err := remote.Write(u.Ref(t, repoTag), img, u.Setup()); err != nil {
 		t.Fatal(err)
 	}
 	return img
@@ -259,7 +263,7 @@ func (u *Upstream) PushIndex(t testing.TB, repoTag string, size int64) v1.ImageI
 		img = mutate.MediaType(img, types.OCIManifestSchema1)
 		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
 	}
-	if err := remote.WriteIndex(u.Ref(t, repoTag), idx, Setup()); err != nil {
+	if err := remote.WriteIndex(u.Ref(t, repoTag), idx, u.Setup()); err != nil {
 		t.Fatal(err)
 	}
 	return idx

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/airlock/airlock"
+
+// The dependency direction of STYLE.md: contracts import nothing of ours,
+// the registry front end only the cache contract, and nothing but this
+// command wires implementations together or imports the bench.
+func TestDependencyDirection(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		pkg     string
+		allowed []string // module packages it may depend on (transitively)
+	}{
+		{"rules", nil},
+		{"cache", nil},
+		{"cache/content", nil},
+		{"upstream", nil},
+		{"registry", []string{"cache"}},
+		{"cache/engine", []string{"cache", "cache/content", "cache/meta", "rules", "upstream"}},
+		{"upstream/ociclient", []string{"upstream"}},
+	}
+	for _, c := range cases {
+		t.Run(c.pkg, func(t *testing.T) {
+			t.Parallel()
+			out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", module+"/"+c.pkg).CombinedOutput()
+			if err != nil {
+				t.Fatalf("go list: %v\n%s", err, out)
+			}
+			allowed := map[string]bool{module + "/" + c.pkg: true}
+			for _, a := range c.allowed {
+				allowed[module+"/"+a] = true
+			}
+			for _, dep := range strings.Fields(string(out)) {
+				if strings.HasPrefix(dep, module+"/") && !allowed[dep] {
+					t.Errorf("%s depends on %s", c.pkg, dep)
+				}
+				if strings.HasPrefix(dep, module+"/bench") {
+					t.Errorf("%s imports the bench", c.pkg)
+				}
+			}
+		})
+	}
+}
