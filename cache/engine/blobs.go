@@ -13,8 +13,8 @@ import (
 	"go.uber.org/zap"
 )
 
-// Blob implements cache.BlobSource.
-func (e *Engine) Blob(ctx context.Context, repo string, d digest.Digest, head bool) (*cache.Blob, error) {
+// blob serves Blob (see access.go).
+func (e *Engine) blob(ctx context.Context, repo string, d digest.Digest, head bool) (*cache.Blob, error) {
 	if !rules.ValidRepository(repo) {
 		return nil, fmt.Errorf("%w: %q", cache.ErrNameInvalid, repo)
 	}

@@ -38,6 +38,7 @@ type Engine struct {
 	maxManifest       int64
 
 	policy atomic.Pointer[policy]
+	access AccessRecorder // nil: not tracked
 
 	mu    sync.Mutex
 	fills map[digest.Digest]*fill

@@ -32,8 +32,8 @@ func ValidTag(s string) bool {
 	return true
 }
 
-// Manifest implements cache.ManifestSource.
-func (e *Engine) Manifest(ctx context.Context, repo, ref string, head bool) (*cache.Manifest, error) {
+// manifest serves Manifest (see access.go).
+func (e *Engine) manifest(ctx context.Context, repo, ref string, head bool) (*cache.Manifest, error) {
 	if !rules.ValidRepository(repo) {
 		return nil, fmt.Errorf("%w: %q", cache.ErrNameInvalid, repo)
 	}

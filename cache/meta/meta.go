@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -73,6 +74,9 @@ type Referrers struct {
 // Index is the badger-backed metadata index.
 type Index struct {
 	db *badger.DB
+	// gate is held shared by writes that add links and exclusively by
+	// Exclusive (see gate.go).
+	gate sync.RWMutex
 }
 
 // Options tune the index.
@@ -190,7 +194,7 @@ func (x *Index) Tag(repo, tag string) (Tag, error) {
 
 // PutTag records a tag, creating the repository record if needed.
 func (x *Index) PutTag(repo, tag string, t Tag) error {
-	return wrap("put tag", x.db.Update(func(txn *badger.Txn) error {
+	return wrap("put tag", x.update(func(txn *badger.Txn) error {
 		if err := ensureRepo(txn, repo, t.Origin, t.FetchedAt); err != nil {
 			return err
 		}
@@ -223,7 +227,7 @@ func (x *Index) Manifest(repo string, d digest.Digest) (Manifest, error) {
 // PutManifest links a manifest (whose bytes are in the content store) to
 // repo, and optionally points tag at it in the same transaction.
 func (x *Index) PutManifest(repo string, d digest.Digest, m Manifest, tag string, t Tag) error {
-	return wrap("put manifest", x.db.Update(func(txn *badger.Txn) error {
+	return wrap("put manifest", x.update(func(txn *badger.Txn) error {
 		if err := ensureRepo(txn, repo, m.Origin, m.Added); err != nil {
 			return err
 		}
@@ -250,7 +254,7 @@ func (x *Index) Blob(repo string, d digest.Digest) (Blob, error) {
 
 // LinkBlob links a committed blob to repo.
 func (x *Index) LinkBlob(repo string, d digest.Digest, b Blob) error {
-	return wrap("link blob", x.db.Update(func(txn *badger.Txn) error {
+	return wrap("link blob", x.update(func(txn *badger.Txn) error {
 		if err := ensureRepo(txn, repo, b.Origin, b.Added); err != nil {
 			return err
 		}

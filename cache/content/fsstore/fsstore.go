@@ -240,10 +240,10 @@ func (w *ingest) Commit(ctx context.Context) (content.Info, error) {
 	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
 		return content.Info{}, fmt.Errorf("fsstore: %w", err)
 	}
-	if _, err := os.Stat(final); err == nil {
-		// Already committed by someone else: identical by digest.
-		os.Remove(w.name)
-	} else if err := os.Rename(w.name, final); err != nil {
+	// An identical blob may be committed already: replacing it atomically
+	// (readers keep the file they opened) leaves the blob in place even if
+	// a collector deletes the old file at the same moment.
+	if err := os.Rename(w.name, final); err != nil {
 		return content.Info{}, fmt.Errorf("fsstore: commit %s: %w", w.want, err)
 	} else if err := syncDir(filepath.Dir(final)); err != nil {
 		return content.Info{}, err
@@ -253,7 +253,7 @@ func (w *ingest) Commit(ctx context.Context) (content.Info, error) {
 }
 
 func (w *ingest) info(n int64) (content.Info, error) {
-	fi, err := os.Stat(w.s.path(w.want))
+	fi, err := w.f.Stat() // the committed file, even if already deleted again
 	if err != nil {
 		return content.Info{}, fmt.Errorf("fsstore: stat %s: %w", w.want, err)
 	}

@@ -1,0 +1,142 @@
+package evict
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/airlock/airlock/cache/content"
+	"github.com/airlock/airlock/cache/meta"
+	"github.com/opencontainers/go-digest"
+	"go.uber.org/zap"
+)
+
+// Report is what one collection found and did.
+type Report struct {
+	Before, After int64 // store bytes
+	Quota         int64
+	// EvictedImages counts images (root manifests with what only they
+	// needed) and orphan blob links evicted; EvictedBytes the bytes that
+	// freed.
+	EvictedImages int
+	EvictedBytes  int64
+	// DeletedBlobs and DeletedBytes count blob files deleted: evicted, or
+	// referenced by nothing for longer than the grace period.
+	DeletedBlobs int
+	DeletedBytes int64
+	PinnedBytes  int64
+	PushedBytes  int64
+	Took         time.Duration
+}
+
+// Collect runs one collection now: when the store is over the high
+// watermark it evicts least recently used images until it is under the low
+// one; in any case it deletes blob files nothing references. Serving goes
+// on meanwhile; only link writes (fills finishing, tags moving) wait while
+// the collector decides and deletes.
+func (c *Collector) Collect(ctx context.Context) (Report, error) {
+	c.passMu.Lock()
+	defer c.passMu.Unlock()
+	start := time.Now()
+	p := c.policy.Load()
+	rep := Report{Quota: p.MaxBytes}
+	if err := c.tracker.Flush(c.index); err != nil {
+		c.log.Warn("flush access times", zap.Error(err))
+	}
+	c.pending.Store(0)
+	files := map[digest.Digest]content.Info{}
+	sizes := map[digest.Digest]int64{}
+	err := c.store.Walk(ctx, func(info content.Info) error {
+		files[info.Digest] = info
+		sizes[info.Digest] = info.Size
+		rep.Before += info.Size
+		return nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("evict: walk store: %w", err)
+	}
+	c.walked.Store(rep.Before)
+	err = c.index.Exclusive(func() error {
+		m, err := c.load(p)
+		if err != nil {
+			return err
+		}
+		pl := &plan{freed: map[digest.Digest]bool{}}
+		if p.MaxBytes > 0 && rep.Before > p.high() {
+			pl = m.evict(rep.Before, p.low(), sizes)
+		}
+		rep.EvictedImages, rep.EvictedBytes = pl.images, pl.bytes
+		rep.PinnedBytes = m.heldBy(func(n *node) bool { return n.pinned }, sizes)
+		rep.PushedBytes = m.heldBy(func(n *node) bool { return n.rec.Origin == meta.OriginPush }, sizes)
+		// Links first: a crash from here on leaves only unreferenced files.
+		var forget []accessKey
+		for _, r := range m.repos {
+			rm := r.removal
+			if len(rm.Tags)+len(rm.Manifests)+len(rm.Blobs) == 0 {
+				continue
+			}
+			if err := c.index.Remove(rm); err != nil {
+				return err
+			}
+			for _, d := range append(append([]digest.Digest(nil), rm.Manifests...), rm.Blobs...) {
+				forget = append(forget, accessKey{r.name, d})
+			}
+		}
+		c.tracker.forget(forget)
+		if len(m.stale) > 0 {
+			if err := c.index.DeleteAccess(m.stale); err != nil {
+				c.log.Warn("drop stale access times", zap.Error(err))
+			}
+		}
+		// Then the bytes.
+		now := c.now()
+		for d, info := range files {
+			if m.holders[d] > 0 || c.busy(d) {
+				continue
+			}
+			if !pl.freed[d] && now.Sub(info.ModTime) < c.grace {
+				continue // maybe a fill or push about to link it
+			}
+			if cur, err := c.store.Stat(ctx, d); err != nil || !cur.ModTime.Equal(info.ModTime) {
+				continue // gone, or written again since the walk: someone is committing it
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := c.store.Delete(ctx, d); err != nil {
+				if errors.Is(err, content.ErrNotFound) {
+					continue
+				}
+				return err
+			}
+			rep.DeletedBlobs++
+			rep.DeletedBytes += info.Size
+		}
+		return nil
+	})
+	c.walked.Add(-rep.DeletedBytes)
+	rep.After = rep.Before - rep.DeletedBytes
+	rep.Took = time.Since(start)
+	c.m.runs.Inc()
+	c.m.duration.Observe(rep.Took.Seconds())
+	c.m.evictedImages.Add(float64(rep.EvictedImages))
+	c.m.evictedBytes.Add(float64(rep.EvictedBytes))
+	c.m.deleted.Add(float64(rep.DeletedBlobs))
+	if err != nil {
+		return rep, fmt.Errorf("evict: %w", err)
+	}
+	c.m.pinned.Set(float64(rep.PinnedBytes))
+	c.m.pushed.Set(float64(rep.PushedBytes))
+	level, msg := zap.InfoLevel, "garbage collection"
+	if p.MaxBytes > 0 && rep.After > p.high() {
+		level, msg = zap.WarnLevel, "garbage collection: still over the high watermark; the rest is pinned, pushed or in use"
+	}
+	c.log.Log(level, msg,
+		zap.Int64("bytes_before", rep.Before), zap.Int64("bytes_after", rep.After), zap.Int64("quota", rep.Quota),
+		zap.Int("evicted_images", rep.EvictedImages), zap.Int64("evicted_bytes", rep.EvictedBytes),
+		zap.Int("deleted_blobs", rep.DeletedBlobs), zap.Int64("deleted_bytes", rep.DeletedBytes),
+		zap.Int64("pinned_bytes", rep.PinnedBytes), zap.Int64("pushed_bytes", rep.PushedBytes),
+		zap.Duration("took", rep.Took))
+	return rep, nil
+}

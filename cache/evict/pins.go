@@ -1,0 +1,133 @@
+package evict
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+
+	"github.com/airlock/airlock/cache/meta"
+)
+
+// PinInfo is a pin as listed: from the configuration file or set at run
+// time (by the control module, for a cluster's bootstrap images).
+type PinInfo struct {
+	Ref    string `json:"ref"`
+	Source string `json:"source"` // "config" or "api"
+	Owner  string `json:"owner,omitempty"`
+}
+
+// Pin keeps refs ("repo:tag" or "repo@digest") from eviction until
+// unpinned; owner (optional) groups them. Pins set this way are stored in
+// the index and survive restarts.
+func (c *Collector) Pin(refs []string, owner string) error {
+	ps := make([]meta.Pin, 0, len(refs))
+	for _, s := range refs {
+		r, err := ParseRef(s)
+		if err != nil {
+			return err
+		}
+		ps = append(ps, meta.Pin{Ref: r.String(), Owner: owner, Added: c.now()})
+	}
+	return c.index.PutPins(ps)
+}
+
+// Unpin removes run-time pins: those of refs, and all of owner's when owner
+// is not empty. Pins from the configuration stay. It returns how many it
+// removed.
+func (c *Collector) Unpin(refs []string, owner string) (int, error) {
+	norm := make([]string, 0, len(refs))
+	for _, s := range refs {
+		r, err := ParseRef(s)
+		if err != nil {
+			return 0, err
+		}
+		norm = append(norm, r.String())
+	}
+	return c.index.DeletePins(norm, owner)
+}
+
+// Pins lists every pin, sorted by reference.
+func (c *Collector) Pins() ([]PinInfo, error) {
+	var out []PinInfo
+	for _, r := range c.policy.Load().pins {
+		out = append(out, PinInfo{Ref: r.String(), Source: "config"})
+	}
+	stored, err := c.index.Pins()
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range stored {
+		out = append(out, PinInfo{Ref: p.Ref, Source: "api", Owner: p.Owner})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Ref < out[j].Ref })
+	return out, nil
+}
+
+// pinRequest is the body of POST and DELETE on the pins API.
+type pinRequest struct {
+	Refs  []string `json:"refs"`
+	Owner string   `json:"owner,omitempty"`
+}
+
+// PinsHandler serves the pins API (mounted at /admin/pins):
+//
+//	GET    -> 200 {"pins":[{"ref","source","owner"}]}
+//	POST   {"refs":[...],"owner":"..."} -> 204: pin
+//	DELETE {"refs":[...],"owner":"..."} -> 200 {"removed":N}: unpin refs, and
+//	       all of owner's pins when owner is set
+func (c *Collector) PinsHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet:
+			ps, err := c.Pins()
+			if err != nil {
+				httpError(w, http.StatusInternalServerError, err)
+				return
+			}
+			if ps == nil {
+				ps = []PinInfo{}
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"pins": ps})
+		case http.MethodPost, http.MethodDelete:
+			var req pinRequest
+			dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&req); err != nil {
+				httpError(w, http.StatusBadRequest, fmt.Errorf("body: %w", err))
+				return
+			}
+			if r.Method == http.MethodPost {
+				if len(req.Refs) == 0 {
+					httpError(w, http.StatusBadRequest, fmt.Errorf("refs is empty"))
+					return
+				}
+				if err := c.Pin(req.Refs, req.Owner); err != nil {
+					httpError(w, http.StatusBadRequest, err)
+					return
+				}
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+			n, err := c.Unpin(req.Refs, req.Owner)
+			if err != nil {
+				httpError(w, http.StatusBadRequest, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]int{"removed": n})
+		default:
+			w.Header().Set("Allow", "GET, POST, DELETE")
+			httpError(w, http.StatusMethodNotAllowed, fmt.Errorf("method %s", r.Method))
+		}
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func httpError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, map[string]string{"error": err.Error()})
+}
