@@ -3,12 +3,12 @@ package evict
 import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
-	pinned, pushed       prometheus.Gauge
-	evictedImages        prometheus.Counter
-	evictedBytes         prometheus.Counter
-	runs, deleted        prometheus.Counter
-	duration             prometheus.Histogram
-	stored, quota        prometheus.Collector
+	pinned, pushed prometheus.Gauge
+	evictedImages  prometheus.Counter
+	evictedBytes   prometheus.Counter
+	runs, deleted  prometheus.Counter
+	duration       prometheus.Histogram
+	stored, quota  prometheus.Collector
 }
 
 func newMetrics(reg prometheus.Registerer, c *Collector) (*metrics, error) {

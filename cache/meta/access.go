@@ -55,4 +55,3 @@ func (x *Index) DeleteAccess(as []Access) error {
 	}
 	return wrap("delete access", wb.Flush())
 }
-
