@@ -6,6 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
 	"go.uber.org/zap"
@@ -45,6 +48,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	fmt.Fprintf(stdout, "airlock: serving on http://%s (storage %s, %d cache rules)\n", srv.Addr(), cfg.Storage.Dir, len(cfg.Rules))
 	log.Info("serving", zap.String("addr", srv.Addr()), zap.String("storage", cfg.Storage.Dir))
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP) // reload the configuration
+	defer signal.Stop(hup)
+	go srv.watchReload(ctx, *path, hup)
 	if err := srv.Serve(ctx); err != nil {
 		fmt.Fprintf(stderr, "airlock serve: %v\n", err)
 		return 1

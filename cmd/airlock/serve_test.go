@@ -91,6 +91,7 @@ log:
 	go func() { done <- run(ctx, []string{"serve", "--config", p}, &stdout, io.Discard) }()
 	base := "http://" + addr
 	waitHTTP(t, base+"/healthz")
+	waitHTTP(t, base+"/readyz") // the store check is done
 	resp, err := http.Get(base + "/v2/aks-managed-repository/oss/kubernetes/pause/manifests/3.10?ns=mcr.microsoft.com")
 	if err != nil {
 		t.Fatal(err)

@@ -31,6 +31,8 @@ type server struct {
 	engine *engine.Engine
 	http   *http.Server
 	ln     net.Listener
+	up     *ociclient.Client
+	ops    *ops
 }
 
 func newLogger(c config.Log) (*zap.Logger, error) {
@@ -77,11 +79,7 @@ func newServer(cfg *config.Config, log *zap.Logger) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	eps := make([]ociclient.Endpoint, 0, len(cfg.Upstreams))
-	for _, u := range cfg.Upstreams {
-		eps = append(eps, ociclient.Endpoint{Host: u.Host, URL: u.Endpoint, Insecure: u.Insecure})
-	}
-	up, err := ociclient.New(eps, log.Named("upstream"), promReg)
+	up, err := ociclient.New(endpoints(cfg), log.Named("upstream"), promReg)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +87,12 @@ func newServer(cfg *config.Config, log *zap.Logger) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	var opts []engine.Option
+	ops, err := newOps(cfg, store, index, log, promReg)
+	if err != nil {
+		index.Close()
+		return nil, err
+	}
+	opts := ops.engineOptions()
 	if d := time.Duration(cfg.Cache.FillTimeout); d > 0 {
 		opts = append(opts, engine.WithFillTimeout(d))
 	}
@@ -102,14 +105,15 @@ func newServer(cfg *config.Config, log *zap.Logger) (*server, error) {
 	if n := cfg.Cache.MaxManifestBytes; n > 0 {
 		opts = append(opts, engine.WithMaxManifestSize(n))
 	}
-	eng, err := engine.New(store, index, up, log.Named("cache"), promReg, opts...)
+	eng, err := engine.New(ops.col.Store(), index, up, log.Named("cache"), promReg, opts...)
 	if err != nil {
 		index.Close()
 		return nil, err
 	}
+	ops.busy = eng.Filling
 	eng.SetRules(set, creds)
-	reg, err := registry.New(eng, log.Named("http"), promReg,
-		registry.WithRoute("/metrics", "metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})))
+	reg, err := registry.New(eng, log.Named("http"), promReg, append(ops.routes(),
+		registry.WithRoute("/metrics", "metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})))...)
 	if err != nil {
 		index.Close()
 		return nil, err
@@ -120,22 +124,26 @@ func newServer(cfg *config.Config, log *zap.Logger) (*server, error) {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	hs := &http.Server{
-		Handler:           reg,
+		Handler:           ops.gate(reg),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          zap.NewStdLog(log.Named("http-server")),
 	}
-	return &server{cfg: cfg, log: log, index: index, engine: eng, http: hs, ln: ln}, nil
+	return &server{cfg: cfg, log: log, index: index, engine: eng, http: hs, ln: ln, up: up, ops: ops}, nil
 }
 
 // Addr is the address the server listens on.
 func (s *server) Addr() string { return s.ln.Addr().String() }
 
 // Serve answers until ctx is done, then shuts down gracefully: it stops
-// accepting, lets in-flight responses finish within a deadline, and closes
+// accepting, lets in-flight responses finish within a deadline, stops the
+// collector, waits for running fills within the same deadline, and closes
 // the index.
 func (s *server) Serve(ctx context.Context) error {
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
+	opsCtx, stopOps := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopOps()
+	s.ops.start(opsCtx, errc)
 	go func() { errc <- s.http.Serve(s.ln) }()
 	var serveErr error
 	select {
@@ -147,6 +155,7 @@ func (s *server) Serve(ctx context.Context) error {
 	if err := s.http.Shutdown(sctx); err != nil {
 		s.log.Warn("shutdown: in-flight requests cut", zap.Error(err))
 	}
+	s.shutdownOps(sctx, stopOps)
 	if err := s.index.Close(); err != nil {
 		return err
 	}

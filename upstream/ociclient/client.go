@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/airlock/airlock/upstream"
@@ -62,7 +63,7 @@ type Client struct {
 	headerTimeout time.Duration
 	maxManifest   int64
 
-	endpoints map[string]Endpoint
+	endpoints atomic.Pointer[map[string]Endpoint] // replaced whole by SetEndpoints
 
 	mu     sync.Mutex
 	bases  map[string]http.RoundTripper // per endpoint URL
@@ -82,24 +83,17 @@ func New(endpoints []Endpoint, log *zap.Logger, reg prometheus.Registerer, opts 
 		userAgent:     "airlock",
 		headerTimeout: 60 * time.Second,
 		maxManifest:   DefaultMaxManifestSize,
-		endpoints:     map[string]Endpoint{},
 		bases:         map[string]http.RoundTripper{},
 		scoped:        map[string]*scopedEntry{},
 	}
 	for _, o := range opts {
 		o(c)
 	}
-	for _, ep := range endpoints {
-		if ep.URL == "" {
-			ep.URL = "https://" + ep.Host
-		}
-		u, err := url.Parse(ep.URL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
-			return nil, fmt.Errorf("upstream %s: endpoint %q must be http(s)://host[:port]", ep.Host, ep.URL)
-		}
-		ep.URL = u.Scheme + "://" + u.Host
-		c.endpoints[ep.Host] = ep
+	eps, err := endpointMap(endpoints)
+	if err != nil {
+		return nil, err
 	}
+	c.endpoints.Store(&eps)
 	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, err
@@ -109,7 +103,7 @@ func New(endpoints []Endpoint, log *zap.Logger, reg prometheus.Registerer, opts 
 }
 
 func (c *Client) endpoint(host string) Endpoint {
-	if ep, ok := c.endpoints[host]; ok {
+	if ep, ok := (*c.endpoints.Load())[host]; ok {
 		return ep
 	}
 	return Endpoint{Host: host, URL: "https://" + host}
@@ -119,7 +113,7 @@ func (c *Client) endpoint(host string) Endpoint {
 func (c *Client) base(ep Endpoint) http.RoundTripper {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if rt, ok := c.bases[ep.URL]; ok {
+	if rt, ok := c.bases[baseKey(ep)]; ok {
 		return rt
 	}
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
@@ -143,7 +137,7 @@ func (c *Client) base(ep Endpoint) http.RoundTripper {
 		transport.WithRetryStatusCodes(http.StatusRequestTimeout, http.StatusTooManyRequests,
 			http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout))
 	rt = transport.NewUserAgent(rt, c.userAgent)
-	c.bases[ep.URL] = rt
+	c.bases[baseKey(ep)] = rt
 	return rt
 }
 

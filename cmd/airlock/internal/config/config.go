@@ -25,11 +25,22 @@ type Config struct {
 	CredentialSets []CredentialSet `yaml:"credentialSets"`
 	Log            Log             `yaml:"log"`
 	Cache          Cache           `yaml:"cache"`
+	// Pins are local image references ("repo:tag", "repo@digest") that
+	// eviction never removes.
+	Pins []string `yaml:"pins"`
 }
 
 // Storage says where content and metadata live.
 type Storage struct {
 	Dir string `yaml:"dir"`
+	// MaxBytes bounds the content store ("100GiB", "500MB" or bytes); 0:
+	// unbounded. Past HighWatermark of it, least recently used cached
+	// images are evicted down to LowWatermark of it.
+	MaxBytes      ByteSize `yaml:"maxBytes"`
+	HighWatermark float64  `yaml:"highWatermark"`
+	LowWatermark  float64  `yaml:"lowWatermark"`
+	// GCInterval is how often unreferenced blobs are collected (default 1h).
+	GCInterval Duration `yaml:"gcInterval"`
 }
 
 // Upstream overrides how a registry host is reached.
@@ -181,6 +192,9 @@ func (c *Config) Validate() error {
 	case "json", "console":
 	default:
 		return errorf("config: log.format %q must be json or console", c.Log.Format)
+	}
+	if err := c.validateStorage(); err != nil {
+		return err
 	}
 	_, err := c.RuleSet()
 	return err

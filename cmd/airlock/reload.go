@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"reflect"
+
+	"github.com/airlock/airlock/cmd/airlock/internal/config"
+	"github.com/airlock/airlock/upstream/ociclient"
+	"go.uber.org/zap"
+)
+
+// endpoints are the configuration's upstream endpoint overrides.
+func endpoints(cfg *config.Config) []ociclient.Endpoint {
+	eps := make([]ociclient.Endpoint, 0, len(cfg.Upstreams))
+	for _, u := range cfg.Upstreams {
+		eps = append(eps, ociclient.Endpoint{Host: u.Host, URL: u.Endpoint, Insecure: u.Insecure})
+	}
+	return eps
+}
+
+// watchReload reloads the configuration from path on every signal on hup
+// until ctx ends.
+func (s *server) watchReload(ctx context.Context, path string, hup <-chan os.Signal) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if err := s.reload(path); err != nil {
+				s.log.Error("configuration reload refused; the running configuration stays", zap.String("config", path), zap.Error(err))
+			}
+		}
+	}
+}
+
+// reload applies what can change while serving, without touching
+// connections: rules, credential sets, upstream endpoints, the storage
+// quota and watermarks, and pins. Requests already running finish with the
+// configuration they started with. A file that does not load or validate
+// changes nothing. Settings that need a restart are named in the log.
+func (s *server) reload(path string) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	set, err := cfg.RuleSet()
+	if err != nil {
+		return err
+	}
+	creds, err := credentialSets(cfg)
+	if err != nil {
+		return err
+	}
+	// Everything is validated before anything is swapped.
+	if err := s.up.SetEndpoints(endpoints(cfg)); err != nil {
+		return fmt.Errorf("upstreams: %w", err)
+	}
+	if err := s.ops.col.SetPolicy(cfg.EvictPolicy()); err != nil {
+		return err // validated by Load already; not reached
+	}
+	s.engine.SetRules(set, creds)
+	var restart []string
+	old := s.cfg
+	if cfg.Listen != old.Listen {
+		restart = append(restart, "listen")
+	}
+	if cfg.Storage.Dir != old.Storage.Dir {
+		restart = append(restart, "storage.dir")
+	}
+	if cfg.Storage.GCInterval != old.Storage.GCInterval {
+		restart = append(restart, "storage.gcInterval")
+	}
+	if cfg.Log != old.Log {
+		restart = append(restart, "log")
+	}
+	if !reflect.DeepEqual(cfg.Cache, old.Cache) {
+		restart = append(restart, "cache")
+	}
+	s.cfg = cfg
+	s.log.Info("configuration reloaded", zap.String("config", path), zap.Int("rules", set.Len()),
+		zap.Int("upstreams", len(cfg.Upstreams)), zap.Int("pins", len(cfg.Pins)), zap.Int64("max_bytes", int64(cfg.Storage.MaxBytes)),
+		zap.Strings("unchanged_until_restart", restart))
+	return nil
+}
