@@ -63,12 +63,21 @@ type env struct {
 	index *meta.Index
 	clock *clock
 	prom  *prometheus.Registry
+	dir   string
 }
 
 func newEnv(t *testing.T, p evict.Policy) *env {
 	t.Helper()
+	return newEnvWith(t, p, nil)
+}
+
+// newEnvWith wraps the content store under the collector's accounting
+// (to inject faults) when wrap is not nil.
+func newEnvWith(t *testing.T, p evict.Policy, wrap func(evict.Store) evict.Store) *env {
+	t.Helper()
 	e := &env{t: t, up: upstreamtest.New(t), clock: &clock{now: time.Now()}, prom: prometheus.NewRegistry()}
 	dir := t.TempDir()
+	e.dir = dir
 	log := zap.NewNop()
 	var err error
 	if e.store, err = fsstore.New(dir + "/content"); err != nil {
@@ -84,7 +93,11 @@ func newEnv(t *testing.T, p evict.Policy) *env {
 		t.Fatal(err)
 	}
 	var eng *engine.Engine
-	e.col, err = evict.New(e.store, e.index, log, e.prom, p,
+	var under evict.Store = e.store
+	if wrap != nil {
+		under = wrap(e.store)
+	}
+	e.col, err = evict.New(under, e.index, log, e.prom, p,
 		evict.WithClock(e.clock.Now), evict.WithKickGap(0),
 		evict.WithBusy(func(d digest.Digest) bool { return eng.Filling(d) }))
 	if err != nil {

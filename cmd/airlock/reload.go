@@ -79,7 +79,11 @@ func (s *server) reload(path string) error {
 		restart = append(restart, "cache")
 	}
 	s.cfg = cfg
-	s.log.Info("configuration reloaded", zap.String("config", path), zap.Int("rules", set.Len()),
+	level, msg := zap.InfoLevel, "configuration reloaded"
+	if len(restart) > 0 {
+		level, msg = zap.WarnLevel, "configuration reloaded; some settings need a restart"
+	}
+	s.log.Log(level, msg, zap.String("config", path), zap.Int("rules", set.Len()),
 		zap.Int("upstreams", len(cfg.Upstreams)), zap.Int("pins", len(cfg.Pins)), zap.Int64("max_bytes", int64(cfg.Storage.MaxBytes)),
 		zap.Strings("unchanged_until_restart", restart))
 	return nil

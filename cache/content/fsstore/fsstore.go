@@ -168,6 +168,11 @@ func (s *Store) Ingest(ctx context.Context, d digest.Digest, size int64) (conten
 	if err != nil {
 		return nil, fmt.Errorf("fsstore: ingest %s: %w", d, err)
 	}
+	if err := preallocate(f, size); err != nil {
+		f.Close()
+		os.Remove(name)
+		return nil, fmt.Errorf("fsstore: ingest %s: reserve %d bytes: %w", d, size, err)
+	}
 	return &ingest{s: s, f: f, name: name, want: d, size: size, h: d.Algorithm().Hash()}, nil
 }
 

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// The process tests run the real binary, built once per test run.
+var bin struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if bin.dir != "" {
+		os.RemoveAll(bin.dir)
+	}
+	os.Exit(code)
+}
+
+func airlockBinary(t *testing.T) string {
+	t.Helper()
+	bin.once.Do(func() {
+		bin.dir, bin.err = os.MkdirTemp("", "airlock-test-bin")
+		if bin.err != nil {
+			return
+		}
+		bin.path = filepath.Join(bin.dir, "airlock")
+		out, err := exec.Command("go", "build", "-o", bin.path, ".").CombinedOutput()
+		if err != nil {
+			bin.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if bin.err != nil {
+		t.Fatal(bin.err)
+	}
+	return bin.path
+}
+
+// syncBuffer collects a child's output.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// proc is airlock serve running as a child process.
+type proc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	base   string
+	stderr *syncBuffer
+	exited chan struct{}
+	err    error
+}
+
+// startProc starts airlock serve --config cfg; it listens on addr.
+func startProc(t *testing.T, cfg, addr string) *proc {
+	t.Helper()
+	p := &proc{t: t, base: "http://" + addr, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(airlockBinary(t), "serve", "--config", cfg)
+	p.cmd.Stdout = io.Discard
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() { p.signal(syscall.SIGKILL); <-p.exited })
+	return p
+}
+
+func (p *proc) signal(s syscall.Signal) {
+	select {
+	case <-p.exited:
+	default:
+		p.cmd.Process.Signal(s)
+	}
+}
+
+// waitReady waits until /readyz answers 200.
+func (p *proc) waitReady() {
+	p.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.exited:
+			p.t.Fatalf("airlock exited: %v\n%s", p.err, p.stderr)
+		default:
+		}
+		resp, err := http.Get(p.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.t.Fatalf("airlock never became ready\n%s", p.stderr)
+}
+
+// kill ends the process with SIGKILL and waits for it.
+func (p *proc) kill() {
+	p.signal(syscall.SIGKILL)
+	<-p.exited
+}
+
+// stop sends SIGTERM and returns the exit code.
+func (p *proc) stop(timeout time.Duration) int {
+	p.t.Helper()
+	p.signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(timeout):
+		p.t.Fatalf("airlock did not stop within %v\n%s", timeout, p.stderr)
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// throttle is a reverse proxy to target that sends response bodies slowly,
+// so that fills are in flight long enough to be interrupted.
+func throttle(t *testing.T, target string, chunk int, every time.Duration) string {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.FlushInterval = -1
+	rp.ErrorLog = nil
+	rp.ModifyResponse = func(r *http.Response) error {
+		r.Body = &slowBody{rc: r.Body, chunk: chunk, every: every}
+		return nil
+	}
+	rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) { w.WriteHeader(http.StatusBadGateway) }
+	s := httptest.NewServer(rp)
+	t.Cleanup(s.Close)
+	return s.URL
+}
+
+type slowBody struct {
+	rc    io.ReadCloser
+	chunk int
+	every time.Duration
+}
+
+func (b *slowBody) Read(p []byte) (int, error) {
+	time.Sleep(b.every)
+	if len(p) > b.chunk {
+		p = p[:b.chunk]
+	}
+	return b.rc.Read(p)
+}
+
+func (b *slowBody) Close() error { return b.rc.Close() }
+
+// puller pulls images through a running airlock, checking every complete
+// body against its digest.
+type puller struct {
+	base   string
+	client *http.Client
+}
+
+func newPuller(base string) *puller {
+	return &puller{base: base, client: &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}}
+}
+
+// errCorrupt marks a complete 200 response whose bytes are wrong: never
+// acceptable, even from a server being killed.
+type errCorrupt struct{ msg string }
+
+func (e *errCorrupt) Error() string { return e.msg }
+
+func (p *puller) get(path string, want digest.Digest) ([]byte, error) {
+	resp, err := p.client.Get(p.base + path)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err // cut: the client sees a broken transfer and retries
+	}
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("%s: %d %s", path, resp.StatusCode, b)
+	}
+	if resp.ContentLength >= 0 && int64(len(b)) != resp.ContentLength {
+		return nil, &errCorrupt{fmt.Sprintf("%s: %d bytes of %d without an error", path, len(b), resp.ContentLength)}
+	}
+	if want != "" {
+		sum := sha256.Sum256(b)
+		if got := "sha256:" + hex.EncodeToString(sum[:]); got != want.String() {
+			return nil, &errCorrupt{fmt.Sprintf("%s: complete response with digest %s", path, got)}
+		}
+	}
+	return b, nil
+}
+
+// pull pulls repo:ref completely (every platform of an index).
+func (p *puller) pull(repo, ref string, want digest.Digest) error {
+	body, err := p.get("/v2/"+repo+"/manifests/"+ref, want)
+	if err != nil {
+		return err
+	}
+	var m struct {
+		Manifests []struct{ Digest digest.Digest } `json:"manifests"`
+		Config    *struct{ Digest digest.Digest } `json:"config"`
+		Layers    []struct{ Digest digest.Digest } `json:"layers"`
+	}
+	if err := json.Unmarshal(body, &m); err != nil {
+		return &errCorrupt{fmt.Sprintf("%s:%s: manifest is not JSON: %v", repo, ref, err)}
+	}
+	for _, c := range m.Manifests {
+		if err := p.pull(repo, c.Digest.String(), c.Digest); err != nil {
+			return err
+		}
+	}
+	if m.Config != nil {
+		m.Layers = append(m.Layers, *m.Config)
+	}
+	for _, l := range m.Layers {
+		if _, err := p.get("/v2/"+repo+"/blobs/"+l.Digest.String(), l.Digest); err != nil {
+			return err
+		}
+	}
+	return nil
+}
