@@ -234,7 +234,7 @@ func (p *puller) pull(repo, ref string, want digest.Digest) error {
 	}
 	var m struct {
 		Manifests []struct{ Digest digest.Digest } `json:"manifests"`
-		Config    *struct{ Digest digest.Digest } `json:"config"`
+		Config    *struct{ Digest digest.Digest }  `json:"config"`
 		Layers    []struct{ Digest digest.Digest } `json:"layers"`
 	}
 	if err := json.Unmarshal(body, &m); err != nil {
