@@ -24,6 +24,10 @@ func TestDependencyDirection(t *testing.T) {
 		{"registry", []string{"cache"}},
 		{"cache/engine", []string{"cache", "cache/content", "cache/meta", "rules", "upstream"}},
 		{"upstream/ociclient", []string{"upstream"}},
+		{"cache/evict", []string{"cache/content", "cache/meta", "rules"}},
+		{"cache/check", []string{"cache/content", "cache/meta"}},
+		{"images", nil},
+		{"bundle", []string{"cache/content", "cache/meta"}},
 	}
 	for _, c := range cases {
 		t.Run(c.pkg, func(t *testing.T) {

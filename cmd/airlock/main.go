@@ -23,7 +23,9 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"serve": {"run the registry cache (--config FILE)", runServe},
+		"serve":  {"run the registry cache (--config FILE)", runServe},
+		"warm":   {"pull an image list through a running airlock (--list FILE)", warmCommand(nil)},
+		"bundle": {"export an image list to an OCI layout tarball, or import one (air gap)", runBundle},
 	}
 }
 

@@ -1,0 +1,117 @@
+package bundle_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlock/airlock/bundle"
+	"github.com/airlock/airlock/cache/content/fsstore"
+	"github.com/airlock/airlock/cache/meta"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"go.uber.org/zap"
+)
+
+func blob(t *testing.T, w *bundle.Writer, b []byte) digest.Digest {
+	t.Helper()
+	d := digest.FromBytes(b)
+	if err := w.Blob(d, int64(len(b)), bytes.NewReader(b)); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// Import loads what it can verify and links images only when each one is
+// complete; a layer missing from the bundle refuses the whole import.
+func TestImport(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name      string
+		skipLayer bool
+		wantErr   string
+	}{
+		{"complete", false, ""},
+		{"missing layer", true, "incomplete image"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			var buf bytes.Buffer
+			w, err := bundle.NewWriter(&buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			layer := []byte("layer bytes")
+			ld := digest.FromBytes(layer)
+			if !c.skipLayer {
+				blob(t, w, layer)
+			}
+			cfg := []byte(`{"architecture":"amd64","os":"linux"}`)
+			cd := blob(t, w, cfg)
+			man := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` + cd.String() + `","size":37},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"` + ld.String() + `","size":11}]}`)
+			md := blob(t, w, man)
+			if w.Blob(md, int64(len(man)), bytes.NewReader(man)) != nil || !w.Has(md) {
+				t.Fatal("a blob added twice must be skipped")
+			}
+			w.Image("example.com/team/app:v1", ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: md, Size: int64(len(man))}, "")
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			store, err := fsstore.New(dir + "/content")
+			if err != nil {
+				t.Fatal(err)
+			}
+			index, err := meta.Open("", zap.NewNop(), meta.Options{InMemory: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer index.Close()
+			mapper := func(ref string) (bundle.Target, error) {
+				if ref != "example.com/team/app:v1" {
+					t.Errorf("ref %q", ref)
+				}
+				return bundle.Target{Repo: "team/app", Tag: "v1", Origin: meta.OriginPush}, nil
+			}
+			rep, err := bundle.Import(context.Background(), &buf, store, index, mapper, time.Now())
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("err %v, want %q", err, c.wantErr)
+				}
+				if _, err := index.Tag("team/app", "v1"); !errors.Is(err, meta.ErrNotFound) {
+					t.Fatalf("a refused import linked the tag: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Images != 1 || rep.Pushed != 1 || rep.Blobs != 3 || rep.Manifests != 1 {
+				t.Fatalf("report %+v", rep)
+			}
+			tag, err := index.Tag("team/app", "v1")
+			if err != nil || tag.Digest != md || tag.Origin != meta.OriginPush {
+				t.Fatalf("tag %+v %v", tag, err)
+			}
+			m, err := index.Manifest("team/app", md)
+			if err != nil || len(m.Refs) != 2 {
+				t.Fatalf("manifest %+v %v", m, err)
+			}
+			if _, err := index.Blob("team/app", ld); err != nil {
+				t.Fatalf("layer link: %v", err)
+			}
+		})
+	}
+}
+
+func TestImportRefusesNonBundles(t *testing.T) {
+	t.Parallel()
+	_, err := bundle.Import(context.Background(), strings.NewReader("not a tarball"), nil, nil, nil, time.Now())
+	if !errors.Is(err, bundle.ErrBadBundle) {
+		t.Fatalf("err %v", err)
+	}
+}

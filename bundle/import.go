@@ -1,0 +1,233 @@
+package bundle
+
+import (
+	"archive/tar"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/airlock/airlock/cache/content"
+	"github.com/airlock/airlock/cache/meta"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Target is where an image of a bundle goes.
+type Target struct {
+	Repo   string      // local repository
+	Tag    string      // "" when the reference names a digest
+	Origin meta.Origin // OriginCache: as if pulled through its rule; OriginPush: as if pushed
+}
+
+// Mapper says where the image named ref (the bundle's ref.name annotation)
+// goes.
+type Mapper func(ref string) (Target, error)
+
+// Store is what import needs of the content store.
+type Store interface {
+	content.Ingester
+	content.Provider
+}
+
+// Report is what an import loaded.
+type Report struct {
+	Images, Cached, Pushed int
+	Manifests, Blobs       int   // blobs in the tarball, manifests among them
+	Bytes                  int64 // bytes of the blobs
+	// Skipped lists index.json entries without a reference name.
+	Skipped []string
+}
+
+// maxIndex bounds index.json and oci-layout.
+const maxIndex = 16 << 20
+
+// Import reads a bundle from r: every blob is written to store and
+// verified against its digest as it streams; then each image named in
+// index.json is checked complete (every manifest it lists and every blob
+// they need, except the platforms left out of an index) and linked under
+// the repository and tag map gives it. Nothing is linked unless every image
+// maps and is complete.
+func Import(ctx context.Context, r io.Reader, store Store, index *meta.Index, mapRef Mapper, now time.Time) (Report, error) {
+	var rep Report
+	var idx *ocispec.Index
+	layout := false
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return rep, fmt.Errorf("%w: %v", ErrBadBundle, err)
+		}
+		name := strings.TrimPrefix(h.Name, "./")
+		switch {
+		case h.Typeflag == tar.TypeDir:
+		case name == ocispec.ImageLayoutFile:
+			var l ocispec.ImageLayout
+			if err := json.NewDecoder(io.LimitReader(tr, maxIndex)).Decode(&l); err != nil || l.Version != ocispec.ImageLayoutVersion {
+				return rep, fmt.Errorf("%w: oci-layout version %q", ErrBadBundle, l.Version)
+			}
+			layout = true
+		case name == ocispec.ImageIndexFile:
+			idx = &ocispec.Index{}
+			if err := json.NewDecoder(io.LimitReader(tr, maxIndex)).Decode(idx); err != nil {
+				return rep, fmt.Errorf("%w: index.json: %v", ErrBadBundle, err)
+			}
+		case strings.HasPrefix(name, "blobs/") && h.Typeflag == tar.TypeReg:
+			parts := strings.Split(name, "/")
+			if len(parts) != 3 {
+				return rep, fmt.Errorf("%w: unexpected entry %q", ErrBadBundle, name)
+			}
+			d := digest.NewDigestFromEncoded(digest.Algorithm(parts[1]), parts[2])
+			if err := d.Validate(); err != nil {
+				return rep, fmt.Errorf("%w: entry %q: %v", ErrBadBundle, name, err)
+			}
+			if err := ingest(ctx, store, d, h.Size, tr); err != nil {
+				return rep, err
+			}
+			rep.Blobs++
+			rep.Bytes += h.Size
+		}
+	}
+	if !layout || idx == nil {
+		return rep, fmt.Errorf("%w: oci-layout or index.json missing", ErrBadBundle)
+	}
+	var plans []plan
+	for _, desc := range idx.Manifests {
+		ref := desc.Annotations[AnnotationRefName]
+		if ref == "" {
+			ref = desc.Annotations[AnnotationContainerdName]
+		}
+		if ref == "" {
+			rep.Skipped = append(rep.Skipped, desc.Digest.String())
+			continue
+		}
+		t, err := mapRef(ref)
+		if err != nil {
+			return rep, fmt.Errorf("bundle: %s: %w", ref, err)
+		}
+		p := plan{ref: ref, target: t}
+		if err := p.walk(ctx, store, desc.Digest, desc.MediaType, desc.Size, true); err != nil {
+			return rep, fmt.Errorf("bundle: %s: %w", ref, err)
+		}
+		plans = append(plans, p)
+	}
+	for _, p := range plans {
+		if err := p.link(index, now); err != nil {
+			return rep, fmt.Errorf("bundle: %s: %w", p.ref, err)
+		}
+		rep.Images++
+		rep.Manifests += len(p.manifests)
+		if p.target.Origin == meta.OriginPush {
+			rep.Pushed++
+		} else {
+			rep.Cached++
+		}
+	}
+	return rep, nil
+}
+
+// ingest streams one blob into the store; Commit verifies size and digest.
+func ingest(ctx context.Context, store Store, d digest.Digest, size int64, r io.Reader) error {
+	w, err := store.Ingest(ctx, d, size)
+	if err != nil {
+		return fmt.Errorf("bundle: blob %s: %w", d, err)
+	}
+	defer w.Close()
+	if _, err := io.Copy(w, r); err != nil {
+		return fmt.Errorf("bundle: blob %s: %w", d, err)
+	}
+	if _, err := w.Commit(ctx); err != nil {
+		return fmt.Errorf("bundle: blob %s does not verify: %w", d, err)
+	}
+	return nil
+}
+
+// plan is one image to link: its manifests (root last) and blobs.
+type plan struct {
+	ref       string
+	target    Target
+	manifests []planned
+	blobs     []descriptor
+}
+
+type planned struct {
+	d   digest.Digest
+	rec meta.Manifest
+}
+
+// walk checks that manifest d and what it needs are stored; an index's
+// children that are not in the bundle are platforms left out.
+func (p *plan) walk(ctx context.Context, store Store, d digest.Digest, mediaType string, size int64, root bool) error {
+	info, err := store.Stat(ctx, d)
+	if err != nil {
+		if !root && errors.Is(err, content.ErrNotFound) {
+			return nil // a platform not bundled
+		}
+		return fmt.Errorf("manifest %s: %w", d, err)
+	}
+	if size > 0 && info.Size != size {
+		return fmt.Errorf("manifest %s: %d bytes, index.json says %d", d, info.Size, size)
+	}
+	body, err := content.ReadAll(ctx, store, d)
+	if err != nil {
+		return err
+	}
+	m, err := parseManifest(body, mediaType)
+	if err != nil {
+		return fmt.Errorf("manifest %s: %w", d, err)
+	}
+	for _, c := range m.Manifests {
+		if err := p.walk(ctx, store, c.Digest, c.MediaType, c.Size, false); err != nil {
+			return err
+		}
+	}
+	for _, b := range m.blobs() {
+		bi, err := store.Stat(ctx, b.Digest)
+		if err != nil {
+			return fmt.Errorf("incomplete image: blob %s of manifest %s: %w", b.Digest, d, err)
+		}
+		if bi.Size != b.Size {
+			return fmt.Errorf("blob %s: %d bytes, manifest %s says %d", b.Digest, bi.Size, d, b.Size)
+		}
+		p.blobs = append(p.blobs, b)
+	}
+	rec := meta.Manifest{MediaType: m.MediaType, Size: info.Size, ArtifactType: m.ArtifactType, Refs: m.refs(), Origin: p.target.Origin}
+	if m.Subject != nil {
+		rec.Subject, rec.Annotations = m.Subject.Digest, m.Annotations
+	}
+	if rec.MediaType == "" {
+		return fmt.Errorf("manifest %s: no media type", d)
+	}
+	p.manifests = append(p.manifests, planned{d: d, rec: rec})
+	return nil
+}
+
+// link records the image in the index: blobs, then children, then the
+// root with its tag.
+func (p *plan) link(index *meta.Index, now time.Time) error {
+	t := p.target
+	for _, b := range p.blobs {
+		if err := index.LinkBlob(t.Repo, b.Digest, meta.Blob{Size: b.Size, Origin: t.Origin, Added: now}); err != nil {
+			return err
+		}
+	}
+	for i, m := range p.manifests {
+		m.rec.Added = now
+		tag := ""
+		var tr meta.Tag
+		if i == len(p.manifests)-1 && t.Tag != "" {
+			tag = t.Tag
+			tr = meta.Tag{Digest: m.d, MediaType: m.rec.MediaType, Size: m.rec.Size, FetchedAt: now, Origin: t.Origin}
+		}
+		if err := index.PutManifest(t.Repo, m.d, m.rec, tag, tr); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/airlock/airlock/cmd/airlock/internal/config"
+	"github.com/airlock/airlock/images"
+	"github.com/airlock/airlock/rules"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// sourceFlags say where warm and bundle export pull images from.
+type sourceFlags struct {
+	config, server, platform string
+	concurrency              int
+	insecure, direct         bool
+}
+
+func (f *sourceFlags) register(fs *flag.FlagSet, direct bool) {
+	fs.StringVar(&f.config, "config", "", "airlock configuration: its cache rules map references, its listen address is the server")
+	fs.StringVar(&f.server, "server", "", "URL of the running airlock to pull through (default: http://<listen> of --config)")
+	fs.StringVar(&f.platform, "platform", "", "platforms to take from multi-platform images, e.g. linux/amd64,linux/arm64 (default: all)")
+	fs.IntVar(&f.concurrency, "concurrency", 4, "blobs fetched at once")
+	fs.BoolVar(&f.insecure, "insecure", false, "do not verify TLS certificates")
+	if direct {
+		fs.BoolVar(&f.direct, "direct", false, "pull each reference from its own registry instead of through airlock")
+	}
+}
+
+// source pulls images: through a running airlock, with list references
+// mapped through its cache rules to local repositories, or directly from
+// each reference's registry.
+type source struct {
+	server *url.URL // nil: direct
+	rules  *rules.Set
+	puller *remote.Puller
+	http   bool
+	res    *images.Resolver
+}
+
+func (f *sourceFlags) open() (*source, error) {
+	if f.concurrency < 1 || f.concurrency > 64 {
+		return nil, errors.New("--concurrency must be between 1 and 64")
+	}
+	plats, err := images.ParsePlatforms(f.platform)
+	if err != nil {
+		return nil, err
+	}
+	s := &source{}
+	if f.config != "" {
+		cfg, err := config.Load(f.config)
+		if err != nil {
+			return nil, err
+		}
+		if s.rules, err = cfg.RuleSet(); err != nil {
+			return nil, err
+		}
+		if f.server == "" && !f.direct {
+			host, port, _ := net.SplitHostPort(cfg.Listen)
+			if host == "" || host == "0.0.0.0" || host == "::" {
+				host = "127.0.0.1"
+			}
+			f.server = "http://" + net.JoinHostPort(host, port)
+		}
+	}
+	switch {
+	case f.direct && f.server != "":
+		return nil, errors.New("--direct and --server exclude each other")
+	case f.direct:
+		s.http = f.insecure
+	case f.server == "":
+		return nil, errors.New("say where to pull through: --config FILE or --server URL (or --direct for bundle export)")
+	default:
+		u, err := url.Parse(f.server)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("--server %q must be http(s)://host[:port]", f.server)
+		}
+		s.server, s.http = u, u.Scheme == "http"
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = f.concurrency + 2
+	tr.ResponseHeaderTimeout = 2 * time.Minute
+	if f.insecure {
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for with --insecure
+	}
+	s.puller, err = remote.NewPuller(remote.WithTransport(tr), remote.WithAuthFromKeychain(authn.DefaultKeychain),
+		remote.WithUserAgent("airlock"), remote.WithJobs(f.concurrency))
+	if err != nil {
+		return nil, err
+	}
+	s.res = &images.Resolver{Puller: s.puller, Platforms: plats}
+	return s, nil
+}
+
+// reference maps a list line to what to pull.
+func (s *source) reference(line string) (imageRef, name.Reference, error) {
+	r, err := parseImageRef(line)
+	if err != nil {
+		return r, nil, err
+	}
+	var opts []name.Option
+	if s.http {
+		opts = append(opts, name.Insecure)
+	}
+	target := r.String()
+	if s.server != nil {
+		local, err := localRepo(r, s.rules, s.server.Host)
+		if err != nil {
+			return r, nil, err
+		}
+		sep := ":"
+		if r.Digest != "" {
+			sep = "@"
+		}
+		target = s.server.Host + "/" + local + sep + r.ref()
+	}
+	ref, err := name.ParseReference(target, opts...)
+	if err != nil {
+		return r, nil, fmt.Errorf("%s: %w", line, err)
+	}
+	return r, ref, nil
+}
+
+// readList reads an image list file ("-": standard input).
+func readList(path string) ([]string, error) {
+	f := os.Stdin
+	if path != "-" {
+		var err error
+		if f, err = os.Open(path); err != nil {
+			return nil, err
+		}
+		defer f.Close()
+	}
+	refs, err := images.ParseList(f)
+	if err != nil {
+		return nil, err
+	}
+	if len(refs) == 0 {
+		return nil, fmt.Errorf("%s lists no images", path)
+	}
+	return refs, nil
+}
+
+// platformNote names the platforms asked for, for bundle annotations.
+func (f *sourceFlags) platformNote() string { return strings.ReplaceAll(f.platform, " ", "") }
