@@ -129,7 +129,8 @@ func (c *Collector) Collect(ctx context.Context) (Report, error) {
 	c.m.pinned.Set(float64(rep.PinnedBytes))
 	c.m.pushed.Set(float64(rep.PushedBytes))
 	level, msg := zap.InfoLevel, "garbage collection"
-	if p.MaxBytes > 0 && rep.After > p.high() {
+	c.stuck.Store(p.MaxBytes > 0 && rep.After > p.high())
+	if c.stuck.Load() {
 		level, msg = zap.WarnLevel, "garbage collection: still over the high watermark; the rest is pinned, pushed or in use"
 	}
 	c.log.Log(level, msg,

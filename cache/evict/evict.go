@@ -72,6 +72,7 @@ type Collector struct {
 	pending atomic.Int64 // bytes committed since that walk began
 	kick    chan struct{}
 	passMu  sync.Mutex
+	stuck   atomic.Bool // the last collection could not get under the high watermark
 }
 
 // Option configures a Collector.
@@ -94,7 +95,8 @@ func WithInterval(d time.Duration) Option { return func(c *Collector) { c.interv
 func WithFlushInterval(d time.Duration) Option { return func(c *Collector) { c.flushEvery = d } }
 
 // WithKickGap sets the least time between collections started because the
-// store passed its high watermark.
+// store passed its high watermark, while the last one could not get under
+// it (everything left is pinned, pushed or in use).
 func WithKickGap(d time.Duration) Option { return func(c *Collector) { c.kickGap = d } }
 
 // New returns a collector over store and index.
@@ -225,7 +227,7 @@ func (c *Collector) Run(ctx context.Context) {
 			}
 			return
 		case <-c.kick:
-			if wait := c.kickGap - time.Since(last); wait > 0 {
+			if wait := c.kickGap - time.Since(last); wait > 0 && c.stuck.Load() {
 				select {
 				case <-time.After(wait):
 				case <-ctx.Done():
