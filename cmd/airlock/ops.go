@@ -103,6 +103,7 @@ func (o *ops) start(ctx context.Context, errc chan<- error) {
 // shutdownOps stops the collector (access times are flushed) and waits for
 // fills still running, within ctx, before the index closes.
 func (s *server) shutdownOps(ctx context.Context, stop context.CancelFunc) {
+	s.log.Info("shutting down: requests drained; stopping the collector, waiting for fills")
 	stop()
 	select {
 	case <-s.ops.done:

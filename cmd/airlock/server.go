@@ -16,7 +16,6 @@ import (
 	"github.com/airlock/airlock/registry"
 	"github.com/airlock/airlock/upstream"
 	"github.com/airlock/airlock/upstream/ociclient"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
@@ -33,6 +32,7 @@ type server struct {
 	ln     net.Listener
 	up     *ociclient.Client
 	ops    *ops
+	prom   *metricsRegistry
 }
 
 func newLogger(c config.Log) (*zap.Logger, error) {
@@ -72,7 +72,7 @@ func newServer(cfg *config.Config, log *zap.Logger) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	promReg := prometheus.NewRegistry()
+	promReg := newMetricsRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	store, err := fsstore.New(filepath.Join(cfg.Storage.Dir, "content"))
@@ -129,7 +129,7 @@ func newServer(cfg *config.Config, log *zap.Logger) (*server, error) {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          zap.NewStdLog(log.Named("http-server")),
 	}
-	return &server{cfg: cfg, log: log, index: index, engine: eng, http: hs, ln: ln, up: up, ops: ops}, nil
+	return &server{cfg: cfg, log: log, index: index, engine: eng, http: hs, ln: ln, up: up, ops: ops, prom: promReg}, nil
 }
 
 // Addr is the address the server listens on.
