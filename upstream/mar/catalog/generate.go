@@ -176,7 +176,9 @@ func generateLayers(ctx context.Context, dir string, seed uint64, p *plan, paral
 	for _, id := range p.layerIDs() {
 		meta := filepath.Join(metaDir, strings.ReplaceAll(id, "/", "_")+".json")
 		if r, ok := cachedLayer(meta, blobDir); ok {
+			mu.Lock()
 			results[id] = r
+			mu.Unlock()
 			continue
 		}
 		wg.Add(1)
