@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/airlock/airlock/upstream/mar/catalog"
@@ -49,7 +50,7 @@ func start(t *testing.T, cfg Config) *Server {
 	if cfg.Seed == 0 {
 		cfg.Seed = 1
 	}
-	s, err := New(cfg, zaptest.NewLogger(t))
+	s, err := New(cfg, zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)))
 	if err != nil {
 		t.Fatal(err)
 	}

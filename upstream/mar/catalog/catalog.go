@@ -131,8 +131,13 @@ type Image struct {
 // Ref returns the image's repo:tag.
 func (i Image) Ref() Ref { return Ref{Repo: i.Repo, Tag: i.Tag} }
 
-// Platform returns the manifest for os/arch ("linux/amd64"), if any.
+// Platform returns the manifest for os/arch ("linux/amd64"), if any. A tag
+// that is a single manifest with no known platform (an artifact with the
+// empty config) matches any os/arch.
 func (i Image) Platform(osArch string) (PlatformManifest, bool) {
+	if len(i.Platforms) == 1 && i.Platforms[0].Platform.OS == "" {
+		return i.Platforms[0], true
+	}
 	for _, p := range i.Platforms {
 		if p.Platform.OS+"/"+p.Platform.Architecture == osArch {
 			return p, true
