@@ -155,6 +155,10 @@ func writeLayer(ctx context.Context, dir string, seed uint64, l layerSpec) (laye
 		return layerResult{}, fmt.Errorf("layer %s: %w", l.id, err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return layerResult{}, fmt.Errorf("layer %s: %w", l.id, err)
+	}
 	res, err := streamLayer(ctx, tmp, seed, l)
 	if cerr := tmp.Close(); err == nil && cerr != nil {
 		err = cerr
