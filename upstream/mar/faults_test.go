@@ -219,3 +219,40 @@ func TestFaultTokenEndpoint(t *testing.T) {
 	}
 	c.login(s) // count used up
 }
+
+// TestCloseAbortsSlowTransfers: Close ends throttled bodies and delays in
+// flight promptly and leaves no goroutines (checked by TestMain).
+func TestCloseAbortsSlowTransfers(t *testing.T) {
+	t.Parallel()
+	s, err := New(Config{CacheDir: sharedCache, Seed: 1, Extra: large, Faults: []fault.Fault{
+		mustParse(t, "kind=blob-data,bw=4KiB"), mustParse(t, "kind=manifest,delay=1m"),
+	}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t).login(s)
+	loc, _ := largeBlob(t, s, c)
+	errs := make(chan error, 2)
+	for _, u := range []string{loc, s.URL() + "/v2/oss/kubernetes/pause/manifests/3.10"} {
+		go func() {
+			_, _, err := c.try("GET", u, nil)
+			errs <- err
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	t0 := time.Now()
+	if err := s.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if d := time.Since(t0); d > time.Second {
+		t.Errorf("Close took %v", d)
+	}
+	for range 2 {
+		if err := <-errs; err == nil {
+			t.Error("request completed despite Close")
+		}
+	}
+}

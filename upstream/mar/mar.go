@@ -54,6 +54,8 @@ type Server struct {
 	cancel   context.CancelFunc // cancels request contexts on Close
 	serving  sync.WaitGroup     // Serve goroutines
 	inflight sync.WaitGroup     // handlers
+	gate     sync.RWMutex       // orders inflight.Add before Close's Wait
+	closing  bool               // under gate
 	closeMu  sync.Mutex
 	closed   bool
 }
@@ -90,6 +92,9 @@ func New(cfg Config, log *zap.Logger) (*Server, error) {
 // both listeners and serves in the background until Close. ctx bounds the
 // startup only.
 func (s *Server) Start(ctx context.Context) error {
+	if s.cat != nil {
+		return errors.New("mar: already started")
+	}
 	start := time.Now()
 	b := catalog.NewBuilder()
 	opts := catalog.Options{Name: s.cfg.Catalog, Scale: s.cfg.Scale, Seed: s.cfg.Seed, CacheDir: s.cfg.CacheDir, Extra: s.cfg.Extra}
@@ -177,6 +182,17 @@ func (s *Server) Stats() Stats { return s.stats.snapshot() }
 // ResetStats zeroes the counters.
 func (s *Server) ResetStats() { s.stats.reset() }
 
+// enter registers a handler in flight; false once Close is waiting.
+func (s *Server) enter() bool {
+	s.gate.RLock()
+	defer s.gate.RUnlock()
+	if s.closing {
+		return false
+	}
+	s.inflight.Add(1)
+	return true
+}
+
 // Close stops both listeners, aborts requests in flight (delays, throttled
 // bodies) and waits for every goroutine the server started.
 func (s *Server) Close() error {
@@ -195,6 +211,9 @@ func (s *Server) Close() error {
 		err = errors.Join(s.reg.Close(), s.dat.Close())
 	}
 	s.serving.Wait()
+	s.gate.Lock()
+	s.closing = true
+	s.gate.Unlock()
 	s.inflight.Wait()
 	return err
 }

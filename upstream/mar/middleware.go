@@ -20,7 +20,9 @@ type handler func(w http.ResponseWriter, r *http.Request, rt route) error
 // serve runs h for a counted request: it applies matching faults, records
 // stats (also when a cut fault aborts the handler) and logs.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route, h handler) {
-	s.inflight.Add(1)
+	if !s.enter() {
+		panic(http.ErrAbortHandler) // shutting down
+	}
 	defer s.inflight.Done()
 	rec := &recorder{ResponseWriter: w}
 	dropped := false
@@ -51,7 +53,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route, h handl
 		return
 	}
 	if err := fault.Sleep(r.Context(), eff.Delay); err != nil {
-		return
+		panic(http.ErrAbortHandler) // client gone or server closing: no empty 200
 	}
 	if eff.Status != 0 {
 		if eff.RetryAfter > 0 {
@@ -60,7 +62,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route, h handl
 		writeError(rec, r, eff.Status, faultError(eff.Status, rt.kind))
 		return
 	}
-	bw := eff.BodyWriter(rec)
+	bw := eff.BodyWriter(rec, r.Context().Done())
 	if err := h(bw, r, rt); err != nil {
 		s.handleError(bw, r, err)
 	}

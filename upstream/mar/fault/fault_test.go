@@ -170,7 +170,7 @@ func TestBodyWriterCorrupt(t *testing.T) {
 	t.Parallel()
 	body := bytes.Repeat([]byte{0x11}, 200<<10)
 	rec := httptest.NewRecorder()
-	w := Effects{Cut: -1, Corrupt: true}.BodyWriter(rec)
+	w := Effects{Cut: -1, Corrupt: true}.BodyWriter(rec, nil)
 	w.Write(body[:1000])
 	w.Write(body[1000:])
 	got := rec.Body.Bytes()
@@ -189,7 +189,7 @@ func TestBodyWriterBandwidth(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		rec := httptest.NewRecorder()
-		w := Effects{Cut: -1, Bandwidth: 10 << 10}.BodyWriter(rec)
+		w := Effects{Cut: -1, Bandwidth: 10 << 10}.BodyWriter(rec, nil)
 		start := time.Now()
 		w.Write(make([]byte, 30<<10))
 		if d := time.Since(start); d < 3*time.Second || d > 3100*time.Millisecond {
@@ -198,13 +198,23 @@ func TestBodyWriterBandwidth(t *testing.T) {
 		if rec.Body.Len() != 30<<10 {
 			t.Errorf("wrote %d", rec.Body.Len())
 		}
+		done := make(chan struct{})
+		w = Effects{Cut: -1, Bandwidth: 1 << 10}.BodyWriter(httptest.NewRecorder(), done)
+		go func() {
+			time.Sleep(time.Second)
+			close(done)
+		}()
+		start = time.Now()
+		if n, err := w.Write(make([]byte, 1<<20)); !errors.Is(err, ErrAborted) || time.Since(start) != time.Second || n > 2<<10 {
+			t.Errorf("aborted throttled write: %d bytes, %v after %v", n, err, time.Since(start))
+		}
 	})
 }
 
 func TestBodyWriterCut(t *testing.T) {
 	t.Parallel()
 	rec := httptest.NewRecorder()
-	w := Effects{Cut: 1500}.BodyWriter(rec)
+	w := Effects{Cut: 1500}.BodyWriter(rec, nil)
 	w.Write(make([]byte, 1000))
 	func() {
 		defer func() {
@@ -217,7 +227,7 @@ func TestBodyWriterCut(t *testing.T) {
 	if rec.Body.Len() != 1500 {
 		t.Errorf("wrote %d bytes before the cut", rec.Body.Len())
 	}
-	if w := (Effects{Cut: -1}).BodyWriter(rec); w != http.ResponseWriter(rec) {
+	if w := (Effects{Cut: -1}).BodyWriter(rec, nil); w != http.ResponseWriter(rec) {
 		t.Error("no body effects should not wrap")
 	}
 }

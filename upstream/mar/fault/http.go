@@ -2,6 +2,7 @@ package fault
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"time"
@@ -41,21 +42,27 @@ func Drop(w http.ResponseWriter) {
 // 128 KiB... are XORed with 0xFF.
 const corruptEvery = 64 << 10
 
+// ErrAborted is returned by a throttled Write when done is closed.
+var ErrAborted = errors.New("response aborted")
+
 // BodyWriter applies body effects (bandwidth, cut, corrupt) to w. It
 // deliberately does not implement io.ReaderFrom so every byte goes through
 // Write. A cut writes the first Cut bytes, flushes them, and panics with
-// http.ErrAbortHandler: the server closes the connection mid-body.
-func (e Effects) BodyWriter(w http.ResponseWriter) http.ResponseWriter {
+// http.ErrAbortHandler: the server closes the connection mid-body. A
+// throttled Write stops with ErrAborted when done (the request context's
+// Done channel) is closed.
+func (e Effects) BodyWriter(w http.ResponseWriter, done <-chan struct{}) http.ResponseWriter {
 	if !e.Body() {
 		return w
 	}
-	return &bodyWriter{ResponseWriter: w, rc: http.NewResponseController(w), e: e}
+	return &bodyWriter{ResponseWriter: w, rc: http.NewResponseController(w), e: e, done: done}
 }
 
 type bodyWriter struct {
 	http.ResponseWriter
 	rc      *http.ResponseController
 	e       Effects
+	done    <-chan struct{}
 	start   time.Time
 	written int64
 }
@@ -95,7 +102,13 @@ func (b *bodyWriter) Write(p []byte) (int, error) {
 		if b.e.Bandwidth > 0 {
 			_ = b.rc.Flush()
 			due := b.start.Add(time.Duration(float64(b.written) / float64(b.e.Bandwidth) * float64(time.Second)))
-			time.Sleep(time.Until(due))
+			t := time.NewTimer(time.Until(due))
+			select {
+			case <-t.C:
+			case <-b.done:
+				t.Stop()
+				return total, ErrAborted
+			}
 		}
 	}
 	if cut {
