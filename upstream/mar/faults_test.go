@@ -44,7 +44,7 @@ var large = []catalog.Extra{{Repo: "test/large", Tag: "v1", LayerSizes: []int64{
 
 func TestFaultDelay(t *testing.T) {
 	t.Parallel()
-	s := start(t, Config{Faults: []fault.Fault{mustParse(t, "kind=manifest,method=HEAD,delay=400ms")}})
+	s := start(t, Config{Faults: []fault.Fault{mustParse(t, "kind=manifest,method=HEAD,delay=600ms")}})
 	c := newClient(t).login(s)
 	for _, tc := range []struct {
 		method  string
@@ -53,7 +53,7 @@ func TestFaultDelay(t *testing.T) {
 		t0 := time.Now()
 		resp, _ := c.do(tc.method, s.URL()+"/v2/oss/kubernetes/pause/manifests/3.10", nil)
 		d := time.Since(t0)
-		if resp.StatusCode != 200 || (d >= 400*time.Millisecond) != tc.delayed {
+		if resp.StatusCode != 200 || (d >= 600*time.Millisecond) != tc.delayed {
 			t.Errorf("%s: %s after %v (delayed: %v)", tc.method, resp.Status, d, tc.delayed)
 		}
 	}
@@ -61,20 +61,20 @@ func TestFaultDelay(t *testing.T) {
 
 func TestFaultBandwidth(t *testing.T) {
 	t.Parallel()
-	s := start(t, Config{Extra: large, Faults: []fault.Fault{mustParse(t, "kind=blob-data,bw=512KiB")}})
+	s := start(t, Config{Extra: large, Faults: []fault.Fault{mustParse(t, "kind=blob-data,bw=256KiB")}})
 	c := newClient(t).login(s)
 	loc, want := largeBlob(t, s, c)
 	t0 := time.Now()
 	resp, body := c.do("GET", loc, nil)
 	d := time.Since(t0)
-	// 256 KiB + gzip overhead at 512 KiB/s: about half a second.
-	if resp.StatusCode != 200 || !bytes.Equal(body, want) || d < 450*time.Millisecond || d > 5*time.Second {
+	// 256 KiB + gzip overhead at 256 KiB/s: about a second.
+	if resp.StatusCode != 200 || !bytes.Equal(body, want) || d < 950*time.Millisecond || d > 10*time.Second {
 		t.Errorf("throttled GET: %s, %d bytes in %v", resp.Status, len(body), d)
 	}
 	s.Faults().Clear()
 	t0 = time.Now()
 	c.do("GET", loc, nil)
-	if d := time.Since(t0); d > 300*time.Millisecond {
+	if d := time.Since(t0); d > 500*time.Millisecond {
 		t.Errorf("unthrottled GET took %v", d)
 	}
 }
