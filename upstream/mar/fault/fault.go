@@ -39,7 +39,9 @@ const (
 )
 
 // Kinds lists every request kind except KindAny.
-var Kinds = []Kind{KindPing, KindToken, KindCatalog, KindTags, KindManifest, KindBlob, KindBlobData, KindReferrers, KindOther}
+func Kinds() []Kind {
+	return []Kind{KindPing, KindToken, KindCatalog, KindTags, KindManifest, KindBlob, KindBlobData, KindReferrers, KindOther}
+}
 
 // ErrInvalid is wrapped by every parse or validation error.
 var ErrInvalid = errors.New("invalid fault")
@@ -103,8 +105,8 @@ func (f *Fault) Validate() error {
 	if f.Kind == "" {
 		f.Kind = KindAny
 	}
-	if f.Kind != KindAny && !slices.Contains(Kinds, f.Kind) {
-		return bad("unknown kind %q (want any, %v)", f.Kind, Kinds)
+	if f.Kind != KindAny && !slices.Contains(Kinds(), f.Kind) {
+		return bad("unknown kind %q (want any, %v)", f.Kind, Kinds())
 	}
 	f.Method = strings.ToUpper(f.Method)
 	if f.Repo != "" {
