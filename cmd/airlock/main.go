@@ -24,6 +24,7 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"serve": {"run the registry cache (--config FILE)", runServe},
+		"mar":   {"run the MAR emulator (upstream for labs, tests, bench)", runMar},
 	}
 }
 
