@@ -115,7 +115,7 @@ func runMar(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "airlock mar: --log-level: %v\n", err)
 		return 2
 	}
-	log := newLogger(stderr, level)
+	log := consoleLogger(stderr, level)
 	defer log.Sync() //nolint:errcheck // stderr
 
 	srv, err := mar.New(cfg, log)
@@ -148,8 +148,8 @@ func flagDefaults(fs *flag.FlagSet) string {
 	return b.String()
 }
 
-// newLogger writes console-encoded logs at level and above to w.
-func newLogger(w io.Writer, level zapcore.Level) *zap.Logger {
+// consoleLogger writes console-encoded logs at level and above to w.
+func consoleLogger(w io.Writer, level zapcore.Level) *zap.Logger {
 	enc := zap.NewDevelopmentEncoderConfig()
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
 	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(w), level)
