@@ -12,7 +12,7 @@ build:
 	$(GO) build -o $(BIN) ./cmd/airlock
 
 run: build
-	$(BIN) serve --config examples/airlock.yaml
+	$(BIN) lab
 
 vet:
 	$(GO) vet $(PKGS)

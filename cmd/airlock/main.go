@@ -24,6 +24,7 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"serve": {"run the registry cache (--config FILE)", runServe},
+		"lab":   {"run the MAR emulator and airlock in front of it (make run)", runLab},
 		"mar":   {"run the MAR emulator (upstream for labs, tests, bench)", runMar},
 	}
 }

@@ -155,3 +155,9 @@ func (s *server) Serve(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Close releases a server that will not Serve: the listener and the index.
+func (s *server) Close() error {
+	s.ln.Close()
+	return s.index.Close()
+}
