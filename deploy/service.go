@@ -83,6 +83,9 @@ func New(ctx context.Context, store Store, b Binding, log *zap.Logger, reg prome
 	if err != nil {
 		return nil, err
 	}
+	if log == nil {
+		log = zap.NewNop()
+	}
 	b.Registry = strings.ToLower(b.Registry)
 	if b.Scheme == "" {
 		b.Scheme = "http"

@@ -40,6 +40,7 @@ func Open(dir string, log *zap.Logger, o Options) (*Store, error) {
 		WithMetricsEnabled(false).
 		WithSyncWrites(true).
 		WithMemTableSize(4 << 20).
+		WithValueThreshold(64 << 10).
 		WithNumMemtables(1).
 		WithNumLevelZeroTables(1).
 		WithNumLevelZeroTablesStall(4).
