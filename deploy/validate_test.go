@@ -71,7 +71,9 @@ func TestCreateClusterValidation(t *testing.T) {
 		{"isolated with loadBalancer", iso(func(s *deploy.ClusterSpec) { s.OutboundType = "loadBalancer" }), deploy.CodeInvalidParameter, "loadBalancer"},
 		{"registry id without Cache", deploy.ClusterSpec{Name: "c1", ContainerRegistryID: "byook"}, deploy.CodeInvalidParameter, "Cache"},
 		{"Cache with unknown registry", iso(func(s *deploy.ClusterSpec) { s.ContainerRegistryID = deploy.RegistryID("rg", "nosuchacr") }), deploy.CodeRegistryNotUsable, "nosuchacr"},
-		{"Cache with a non-registry ID", iso(func(s *deploy.ClusterSpec) { s.ContainerRegistryID = "/subscriptions/x/providers/Microsoft.Storage/storageAccounts/s" }), deploy.CodeRegistryNotUsable, "registry resource ID"},
+		{"Cache with a non-registry ID", iso(func(s *deploy.ClusterSpec) {
+			s.ContainerRegistryID = "/subscriptions/x/providers/Microsoft.Storage/storageAccounts/s"
+		}), deploy.CodeRegistryNotUsable, "registry resource ID"},
 		{"Cache with another cluster's managed registry", iso(func(s *deploy.ClusterSpec) { s.ContainerRegistryID = boundName }), deploy.CodeRegistryNotUsable, "owner"},
 		{"BYO without the rule", iso(func(s *deploy.ClusterSpec) { s.ContainerRegistryID = "byonorule" }), deploy.CodeRequiredRuleMissing, "aks-managed-mcr"},
 		{"BYO with the rule under another name", iso(func(s *deploy.ClusterSpec) { s.ContainerRegistryID = "byorenamed" }), deploy.CodeRequiredRuleMissing, "aks-managed-mcr"},
