@@ -83,5 +83,5 @@ func ruleError(err error) error {
 	if errors.Is(err, rules.ErrNotFound) {
 		kind = ErrNotFound
 	}
-	return &Error{Code: string(ve.Code), Message: ve.Error(), kind: kind}
+	return &Error{Code: string(ve.Code), Message: fmt.Sprintf("cache rule %q: %s", ve.Rule, ve.Reason), kind: kind}
 }

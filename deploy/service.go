@@ -190,11 +190,12 @@ func (s *Service) effective(st *State) (*rules.Set, map[string]upstream.Credenti
 	}
 	set, err := rules.NewSet(rs)
 	if err != nil {
-		var ve *rules.ValidationError
-		if errors.As(err, &ve) && len(s.bind.BaseRules) > 0 {
-			return nil, nil, &Error{Code: string(ve.Code), Message: ve.Error() + " (together with the configuration file's rules)", kind: ErrInvalid}
+		err = ruleError(err)
+		var de *Error
+		if errors.As(err, &de) && len(s.bind.BaseRules) > 0 {
+			de.Message += " (together with the configuration file's rules)"
 		}
-		return nil, nil, ruleError(err)
+		return nil, nil, err
 	}
 	return set, creds, nil
 }
