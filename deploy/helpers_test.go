@@ -11,6 +11,7 @@ import (
 	"github.com/airlock/airlock/deploy"
 	"github.com/airlock/airlock/rules"
 	"github.com/airlock/airlock/upstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
@@ -84,6 +85,7 @@ type env struct {
 	eng   *engine
 	store deploy.Store
 	bind  deploy.Binding
+	prom  *prometheus.Registry
 }
 
 // newEnv returns a service bound to registry labbootstrap at 10.0.0.2:5000.
@@ -101,7 +103,8 @@ func newEnv(t *testing.T, mod ...func(*deploy.Binding)) *env {
 // restart builds a new service over the same store, as a new process would.
 func (e *env) restart() {
 	e.t.Helper()
-	svc, err := deploy.New(context.Background(), e.store, e.bind, zap.NewNop(), nil,
+	e.prom = prometheus.NewRegistry()
+	svc, err := deploy.New(context.Background(), e.store, e.bind, zap.NewNop(), e.prom,
 		deploy.WithClock(func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }))
 	if err != nil {
 		e.t.Fatal(err)
@@ -165,4 +168,28 @@ func repaired(reps []deploy.ReconcileReport, kind, action string) bool {
 		}
 	}
 	return false
+}
+
+// repairs reads airlock_control_repairs_total for kind/action.
+func (e *env) repairs(kind, action string) float64 {
+	e.t.Helper()
+	mfs, err := e.prom.Gather()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "airlock_control_repairs_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			if got["kind"] == kind && got["action"] == action {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }

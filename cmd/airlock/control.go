@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -71,13 +72,27 @@ func openControl(cfg *config.Config, log *zap.Logger, rs deploy.RuleSetter, repo
 	svc, err := deploy.New(context.Background(), store, b, log, reg)
 	if err != nil {
 		store.Close()
-		return nil, &config.Error{Msg: "control: " + err.Error()}
+		if errors.Is(err, deploy.ErrInvalid) || errors.Is(err, deploy.ErrConflict) {
+			// The file's rules conflict with the stored ones.
+			return nil, &config.Error{Msg: "control: " + err.Error()}
+		}
+		return nil, err
+	}
+	if host, _, _ := net.SplitHostPort(b.Address); host == "" || net.ParseIP(host).IsUnspecified() {
+		log.Warn("control.advertise is not set: nodes cannot reach the private endpoint at the listen address",
+			zap.String("address", b.Address), zap.String("registry", b.Registry))
 	}
 	return &control{
 		store: store, svc: svc, api: adminapi.New(svc, log), interval: time.Duration(cfg.Control.ReconcileInterval),
 		followListener: cfg.Control.Advertise == "",
 	}, nil
 }
+
+// Control is the control module of a server built by newServer: the Go
+// API (create clusters, NodeConfig, ...) for in-process callers such as
+// the lab. Without control.advertise, the private endpoint follows the
+// listener once Serve has started.
+func (s *server) Control() *deploy.Service { return s.ctl.svc }
 
 // ServeHTTP serves the admin API.
 func (c *control) ServeHTTP(w http.ResponseWriter, r *http.Request) { c.api.ServeHTTP(w, r) }

@@ -280,3 +280,47 @@ func TestControlCLIOfflineState(t *testing.T) {
 		t.Fatalf("BYO registry after cluster delete: %+v", reg)
 	}
 }
+
+// A bad control block is a configuration error: exit 2, one line.
+func TestServeRefusesBadControlConfig(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ control, want string }{
+		{"control:\n  registry: My-Registry\n", "control.registry"},
+		{"control:\n  advertise: 10.0.0.2\n", "control.advertise"},
+		{"control:\n  advertise: ftp://10.0.0.2:21\n", "control.advertise"},
+		{"control:\n  reconcileInterval: -1m\n", "reconcileInterval"},
+		{"control:\n  bogus: 1\n", "field bogus not found"},
+	}
+	for _, c := range cases {
+		p := writeConfig(t, serveConfig("127.0.0.1:0", t.TempDir(), "http://127.0.0.1:1", c.control))
+		var stderr bytes.Buffer
+		code := run(context.Background(), []string{"serve", "--config", p}, io.Discard, &stderr)
+		msg := strings.TrimRight(stderr.String(), "\n")
+		if code != 2 || strings.Contains(msg, "\n") || !strings.Contains(msg, c.want) {
+			t.Errorf("%q: exit %d, %q", c.control, code, msg)
+		}
+	}
+}
+
+// Stored rules of the served registry that conflict with the file's rules
+// stop serve with a configuration error naming the conflict.
+func TestServeRefusesStateConflictingWithConfig(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"acr", "create", "--name", "airlockbootstrap", "--dir", dir},
+		{"acr", "cache", "create", "-r", "airlockbootstrap", "-n", "everything", "--source-repo", "mcr.microsoft.com/*", "--target-repo", "*", "--dir", dir},
+	} {
+		var stderr bytes.Buffer
+		if code := run(context.Background(), args, io.Discard, &stderr); code != 0 {
+			t.Fatalf("%v: exit %d %s", args, code, stderr.String())
+		}
+	}
+	rules := "rules:\n  - {name: library, source: docker.io/library/*, target: library/*}\n"
+	p := writeConfig(t, serveConfig("127.0.0.1:0", dir, "http://127.0.0.1:1", rules))
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"serve", "--config", p}, io.Discard, &stderr)
+	if msg := strings.TrimRight(stderr.String(), "\n"); code != 2 || !strings.Contains(msg, "WildcardTargetOverlap") || strings.Contains(msg, "\n") {
+		t.Fatalf("exit %d: %q", code, msg)
+	}
+}
