@@ -153,6 +153,8 @@ func TestBringYourOwnRegistryLifecycle(t *testing.T) {
 	if _, ok := e.eng.serves(pauseRepo); ok {
 		t.Fatal("reconcile restored a rule of a BYO registry")
 	}
+	// The problem does not block an unrelated update.
+	must[*deploy.ClusterInfo](t)(e.svc.UpdateCluster(ctx, "aks2", deploy.ClusterUpdate{OutboundType: "block"}))
 	must[deploy.CacheRule](t)(e.svc.CreateCacheRule(ctx, "teamacr", deploy.CacheRule{Name: "aks-managed-mcr", Source: "mcr.microsoft.com/*", Target: "aks-managed-repository/*"}))
 
 	// Disable: nothing is deleted; the nodes need reimage.

@@ -85,11 +85,10 @@ func (s *Service) NodeConfig(ctx context.Context, cluster string, o NodeConfigOp
 		if err != nil {
 			return err
 		}
-		pes := endpointsOf(st, reg.Name)
-		if len(pes) == 0 {
+		pe := primaryEndpoint(st, reg.Name)
+		if pe == nil {
 			return invalid(CodePrivateEndpointMissing, "registry %s has no private endpoint: nodes without egress cannot reach it", reg.Name)
 		}
-		pe := pes[0]
 		scheme, host := pe.Scheme, pe.Address
 		if o.Scheme != "" {
 			scheme = o.Scheme

@@ -191,6 +191,21 @@ func endpointsOf(st *State, registry string) []*PrivateEndpoint {
 	return out
 }
 
+// primaryEndpoint is the private endpoint nodes use: the AKS-managed one
+// if there is one, else the first by name; nil if there is none.
+func primaryEndpoint(st *State, registry string) *PrivateEndpoint {
+	pes := endpointsOf(st, registry)
+	for _, pe := range pes {
+		if pe.ManagedBy != "" {
+			return pe
+		}
+	}
+	if len(pes) == 0 {
+		return nil
+	}
+	return pes[0]
+}
+
 // usersOf lists clusters whose bootstrap profile or nodes use a registry.
 func usersOf(st *State, reg *Registry) []*Cluster {
 	var out []*Cluster

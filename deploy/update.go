@@ -20,6 +20,7 @@ func (s *Service) UpdateCluster(ctx context.Context, name string, u ClusterUpdat
 			return notFound("cluster %s not found", name)
 		}
 		c := cur
+		before := c.BootstrapProfile
 		set := func(dst *string, v string) {
 			if v != "" {
 				*dst = v
@@ -46,7 +47,9 @@ func (s *Service) UpdateCluster(ctx context.Context, name string, u ClusterUpdat
 			return err
 		}
 		s.reconcileCluster(st, c)
-		if c.BootstrapProfile.ArtifactSource == SourceCache {
+		// A new bootstrap registry must be usable; problems of the current
+		// one do not block unrelated updates (cluster show reports them).
+		if c.BootstrapProfile.ArtifactSource == SourceCache && c.BootstrapProfile != before {
 			if err := s.checkRegistry(st, c); err != nil {
 				return err
 			}
@@ -161,8 +164,8 @@ func (s *Service) clusterInfo(st *State, c *Cluster) *ClusterInfo {
 		if err := s.registryProblem(st, reg); err != nil {
 			ref.Problem = err.Error()
 		}
-		if pes := endpointsOf(st, name); len(pes) > 0 {
-			ref.Endpoint = pes[0].Scheme + "://" + pes[0].Address
+		if pe := primaryEndpoint(st, name); pe != nil {
+			ref.Endpoint = pe.Scheme + "://" + pe.Address
 		}
 	} else {
 		ref.Problem = "registry " + name + " does not exist"

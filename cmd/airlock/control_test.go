@@ -12,12 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock/airlock/cache/meta"
 	"github.com/airlock/airlock/deploy"
 	"github.com/airlock/airlock/upstream/upstreamtest"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	dconfig "github.com/containerd/containerd/v2/core/remotes/docker/config"
 	clog "github.com/containerd/log"
+	"github.com/opencontainers/go-digest"
 	"github.com/sirupsen/logrus"
+	"go.uber.org/zap"
 )
 
 // airlock is a running `airlock serve` for a test.
@@ -322,5 +325,38 @@ func TestServeRefusesStateConflictingWithConfig(t *testing.T) {
 	code := run(context.Background(), []string{"serve", "--config", p}, io.Discard, &stderr)
 	if msg := strings.TrimRight(stderr.String(), "\n"); code != 2 || !strings.Contains(msg, "WildcardTargetOverlap") || strings.Contains(msg, "\n") {
 		t.Fatalf("exit %d: %q", code, msg)
+	}
+}
+
+// A cache rule may not capture a repository holding pushed content: the
+// CLI reads pushed repositories from the cache's own index.
+func TestCacheRuleRefusesPushedRepository(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	index, err := meta.Open(filepath.Join(dir, "meta"), zap.NewNop(), meta.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := digest.FromString("pushed manifest")
+	if err := index.PutManifest("team/app", d, meta.Manifest{Origin: meta.OriginPush, Added: time.Now()}, "v1", meta.Tag{Digest: d, Origin: meta.OriginPush}); err != nil {
+		t.Fatal(err)
+	}
+	if err := index.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cli := func(args ...string) (int, string) {
+		var stderr bytes.Buffer
+		code := run(context.Background(), append(args, "--dir", dir), io.Discard, &stderr)
+		return code, stderr.String()
+	}
+	if code, msg := cli("acr", "create", "-n", "airlockbootstrap"); code != 0 {
+		t.Fatal(msg)
+	}
+	code, msg := cli("acr", "cache", "create", "-r", "airlockbootstrap", "-n", "team-rule", "--source-repo", "mcr.microsoft.com/team/*", "--target-repo", "team/*")
+	if code != 2 || !strings.Contains(msg, "TargetRepositoryPrefixMatchesExistingRegistries") || !strings.Contains(msg, "team/app") {
+		t.Fatalf("rule over a pushed repository: exit %d %q", code, msg)
+	}
+	if code, msg := cli("acr", "cache", "create", "-r", "airlockbootstrap", "-n", "other-rule", "--source-repo", "mcr.microsoft.com/other/*", "--target-repo", "other/*"); code != 0 {
+		t.Fatalf("unrelated rule: %q", msg)
 	}
 }
