@@ -236,12 +236,12 @@ func registryName(s string) string {
 
 func esc(s string) string { return url.PathEscape(s) }
 
-// listFlag is a repeatable (and comma-separated) string flag.
-type listFlag []string
+// csvFlag is a repeatable (and comma-separated) string flag.
+type csvFlag []string
 
-func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *csvFlag) String() string { return strings.Join(*l, ",") }
 
-func (l *listFlag) Set(v string) error {
+func (l *csvFlag) Set(v string) error {
 	for _, s := range strings.Split(v, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			*l = append(*l, s)

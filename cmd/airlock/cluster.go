@@ -36,7 +36,7 @@ func clusterCreate() op {
 		setup: func(fs *flag.FlagSet) func() (call, error) {
 			var s deploy.ClusterSpec
 			var pool deploy.NodePoolSpec
-			var exts listFlag
+			var exts csvFlag
 			fs.StringVar(&s.Name, "name", "", "cluster name")
 			fs.StringVar(&s.Name, "n", "", "short for --name")
 			fs.StringVar(&s.ResourceGroup, "resource-group", "", "resource group (default airlock)")
@@ -75,7 +75,7 @@ func clusterUpdate() op {
 		usage:   "--name NAME [--outbound-type T] [--bootstrap-artifact-source Direct|Cache] [--bootstrap-container-registry-resource-id ID] [...]",
 		setup: func(fs *flag.FlagSet) func() (call, error) {
 			var u deploy.ClusterUpdate
-			var enable, disable listFlag
+			var enable, disable csvFlag
 			name := nameFlag(fs, "cluster name")
 			fs.StringVar(&u.OutboundType, "outbound-type", "", "none, block, loadBalancer or userDefinedRouting")
 			fs.StringVar(&u.ArtifactSource, "bootstrap-artifact-source", "", "Direct or Cache")

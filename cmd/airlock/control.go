@@ -52,7 +52,7 @@ func controlBinding(cfg *config.Config) (deploy.Binding, error) {
 		return deploy.Binding{}, err
 	}
 	return deploy.Binding{
-		Registry: cfg.Control.Registry, Region: cfg.Control.Region, Address: addr, Scheme: scheme,
+		Registry: cfg.Control.RegistryName(), Region: cfg.Control.RegionName(), Address: addr, Scheme: scheme,
 		BaseRules: set.Rules(), BaseCredentials: creds,
 	}, nil
 }
@@ -83,16 +83,21 @@ func openControl(cfg *config.Config, log *zap.Logger, rs deploy.RuleSetter, repo
 			zap.String("address", b.Address), zap.String("registry", b.Registry))
 	}
 	return &control{
-		store: store, svc: svc, api: adminapi.New(svc, log), interval: time.Duration(cfg.Control.ReconcileInterval),
+		store: store, svc: svc, api: adminapi.New(svc, log), interval: cfg.Control.Interval(),
 		followListener: cfg.Control.Advertise == "",
 	}, nil
 }
 
 // Control is the control module of a server built by newServer: the Go
-// API (create clusters, NodeConfig, ...) for in-process callers such as
-// the lab. Without control.advertise, the private endpoint follows the
-// listener once Serve has started.
-func (s *server) Control() *deploy.Service { return s.ctl.svc }
+// API (CreateCluster, NodeConfig, ...) for in-process callers such as the
+// lab. Without control.advertise, the served registry's private endpoint
+// is the listener's address.
+func (s *server) Control() *deploy.Service {
+	if s.ctl.followListener {
+		s.ctl.svc.SetAddress(s.Addr())
+	}
+	return s.ctl.svc
+}
 
 // ServeHTTP serves the admin API.
 func (c *control) ServeHTTP(w http.ResponseWriter, r *http.Request) { c.api.ServeHTTP(w, r) }

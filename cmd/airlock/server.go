@@ -175,5 +175,6 @@ func (s *server) Serve(ctx context.Context) error {
 // Close releases a server that will not Serve: the listener and the index.
 func (s *server) Close() error {
 	s.ln.Close()
+	s.ctl.Close()
 	return s.index.Close()
 }

@@ -138,7 +138,6 @@ func (c *Config) defaults() {
 	if c.Log.Format == "" {
 		c.Log.Format = "json"
 	}
-	c.Control.defaults()
 }
 
 // Validate checks everything but the rules' overlap, which RuleSet checks.

@@ -10,7 +10,8 @@ import (
 
 // Control configures the control module (emulated ACR/AKS, package deploy):
 // which registry this process is the data plane of, where nodes reach it,
-// and how often AKS-managed resources are reconciled.
+// and how often AKS-managed resources are reconciled. The zero value is
+// valid: its getters give the defaults.
 type Control struct {
 	// Registry is the emulated registry this process serves: its cache
 	// rules are served with the file's rules, and its private endpoint is
@@ -34,23 +35,35 @@ var (
 	controlRegionRE   = regexp.MustCompile(`^[a-z0-9]{2,40}$`)
 )
 
-func (c *Control) defaults() {
+// RegistryName is Registry, or DefaultRegistry when unset.
+func (c *Control) RegistryName() string {
 	if c.Registry == "" {
-		c.Registry = DefaultRegistry
+		return DefaultRegistry
 	}
+	return c.Registry
+}
+
+// RegionName is Region, or westus2 when unset.
+func (c *Control) RegionName() string {
 	if c.Region == "" {
-		c.Region = "westus2"
+		return "westus2"
 	}
+	return c.Region
+}
+
+// Interval is ReconcileInterval, or a minute when unset.
+func (c *Control) Interval() time.Duration {
 	if c.ReconcileInterval == 0 {
-		c.ReconcileInterval = Duration(time.Minute)
+		return time.Minute
 	}
+	return time.Duration(c.ReconcileInterval)
 }
 
 func (c *Control) validate() error {
-	if !controlRegistryRE.MatchString(c.Registry) {
+	if c.Registry != "" && !controlRegistryRE.MatchString(c.Registry) {
 		return errorf("config: control.registry %q must be 5-50 lowercase letters and digits", c.Registry)
 	}
-	if !controlRegionRE.MatchString(c.Region) {
+	if c.Region != "" && !controlRegionRE.MatchString(c.Region) {
 		return errorf("config: control.region %q must be a region name like westus2", c.Region)
 	}
 	if c.ReconcileInterval < 0 {
