@@ -24,6 +24,11 @@ func TestDependencyDirection(t *testing.T) {
 		{"registry", []string{"cache"}},
 		{"cache/engine", []string{"cache", "cache/content", "cache/meta", "rules", "upstream"}},
 		{"upstream/ociclient", []string{"upstream"}},
+		// The control module reaches the data plane only through rules and
+		// the engine's SetRules (RuleSetter); never cache internals.
+		{"deploy", []string{"rules", "upstream"}},
+		{"deploy/badgerstore", []string{"deploy", "rules", "upstream"}},
+		{"deploy/adminapi", []string{"deploy", "rules", "upstream"}},
 	}
 	for _, c := range cases {
 		t.Run(c.pkg, func(t *testing.T) {

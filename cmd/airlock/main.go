@@ -26,6 +26,9 @@ func commands() map[string]command {
 		"serve": {"run the registry cache (--config FILE)", runServe},
 		"lab":   {"run the MAR emulator and airlock in front of it (make run)", runLab},
 		"mar":   {"run the MAR emulator (upstream for labs, tests, bench)", runMar},
+
+		"acr":     {"emulated container registries: cache rules, credential sets, private endpoints", acrCommands().run("acr")},
+		"cluster": {"emulated AKS clusters: network isolation, reconcile, node configuration", clusterCommands().run("cluster")},
 	}
 }
 

@@ -31,6 +31,7 @@ type server struct {
 	engine *engine.Engine
 	http   *http.Server
 	ln     net.Listener
+	ctl    *control
 }
 
 func newLogger(c config.Log) (*zap.Logger, error) {
@@ -108,8 +109,19 @@ func newServer(cfg *config.Config, log *zap.Logger) (*server, error) {
 		return nil, err
 	}
 	eng.SetRules(set, creds)
+	ctl, err := openControl(cfg, log.Named("control"), eng, index, promReg)
+	if err != nil {
+		index.Close()
+		return nil, err
+	}
+	defer func() {
+		if err != nil { // a later step failed: release the control state
+			ctl.Close()
+		}
+	}()
 	reg, err := registry.New(eng, log.Named("http"), promReg,
-		registry.WithRoute("/metrics", "metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})))
+		registry.WithRoute("/metrics", "metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})),
+		registry.WithRoute("/admin/", "admin", ctl))
 	if err != nil {
 		index.Close()
 		return nil, err
@@ -125,7 +137,7 @@ func newServer(cfg *config.Config, log *zap.Logger) (*server, error) {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          zap.NewStdLog(log.Named("http-server")),
 	}
-	return &server{cfg: cfg, log: log, index: index, engine: eng, http: hs, ln: ln}, nil
+	return &server{cfg: cfg, log: log, index: index, engine: eng, http: hs, ln: ln, ctl: ctl}, nil
 }
 
 // Addr is the address the server listens on.
@@ -137,6 +149,7 @@ func (s *server) Addr() string { return s.ln.Addr().String() }
 func (s *server) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.ln) }()
+	s.ctl.start(ctx, s.Addr())
 	var serveErr error
 	select {
 	case <-ctx.Done():
@@ -146,6 +159,9 @@ func (s *server) Serve(ctx context.Context) error {
 	defer cancel()
 	if err := s.http.Shutdown(sctx); err != nil {
 		s.log.Warn("shutdown: in-flight requests cut", zap.Error(err))
+	}
+	if err := s.ctl.Close(); err != nil {
+		s.log.Warn("shutdown: control state", zap.Error(err))
 	}
 	if err := s.index.Close(); err != nil {
 		return err
@@ -159,5 +175,6 @@ func (s *server) Serve(ctx context.Context) error {
 // Close releases a server that will not Serve: the listener and the index.
 func (s *server) Close() error {
 	s.ln.Close()
+	s.ctl.Close()
 	return s.index.Close()
 }

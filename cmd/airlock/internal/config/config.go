@@ -25,6 +25,7 @@ type Config struct {
 	CredentialSets []CredentialSet `yaml:"credentialSets"`
 	Log            Log             `yaml:"log"`
 	Cache          Cache           `yaml:"cache"`
+	Control        Control         `yaml:"control"`
 }
 
 // Storage says where content and metadata live.
@@ -181,6 +182,9 @@ func (c *Config) Validate() error {
 	case "json", "console":
 	default:
 		return errorf("config: log.format %q must be json or console", c.Log.Format)
+	}
+	if err := c.Control.validate(); err != nil {
+		return err
 	}
 	_, err := c.RuleSet()
 	return err
