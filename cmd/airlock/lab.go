@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
+	"github.com/airlock/airlock/deploy"
 	"github.com/airlock/airlock/upstream/mar"
 	"github.com/airlock/airlock/upstream/mar/catalog"
 	"go.uber.org/zap/zapcore"
@@ -36,9 +37,10 @@ type labOptions struct {
 
 // lab is a running MAR emulator with airlock in front of it.
 type lab struct {
-	mar      *mar.Server
-	srv      *server
-	hostsDir string
+	mar     *mar.Server
+	srv     *server
+	nodeDir string // what the node configuration writes, AKS-style
+	hosts   string // certs.d/mcr.microsoft.com/hosts.toml
 }
 
 // startLab starts the emulator and the registry; Serve runs the registry.
@@ -61,9 +63,8 @@ func startLab(ctx context.Context, o labOptions, logOut io.Writer) (*lab, error)
 		Listen:    o.Listen,
 		Storage:   config.Storage{Dir: filepath.Join(o.Dir, "airlock")},
 		Upstreams: []config.Upstream{{Host: "mcr.microsoft.com", Endpoint: m.URL()}},
-		Rules: []config.Rule{{
-			Name: "aks-managed-mcr", Source: "mcr.microsoft.com/*", Target: "aks-managed-repository/*",
-		}},
+		// No rules in the file: the lab's cluster creates its AKS-managed
+		// registry (this process) with the aks-managed-mcr rule.
 		Log: config.Log{Level: o.LogLevel.String(), Format: "console"},
 	}
 	if err := cfg.Validate(); err != nil {
@@ -75,8 +76,8 @@ func startLab(ctx context.Context, o labOptions, logOut io.Writer) (*lab, error)
 		m.Close()
 		return nil, err
 	}
-	l := &lab{mar: m, srv: srv, hostsDir: filepath.Join(o.Dir, "certs.d")}
-	if err := l.writeHostsToml(); err != nil {
+	l := &lab{mar: m, srv: srv, nodeDir: filepath.Join(o.Dir, "node")}
+	if err := l.provision(ctx); err != nil {
 		srv.Close()
 		m.Close()
 		return nil, err
@@ -84,22 +85,40 @@ func startLab(ctx context.Context, o labOptions, logOut io.Writer) (*lab, error)
 	return l, nil
 }
 
-// hostsToml is the containerd mirror configuration for mcr.microsoft.com,
-// as AKS writes it (SPEC §2), pointed at the lab's registry.
-func (l *lab) hostsToml() string {
-	return fmt.Sprintf(`[host."http://%s/v2/aks-managed-repository"]
-  capabilities = ["pull", "resolve"]
-  override_path = true
-`, l.srv.Addr())
-}
+// labCluster is the network-isolated cluster the lab provisions.
+const labCluster = "lab"
 
-func (l *lab) writeHostsToml() error {
-	dir := filepath.Join(l.hostsDir, "mcr.microsoft.com")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// provision creates (once; the state persists in the lab's directory) a
+// network-isolated cluster whose AKS-managed bootstrap registry is this
+// process, and writes the node configuration AKS would: hosts.toml,
+// containerd's config_path and the kubelet credential provider config.
+func (l *lab) provision(ctx context.Context) error {
+	ctl := l.srv.Control()
+	_, err := ctl.CreateCluster(ctx, deploy.ClusterSpec{
+		Name: labCluster, NetworkIsolated: true, OutboundType: "none", ArtifactSource: "Cache",
+	})
+	if err != nil && !errors.Is(err, deploy.ErrConflict) {
+		return fmt.Errorf("create cluster %s: %w", labCluster, err)
+	}
+	if _, err := ctl.Reconcile(ctx, labCluster); err != nil {
+		return fmt.Errorf("reconcile cluster %s: %w", labCluster, err)
+	}
+	nc, err := ctl.NodeConfig(ctx, labCluster, deploy.NodeConfigOptions{Scheme: "http", CertsDir: l.certsDir()})
+	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "hosts.toml"), []byte(l.hostsToml()), 0o644)
+	if _, err := nc.WriteTo(l.nodeDir); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(filepath.Join(l.certsDir(), "mcr.microsoft.com", "hosts.toml"))
+	if err != nil {
+		return err
+	}
+	l.hosts = string(b)
+	return nil
 }
+
+func (l *lab) certsDir() string { return filepath.Join(l.nodeDir, "certs.d") }
 
 // Serve runs until ctx ends, then stops the registry and the emulator.
 func (l *lab) Serve(ctx context.Context) error {
@@ -115,11 +134,13 @@ func (l *lab) instructions(w io.Writer) {
 	c := l.mar.Catalog()
 	fmt.Fprintf(w, `airlock lab is up.
 
-  registry (airlock)   http://%[1]s   rule aks-managed-mcr: aks-managed-repository/* -> mcr.microsoft.com/*
+  registry (airlock)   http://%[1]s   AKS-managed registry of cluster %[7]q (network isolated, outbound none)
+                       rule aks-managed-mcr: aks-managed-repository/* -> mcr.microsoft.com/*
   upstream (MAR emu)   %[2]s   %[3]d images, %.1[4]f MiB
   metrics              http://%[1]s/metrics    upstream counters: %[2]s/_mar/stats
 
-containerd mirror config, written to %[5]s/mcr.microsoft.com/hosts.toml:
+Node configuration (airlock cluster nodeconfig --name %[7]s) written to %[8]s;
+containerd's mirror config %[5]s/mcr.microsoft.com/hosts.toml:
 
 %[6]s
 Pull through it:
@@ -127,10 +148,11 @@ Pull through it:
   crane pull --insecure %[1]s/aks-managed-repository/oss/kubernetes/pause:3.10 pause.tar
   sudo ctr images pull --hosts-dir %[5]s mcr.microsoft.com/oss/kubernetes/pause:3.10
   curl -sI http://%[1]s/v2/aks-managed-repository/oss/kubernetes/pause/manifests/3.10
+  bin/airlock cluster show --name %[7]s --server http://%[1]s
 
 (crane: go install github.com/google/go-containerregistry/cmd/crane@v0.22.1; ctr: apt-get install containerd)
 Ctrl-C stops the lab.
-`, addr, l.mar.URL(), len(c.Images()), float64(c.TotalBlobSize())/(1<<20), l.hostsDir, indent(l.hostsToml(), "  "))
+`, addr, l.mar.URL(), len(c.Images()), float64(c.TotalBlobSize())/(1<<20), l.certsDir(), indent(l.hosts, "  "), labCluster, l.nodeDir)
 }
 
 func indent(s, prefix string) string {
@@ -146,7 +168,7 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	var o labOptions
 	var scale, level string
-	fs.StringVar(&o.Dir, "dir", "./data", "state `directory` (airlock store, generated catalog, hosts.toml)")
+	fs.StringVar(&o.Dir, "dir", "./data", "state `directory` (airlock store, control state, generated catalog, node config)")
 	fs.StringVar(&o.Listen, "listen", "127.0.0.1:5000", "airlock registry `address`")
 	fs.StringVar(&o.MarListen, "mar-listen", "127.0.0.1:6000", "MAR emulator `address`")
 	fs.StringVar(&scale, "scale", string(catalog.ScaleSmall), "catalog layer sizes: small or full")
