@@ -21,7 +21,8 @@ func TestDependencyDirection(t *testing.T) {
 		{"cache", nil},
 		{"cache/content", nil},
 		{"upstream", nil},
-		{"registry", []string{"cache"}},
+		{"registry", []string{"cache", "registry/auth"}},
+		{"registry/auth", nil},
 		{"cache/engine", []string{"cache", "cache/content", "cache/meta", "rules", "upstream"}},
 		{"upstream/ociclient", []string{"upstream"}},
 	}
