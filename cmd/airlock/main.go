@@ -23,7 +23,8 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"serve": {"run the registry cache (--config FILE)", runServe},
+		"serve":         {"run the registry cache (--config FILE)", runServe},
+		"hash-password": {"print the bcrypt hash of a password read from stdin (auth.users, auth.tokens)", runHashPassword},
 	}
 }
 

@@ -25,6 +25,11 @@ type Config struct {
 	CredentialSets []CredentialSet `yaml:"credentialSets"`
 	Log            Log             `yaml:"log"`
 	Cache          Cache           `yaml:"cache"`
+	// Push and security (push.go).
+	Auth *Auth `yaml:"auth"`
+	TLS  TLS   `yaml:"tls"`
+	Push Push  `yaml:"push"`
+	HTTP HTTP  `yaml:"http"`
 }
 
 // Storage says where content and metadata live.
@@ -181,6 +186,9 @@ func (c *Config) Validate() error {
 	case "json", "console":
 	default:
 		return errorf("config: log.format %q must be json or console", c.Log.Format)
+	}
+	if err := c.validatePush(); err != nil {
+		return err
 	}
 	_, err := c.RuleSet()
 	return err
