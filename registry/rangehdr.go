@@ -32,11 +32,11 @@ func parseRange(s string, size int64) (first, last int64, err error) {
 	if strings.Contains(spec, ",") {
 		return 0, 0, errRangeMulti
 	}
-	a, b, ok := strings.Cut(strings.TrimSpace(spec), "-")
+	a, b, ok := strings.Cut(spec, "-")
 	if !ok {
 		return 0, 0, errRangeSyntax
 	}
-	a, b = strings.TrimSpace(a), strings.TrimSpace(b)
+	a, b = strings.Trim(a, ows), strings.Trim(b, ows)
 	if a == "" { // suffix: the last b bytes
 		n, ok := parseDecimal(b)
 		if !ok {
@@ -63,6 +63,9 @@ func parseRange(s string, size int64) (first, last int64, err error) {
 	}
 	return first, last, nil
 }
+
+// ows is RFC 9110's optional whitespace.
+const ows = " \t"
 
 // parseDecimal accepts only ASCII digits (no sign, no spaces) that fit an
 // int64.
