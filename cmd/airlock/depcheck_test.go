@@ -23,6 +23,9 @@ func TestDependencyDirection(t *testing.T) {
 		{"upstream", nil},
 		{"registry", []string{"cache", "registry/auth"}},
 		{"registry/auth", nil},
+		// The ACR-style authorizer implements the auth contract and knows
+		// nothing else of airlock.
+		{"registry/auth/acrauth", []string{"registry/auth"}},
 		{"cache/engine", []string{"cache", "cache/content", "cache/meta", "rules", "upstream"}},
 		{"upstream/ociclient", []string{"upstream"}},
 	}
