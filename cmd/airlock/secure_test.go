@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -127,16 +128,37 @@ func TestServeTLSAuto(t *testing.T) {
 	s2.stop()
 }
 
-// A client that never finishes its headers is cut at the header timeout.
+// A client that never finishes its headers is cut at the header timeout,
+// and an idle keep-alive connection at the idle timeout.
 func TestServeSlowLorisHeaders(t *testing.T) {
 	t.Parallel()
-	s := startServe(t, t.TempDir(), "listen: %s\nstorage:\n  dir: %s\nhttp:\n  readHeaderTimeout: 300ms\nlog:\n  level: warn\n")
+	s := startServe(t, t.TempDir(), "listen: %s\nstorage:\n  dir: %s\nhttp:\n  readHeaderTimeout: 300ms\n  idleTimeout: 300ms\nlog:\n  level: warn\n")
+	idle, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	fmt.Fprintf(idle, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	idle.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(idle)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	start := time.Now()
+	io.Copy(io.Discard, br) // returns when the server closes the idle connection
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("an idle keep-alive connection stayed open %v", took)
+	}
+
 	conn, err := net.Dial("tcp", s.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	start := time.Now()
+	start = time.Now()
 	fmt.Fprintf(conn, "GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Slow: ")
 	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	io.Copy(io.Discard, conn) // returns when the server hangs up
