@@ -43,6 +43,8 @@ type Engine struct {
 	fills map[digest.Digest]*fill
 
 	flights flightGroup
+
+	uploads uploads // push: open upload sessions (upload.go)
 }
 
 var _ cache.Source = (*Engine)(nil)

@@ -21,7 +21,11 @@ func TestDependencyDirection(t *testing.T) {
 		{"cache", nil},
 		{"cache/content", nil},
 		{"upstream", nil},
-		{"registry", []string{"cache"}},
+		{"registry", []string{"cache", "registry/auth"}},
+		{"registry/auth", nil},
+		// The ACR-style authorizer implements the auth contract and knows
+		// nothing else of airlock.
+		{"registry/auth/acrauth", []string{"registry/auth"}},
 		{"cache/engine", []string{"cache", "cache/content", "cache/meta", "rules", "upstream"}},
 		{"upstream/ociclient", []string{"upstream"}},
 		// The control module reaches the data plane only through rules and

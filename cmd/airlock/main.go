@@ -27,8 +27,9 @@ func commands() map[string]command {
 		"lab":   {"run the MAR emulator and airlock in front of it (make run)", runLab},
 		"mar":   {"run the MAR emulator (upstream for labs, tests, bench)", runMar},
 
-		"acr":     {"emulated container registries: cache rules, credential sets, private endpoints", acrCommands().run("acr")},
-		"cluster": {"emulated AKS clusters: network isolation, reconcile, node configuration", clusterCommands().run("cluster")},
+		"acr":           {"emulated container registries: cache rules, credential sets, private endpoints", acrCommands().run("acr")},
+		"cluster":       {"emulated AKS clusters: network isolation, reconcile, node configuration", clusterCommands().run("cluster")},
+		"hash-password": {"print the bcrypt hash of a password read from stdin (auth.users, auth.tokens)", runHashPassword},
 	}
 }
 

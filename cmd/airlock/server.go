@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -32,6 +31,8 @@ type server struct {
 	http   *http.Server
 	ln     net.Listener
 	ctl    *control
+	scheme string // http or https
+	caFile string // tls.auto: the CA nodes must trust
 }
 
 func newLogger(c config.Log) (*zap.Logger, error) {
@@ -90,6 +91,10 @@ func newServer(cfg *config.Config, log *zap.Logger) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkPushedRepos(set, index); err != nil {
+		index.Close()
+		return nil, err
+	}
 	var opts []engine.Option
 	if d := time.Duration(cfg.Cache.FillTimeout); d > 0 {
 		opts = append(opts, engine.WithFillTimeout(d))
@@ -103,6 +108,7 @@ func newServer(cfg *config.Config, log *zap.Logger) (*server, error) {
 	if n := cfg.Cache.MaxManifestBytes; n > 0 {
 		opts = append(opts, engine.WithMaxManifestSize(n))
 	}
+	opts = append(opts, pushEngineOptions(cfg)...)
 	eng, err := engine.New(store, index, up, log.Named("cache"), promReg, opts...)
 	if err != nil {
 		index.Close()
@@ -119,25 +125,32 @@ func newServer(cfg *config.Config, log *zap.Logger) (*server, error) {
 			ctl.Close()
 		}
 	}()
-	reg, err := registry.New(eng, log.Named("http"), promReg,
-		registry.WithRoute("/metrics", "metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})),
-		registry.WithRoute("/admin/", "admin", ctl))
+	ropts, err := securityOptions(cfg, log)
 	if err != nil {
 		index.Close()
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	ropts = append(ropts,
+		registry.WithRoute("/metrics", "metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})),
+		registry.WithRoute("/admin/", "admin", ctl))
+	reg, err := registry.New(eng, log.Named("http"), promReg, ropts...)
 	if err != nil {
 		index.Close()
-		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+		return nil, err
 	}
+	ln, scheme, caFile, err := listen(cfg)
+	if err != nil {
+		index.Close()
+		return nil, err
+	}
+	readHeader, idle := httpTimeouts(cfg)
 	hs := &http.Server{
 		Handler:           reg,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: readHeader,
+		IdleTimeout:       idle,
 		ErrorLog:          zap.NewStdLog(log.Named("http-server")),
 	}
-	return &server{cfg: cfg, log: log, index: index, engine: eng, http: hs, ln: ln, ctl: ctl}, nil
+	return &server{cfg: cfg, log: log, index: index, engine: eng, http: hs, ln: ln, ctl: ctl, scheme: scheme, caFile: caFile}, nil
 }
 
 // Addr is the address the server listens on.

@@ -26,6 +26,11 @@ type Config struct {
 	Log            Log             `yaml:"log"`
 	Cache          Cache           `yaml:"cache"`
 	Control        Control         `yaml:"control"`
+	// Push and security (push.go).
+	Auth *Auth `yaml:"auth"`
+	TLS  TLS   `yaml:"tls"`
+	Push Push  `yaml:"push"`
+	HTTP HTTP  `yaml:"http"`
 }
 
 // Storage says where content and metadata live.
@@ -184,6 +189,9 @@ func (c *Config) Validate() error {
 		return errorf("config: log.format %q must be json or console", c.Log.Format)
 	}
 	if err := c.Control.validate(); err != nil {
+		return err
+	}
+	if err := c.validatePush(); err != nil {
 		return err
 	}
 	_, err := c.RuleSet()
