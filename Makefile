@@ -5,13 +5,19 @@ PKGS    := ./...
 # Packages with concurrency run under the race detector.
 RACE    ?= -race
 TIMEOUT ?= 20m
+# make fuzz: each target for FUZZTIME with FUZZPARALLEL workers (not in CI).
+FUZZTIME     ?= 20s
+FUZZPARALLEL ?= 1
+FUZZ_TARGETS := ./registry:FuzzParsePath ./registry:FuzzParseRange \
+                ./cache/engine:FuzzParseManifest ./cache/engine:FuzzReference \
+                ./rules:FuzzRules
 
 # The release build (the Dockerfile runs `make static`): no cgo, so the
 # binary runs on a distroless/static image; no paths or build ids.
 STATIC_FLAGS := -trimpath -ldflags='-s -w -buildid='
 IMAGE   ?= airlock:dev
 
-.PHONY: build static image run test vet tools clean
+.PHONY: build static image run test vet tools fuzz clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/airlock
@@ -23,15 +29,26 @@ image:
 	docker build -t $(IMAGE) .
 
 run: build
-	$(BIN) serve --config examples/airlock.yaml
+	$(BIN) lab
+
+# External tools the tests use (the OCI conformance suite), pinned, in bin/tools.
+tools:
+	scripts/install-tools.sh
 
 vet:
 	$(GO) vet $(PKGS)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-test: vet build
+test: tools vet build
 	$(GO) test $(RACE) -timeout $(TIMEOUT) $(PKGS)
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t##*:}; \
+	  echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
+	  $(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) -parallel=$(FUZZPARALLEL) $$pkg; \
+	done
 
 clean:
 	rm -rf bin data

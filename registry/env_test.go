@@ -62,6 +62,8 @@ type envOpt struct {
 	endpoint string // override the upstream URL
 	engine   []engine.Option
 	upstream *upstreamtest.Upstream
+	registry []registry.Option // push, auth
+	log      *zap.Logger       // default: nop (example logger with -v)
 }
 
 func aksRule() rules.Rule {
@@ -84,6 +86,9 @@ func newEnv(t testing.TB, o envOpt) *env {
 	log := zap.NewNop()
 	if testing.Verbose() {
 		log = zap.NewExample()
+	}
+	if o.log != nil {
+		log = o.log
 	}
 	store, err := fsstore.New(e.storage + "/content")
 	if err != nil {
@@ -109,7 +114,7 @@ func newEnv(t testing.TB, o envOpt) *env {
 		t.Fatal(err)
 	}
 	e.eng.SetRules(set, o.creds)
-	reg, err := registry.New(e.eng, log, e.prom)
+	reg, err := registry.New(e.eng, log, e.prom, o.registry...)
 	if err != nil {
 		t.Fatal(err)
 	}

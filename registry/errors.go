@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -28,6 +29,12 @@ func codeFor(err error) errcode.ErrorCode {
 		return errcode.ErrorCodeManifestInvalid
 	case errors.Is(err, cache.ErrBlobUnknown):
 		return errcode.ErrorCodeBlobUnknown
+	case errors.Is(err, cache.ErrManifestBlobUnknown):
+		return errcode.ErrorCodeManifestBlobUnknown
+	case errors.Is(err, cache.ErrUploadUnknown):
+		return errcode.ErrorCodeBlobUploadUnknown
+	case errors.Is(err, cache.ErrRangeInvalid):
+		return errcode.ErrorCodeRangeInvalid
 	case errors.Is(err, cache.ErrDenied):
 		return errcode.ErrorCodeDenied
 	case errors.Is(err, cache.ErrUnsupported):
@@ -40,11 +47,19 @@ func codeFor(err error) errcode.ErrorCode {
 	return errcode.ErrorCodeUnknown
 }
 
-// apiError is an error a handler chose the code and message for.
+// apiError is an error a handler chose the code and message for, and
+// optionally a status other than the code's.
 type apiError struct {
 	code   errcode.ErrorCode
 	msg    string
 	detail any
+	status int
+}
+
+func withDetail(e *apiError, detail any) error {
+	c := *e
+	c.detail = detail
+	return &c
 }
 
 func (e *apiError) Error() string { return e.code.String() + ": " + e.msg }
@@ -60,7 +75,12 @@ func (reg *Registry) writeError(w http.ResponseWriter, r *http.Request, err erro
 	}
 	var e errcode.Error
 	var ae *apiError
-	if errors.As(err, &ae) {
+	var cut errBodyCut
+	if errors.As(err, &cut) && !errors.As(err, &ae) {
+		reg.log.Info("request body broke off", zap.String("path", r.URL.Path), zap.Error(err))
+		ae = &apiError{code: errcode.ErrorCodeBlobUploadInvalid, msg: "the request body broke off", status: http.StatusBadRequest}
+	}
+	if ae != nil || errors.As(err, &ae) {
 		e = ae.code.WithMessage(ae.msg)
 		if ae.detail != nil {
 			e = e.WithDetail(ae.detail)
@@ -78,9 +98,20 @@ func (reg *Registry) writeError(w http.ResponseWriter, r *http.Request, err erro
 	if errors.As(err, &ue) && ue.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(ue.RetryAfter.Seconds()+0.5)))
 	}
+	status := e.Code.Descriptor().HTTPStatusCode
+	if ae != nil && ae.status != 0 {
+		status = ae.status
+	}
 	if r.Method == http.MethodHead {
 		// A HEAD answer has no body; the status alone carries the error.
-		w.WriteHeader(e.Code.Descriptor().HTTPStatusCode)
+		w.WriteHeader(status)
+		return
+	}
+	if status != e.Code.Descriptor().HTTPStatusCode {
+		b, _ := json.Marshal(errcode.Errors{e})
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		w.Write(b)
 		return
 	}
 	if werr := errcode.ServeJSON(w, e); werr != nil {

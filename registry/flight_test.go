@@ -82,6 +82,9 @@ func TestSingleFlightBlob(t *testing.T) {
 	if n := e.up.Count("GET", "/blobs/"+d.String()); n != 1 {
 		t.Fatalf("%d concurrent cold GETs made %d upstream GETs, want 1", clients, n)
 	}
+	if n := e.up.Count("HEAD", "/blobs/"); n != 0 {
+		t.Fatalf("waiters on a fill from the same repository made %d upstream HEADs, want 0", n)
+	}
 	if got := e.metric("airlock_cache_coalesced_total", "kind", "blob"); got != clients-1 {
 		t.Fatalf("coalesced waiters metric %v, want %d", got, clients-1)
 	}
@@ -168,5 +171,32 @@ func waitOrFail(t *testing.T, wg *sync.WaitGroup, d time.Duration, what string) 
 	case <-done:
 	case <-time.After(d):
 		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// A blob cached for one repository is shared with another only after the
+// upstream confirms (one HEAD) that the other repository has it too: no
+// second GET, and no serving of another repository's content unasked.
+func TestCrossRepositoryBlobReuse(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpt{})
+	img := e.up.PushImage(t, "oss/kubernetes/pause:3.10", 50_000, 1)
+	d, want := layerOf(t, img)
+	if _, b := e.do("GET", "/v2/"+repo+"/blobs/"+d.String()); !bytes.Equal(b, want) {
+		t.Fatal("first pull")
+	}
+	e.up.Reset()
+	// The test upstream shares blobs across repositories; make oss/other
+	// lack this one, as a real registry's repository could.
+	e.up.AddFault(upstreamtest.Fault{PathContains: "/oss/other/blobs/", Status: 404})
+	if resp, _ := e.do("GET", "/v2/aks-managed-repository/oss/other/blobs/"+d.String()); resp.StatusCode != 404 {
+		t.Fatalf("a repository the upstream does not have the blob in got %d, want 404", resp.StatusCode)
+	}
+	e.up.Reset()
+	if _, b := e.do("GET", "/v2/aks-managed-repository/oss/kubernetes/kube-proxy/blobs/"+d.String()); !bytes.Equal(b, want) {
+		t.Fatal("shared layer through the second repository")
+	}
+	if h, g := e.up.Count("HEAD", "/blobs/"), e.up.Count("GET", "/blobs/"); h != 1 || g != 0 {
+		t.Fatalf("cross-repository reuse: %d HEAD, %d GET; want 1, 0", h, g)
 	}
 }

@@ -68,6 +68,9 @@ func (reg *Registry) blob(w http.ResponseWriter, r *http.Request, req request) e
 		return nil
 	}
 	defer b.Content.Close()
+	if err := checkRange(w, r, b.Size); err != nil {
+		return err
+	}
 	if b.Wait == nil {
 		http.ServeContent(w, r, "", b.ModTime, b.Content)
 		return nil

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/cache"
+	"github.com/airlock/airlock/registry/auth"
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -22,12 +23,15 @@ type Registry struct {
 	m      *metrics
 	routes []extraRoute
 	now    func() time.Time
+	authz  auth.Authorizer // nil: auth off (options_push.go)
+	push   pushConfig
 }
 
 type extraRoute struct {
 	prefix string
 	label  string
 	h      http.Handler
+	public bool // served without auth; others need the admin access
 }
 
 // Option configures a Registry.
@@ -35,8 +39,9 @@ type Option func(*Registry)
 
 // WithRoute serves paths equal to prefix, or under it when prefix ends in
 // "/", with h (metrics, health, admin API). label names the route in metrics.
+// With auth on, such a route needs the admin access (see WithPublicRoute).
 func WithRoute(prefix, label string, h http.Handler) Option {
-	return func(r *Registry) { r.routes = append(r.routes, extraRoute{prefix, label, h}) }
+	return func(r *Registry) { r.routes = append(r.routes, extraRoute{prefix, label, h, false}) }
 }
 
 // New returns a registry serving src.
@@ -45,7 +50,7 @@ func New(src cache.Source, log *zap.Logger, reg prometheus.Registerer, opts ...O
 	if err != nil {
 		return nil, err
 	}
-	r := &Registry{src: src, log: log, m: m, now: time.Now}
+	r := &Registry{src: src, log: log, m: m, now: time.Now, push: defaultPushConfig()}
 	for _, o := range opts {
 		o(r)
 	}
@@ -70,6 +75,9 @@ func (reg *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for _, x := range reg.routes {
 		if r.URL.Path == x.prefix || (strings.HasSuffix(x.prefix, "/") && strings.HasPrefix(r.URL.Path, x.prefix)) {
 			label = x.label
+			if !x.public && !reg.allow(rw, &r, []auth.Access{auth.Admin}) {
+				return
+			}
 			x.h.ServeHTTP(rw, r)
 			return
 		}
@@ -81,6 +89,9 @@ func (reg *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	label = req.kind
+	if !reg.allow(rw, &r, wants(r, req)) {
+		return
+	}
 	if err := reg.dispatch(rw, r, req); err != nil {
 		reg.writeError(rw, r, err)
 	}
@@ -127,11 +138,16 @@ func (reg *Registry) dispatch(w http.ResponseWriter, r *http.Request, req reques
 	return reg.write(w, r, req)
 }
 
-// write answers requests that would change content. Repositories under a
-// cache rule are read-only: DENIED. Elsewhere push is not offered.
+// write answers requests that would change content (and upload status).
+// Repositories under a cache rule are read-only: DENIED. Elsewhere they
+// go to the source's push abilities (push.go, upload.go), if it has them.
 func (reg *Registry) write(w http.ResponseWriter, r *http.Request, req request) error {
 	switch r.Method {
 	case http.MethodPut, http.MethodPost, http.MethodPatch, http.MethodDelete:
+	case http.MethodGet:
+		if req.kind != routeUpload {
+			return methodNotAllowed(r)
+		}
 	default:
 		return methodNotAllowed(r)
 	}
@@ -141,7 +157,7 @@ func (reg *Registry) write(w http.ResponseWriter, r *http.Request, req request) 
 				"repository "+req.repo+" is a cache of an upstream (rule "+rule+"): push and delete are denied", nil)
 		}
 	}
-	return newAPIError(errcode.ErrorCodeUnsupported, "this registry does not accept pushes", nil)
+	return reg.change(w, r, req)
 }
 
 func methodNotAllowed(r *http.Request) error {

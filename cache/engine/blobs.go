@@ -41,12 +41,16 @@ func (e *Engine) blob(ctx context.Context, repo string, d digest.Digest, head bo
 	if !t.cached() {
 		return nil, e.unknown(repo, cache.ErrBlobUnknown, d.String())
 	}
+	// Being filled from the same upstream repository: join at once.
+	e.mu.Lock()
+	f, filling := e.fills[d]
+	e.mu.Unlock()
+	if filling && f.target.repo == t.repo && !head {
+		return e.joinFill(ctx, repo, d, t)
+	}
 	// Held locally for another repository, or being filled for one: the
 	// upstream must confirm this repository has it before it is shared.
 	_, storeErr := e.store.Stat(ctx, d)
-	e.mu.Lock()
-	_, filling := e.fills[d]
-	e.mu.Unlock()
 	if storeErr == nil || filling || head {
 		e.m.upstream(t.rule, "blob", "HEAD")
 		size, err := e.up.StatBlob(ctx, t.repo, d)
@@ -129,9 +133,10 @@ func (e *Engine) joinFill(ctx context.Context, repo string, d digest.Digest, t t
 		return nil, ctx.Err()
 	}
 	f.mu.Lock()
-	size, ferr, started := f.size, f.err, f.ing != nil
+	size, ferr := f.size, f.err
 	f.mu.Unlock()
-	if ferr != nil && (!started || size < 0) {
+	if ferr != nil {
+		// Failed before this request sent anything: answer with an error.
 		f.release()
 		return nil, upstreamErr(ferr, cache.ErrBlobUnknown, repo+"@"+d.String())
 	}

@@ -44,6 +44,8 @@ type Engine struct {
 	fills map[digest.Digest]*fill
 
 	flights flightGroup
+
+	uploads uploads // push: open upload sessions (upload.go)
 }
 
 var _ cache.Source = (*Engine)(nil)
@@ -148,19 +150,29 @@ func (e *Engine) unknown(repo string, notFound error, what string) error {
 	return fmt.Errorf("%w: %s %s", notFound, repo, what)
 }
 
+// errBadUpstream marks content the upstream sent that airlock cannot use
+// (a manifest that does not parse, a blob that does not verify).
+var errBadUpstream = errors.New("bad content from upstream")
+
 // upstreamErr turns an upstream failure into the cache contract's errors:
-// a 404 is notFound; anything else is ErrUnavailable or ErrTooManyRequests,
-// never "unknown", so that clients do not fall back past the cache.
+// a 404 is notFound; an upstream that fails, throttles, times out or sends
+// bad content is ErrUnavailable or ErrTooManyRequests, never "unknown", so
+// that clients do not fall back past the cache. Local failures (store,
+// index) are returned as they are.
 func upstreamErr(err error, notFound error, what string) error {
 	if errors.Is(err, upstream.ErrNotFound) {
 		return fmt.Errorf("%w: %s", notFound, what)
 	}
-	if errors.Is(err, context.Canceled) {
+	var e *upstream.Error
+	var mismatch *content.MismatchError
+	switch {
+	case errors.As(err, &e):
+	case errors.Is(err, errBadUpstream), errors.As(err, &mismatch), errors.Is(err, context.DeadlineExceeded):
+	default:
 		return err
 	}
 	ue := &cache.UpstreamError{Err: cache.ErrUnavailable, Cause: err}
-	var e *upstream.Error
-	if errors.As(err, &e) {
+	if e != nil {
 		ue.RetryAfter = e.RetryAfter
 		if e.Throttled() {
 			ue.Err = cache.ErrTooManyRequests

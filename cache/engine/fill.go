@@ -260,7 +260,7 @@ func (e *Engine) fetchBlob(ctx context.Context, f *fill, log *zap.Logger, start 
 		if n > 0 {
 			if size >= 0 && written+int64(n) > size {
 				body.Body.Close()
-				return fmt.Errorf("upstream sent more than the %d bytes it announced", size)
+				return fmt.Errorf("%w: more than the %d bytes it announced", errBadUpstream, size)
 			}
 			if _, err := ing.Write(buf[:n]); err != nil {
 				body.Body.Close()
@@ -280,7 +280,7 @@ func (e *Engine) fetchBlob(ctx context.Context, f *fill, log *zap.Logger, start 
 		// A broken body: resume from where it stopped.
 		attempts++
 		if attempts > e.resumeAttempts {
-			return fmt.Errorf("upstream body broken after %d bytes, %d resumes: %w", written, attempts-1, rerr)
+			return fmt.Errorf("%w: body broken after %d bytes, %d resumes: %v", errBadUpstream, written, attempts-1, rerr)
 		}
 		log.Info("resuming broken upstream body", zap.Int64("offset", written), zap.Int("attempt", attempts), zap.NamedError("cause", rerr))
 		next, err := e.resume(ctx, f, written, size, attempts)
@@ -314,13 +314,13 @@ func (e *Engine) resume(ctx context.Context, f *fill, offset, size int64, attemp
 	case 0:
 		if _, err := io.CopyN(io.Discard, b.Body, offset); err != nil {
 			b.Body.Close()
-			return upstream.BlobBody{}, fmt.Errorf("skip %d bytes of a full response: %w", offset, err)
+			return upstream.BlobBody{}, fmt.Errorf("%w: skip %d bytes of a full response: %v", errBadUpstream, offset, err)
 		}
 		b.Offset = offset
 		return b, nil
 	}
 	b.Body.Close()
-	return upstream.BlobBody{}, fmt.Errorf("upstream resumed at %d, want %d", b.Offset, offset)
+	return upstream.BlobBody{}, fmt.Errorf("%w: resumed at %d, want %d", errBadUpstream, b.Offset, offset)
 }
 
 // minChunk is how much a fill gathers before telling readers, unless the

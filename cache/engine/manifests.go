@@ -164,11 +164,11 @@ func (e *Engine) fetchManifestNow(ctx context.Context, repo, ref string, t targe
 		return upstream.Manifest{}, err
 	}
 	if int64(len(m.Body)) > e.maxManifest {
-		return upstream.Manifest{}, fmt.Errorf("manifest %s is larger than %d bytes", ref, e.maxManifest)
+		return upstream.Manifest{}, fmt.Errorf("%w: manifest %s is larger than %d bytes", errBadUpstream, ref, e.maxManifest)
 	}
 	p, err := parseManifest(m.Body, m.MediaType)
 	if err != nil {
-		return upstream.Manifest{}, fmt.Errorf("upstream manifest %s: %w", ref, err)
+		return upstream.Manifest{}, fmt.Errorf("%w: manifest %s: %v", errBadUpstream, ref, err)
 	}
 	if m.MediaType == "" {
 		m.MediaType = p.MediaType

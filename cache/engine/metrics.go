@@ -11,6 +11,7 @@ type metrics struct {
 	fillTTFB                *prometheus.HistogramVec
 	fillsInFlight           prometheus.Gauge
 	fillFailures            *prometheus.CounterVec
+	push                    *pushMetrics
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -49,7 +50,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			return nil, err
 		}
 	}
-	return m, nil
+	var err error
+	m.push, err = newPushMetrics(reg)
+	return m, err
 }
 
 func (m *metrics) upstream(rule, kind, method string) {

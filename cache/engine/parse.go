@@ -3,17 +3,17 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 )
 
 // Manifest media types airlock understands.
 const (
-	MediaTypeOCIIndex         = "application/vnd.oci.image.index.v1+json"
-	MediaTypeOCIManifest      = "application/vnd.oci.image.manifest.v1+json"
-	MediaTypeDockerList       = "application/vnd.docker.distribution.manifest.list.v2+json"
-	MediaTypeDockerManifest   = "application/vnd.docker.distribution.manifest.v2+json"
-	mediaTypeOCIEmptyArtifact = "application/vnd.oci.empty.v1+json"
+	MediaTypeOCIIndex       = "application/vnd.oci.image.index.v1+json"
+	MediaTypeOCIManifest    = "application/vnd.oci.image.manifest.v1+json"
+	MediaTypeDockerList     = "application/vnd.docker.distribution.manifest.list.v2+json"
+	MediaTypeDockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
 )
 
 // parsed is what the cache needs to know of a manifest's content.
@@ -24,6 +24,13 @@ type parsed struct {
 	Children     []digest.Digest // index entries
 	Blobs        []digest.Digest // config and layers
 	Annotations  map[string]string
+
+	// What a push is checked against.
+	SchemaVersion int
+	HasConfig     bool
+	// Foreign are non-distributable layers (or layers with URLs): they are
+	// fetched from elsewhere and never required locally.
+	Foreign []digest.Digest
 }
 
 type descriptorJSON struct {
@@ -32,6 +39,12 @@ type descriptorJSON struct {
 	Size         int64             `json:"size"`
 	ArtifactType string            `json:"artifactType,omitempty"`
 	Annotations  map[string]string `json:"annotations,omitempty"`
+	URLs         []string          `json:"urls,omitempty"`
+}
+
+// foreign reports whether a layer lives outside the registry.
+func (d descriptorJSON) foreign() bool {
+	return len(d.URLs) > 0 || strings.Contains(d.MediaType, ".nondistributable.") || strings.Contains(d.MediaType, ".foreign.")
 }
 
 type manifestJSON struct {
@@ -52,7 +65,7 @@ func parseManifest(body []byte, mediaType string) (parsed, error) {
 	if err := json.Unmarshal(body, &m); err != nil {
 		return parsed{}, fmt.Errorf("manifest is not valid JSON: %w", err)
 	}
-	p := parsed{MediaType: m.MediaType, ArtifactType: m.ArtifactType, Annotations: m.Annotations}
+	p := parsed{SchemaVersion: m.SchemaVersion, HasConfig: m.Config != nil, MediaType: m.MediaType, ArtifactType: m.ArtifactType, Annotations: m.Annotations}
 	if p.MediaType == "" {
 		p.MediaType = mediaType
 	}
@@ -67,13 +80,19 @@ func parseManifest(body []byte, mediaType string) (parsed, error) {
 			return parsed{}, fmt.Errorf("config digest %q: %w", m.Config.Digest, err)
 		}
 		p.Blobs = append(p.Blobs, m.Config.Digest)
-		if p.ArtifactType == "" && m.Config.MediaType != mediaTypeOCIEmptyArtifact && p.MediaType == MediaTypeOCIManifest {
+		// OCI referrers: an image manifest without artifactType is listed
+		// with its config's media type (the empty config's too).
+		if p.ArtifactType == "" && p.MediaType == MediaTypeOCIManifest {
 			p.ArtifactType = m.Config.MediaType
 		}
 	}
 	for _, d := range m.Layers {
 		if err := d.Digest.Validate(); err != nil {
 			return parsed{}, fmt.Errorf("layer digest %q: %w", d.Digest, err)
+		}
+		if d.foreign() {
+			p.Foreign = append(p.Foreign, d.Digest)
+			continue
 		}
 		p.Blobs = append(p.Blobs, d.Digest)
 	}

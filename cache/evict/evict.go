@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/airlock/airlock/cache/content"
 	"github.com/airlock/airlock/cache/meta"
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -171,8 +172,15 @@ func (c *Collector) SetPolicy(p Policy) error {
 func (c *Collector) Tracker() *Tracker { return c.tracker }
 
 // Store wraps the content store the engine writes through so that the
-// collector hears of new bytes and of a full disk.
-func (c *Collector) Store() Store { return &accounted{Store: c.store, c: c} }
+// collector hears of new bytes and of a full disk. The optional ability to
+// take writes of unknown digest (content.PendingIngester) is kept.
+func (c *Collector) Store() Store {
+	a := &accounted{Store: c.store, c: c}
+	if pi, ok := c.store.(content.PendingIngester); ok {
+		return &accountedPending{accounted: a, pi: pi}
+	}
+	return a
+}
 
 // Used is the estimated size of the content store in bytes.
 func (c *Collector) Used() int64 { return c.walked.Load() + c.pending.Load() }

@@ -64,3 +64,45 @@ func (w *accountedIngest) Commit(ctx context.Context) (content.Info, error) {
 func diskFull(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
+
+// accountedPending is accounted over a store that also takes writes of
+// unknown digest (chunked pushes): the ability stays visible to the engine.
+type accountedPending struct {
+	*accounted
+	pi content.PendingIngester
+}
+
+var _ content.PendingIngester = (*accountedPending)(nil)
+
+// IngestPending implements content.PendingIngester.
+func (a *accountedPending) IngestPending(ctx context.Context, alg digest.Algorithm) (content.Pending, error) {
+	p, err := a.pi.IngestPending(ctx, alg)
+	if err != nil {
+		a.c.noteErr(err)
+		return nil, err
+	}
+	return &accountedPendingWrite{Pending: p, c: a.c}, nil
+}
+
+type accountedPendingWrite struct {
+	content.Pending
+	c *Collector
+}
+
+func (w *accountedPendingWrite) Write(p []byte) (int, error) {
+	n, err := w.Pending.Write(p)
+	if err != nil {
+		w.c.noteErr(err)
+	}
+	return n, err
+}
+
+func (w *accountedPendingWrite) Commit(ctx context.Context, d digest.Digest) (content.Info, error) {
+	info, err := w.Pending.Commit(ctx, d)
+	if err != nil {
+		w.c.noteErr(err)
+		return info, err
+	}
+	w.c.added(info.Size)
+	return info, nil
+}

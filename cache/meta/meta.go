@@ -138,6 +138,18 @@ const (
 	kReferrers = "f"
 )
 
+// update runs fn in a read-write transaction, retrying when a concurrent
+// transaction committed a conflicting write first.
+func (x *Index) update(fn func(txn *badger.Txn) error) error {
+	var err error
+	for range 16 {
+		if err = x.db.Update(fn); !errors.Is(err, badger.ErrConflict) {
+			return err
+		}
+	}
+	return err
+}
+
 func (x *Index) get(k []byte, v any) error {
 	return x.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(k)
@@ -194,7 +206,7 @@ func (x *Index) Tag(repo, tag string) (Tag, error) {
 
 // PutTag records a tag, creating the repository record if needed.
 func (x *Index) PutTag(repo, tag string, t Tag) error {
-	return wrap("put tag", x.update(func(txn *badger.Txn) error {
+	return wrap("put tag", x.link(func(txn *badger.Txn) error {
 		if err := ensureRepo(txn, repo, t.Origin, t.FetchedAt); err != nil {
 			return err
 		}
@@ -208,7 +220,7 @@ func (x *Index) DeleteTag(repo, tag string) error {
 }
 
 func (x *Index) deleteKey(k []byte) error {
-	return x.db.Update(func(txn *badger.Txn) error {
+	return x.update(func(txn *badger.Txn) error {
 		if _, err := txn.Get(k); errors.Is(err, badger.ErrKeyNotFound) {
 			return ErrNotFound
 		} else if err != nil {
@@ -227,7 +239,7 @@ func (x *Index) Manifest(repo string, d digest.Digest) (Manifest, error) {
 // PutManifest links a manifest (whose bytes are in the content store) to
 // repo, and optionally points tag at it in the same transaction.
 func (x *Index) PutManifest(repo string, d digest.Digest, m Manifest, tag string, t Tag) error {
-	return wrap("put manifest", x.update(func(txn *badger.Txn) error {
+	return wrap("put manifest", x.link(func(txn *badger.Txn) error {
 		if err := ensureRepo(txn, repo, m.Origin, m.Added); err != nil {
 			return err
 		}
@@ -254,7 +266,7 @@ func (x *Index) Blob(repo string, d digest.Digest) (Blob, error) {
 
 // LinkBlob links a committed blob to repo.
 func (x *Index) LinkBlob(repo string, d digest.Digest, b Blob) error {
-	return wrap("link blob", x.update(func(txn *badger.Txn) error {
+	return wrap("link blob", x.link(func(txn *badger.Txn) error {
 		if err := ensureRepo(txn, repo, b.Origin, b.Added); err != nil {
 			return err
 		}
@@ -281,7 +293,7 @@ func (x *Index) Referrers(repo string, d digest.Digest) (Referrers, error) {
 
 // PutReferrers caches an upstream referrers response.
 func (x *Index) PutReferrers(repo string, d digest.Digest, r Referrers) error {
-	return wrap("put referrers", x.db.Update(func(txn *badger.Txn) error {
+	return wrap("put referrers", x.update(func(txn *badger.Txn) error {
 		return set(txn, key(kReferrers, repo, d.String()), r)
 	}))
 }

@@ -39,7 +39,7 @@ func (x *Index) Remove(r Removal) error {
 		n := min(len(keys), removeBatch)
 		batch := keys[:n]
 		keys = keys[n:]
-		err := x.retry(func(txn *badger.Txn) error {
+		err := x.update(func(txn *badger.Txn) error {
 			for _, k := range batch {
 				if err := txn.Delete(k); err != nil {
 					return err
@@ -51,7 +51,7 @@ func (x *Index) Remove(r Removal) error {
 			return wrap("remove", err)
 		}
 	}
-	return wrap("remove", x.retry(func(txn *badger.Txn) error { return dropIfEmpty(txn, r.Repo) }))
+	return wrap("remove", x.update(func(txn *badger.Txn) error { return dropIfEmpty(txn, r.Repo) }))
 }
 
 // dropIfEmpty removes a cached repository's record when it holds nothing.

@@ -20,8 +20,8 @@ import (
 	"go.uber.org/zap"
 )
 
-// startServe runs airlock serve in-process and waits until it is ready.
-func startServe(t *testing.T, cfg string) {
+// serveForTest runs airlock serve in-process and waits until it is ready.
+func serveForTest(t *testing.T, cfg string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
@@ -84,7 +84,7 @@ func TestWarmExportImportAirGap(t *testing.T) {
 	// A connected site: warm, then export with the upstream down.
 	addrA := upstreamtest.Unreachable(t)
 	cfgA := crashConfig(t, addrA, filepath.Join(dir, "a"), up.URL())
-	startServe(t, cfgA)
+	serveForTest(t, cfgA)
 	code, out, errOut := runCmd(t, "warm", "--list", list, "--config", cfgA, "--platform", "linux/amd64", "--concurrency", "3")
 	if code != 0 || !strings.Contains(out, "warmed 2/2 images: 5 blobs") {
 		t.Fatalf("warm: exit %d\n%s%s", code, out, errOut)
@@ -117,7 +117,7 @@ func TestWarmExportImportAirGap(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "imported 2 images (2 cached under rules, 0 pushed)") {
 		t.Fatalf("import: exit %d\n%s%s", code, out, errOut)
 	}
-	startServe(t, cfgB)
+	serveForTest(t, cfgB)
 	pl := newPuller("http://" + addrB)
 	repo := "aks-managed-repository/oss/kubernetes/"
 	if err := pl.pull(repo+"pause", "3.10", digest.Digest(pd.String())); err != nil {
@@ -211,7 +211,7 @@ func TestBundleRefusesCorruptAndWarmReportsFailures(t *testing.T) {
 
 	addr := upstreamtest.Unreachable(t)
 	cfgA := crashConfig(t, addr, filepath.Join(dir, "a"), up.URL())
-	startServe(t, cfgA)
+	serveForTest(t, cfgA)
 	writeFile(t, list, "mcr.microsoft.com/oss/kubernetes/pause:3.10\nmcr.microsoft.com/oss/kubernetes/missing:1\nexample.com/no/rule:1\n")
 	code, out, errOut = runCmd(t, "warm", "--list", list, "--server", "http://"+addr, "--config", cfgA)
 	if code != 1 || !strings.Contains(out, "warmed 1/3 images") || !strings.Contains(out, "2 failed") {
@@ -222,8 +222,8 @@ func TestBundleRefusesCorruptAndWarmReportsFailures(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", want, errOut)
 		}
 	}
-	if code, _, _ := runCmd(t, "warm", "--cluster", "aks-1", "--config", cfgA); code != 2 {
-		t.Errorf("--cluster without the control module: exit %d, want 2", code)
+	if code, _, errOut := runCmd(t, "warm", "--cluster", "aks-1", "--config", cfgA); code != 2 || !strings.Contains(errOut, "cluster aks-1") {
+		t.Errorf("--cluster of an unknown cluster: exit %d, want 2: %s", code, errOut)
 	}
 }
 

@@ -21,13 +21,22 @@ func TestDependencyDirection(t *testing.T) {
 		{"cache", nil},
 		{"cache/content", nil},
 		{"upstream", nil},
-		{"registry", []string{"cache"}},
+		{"registry", []string{"cache", "registry/auth"}},
+		{"registry/auth", nil},
+		// The ACR-style authorizer implements the auth contract and knows
+		// nothing else of airlock.
+		{"registry/auth/acrauth", []string{"registry/auth"}},
 		{"cache/engine", []string{"cache", "cache/content", "cache/meta", "rules", "upstream"}},
 		{"upstream/ociclient", []string{"upstream"}},
 		{"cache/evict", []string{"cache/content", "cache/meta", "rules"}},
 		{"cache/check", []string{"cache/content", "cache/meta"}},
 		{"images", nil},
 		{"bundle", []string{"cache/content", "cache/meta"}},
+		// The control module reaches the data plane only through rules and
+		// the engine's SetRules (RuleSetter); never cache internals.
+		{"deploy", []string{"rules", "upstream"}},
+		{"deploy/badgerstore", []string{"deploy", "rules", "upstream"}},
+		{"deploy/adminapi", []string{"deploy", "rules", "upstream"}},
 	}
 	for _, c := range cases {
 		t.Run(c.pkg, func(t *testing.T) {

@@ -24,8 +24,14 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"serve":  {"run the registry cache (--config FILE)", runServe},
-		"warm":   {"pull an image list through a running airlock (--list FILE)", warmCommand(nil)},
+		"lab":    {"run the MAR emulator and airlock in front of it (make run)", runLab},
+		"mar":    {"run the MAR emulator (upstream for labs, tests, bench)", runMar},
+		"warm":   {"pull an image list through a running airlock (--list FILE)", warmCommand(newControlBootstrap)},
 		"bundle": {"export an image list to an OCI layout tarball, or import one (air gap)", runBundle},
+
+		"acr":           {"emulated container registries: cache rules, credential sets, private endpoints", acrCommands().run("acr")},
+		"cluster":       {"emulated AKS clusters: network isolation, reconcile, node configuration", clusterCommands().run("cluster")},
+		"hash-password": {"print the bcrypt hash of a password read from stdin (auth.users, auth.tokens)", runHashPassword},
 	}
 }
 

@@ -50,10 +50,11 @@ func (o *ops) engineOptions() []engine.Option {
 	return []engine.Option{engine.WithAccessRecorder(o.col.Tracker())}
 }
 
-// routes are /readyz and the pins API.
+// routes are /readyz (open, like /healthz: probes carry no credentials)
+// and the pins API (admin access when auth is on).
 func (o *ops) routes() []registry.Option {
 	return []registry.Option{
-		registry.WithRoute("/readyz", "readyz", http.HandlerFunc(o.readyz)),
+		registry.WithPublicRoute("/readyz", "readyz", http.HandlerFunc(o.readyz)),
 		registry.WithRoute("/admin/pins", "admin-pins", o.col.PinsHandler()),
 	}
 }

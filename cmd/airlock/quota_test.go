@@ -57,7 +57,7 @@ pins:
 log:
   level: warn
 `, addr, filepath.Join(t.TempDir(), "data"), up.URL()))
-	startServe(t, cfg)
+	serveForTest(t, cfg)
 	base := "http://" + addr
 	pl := newPuller(base)
 	repo := func(i int) string { return fmt.Sprintf("aks-managed-repository/oss/q/img%d", i) }

@@ -37,7 +37,7 @@ func (s *server) watchReload(ctx context.Context, path string, hup <-chan os.Sig
 
 // reload applies what can change while serving, without touching
 // connections: rules, credential sets, upstream endpoints, the storage
-// quota and watermarks, and pins. Requests already running finish with the
+// quota and watermarks, and pins. (Control settings need a restart.) Requests already running finish with the
 // configuration they started with. A file that does not load or validate
 // changes nothing. Settings that need a restart are named in the log.
 func (s *server) reload(path string) error {
@@ -53,14 +53,21 @@ func (s *server) reload(path string) error {
 	if err != nil {
 		return err
 	}
-	// Everything is validated before anything is swapped.
+	if err := checkPushedRepos(set, s.index); err != nil {
+		return err
+	}
+	// The rules go through the control module, which serves them together
+	// with its registry's and refuses a set that conflicts; the rest was
+	// validated by Load.
+	if err := s.ctl.svc.SetBase(set.Rules(), creds); err != nil {
+		return err
+	}
 	if err := s.up.SetEndpoints(endpoints(cfg)); err != nil {
-		return fmt.Errorf("upstreams: %w", err)
+		return fmt.Errorf("upstreams: %w", err) // not reached: Load checks endpoints alike
 	}
 	if err := s.ops.col.SetPolicy(cfg.EvictPolicy()); err != nil {
-		return err // validated by Load already; not reached
+		return err // not reached: Load checks the policy
 	}
-	s.engine.SetRules(set, creds)
 	var restart []string
 	old := s.cfg
 	if cfg.Listen != old.Listen {
@@ -77,6 +84,14 @@ func (s *server) reload(path string) error {
 	}
 	if !reflect.DeepEqual(cfg.Cache, old.Cache) {
 		restart = append(restart, "cache")
+	}
+	for _, c := range []struct {
+		name string
+		a, b any
+	}{{"control", cfg.Control, old.Control}, {"auth", cfg.Auth, old.Auth}, {"tls", cfg.TLS, old.TLS}, {"push", cfg.Push, old.Push}, {"http", cfg.HTTP, old.HTTP}} {
+		if !reflect.DeepEqual(c.a, c.b) {
+			restart = append(restart, c.name)
+		}
 	}
 	s.cfg = cfg
 	level, msg := zap.InfoLevel, "configuration reloaded"

@@ -46,7 +46,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "airlock serve: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "airlock: serving on http://%s (storage %s, %d cache rules)\n", srv.Addr(), cfg.Storage.Dir, len(cfg.Rules))
+	fmt.Fprintf(stdout, "airlock: serving on %s://%s (storage %s, %d cache rules)\n", srv.scheme, srv.Addr(), cfg.Storage.Dir, len(cfg.Rules))
+	if srv.caFile != "" {
+		fmt.Fprintf(stdout, "airlock: TLS CA certificate %s (hosts.toml: ca = %q)\n", srv.caFile, srv.caFile)
+	}
 	log.Info("serving", zap.String("addr", srv.Addr()), zap.String("storage", cfg.Storage.Dir))
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP) // reload the configuration

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -33,6 +32,9 @@ type server struct {
 	up     *ociclient.Client
 	ops    *ops
 	prom   *metricsRegistry
+	ctl    *control
+	scheme string // http or https
+	caFile string // tls.auto: the CA nodes must trust
 }
 
 func newLogger(c config.Log) (*zap.Logger, error) {
@@ -87,6 +89,10 @@ func newServer(cfg *config.Config, log *zap.Logger) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkPushedRepos(set, index); err != nil {
+		index.Close()
+		return nil, err
+	}
 	ops, err := newOps(cfg, store, index, log, promReg)
 	if err != nil {
 		index.Close()
@@ -105,6 +111,7 @@ func newServer(cfg *config.Config, log *zap.Logger) (*server, error) {
 	if n := cfg.Cache.MaxManifestBytes; n > 0 {
 		opts = append(opts, engine.WithMaxManifestSize(n))
 	}
+	opts = append(opts, pushEngineOptions(cfg)...)
 	eng, err := engine.New(ops.col.Store(), index, up, log.Named("cache"), promReg, opts...)
 	if err != nil {
 		index.Close()
@@ -112,24 +119,42 @@ func newServer(cfg *config.Config, log *zap.Logger) (*server, error) {
 	}
 	ops.busy = eng.Filling
 	eng.SetRules(set, creds)
-	reg, err := registry.New(eng, log.Named("http"), promReg, append(ops.routes(),
-		registry.WithRoute("/metrics", "metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})))...)
+	ctl, err := openControl(cfg, log.Named("control"), eng, index, promReg)
 	if err != nil {
 		index.Close()
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	defer func() {
+		if err != nil { // a later step failed: release the control state
+			ctl.Close()
+		}
+	}()
+	ropts, err := securityOptions(cfg, log)
 	if err != nil {
 		index.Close()
-		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+		return nil, err
 	}
+	ropts = append(append(ropts, ops.routes()...), // /admin/pins before /admin/
+		registry.WithRoute("/metrics", "metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})),
+		registry.WithRoute("/admin/", "admin", ctl))
+	reg, err := registry.New(eng, log.Named("http"), promReg, ropts...)
+	if err != nil {
+		index.Close()
+		return nil, err
+	}
+	ln, scheme, caFile, err := listen(cfg)
+	if err != nil {
+		index.Close()
+		return nil, err
+	}
+	readHeader, idle := httpTimeouts(cfg)
 	hs := &http.Server{
 		Handler:           ops.gate(reg),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: readHeader,
+		IdleTimeout:       idle,
 		ErrorLog:          zap.NewStdLog(log.Named("http-server")),
 	}
-	return &server{cfg: cfg, log: log, index: index, engine: eng, http: hs, ln: ln, up: up, ops: ops, prom: promReg}, nil
+	return &server{cfg: cfg, log: log, index: index, engine: eng, http: hs, ln: ln, ctl: ctl, scheme: scheme, caFile: caFile, up: up, ops: ops, prom: promReg}, nil
 }
 
 // Addr is the address the server listens on.
@@ -145,6 +170,7 @@ func (s *server) Serve(ctx context.Context) error {
 	defer stopOps()
 	s.ops.start(opsCtx, errc)
 	go func() { errc <- s.http.Serve(s.ln) }()
+	s.ctl.start(ctx, s.Addr())
 	var serveErr error
 	select {
 	case <-ctx.Done():
@@ -156,6 +182,9 @@ func (s *server) Serve(ctx context.Context) error {
 		s.log.Warn("shutdown: in-flight requests cut", zap.Error(err))
 	}
 	s.shutdownOps(sctx, stopOps)
+	if err := s.ctl.Close(); err != nil {
+		s.log.Warn("shutdown: control state", zap.Error(err))
+	}
 	if err := s.index.Close(); err != nil {
 		return err
 	}
@@ -163,4 +192,11 @@ func (s *server) Serve(ctx context.Context) error {
 		return serveErr
 	}
 	return nil
+}
+
+// Close releases a server that will not Serve: the listener and the index.
+func (s *server) Close() error {
+	s.ln.Close()
+	s.ctl.Close()
+	return s.index.Close()
 }

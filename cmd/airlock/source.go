@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -47,6 +51,7 @@ type source struct {
 	puller *remote.Puller
 	http   bool
 	res    *images.Resolver
+	hc     *http.Client // for airlock's own APIs
 }
 
 func (f *sourceFlags) open() (*source, error) {
@@ -71,7 +76,11 @@ func (f *sourceFlags) open() (*source, error) {
 			if host == "" || host == "0.0.0.0" || host == "::" {
 				host = "127.0.0.1"
 			}
-			f.server = "http://" + net.JoinHostPort(host, port)
+			scheme := "http"
+			if cfg.TLS.Enabled() {
+				scheme = "https" // with tls.auto, trust its CA or pass --insecure
+			}
+			f.server = scheme + "://" + net.JoinHostPort(host, port)
 		}
 	}
 	switch {
@@ -100,7 +109,57 @@ func (f *sourceFlags) open() (*source, error) {
 		return nil, err
 	}
 	s.res = &images.Resolver{Puller: s.puller, Platforms: plats}
+	s.hc = &http.Client{Transport: tr, Timeout: time.Minute}
 	return s, nil
+}
+
+// pin replaces owner's pins on the server with the local references of
+// refs (pins API, /admin/pins).
+func (s *source) pin(ctx context.Context, refs []string, owner string) error {
+	if s.server == nil {
+		return errors.New("pins need a server")
+	}
+	var local []string
+	for _, line := range refs {
+		r, err := parseImageRef(line)
+		if err != nil {
+			return err
+		}
+		repo, err := localRepo(r, s.rules, s.server.Host)
+		if err != nil {
+			return err
+		}
+		sep := ":"
+		if r.Digest != "" {
+			sep = "@"
+		}
+		local = append(local, repo+sep+r.ref())
+	}
+	for _, c := range []struct {
+		method string
+		body   any
+		want   int
+	}{
+		{http.MethodDelete, map[string]any{"owner": owner}, http.StatusOK},
+		{http.MethodPost, map[string]any{"refs": local, "owner": owner}, http.StatusNoContent},
+	} {
+		b, _ := json.Marshal(c.body)
+		req, err := http.NewRequestWithContext(ctx, c.method, s.server.JoinPath("/admin/pins").String(), bytes.NewReader(b))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := s.hc.Do(req)
+		if err != nil {
+			return err
+		}
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			return fmt.Errorf("%s /admin/pins: %s %s", c.method, resp.Status, bytes.TrimSpace(msg))
+		}
+	}
+	return nil
 }
 
 // reference maps a list line to what to pull.

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,20 +17,22 @@ import (
 )
 
 // BootstrapLister gives the bootstrap image list of a cluster: the images
-// its nodes pull for its Kubernetes version. The control module implements
-// it; until it is wired in, warm --cluster is refused.
+// its nodes pull for its Kubernetes version (controlBootstrap asks the
+// control module of the server warm pulls through).
 type BootstrapLister interface {
 	BootstrapImages(ctx context.Context, cluster string) ([]string, error)
 }
 
 // warmCommand is `airlock warm`: pull an image list through a running
-// airlock so that it is cached before anyone asks.
-func warmCommand(lister BootstrapLister) func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// airlock so that it is cached before anyone asks. lister (nil: --cluster
+// is refused) is made for the server warm pulls through.
+func warmCommand(lister func(server string, hc *http.Client) BootstrapLister) func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs := flag.NewFlagSet("warm", flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		list := fs.String("list", "", "image list file, one reference per line (- for standard input)")
-		cluster := fs.String("cluster", "", "warm the bootstrap images of this cluster's Kubernetes version (needs the control module)")
+		cluster := fs.String("cluster", "", "warm the bootstrap images of this cluster's Kubernetes version (from the server's control module)")
+		pin := fs.String("pin", "", "after warming, pin the images (as OWNER, replacing OWNER's earlier pins) so eviction keeps them")
 		var sf sourceFlags
 		sf.register(fs, false)
 		if err := fs.Parse(args); err != nil {
@@ -39,21 +42,20 @@ func warmCommand(lister BootstrapLister) func(ctx context.Context, args []string
 			fmt.Fprintln(stderr, "airlock warm: usage: airlock warm (--list FILE | --cluster NAME) (--config FILE | --server URL) [--platform os/arch,...] [--concurrency N]")
 			return 2
 		}
+		src, err := sf.open()
+		if err != nil {
+			fmt.Fprintf(stderr, "airlock warm: %v\n", err)
+			return 2
+		}
 		var refs []string
-		var err error
 		switch {
 		case *list != "":
 			refs, err = readList(*list)
 		case lister == nil:
 			err = errors.New("--cluster needs the control module, which this build does not include; use --list")
 		default:
-			refs, err = lister.BootstrapImages(ctx, *cluster)
+			refs, err = lister(src.server.String(), src.hc).BootstrapImages(ctx, *cluster)
 		}
-		if err != nil {
-			fmt.Fprintf(stderr, "airlock warm: %v\n", err)
-			return 2
-		}
-		src, err := sf.open()
 		if err != nil {
 			fmt.Fprintf(stderr, "airlock warm: %v\n", err)
 			return 2
@@ -68,6 +70,13 @@ func warmCommand(lister BootstrapLister) func(ctx context.Context, args []string
 			return 1
 		}
 		fmt.Fprintln(stdout)
+		if *pin != "" {
+			if err := src.pin(ctx, refs, *pin); err != nil {
+				fmt.Fprintf(stderr, "airlock warm: pin: %v\n", err)
+				return 1
+			}
+			fmt.Fprintf(stdout, "pinned %d images as %s\n", len(refs), *pin)
+		}
 		return 0
 	}
 }

@@ -23,6 +23,7 @@ func Run(t *testing.T, newStore func(t *testing.T) content.Store) {
 	t.Run("ConcurrentCommit", func(t *testing.T) { testConcurrentCommit(t, newStore(t)) })
 	t.Run("SHA512", func(t *testing.T) { testSHA512(t, newStore(t)) })
 	t.Run("UnknownSize", func(t *testing.T) { testUnknownSize(t, newStore(t)) })
+	t.Run("Pending", func(t *testing.T) { testPending(t, newStore(t)) })
 }
 
 func blob(n int) ([]byte, digest.Digest) {

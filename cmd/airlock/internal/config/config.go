@@ -25,6 +25,12 @@ type Config struct {
 	CredentialSets []CredentialSet `yaml:"credentialSets"`
 	Log            Log             `yaml:"log"`
 	Cache          Cache           `yaml:"cache"`
+	Control        Control         `yaml:"control"`
+	// Push and security (push.go).
+	Auth *Auth `yaml:"auth"`
+	TLS  TLS   `yaml:"tls"`
+	Push Push  `yaml:"push"`
+	HTTP HTTP  `yaml:"http"`
 	// Pins are local image references ("repo:tag", "repo@digest") that
 	// eviction never removes.
 	Pins []string `yaml:"pins"`
@@ -194,6 +200,12 @@ func (c *Config) Validate() error {
 		return errorf("config: log.format %q must be json or console", c.Log.Format)
 	}
 	if err := c.validateStorage(); err != nil {
+		return err
+	}
+	if err := c.Control.validate(); err != nil {
+		return err
+	}
+	if err := c.validatePush(); err != nil {
 		return err
 	}
 	_, err := c.RuleSet()

@@ -1,0 +1,172 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/airlock/airlock/cache"
+	"github.com/airlock/airlock/cache/content"
+	"github.com/airlock/airlock/cache/meta"
+	"github.com/opencontainers/go-digest"
+)
+
+var (
+	_ cache.ManifestPutter = (*Engine)(nil)
+	_ cache.Deleter        = (*Engine)(nil)
+)
+
+// PutManifest implements cache.ManifestPutter.
+func (e *Engine) PutManifest(ctx context.Context, repo, ref, mediaType string, body []byte, tags []string) (*cache.PushedManifest, error) {
+	if err := e.writable(repo); err != nil {
+		return nil, err
+	}
+	if int64(len(body)) > e.maxManifest {
+		return nil, fmt.Errorf("%w: %d bytes is over the limit of %d", cache.ErrManifestInvalid, len(body), e.maxManifest)
+	}
+	var d digest.Digest
+	if want, err := digest.Parse(ref); err == nil {
+		if !want.Algorithm().Available() {
+			return nil, fmt.Errorf("%w: unsupported algorithm in %q", cache.ErrDigestInvalid, ref)
+		}
+		if d = want.Algorithm().FromBytes(body); d != want {
+			return nil, fmt.Errorf("%w: the manifest's digest is %s, not %s", cache.ErrDigestInvalid, d, want)
+		}
+	} else {
+		d = digest.Canonical.FromBytes(body)
+		tags = append([]string{ref}, tags...)
+	}
+	for _, t := range tags {
+		if !ValidTag(t) {
+			return nil, fmt.Errorf("%w: %q", cache.ErrTagInvalid, t)
+		}
+	}
+	p, err := checkPushed(body, mediaType)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.checkRefs(ctx, repo, p); err != nil {
+		return nil, err
+	}
+	if _, err := content.WriteBlob(ctx, e.store, d, body); err != nil {
+		return nil, err
+	}
+	now := e.now()
+	rec := meta.Manifest{MediaType: p.MediaType, Size: int64(len(body)), ArtifactType: p.ArtifactType, Subject: p.Subject, Refs: p.refs(), Origin: meta.OriginPush, Added: now}
+	if p.Subject != "" {
+		rec.Annotations = p.Annotations
+	}
+	tag := meta.Tag{Digest: d, MediaType: p.MediaType, Size: int64(len(body)), FetchedAt: now, Origin: meta.OriginPush}
+	first := ""
+	if len(tags) > 0 {
+		first = tags[0]
+	}
+	if err := e.index.PutManifest(repo, d, rec, first, tag); err != nil {
+		return nil, err
+	}
+	for _, t := range tags[min(1, len(tags)):] {
+		if err := e.index.PutTag(repo, t, tag); err != nil {
+			return nil, err
+		}
+	}
+	e.m.push.pushed.WithLabelValues("manifest").Inc()
+	return &cache.PushedManifest{Digest: d, Subject: p.Subject}, nil
+}
+
+// checkPushed parses a pushed manifest and checks it is one airlock can
+// serve: schema 2, a known media type agreeing with the Content-Type.
+func checkPushed(body []byte, contentType string) (parsed, error) {
+	p, err := parseManifest(body, contentType)
+	if err != nil {
+		return parsed{}, fmt.Errorf("%w: %v", cache.ErrManifestInvalid, err)
+	}
+	if contentType != "" && p.MediaType != contentType {
+		return parsed{}, fmt.Errorf("%w: mediaType %q differs from Content-Type %q", cache.ErrManifestInvalid, p.MediaType, contentType)
+	}
+	if p.MediaType == "" {
+		p.MediaType = MediaTypeOCIIndex
+		if p.HasConfig {
+			p.MediaType = MediaTypeOCIManifest
+		}
+	}
+	if p.SchemaVersion != 2 {
+		return parsed{}, fmt.Errorf("%w: schemaVersion must be 2", cache.ErrManifestInvalid)
+	}
+	switch p.MediaType {
+	case MediaTypeOCIManifest, MediaTypeDockerManifest:
+		if !p.HasConfig {
+			return parsed{}, fmt.Errorf("%w: an image manifest needs a config", cache.ErrManifestInvalid)
+		}
+	case MediaTypeOCIIndex, MediaTypeDockerList:
+	default:
+		return parsed{}, fmt.Errorf("%w: unsupported manifest media type %q", cache.ErrManifestInvalid, p.MediaType)
+	}
+	return p, nil
+}
+
+// checkRefs checks that repo holds every blob and child manifest p names.
+func (e *Engine) checkRefs(ctx context.Context, repo string, p parsed) error {
+	for _, b := range p.Blobs {
+		if _, err := e.index.Blob(repo, b); errors.Is(err, meta.ErrNotFound) {
+			return fmt.Errorf("%w: blob %s", cache.ErrManifestBlobUnknown, b)
+		} else if err != nil {
+			return err
+		}
+		if _, err := e.store.Stat(ctx, b); errors.Is(err, content.ErrNotFound) {
+			return fmt.Errorf("%w: blob %s (not in the store)", cache.ErrManifestBlobUnknown, b)
+		} else if err != nil {
+			return err
+		}
+	}
+	for _, c := range p.Children {
+		if _, err := e.index.Manifest(repo, c); errors.Is(err, meta.ErrNotFound) {
+			return fmt.Errorf("%w: manifest %s", cache.ErrManifestBlobUnknown, c)
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DeleteManifest implements cache.Deleter.
+func (e *Engine) DeleteManifest(ctx context.Context, repo, ref string) error {
+	if err := e.writable(repo); err != nil {
+		return err
+	}
+	if d, err := digest.Parse(ref); err == nil {
+		if _, err := e.index.RemoveManifest(repo, d); errors.Is(err, meta.ErrNotFound) {
+			return e.unknown(repo, cache.ErrManifestUnknown, ref)
+		} else if err != nil {
+			return err
+		}
+		e.m.push.deleted.WithLabelValues("manifest").Inc()
+		return nil
+	}
+	if !ValidTag(ref) {
+		return fmt.Errorf("%w: %q", cache.ErrTagInvalid, ref)
+	}
+	if err := e.index.DeleteTag(repo, ref); errors.Is(err, meta.ErrNotFound) {
+		return e.unknown(repo, cache.ErrManifestUnknown, ref)
+	} else if err != nil {
+		return err
+	}
+	e.m.push.deleted.WithLabelValues("tag").Inc()
+	return nil
+}
+
+// DeleteBlob implements cache.Deleter.
+func (e *Engine) DeleteBlob(ctx context.Context, repo string, d digest.Digest) error {
+	if err := e.writable(repo); err != nil {
+		return err
+	}
+	if err := d.Validate(); err != nil {
+		return fmt.Errorf("%w: %q: %v", cache.ErrDigestInvalid, d, err)
+	}
+	if err := e.index.UnlinkBlob(repo, d); errors.Is(err, meta.ErrNotFound) {
+		return e.unknown(repo, cache.ErrBlobUnknown, d.String())
+	} else if err != nil {
+		return err
+	}
+	e.m.push.deleted.WithLabelValues("blob").Inc()
+	return nil
+}

@@ -1,0 +1,47 @@
+package meta
+
+import (
+	"encoding/json"
+	"errors"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/opencontainers/go-digest"
+)
+
+// RemoveManifest unlinks a manifest from repo and removes every tag of
+// repo pointing at it, in one transaction. It returns the removed tags, or
+// ErrNotFound if the manifest was not linked.
+func (x *Index) RemoveManifest(repo string, d digest.Digest) ([]string, error) {
+	var removed []string
+	err := x.db.Update(func(txn *badger.Txn) error {
+		removed = removed[:0]
+		mk := key(kManifest, repo, d.String())
+		if _, err := txn.Get(mk); errors.Is(err, badger.ErrKeyNotFound) {
+			return ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		prefix := key(kTag, repo, "")
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 16})
+		var drop [][]byte
+		for it.Rewind(); it.Valid(); it.Next() {
+			var t Tag
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &t) }); err != nil {
+				it.Close()
+				return err
+			}
+			if t.Digest == d {
+				drop = append(drop, it.Item().KeyCopy(nil))
+				removed = append(removed, string(it.Item().Key()[len(prefix):]))
+			}
+		}
+		it.Close()
+		for _, k := range drop {
+			if err := txn.Delete(k); err != nil {
+				return err
+			}
+		}
+		return txn.Delete(mk)
+	})
+	return removed, wrap("remove manifest", err)
+}

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/airlock/airlock/cmd/airlock/internal/config"
+	"github.com/airlock/airlock/deploy"
+	"github.com/airlock/airlock/upstream/mar"
+	"github.com/airlock/airlock/upstream/mar/catalog"
+	"go.uber.org/zap/zapcore"
+)
+
+const labUsage = `usage: airlock lab [flags]
+
+Start the whole product on this machine, in one process: the MAR emulator
+(upstream, mcr.microsoft.com) and airlock serving the aks-managed-mcr cache
+rule in front of it. Prints the registry address, a containerd hosts.toml and
+commands to pull through it. Ctrl-C stops everything cleanly.
+
+Flags:
+%s`
+
+// labOptions configure a lab.
+type labOptions struct {
+	Dir, Listen, MarListen string
+	Scale                  catalog.Scale
+	Seed                   uint64
+	LogLevel               zapcore.Level
+}
+
+// lab is a running MAR emulator with airlock in front of it.
+type lab struct {
+	mar     *mar.Server
+	srv     *server
+	nodeDir string // what the node configuration writes, AKS-style
+	hosts   string // certs.d/mcr.microsoft.com/hosts.toml
+}
+
+// startLab starts the emulator and the registry; Serve runs the registry.
+func startLab(ctx context.Context, o labOptions, logOut io.Writer) (*lab, error) {
+	log := consoleLogger(logOut, o.LogLevel)
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	m, err := mar.New(mar.Config{
+		Listen: o.MarListen, DataListen: "127.0.0.1:0", Catalog: catalog.NameAKS,
+		Scale: o.Scale, Seed: o.Seed, CacheDir: filepath.Join(o.Dir, "mar-catalog"),
+	}, log.Named("mar"))
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Start(ctx); err != nil {
+		return nil, fmt.Errorf("mar: %w", err)
+	}
+	cfg := &config.Config{
+		Listen:    o.Listen,
+		Storage:   config.Storage{Dir: filepath.Join(o.Dir, "airlock")},
+		Upstreams: []config.Upstream{{Host: "mcr.microsoft.com", Endpoint: m.URL()}},
+		// No rules in the file: the lab's cluster creates its AKS-managed
+		// registry (this process) with the aks-managed-mcr rule.
+		Log: config.Log{Level: o.LogLevel.String(), Format: "console"},
+	}
+	if err := cfg.Validate(); err != nil {
+		m.Close()
+		return nil, err
+	}
+	srv, err := newServer(cfg, log.Named("airlock"))
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	l := &lab{mar: m, srv: srv, nodeDir: filepath.Join(o.Dir, "node")}
+	if err := l.provision(ctx); err != nil {
+		srv.Close()
+		m.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// labCluster is the network-isolated cluster the lab provisions.
+const labCluster = "lab"
+
+// provision creates (once; the state persists in the lab's directory) a
+// network-isolated cluster whose AKS-managed bootstrap registry is this
+// process, and writes the node configuration AKS would: hosts.toml,
+// containerd's config_path and the kubelet credential provider config.
+func (l *lab) provision(ctx context.Context) error {
+	ctl := l.srv.Control()
+	_, err := ctl.CreateCluster(ctx, deploy.ClusterSpec{
+		Name: labCluster, NetworkIsolated: true, OutboundType: "none", ArtifactSource: "Cache",
+	})
+	if err != nil && !errors.Is(err, deploy.ErrConflict) {
+		return fmt.Errorf("create cluster %s: %w", labCluster, err)
+	}
+	if _, err := ctl.Reconcile(ctx, labCluster); err != nil {
+		return fmt.Errorf("reconcile cluster %s: %w", labCluster, err)
+	}
+	nc, err := ctl.NodeConfig(ctx, labCluster, deploy.NodeConfigOptions{Scheme: "http", CertsDir: l.certsDir()})
+	if err != nil {
+		return err
+	}
+	if _, err := nc.WriteTo(l.nodeDir); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(filepath.Join(l.certsDir(), "mcr.microsoft.com", "hosts.toml"))
+	if err != nil {
+		return err
+	}
+	l.hosts = string(b)
+	return nil
+}
+
+func (l *lab) certsDir() string { return filepath.Join(l.nodeDir, "certs.d") }
+
+// Serve runs until ctx ends, then stops the registry and the emulator.
+func (l *lab) Serve(ctx context.Context) error {
+	err := l.srv.Serve(ctx)
+	if cerr := l.mar.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (l *lab) instructions(w io.Writer) {
+	addr := l.srv.Addr()
+	c := l.mar.Catalog()
+	fmt.Fprintf(w, `airlock lab is up.
+
+  registry (airlock)   http://%[1]s   AKS-managed registry of cluster %[7]q (network isolated, outbound none)
+                       rule aks-managed-mcr: aks-managed-repository/* -> mcr.microsoft.com/*
+  upstream (MAR emu)   %[2]s   %[3]d images, %.1[4]f MiB
+  metrics              http://%[1]s/metrics    upstream counters: %[2]s/_mar/stats
+
+Node configuration (airlock cluster nodeconfig --name %[7]s) written to %[8]s;
+containerd's mirror config %[5]s/mcr.microsoft.com/hosts.toml:
+
+%[6]s
+Pull through it:
+
+  crane pull --insecure %[1]s/aks-managed-repository/oss/kubernetes/pause:3.10 pause.tar
+  sudo ctr images pull --hosts-dir %[5]s mcr.microsoft.com/oss/kubernetes/pause:3.10
+  curl -sI http://%[1]s/v2/aks-managed-repository/oss/kubernetes/pause/manifests/3.10
+  bin/airlock cluster show --name %[7]s --server http://%[1]s
+
+(crane: go install github.com/google/go-containerregistry/cmd/crane@v0.22.1; ctr: apt-get install containerd)
+Ctrl-C stops the lab.
+`, addr, l.mar.URL(), len(c.Images()), float64(c.TotalBlobSize())/(1<<20), l.certsDir(), indent(l.hosts, "  "), labCluster, l.nodeDir)
+}
+
+func indent(s, prefix string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, ln := range lines {
+		lines[i] = prefix + ln
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("airlock lab", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var o labOptions
+	var scale, level string
+	fs.StringVar(&o.Dir, "dir", "./data", "state `directory` (airlock store, control state, generated catalog, node config)")
+	fs.StringVar(&o.Listen, "listen", "127.0.0.1:5000", "airlock registry `address`")
+	fs.StringVar(&o.MarListen, "mar-listen", "127.0.0.1:6000", "MAR emulator `address`")
+	fs.StringVar(&scale, "scale", string(catalog.ScaleSmall), "catalog layer sizes: small or full")
+	fs.Uint64Var(&o.Seed, "seed", 1, "catalog content seed")
+	fs.StringVar(&level, "log-level", "warn", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stdout, labUsage, flagDefaults(fs))
+			return 0
+		}
+		fmt.Fprintf(stderr, "airlock lab: %v (see airlock lab --help)\n", err)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "airlock lab: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	o.Scale = catalog.Scale(scale)
+	if o.Scale != catalog.ScaleSmall && o.Scale != catalog.ScaleFull {
+		fmt.Fprintf(stderr, "airlock lab: --scale %q: want small or full\n", scale)
+		return 2
+	}
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		fmt.Fprintf(stderr, "airlock lab: --log-level: %v\n", err)
+		return 2
+	}
+	o.LogLevel = lvl
+	l, err := startLab(ctx, o, stderr)
+	if err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			fmt.Fprintf(stderr, "airlock lab: %v\n", err)
+			return 2
+		}
+		fmt.Fprintf(stderr, "airlock lab: %v\n", err)
+		return 1
+	}
+	l.instructions(stdout)
+	if err := l.Serve(ctx); err != nil {
+		fmt.Fprintf(stderr, "airlock lab: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, "airlock lab: stopped")
+	return 0
+}

@@ -1,0 +1,46 @@
+package mar
+
+import (
+	"go/build"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestDependencies keeps the emulator self-contained: its packages import
+// nothing of airlock outside upstream/mar (the cache must be testable against
+// it without cycles), and catalog, fault and units import no sibling except
+// the internal units package.
+func TestDependencies(t *testing.T) {
+	t.Parallel()
+	const mod = "github.com/airlock/airlock/"
+	leaf := map[string]bool{"catalog": true, "fault": true, "internal/units": true}
+	err := filepath.WalkDir(".", func(dir string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		pkg, err := build.ImportDir(dir, 0)
+		if err != nil {
+			if _, ok := err.(*build.NoGoError); ok {
+				return nil
+			}
+			return err
+		}
+		for _, imp := range pkg.Imports {
+			if !strings.HasPrefix(imp, mod) {
+				continue
+			}
+			if !strings.HasPrefix(imp, mod+"upstream/mar") {
+				t.Errorf("%s imports %s (outside upstream/mar)", dir, imp)
+			}
+			if leaf[filepath.ToSlash(dir)] && imp != mod+"upstream/mar/internal/units" {
+				t.Errorf("%s imports %s", dir, imp)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
