@@ -12,11 +12,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/airlock/airlock/bundle"
+	"github.com/airlock/airlock/cache/bundle"
 	"github.com/airlock/airlock/cache/content/fsstore"
 	"github.com/airlock/airlock/cache/meta"
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
-	"github.com/airlock/airlock/images"
+	"github.com/airlock/airlock/upstream/images"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.uber.org/zap"

@@ -30,8 +30,8 @@ func TestDependencyDirection(t *testing.T) {
 		{"upstream/ociclient", []string{"upstream"}},
 		{"cache/evict", []string{"cache/content", "cache/meta", "rules"}},
 		{"cache/check", []string{"cache/content", "cache/meta"}},
-		{"images", nil},
-		{"bundle", []string{"cache/content", "cache/meta"}},
+		{"upstream/images", nil},
+		{"cache/bundle", []string{"cache/content", "cache/meta"}},
 		// The control module reaches the data plane only through rules and
 		// the engine's SetRules (RuleSetter); never cache internals.
 		{"deploy", []string{"rules", "upstream"}},

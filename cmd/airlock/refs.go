@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/airlock/airlock/bundle"
+	"github.com/airlock/airlock/cache/bundle"
 	"github.com/airlock/airlock/cache/meta"
 	"github.com/airlock/airlock/rules"
 	"github.com/opencontainers/go-digest"

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
-	"github.com/airlock/airlock/images"
+	"github.com/airlock/airlock/upstream/images"
 	"github.com/airlock/airlock/rules"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"

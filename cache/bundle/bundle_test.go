@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/airlock/airlock/bundle"
+	"github.com/airlock/airlock/cache/bundle"
 	"github.com/airlock/airlock/cache/content/fsstore"
 	"github.com/airlock/airlock/cache/meta"
 	"github.com/opencontainers/go-digest"
