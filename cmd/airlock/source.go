@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
-	"github.com/airlock/airlock/upstream/images"
 	"github.com/airlock/airlock/rules"
+	"github.com/airlock/airlock/upstream/images"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
