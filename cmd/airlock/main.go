@@ -25,6 +25,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"serve": {"run the registry cache (--config FILE)", runServe},
 		"mar":   {"run the MAR emulator (upstream for labs, tests, bench)", runMar},
+		"bench": {"pull storms against airlock, distribution and MAR, side by side", runBench},
 	}
 }
 
