@@ -6,7 +6,11 @@ PKGS    := ./...
 RACE    ?= -race
 TIMEOUT ?= 20m
 
-.PHONY: build run test vet tools clean
+# make bench: every scenario, --scale small, all targets (a few minutes).
+BENCH_FLAGS ?= --scale small
+BENCH_OUT   ?= bench-results
+
+.PHONY: build run test vet tools clean bench
 
 build:
 	$(GO) build -o $(BIN) ./cmd/airlock
@@ -22,5 +26,11 @@ vet:
 test: vet build
 	$(GO) test $(RACE) -timeout $(TIMEOUT) $(PKGS)
 
+# bin/distproxy is the distribution target (distribution v3 proxy); the bench
+# finds it next to bin/airlock.
+bench: build
+	$(GO) build -o bin/distproxy ./bench/cmd/distproxy
+	$(BIN) bench $(BENCH_FLAGS) --out $(BENCH_OUT)
+
 clean:
-	rm -rf bin data
+	rm -rf bin data $(BENCH_OUT)
