@@ -39,10 +39,13 @@ func checks(rep *Report) []Check {
 		r := storm.PullMax / cold.PullMax
 		c.Judged, c.Pass = true, r <= stormSlowestRatio
 		c.Got = fmt.Sprintf("%.3f s vs %.3f s = %.2f×", storm.PullMax, cold.PullMax, r)
+		if w, ok := sum(ScenarioStorm, "warm", TargetAirlock); ok && w.PullMax > 0 {
+			c.Got += fmt.Sprintf("; vs the same storm on a warm cache (%.3f s): %.2f×", w.PullMax, storm.PullMax/w.PullMax)
+		}
 		ds, ok3 := sum(ScenarioStorm, "", TargetDirect)
 		dc, ok4 := sum(ScenarioColdOne, "", TargetDirect)
 		if ok3 && ok4 && dc.PullMax > 0 {
-			c.Got += fmt.Sprintf(" (direct, no cache: %.2f×)", ds.PullMax/dc.PullMax)
+			c.Got += fmt.Sprintf("; direct, no cache: %.2f×", ds.PullMax/dc.PullMax)
 		}
 	} else {
 		c.Got = fmt.Sprintf("needs scenarios %s and %s on %s", ScenarioStorm, ScenarioColdOne, TargetAirlock)

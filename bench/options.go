@@ -61,6 +61,7 @@ type Options struct {
 	AirlockCmd      []string // command serving airlock: argv prefix, "serve --config FILE" appended
 	AirlockEnv      []string // extra environment for the airlock child
 	DistributionCmd []string // command running bench/cmd/distproxy: argv prefix
+	BareCmd         []string // command running ServeBare for this catalog; nil = in-process
 
 	LargeSize  int64         // size of the ranges blob; default 128 MiB
 	RangeSize  int64         // size of each Range GET; default 8 MiB

@@ -53,7 +53,7 @@ type htmlSection struct {
 var scenarioNotes = map[string]string{
 	ScenarioColdOne:      "One node pulls the bootstrap set (linux/amd64) through an empty cache.",
 	ScenarioWarm:         "One node pulls the bootstrap set from a full cache; bare is http.ServeContent of the same files.",
-	ScenarioStorm:        "Every node starts pulling the whole set at the same instant through an empty cache.",
+	ScenarioStorm:        "Every node starts pulling the whole set at the same instant through an empty cache (storm/warm: the same storm again once the cache is full, the fastest this machine runs it).",
 	ScenarioRanges:       "Concurrent Range GETs over one large blob (containerd 2.x multipart fetch).",
 	ScenarioFlaky:        "Storm while the emulator cuts every body of 5% of the blobs half-way and answers 2% of requests 503.",
 	ScenarioUpstreamSlow: "One node, empty cache, upstream capped at 50 MB/s with 50 ms before every response header.",

@@ -102,19 +102,20 @@ type RunResult struct {
 
 // Upstream is what the emulator counted during the measured part of a run.
 type Upstream struct {
-	Requests          int64        `json:"requests"`     // every request, all kinds and statuses
-	BlobFetches       int64        `json:"blobFetches"`  // successful blob-data GETs ("the fetch")
-	BlobDataGETs      int64        `json:"blobDataGETs"` // blob-data GETs, any status
-	ManifestGETs      int64        `json:"manifestGETs"` // manifest GETs
-	Bytes             int64        `json:"bytes"`        // body bytes sent
-	BlobBytes         int64        `json:"blobBytes"`    // body bytes of the scenario's blobs
-	Blobs             int          `json:"blobs"`        // distinct blobs the scenario needs
-	BlobSize          int64        `json:"blobSize"`     // their total size
-	FetchesPerBlobMin int64        `json:"fetchesPerBlobMin"`
-	FetchesPerBlobMax int64        `json:"fetchesPerBlobMax"`
-	BytesRatio        float64      `json:"bytesRatio"` // BlobBytes / BlobSize
-	Errors            int64        `json:"errors"`     // answers >= 400 (faults included) and dropped connections
-	PerDigest         []DigestStat `json:"perDigest"`
+	Requests          int64            `json:"requests"`     // every request, all kinds and statuses
+	BlobFetches       int64            `json:"blobFetches"`  // successful blob-data GETs ("the fetch")
+	BlobDataGETs      int64            `json:"blobDataGETs"` // blob-data GETs, any status
+	ManifestGETs      int64            `json:"manifestGETs"` // manifest GETs
+	Bytes             int64            `json:"bytes"`        // body bytes sent
+	BlobBytes         int64            `json:"blobBytes"`    // body bytes of the scenario's blobs
+	Blobs             int              `json:"blobs"`        // distinct blobs the scenario needs
+	BlobSize          int64            `json:"blobSize"`     // their total size
+	FetchesPerBlobMin int64            `json:"fetchesPerBlobMin"`
+	FetchesPerBlobMax int64            `json:"fetchesPerBlobMax"`
+	BytesRatio        float64          `json:"bytesRatio"` // BlobBytes / BlobSize
+	Errors            int64            `json:"errors"`     // 429 and 5xx answers (faults included) and dropped connections
+	ByKind            map[string]int64 `json:"byKind"`     // request counts by "METHOD kind status"
+	PerDigest         []DigestStat     `json:"perDigest"`
 }
 
 // DigestStat is the upstream traffic for one blob.

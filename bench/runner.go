@@ -43,8 +43,11 @@ func plan(opts *Options) []step {
 
 // phases lists the phases a scenario reports.
 func phases(scenario string) []string {
-	if scenario == ScenarioRanges {
+	switch scenario {
+	case ScenarioRanges:
 		return []string{"cold", "warm"}
+	case ScenarioStorm:
+		return []string{"", "warm"} // storm/warm: the same storm on a warm cache, a reference
 	}
 	return []string{""}
 }
@@ -94,6 +97,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		TargetBare:         bareTarget(),
 		TargetAirlock:      airlockTarget(opts.AirlockCmd, opts.AirlockEnv),
 		TargetDistribution: distributionTarget(opts.DistributionCmd),
+	}
+	if len(opts.BareCmd) > 0 {
+		targets[TargetBare] = bareChildTarget(opts.BareCmd, opts.AirlockEnv)
 	}
 	results := map[string]*Result{}
 	var order []string

@@ -216,8 +216,44 @@ func logTail(path string) string {
 	return "\n" + s
 }
 
+// bareChildTarget runs cmd (airlock bench --serve-bare ...): the bare
+// reference in its own process, so that it pays the same cross-process
+// costs as the targets it is compared with.
+func bareChildTarget(cmd, env []string) target {
+	return targetFunc(func(ctx context.Context, se startEnv) (*instance, error) {
+		return startChild(ctx, TargetBare, cmd, env, se.dir)
+	})
+}
+
+// ServeBare serves the catalog described by opts (as the emulator generates
+// it) with bareHandler on 127.0.0.1 until ctx ends, after printing
+// "bare: serving on http://ADDR" to stdout.
+func ServeBare(ctx context.Context, opts catalog.Options, stdout io.Writer) error {
+	cat, err := catalog.Generate(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("bare: %w", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("bare: %w", err)
+	}
+	srv := &http.Server{Handler: bareHandler(cat), ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(stdout, "bare: serving on http://%s\n", ln.Addr())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("bare: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
+
 // bareTarget serves the catalog's manifests and blob files with nothing but
-// http.ServeContent (sendfile): the warm-throughput reference.
+// http.ServeContent (sendfile), in this process: the warm-throughput
+// reference when no BareCmd is given (tests).
 func bareTarget() target {
 	return targetFunc(func(_ context.Context, se startEnv) (*instance, error) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -54,6 +54,7 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer, chi
 		scenario, targets, scale, largeSize string
 		distproxy, cpuProfile, logLevel     string
 		timeout                             time.Duration
+		serveBare                           bool
 	)
 	fs.StringVar(&scenario, "scenario", "all", "scenario `NAME`s, comma-separated, or all")
 	fs.IntVar(&opts.Nodes, "nodes", 100, "simulated nodes in storm and flaky")
@@ -70,6 +71,7 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer, chi
 	fs.DurationVar(&timeout, "run-timeout", 10*time.Minute, "bound on one scenario run on one target")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (the clients) to `FILE`")
 	fs.StringVar(&logLevel, "log-level", "warn", "bench log level (stderr)")
+	fs.BoolVar(&serveBare, "serve-bare", false, "internal: serve the catalog with a bare http.ServeContent (the warm reference, run as a child)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintf(stdout, benchUsage, flagDefaults(fs))
@@ -81,6 +83,14 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer, chi
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "airlock bench: unexpected argument %q (see airlock bench --help)\n", fs.Arg(0))
 		return 2
+	}
+	if serveBare {
+		err := bench.ServeBare(ctx, catalog.Options{Name: opts.Catalog, Scale: catalog.Scale(scale), Seed: opts.Seed, CacheDir: opts.CacheDir}, stdout)
+		if err != nil {
+			fmt.Fprintf(stderr, "airlock bench: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	opts.Scenarios = bench.ParseList(scenario, bench.Scenarios())
 	opts.Targets = bench.ParseList(targets, bench.Targets())
@@ -114,6 +124,10 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer, chi
 		return 1
 	}
 	opts.AirlockCmd, opts.AirlockEnv = []string{exe}, childEnv
+	opts.BareCmd = []string{exe, "bench", "--serve-bare", "--catalog", opts.Catalog, "--scale", scale, "--seed", fmt.Sprint(opts.Seed)}
+	if opts.CacheDir != "" {
+		opts.BareCmd = append(opts.BareCmd, "--cache-dir", opts.CacheDir)
+	}
 	if slices.Contains(opts.Targets, bench.TargetDistribution) {
 		path, err := distproxyBinary(ctx, distproxy, exe, stderr)
 		if err != nil {

@@ -31,14 +31,15 @@ func TestMain(m *testing.M) {
 
 // airlock bench end to end on a tiny storm: airlock (a child process) makes
 // exactly one upstream fetch per blob where three nodes going direct make
-// three, and results.json and report.html are written.
-func TestBenchColdOneAndStorm(t *testing.T) {
+// three, the warm scenario measures the bare reference (a child too), and
+// results.json and report.html are written.
+func TestBenchColdOneStormWarm(t *testing.T) {
 	t.Parallel()
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	code := benchMain(ctx, []string{"--scenario", "cold-one,storm", "--nodes", "3", "--runs", "1",
+	code := benchMain(ctx, []string{"--scenario", "cold-one,storm,warm", "--nodes", "3", "--runs", "1",
 		"--targets", "airlock,direct", "--out", out}, &stdout, &stderr, []string{asMainEnv})
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
@@ -78,6 +79,12 @@ func TestBenchColdOneAndStorm(t *testing.T) {
 	}
 	if run := must(rep.Result(bench.ScenarioStorm, "", bench.TargetAirlock)).Runs[0]; run.Proc.PeakRSS == 0 || run.Proc.CPUS <= 0 {
 		t.Errorf("airlock child not measured: %+v", run.Proc)
+	}
+	for _, tg := range []string{bench.TargetAirlock, bench.TargetBare} {
+		r, ok := rep.Result(bench.ScenarioWarm, "", tg)
+		if !ok || r.Summary.Runs != 1 || r.Summary.MBps <= 0 || r.Runs[0].Proc == nil || r.Runs[0].Upstream.Requests != 0 {
+			t.Errorf("warm on %s: %+v", tg, r)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(out, "report.html")); err != nil {
 		t.Fatal(err)
