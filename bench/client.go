@@ -301,10 +301,19 @@ func (n *node) blobPart(ctx context.Context, c *http.Client, url string, d v1.De
 		return false, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != want {
+	fr := &firstByteReader{r: resp.Body}
+	switch {
+	case resp.StatusCode == want:
+	case want == http.StatusPartialContent && resp.StatusCode == http.StatusOK:
+		// Range ignored: like containerd, skip what we already have.
+		if k, err := io.CopyN(io.Discard, fr, *got); err != nil {
+			n.note(func(r *nodeResult) { r.Bytes += k; r.Errors++ })
+			return false, fmt.Errorf("blob %s: resume answered 200, broke after %d bytes: %w", d.Digest, k, err)
+		}
+		n.note(func(r *nodeResult) { r.Bytes += *got })
+	default:
 		return false, fmt.Errorf("blob %s: %s (want %d)", d.Digest, resp.Status, want)
 	}
-	fr := &firstByteReader{r: resp.Body}
 	k, err := io.Copy(h, io.LimitReader(fr, d.Size-*got+1))
 	*got += k
 	n.note(func(r *nodeResult) {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -161,4 +162,68 @@ func TestRangesScenarioDirect(t *testing.T) {
 			t.Fatalf("%s: %+v", pr.phase, r)
 		}
 	}
+}
+
+// A body cut mid-way is resumed; a server that then ignores Range and sends
+// the whole blob again is handled like containerd does (skip what we have),
+// so the pull succeeds with one retry per cut blob.
+func TestClientResumesAndSkipsWhenRangeIgnored(t *testing.T) {
+	t.Parallel()
+	flaky := targetFunc(func(_ context.Context, se startEnv) (*instance, error) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		bare := bareHandler(se.cat)
+		var mu sync.Mutex
+		cut := map[string]bool{}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !strings.Contains(r.URL.Path, "/blobs/") {
+				bare.ServeHTTP(w, r)
+				return
+			}
+			r.Header.Del("Range")
+			mu.Lock()
+			first := !cut[r.URL.Path]
+			cut[r.URL.Path] = true
+			mu.Unlock()
+			if first {
+				bare.ServeHTTP(&cutWriter{ResponseWriter: w, left: 100}, r)
+				return
+			}
+			bare.ServeHTTP(w, r)
+		})}
+		go srv.Serve(ln)
+		return &instance{name: "flaky", url: "http://" + ln.Addr().String(), stop: srv.Close}, nil
+	})
+	env := testEnv(t, startMAR(t), flaky, Options{})
+	res := env.pullNodes(t.Context(), 1, 1)
+	if res.FailedPulls != 0 || res.Corrupt != 0 {
+		t.Fatalf("failed %d (%s), corrupt %d", res.FailedPulls, res.FirstFailure, res.Corrupt)
+	}
+	big := 0
+	for _, size := range env.set.blobs {
+		if size > 100 {
+			big++
+		}
+	}
+	if res.Retries != int64(big) || res.Errors != int64(big) {
+		t.Fatalf("retries %d, errors %d; want one each per blob over 100 bytes (%d)", res.Retries, res.Errors, big)
+	}
+}
+
+// cutWriter sends the first left body bytes, then drops the connection.
+type cutWriter struct {
+	http.ResponseWriter
+	left int
+}
+
+func (c *cutWriter) Write(p []byte) (int, error) {
+	if len(p) > c.left {
+		c.ResponseWriter.Write(p[:c.left])
+		c.ResponseWriter.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	}
+	c.left -= len(p)
+	return c.ResponseWriter.Write(p)
 }

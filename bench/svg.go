@@ -57,9 +57,9 @@ func fmtTick(v float64) string {
 }
 
 const (
-	svgWidth  = 760
+	svgWidth  = 860
 	svgLeft   = 110
-	svgRight  = 150
+	svgRight  = 210
 	svgTop    = 30
 	svgRow    = 34
 	svgBottom = 34
