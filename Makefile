@@ -17,7 +17,10 @@ FUZZ_TARGETS := ./registry:FuzzParsePath ./registry:FuzzParseRange \
 STATIC_FLAGS := -trimpath -ldflags='-s -w -buildid='
 IMAGE   ?= airlock:dev
 
-.PHONY: build static image run test vet tools fuzz clean
+BENCH_FLAGS ?= --scale small
+BENCH_OUT   ?= bench-results
+
+.PHONY: build static image run test vet tools fuzz clean bench
 
 build:
 	$(GO) build -o $(BIN) ./cmd/airlock
@@ -50,5 +53,11 @@ fuzz:
 	  $(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) -parallel=$(FUZZPARALLEL) $$pkg; \
 	done
 
+# bin/distproxy is the distribution target (distribution v3 proxy); the bench
+# finds it next to bin/airlock.
+bench: build
+	$(GO) build -o bin/distproxy ./bench/cmd/distproxy
+	$(BIN) bench $(BENCH_FLAGS) --out $(BENCH_OUT)
+
 clean:
-	rm -rf bin data
+	rm -rf bin data $(BENCH_OUT)

@@ -32,6 +32,7 @@ func commands() map[string]command {
 		"acr":           {"emulated container registries: cache rules, credential sets, private endpoints", acrCommands().run("acr")},
 		"cluster":       {"emulated AKS clusters: network isolation, reconcile, node configuration", clusterCommands().run("cluster")},
 		"hash-password": {"print the bcrypt hash of a password read from stdin (auth.users, auth.tokens)", runHashPassword},
+		"bench":         {"pull storms against airlock, distribution and MAR, side by side", runBench},
 	}
 }
 

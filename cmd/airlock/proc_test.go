@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -12,7 +13,9 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -29,7 +32,17 @@ var bin struct {
 	err  error
 }
 
+// asMainEnv makes this test binary run as airlock itself: the bench starts
+// its airlock target by re-executing os.Executable().
+const asMainEnv = "AIRLOCK_TEST_RUN_AS_MAIN=1"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(strings.Split(asMainEnv, "=")[0]) == "1" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
 	code := m.Run()
 	if bin.dir != "" {
 		os.RemoveAll(bin.dir)

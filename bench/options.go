@@ -1,0 +1,186 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/airlock/airlock/upstream/mar/catalog"
+)
+
+// Scenario names (the command line's --scenario values).
+const (
+	ScenarioColdOne      = "cold-one"      // one node pulls the bootstrap set, empty cache
+	ScenarioWarm         = "warm"          // the same, cache full
+	ScenarioStorm        = "storm"         // N nodes at the same instant, empty cache
+	ScenarioRanges       = "ranges"        // 16 concurrent 8 MiB Range GETs over one large blob, cold then warm
+	ScenarioFlaky        = "flaky"         // storm with cut bodies and 503s upstream
+	ScenarioUpstreamSlow = "upstream-slow" // upstream at 50 MB/s with 50 ms header delay
+)
+
+// Scenarios returns every scenario name in the order "all" runs them.
+func Scenarios() []string {
+	return []string{ScenarioColdOne, ScenarioWarm, ScenarioStorm, ScenarioRanges, ScenarioFlaky, ScenarioUpstreamSlow}
+}
+
+// Target names (the command line's --targets values) and the in-process
+// reference measured in the warm scenario.
+const (
+	TargetAirlock      = "airlock"      // the project, a child process
+	TargetDistribution = "distribution" // distribution v3 proxy, a child process
+	TargetDirect       = "direct"       // the emulator itself, no cache
+	TargetBare         = "bare"         // http.ServeContent of the same files (warm reference)
+)
+
+// Targets returns the selectable target names.
+func Targets() []string { return []string{TargetAirlock, TargetDistribution, TargetDirect} }
+
+// ErrUsage is wrapped by option errors (the command exits 2).
+var ErrUsage = errors.New("usage")
+
+// Options configures a bench run.
+type Options struct {
+	Scenarios []string      // subset of Scenarios()
+	Targets   []string      // subset of Targets()
+	Nodes     int           // simulated nodes in storm and flaky; default 100
+	Runs      int           // runs per scenario and target; default 5
+	Catalog   string        // catalog.NameAKS
+	Scale     catalog.Scale // small or full
+	Minor     string        // Kubernetes minor version of the bootstrap set; default 1.31
+	Seed      uint64        // catalog seed; default 1
+	Out       string        // output directory for results.json and report.html
+	CacheDir  string        // emulator layer cache ("" = its default)
+	WorkDir   string        // parent of per-run storage directories ("" = os temp)
+
+	AirlockCmd      []string // command serving airlock: argv prefix, "serve --config FILE" appended
+	AirlockEnv      []string // extra environment for the airlock child
+	DistributionCmd []string // command running bench/cmd/distproxy: argv prefix
+	BareCmd         []string // command running ServeBare for this catalog; nil = in-process
+
+	LargeSize  int64         // size of the ranges blob; default 128 MiB
+	RangeSize  int64         // size of each Range GET; default 8 MiB
+	RangeCount int           // concurrent Range GETs; default 16
+	RunTimeout time.Duration // bound on one (scenario, target, run); default 10m
+
+	Progress io.Writer // progress bar / lines; nil = none
+	TTY      bool      // Progress is a terminal: redraw one line
+	Log      *zap.Logger
+}
+
+func (o *Options) defaults() {
+	if len(o.Scenarios) == 0 {
+		o.Scenarios = Scenarios()
+	}
+	if len(o.Targets) == 0 {
+		o.Targets = Targets()
+	}
+	if o.Nodes <= 0 {
+		o.Nodes = 100
+	}
+	if o.Runs <= 0 {
+		o.Runs = 5
+	}
+	if o.Catalog == "" {
+		o.Catalog = catalog.NameAKS
+	}
+	if o.Scale == "" {
+		o.Scale = catalog.ScaleSmall
+	}
+	if o.Minor == "" {
+		o.Minor = "1.31"
+	}
+	if o.Seed == 0 {
+		o.Seed = 1
+	}
+	if o.LargeSize <= 0 {
+		o.LargeSize = 128 << 20
+	}
+	if o.RangeSize <= 0 {
+		o.RangeSize = 8 << 20
+	}
+	if o.RangeCount <= 0 {
+		o.RangeCount = 16
+	}
+	if o.RunTimeout <= 0 {
+		o.RunTimeout = 10 * time.Minute
+	}
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+}
+
+// Validate fills defaults and checks names and sizes; errors wrap ErrUsage.
+func (o *Options) Validate() error {
+	o.defaults()
+	for _, s := range o.Scenarios {
+		if !slices.Contains(Scenarios(), s) {
+			return fmt.Errorf("%w: unknown scenario %q (want all or %s)", ErrUsage, s, strings.Join(Scenarios(), ", "))
+		}
+	}
+	for _, t := range o.Targets {
+		if !slices.Contains(Targets(), t) {
+			return fmt.Errorf("%w: unknown target %q (want %s)", ErrUsage, t, strings.Join(Targets(), ", "))
+		}
+	}
+	if o.Catalog != catalog.NameAKS {
+		return fmt.Errorf("%w: --catalog %q: only %s is supported", ErrUsage, o.Catalog, catalog.NameAKS)
+	}
+	if o.Scale != catalog.ScaleSmall && o.Scale != catalog.ScaleFull {
+		return fmt.Errorf("%w: --scale %q: want small or full", ErrUsage, o.Scale)
+	}
+	if o.RangeSize*int64(o.RangeCount) > o.LargeSize {
+		return fmt.Errorf("%w: %d ranges of %d bytes do not fit in the %d-byte blob", ErrUsage, o.RangeCount, o.RangeSize, o.LargeSize)
+	}
+	return nil
+}
+
+// checkCommands checks that the selected child-process targets can start.
+func (o *Options) checkCommands() error {
+	if slices.Contains(o.Targets, TargetAirlock) && len(o.AirlockCmd) == 0 {
+		return errors.New("no command to start airlock")
+	}
+	if slices.Contains(o.Targets, TargetDistribution) && len(o.DistributionCmd) == 0 {
+		return errors.New("no command to start the distribution proxy")
+	}
+	return nil
+}
+
+// ParseList splits a comma-separated flag value; "all" (or empty) yields all.
+func ParseList(v string, all []string) []string {
+	if v == "" || v == "all" {
+		return append([]string(nil), all...)
+	}
+	var out []string
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f != "" && !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// ParseSize reads a byte count such as "134217728", "128MiB" or "1GiB".
+func ParseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%w: size %q (want e.g. 128MiB)", ErrUsage, s)
+	}
+	return n * mult, nil
+}

@@ -1,0 +1,245 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Schema names the results.json format; bump it when fields change meaning.
+const Schema = "airlock-bench/1"
+
+// Report is results.json: everything measured in one bench invocation.
+type Report struct {
+	Schema    string        `json:"schema"`
+	Started   time.Time     `json:"started"`
+	DurationS float64       `json:"durationS"`
+	Command   string        `json:"command"`
+	Machine   Machine       `json:"machine"`
+	Options   ReportOptions `json:"options"`
+	Catalog   CatalogInfo   `json:"catalog"`
+	Results   []Result      `json:"results"`
+	Checks    []Check       `json:"checks"`
+	Errors    []string      `json:"errors,omitempty"` // runs that could not be measured
+}
+
+// Machine describes where the bench ran.
+type Machine struct {
+	CPUs     int    `json:"cpus"`
+	CPUModel string `json:"cpuModel,omitempty"`
+	MemBytes int64  `json:"memBytes,omitempty"`
+	OS       string `json:"os"`
+	Arch     string `json:"arch"`
+	Go       string `json:"go"`
+	Load     string `json:"loadavg,omitempty"` // /proc/loadavg at the start
+}
+
+// ReportOptions are the options that shaped the figures.
+type ReportOptions struct {
+	Scenarios  []string `json:"scenarios"`
+	Targets    []string `json:"targets"`
+	Nodes      int      `json:"nodes"`
+	Runs       int      `json:"runs"`
+	Catalog    string   `json:"catalog"`
+	Scale      string   `json:"scale"`
+	Minor      string   `json:"kubernetesMinor"`
+	Seed       uint64   `json:"seed"`
+	LargeSize  int64    `json:"largeBlobBytes"`
+	RangeSize  int64    `json:"rangeBytes"`
+	RangeCount int      `json:"rangeCount"`
+}
+
+// CatalogInfo is what a node pulls: the bootstrap set for linux/amd64.
+type CatalogInfo struct {
+	Images    []string `json:"images"`
+	Blobs     int      `json:"blobs"`     // distinct blobs of one node's pull
+	BlobBytes int64    `json:"blobBytes"` // their total size
+	LargeBlob string   `json:"largeBlob,omitempty"`
+	LargeSize int64    `json:"largeBlobSize,omitempty"`
+}
+
+// Result is one scenario (and phase) on one target over all runs.
+type Result struct {
+	Scenario string      `json:"scenario"`
+	Phase    string      `json:"phase,omitempty"` // "cold" or "warm" for ranges
+	Target   string      `json:"target"`
+	Runs     []RunResult `json:"runs"`
+	Summary  Summary     `json:"summary"`
+}
+
+// Key returns "scenario[/phase]".
+func (r Result) Key() string {
+	if r.Phase == "" {
+		return r.Scenario
+	}
+	return r.Scenario + "/" + r.Phase
+}
+
+// RunResult is one measured run.
+type RunResult struct {
+	Run          int       `json:"run"`
+	Order        int       `json:"order"` // position among the targets in this run (interleaving)
+	Error        string    `json:"error,omitempty"`
+	WallS        float64   `json:"wallS"`
+	Clients      int       `json:"clients"` // nodes, or concurrent Range GETs
+	PullS        []float64 `json:"pullS"`   // per node (per range) duration, seconds
+	Pull         Dist      `json:"pull"`
+	TTFB         Dist      `json:"ttfbS"` // blob GETs: request to first body byte, seconds
+	Bytes        int64     `json:"bytes"` // bytes clients received
+	MBps         float64   `json:"mbps"`  // Bytes / WallS, 10^6 bytes per second
+	Requests     int64     `json:"requests"`
+	Errors       int64     `json:"errors"` // error answers and broken bodies clients saw (before retries)
+	Retries      int64     `json:"retries"`
+	FailedPulls  int       `json:"failedPulls"`            // nodes (ranges) that failed after retries
+	Corrupt      int64     `json:"corrupt"`                // complete responses with wrong bytes
+	RangeIgnored int       `json:"rangeIgnored,omitempty"` // ranges: Range GETs answered 200 with the whole blob
+	FirstFailure string    `json:"firstFailure,omitempty"`
+	Upstream     Upstream  `json:"upstream"`
+	Proc         *Proc     `json:"proc,omitempty"` // child-process targets only
+}
+
+// Upstream is what the emulator counted during the measured part of a run.
+type Upstream struct {
+	Requests          int64            `json:"requests"`     // every request, all kinds and statuses
+	BlobFetches       int64            `json:"blobFetches"`  // successful blob-data GETs ("the fetch")
+	BlobDataGETs      int64            `json:"blobDataGETs"` // blob-data GETs, any status
+	ManifestGETs      int64            `json:"manifestGETs"` // manifest GETs
+	Bytes             int64            `json:"bytes"`        // body bytes sent
+	BlobBytes         int64            `json:"blobBytes"`    // body bytes of the scenario's blobs
+	Blobs             int              `json:"blobs"`        // distinct blobs the scenario needs
+	BlobSize          int64            `json:"blobSize"`     // their total size
+	FetchesPerBlobMin int64            `json:"fetchesPerBlobMin"`
+	FetchesPerBlobMax int64            `json:"fetchesPerBlobMax"`
+	BytesRatio        float64          `json:"bytesRatio"` // BlobBytes / BlobSize
+	Errors            int64            `json:"errors"`     // 429 and 5xx answers (faults included) and dropped connections
+	ByKind            map[string]int64 `json:"byKind"`     // request counts by "METHOD kind status"
+	PerDigest         []DigestStat     `json:"perDigest"`
+}
+
+// DigestStat is the upstream traffic for one blob.
+type DigestStat struct {
+	Digest  string `json:"digest"`
+	Size    int64  `json:"size"`
+	Fetches int64  `json:"fetches"` // successful blob-data GETs
+	GETs    int64  `json:"gets"`    // blob-data GETs, any status
+	Bytes   int64  `json:"bytes"`
+}
+
+// Proc is a child target's resource use during the measured part of a run.
+type Proc struct {
+	IdleRSS    int64   `json:"idleRSS"`    // bytes, just before
+	PeakRSS    int64   `json:"peakRSS"`    // bytes, VmHWM reset just before
+	AboveIdle  int64   `json:"aboveIdle"`  // PeakRSS - IdleRSS
+	CPUS       float64 `json:"cpuS"`       // user+system seconds
+	CPUSPerGiB float64 `json:"cpuSPerGiB"` // CPUS per GiB served to clients
+}
+
+// Summary is the median of the runs (worst case for correctness counts).
+type Summary struct {
+	Runs              int     `json:"runs"`    // measured
+	Errored           int     `json:"errored"` // runs that could not be measured
+	WallS             float64 `json:"wallS"`
+	PullP50           float64 `json:"pullP50S"`
+	PullP95           float64 `json:"pullP95S"`
+	PullP99           float64 `json:"pullP99S"`
+	PullMax           float64 `json:"pullMaxS"`
+	TTFBP50           float64 `json:"ttfbP50S"`
+	TTFBP95           float64 `json:"ttfbP95S"`
+	MBps              float64 `json:"mbps"`
+	Errors            int64   `json:"errors"`      // sum over runs
+	Retries           int64   `json:"retries"`     // sum over runs
+	FailedPulls       int     `json:"failedPulls"` // sum over runs
+	Corrupt           int64   `json:"corrupt"`     // sum over runs
+	UpstreamRequests  float64 `json:"upstreamRequests"`
+	UpstreamBytes     float64 `json:"upstreamBytes"`
+	BlobFetches       float64 `json:"blobFetches"`
+	FetchesPerBlobMin int64   `json:"fetchesPerBlobMin"` // min over runs
+	FetchesPerBlobMax int64   `json:"fetchesPerBlobMax"` // max over runs
+	BytesRatio        float64 `json:"bytesRatio"`
+	PeakAboveIdle     float64 `json:"peakAboveIdle,omitempty"` // bytes
+	PeakRSS           float64 `json:"peakRSS,omitempty"`
+	CPUSPerGiB        float64 `json:"cpuSPerGiB,omitempty"`
+}
+
+// Check is one of the issue's targets for airlock, judged on this run.
+type Check struct {
+	Name   string `json:"name"`
+	Want   string `json:"want"`
+	Got    string `json:"got"`
+	Pass   bool   `json:"pass"`
+	Judged bool   `json:"judged"` // false when a needed measurement is missing
+}
+
+// summarize fills r.Summary from r.Runs.
+func (r *Result) summarize() {
+	var ok []RunResult
+	s := Summary{FetchesPerBlobMin: -1}
+	for _, run := range r.Runs {
+		if run.Error != "" {
+			s.Errored++
+			continue
+		}
+		ok = append(ok, run)
+		s.Errors += run.Errors
+		s.Retries += run.Retries
+		s.FailedPulls += run.FailedPulls
+		s.Corrupt += run.Corrupt
+		s.FetchesPerBlobMax = max(s.FetchesPerBlobMax, run.Upstream.FetchesPerBlobMax)
+		if s.FetchesPerBlobMin < 0 || run.Upstream.FetchesPerBlobMin < s.FetchesPerBlobMin {
+			s.FetchesPerBlobMin = run.Upstream.FetchesPerBlobMin
+		}
+	}
+	s.Runs = len(ok)
+	if s.FetchesPerBlobMin < 0 {
+		s.FetchesPerBlobMin = 0
+	}
+	s.WallS = medianOf(ok, func(x RunResult) float64 { return x.WallS })
+	s.PullP50 = medianOf(ok, func(x RunResult) float64 { return x.Pull.P50 })
+	s.PullP95 = medianOf(ok, func(x RunResult) float64 { return x.Pull.P95 })
+	s.PullP99 = medianOf(ok, func(x RunResult) float64 { return x.Pull.P99 })
+	s.PullMax = medianOf(ok, func(x RunResult) float64 { return x.Pull.Max })
+	s.TTFBP50 = medianOf(ok, func(x RunResult) float64 { return x.TTFB.P50 })
+	s.TTFBP95 = medianOf(ok, func(x RunResult) float64 { return x.TTFB.P95 })
+	s.MBps = medianOf(ok, func(x RunResult) float64 { return x.MBps })
+	s.UpstreamRequests = medianOf(ok, func(x RunResult) float64 { return float64(x.Upstream.Requests) })
+	s.UpstreamBytes = medianOf(ok, func(x RunResult) float64 { return float64(x.Upstream.Bytes) })
+	s.BlobFetches = medianOf(ok, func(x RunResult) float64 { return float64(x.Upstream.BlobFetches) })
+	s.BytesRatio = medianOf(ok, func(x RunResult) float64 { return x.Upstream.BytesRatio })
+	var procs []*Proc
+	for _, run := range ok {
+		if run.Proc != nil {
+			procs = append(procs, run.Proc)
+		}
+	}
+	if len(procs) > 0 {
+		s.PeakAboveIdle = medianOf(procs, func(p *Proc) float64 { return float64(p.AboveIdle) })
+		s.PeakRSS = medianOf(procs, func(p *Proc) float64 { return float64(p.PeakRSS) })
+		s.CPUSPerGiB = medianOf(procs, func(p *Proc) float64 { return p.CPUSPerGiB })
+	}
+	r.Summary = s
+}
+
+// Result returns the result for scenario/phase on target, if measured.
+func (rep *Report) Result(scenario, phase, target string) (Result, bool) {
+	for _, r := range rep.Results {
+		if r.Scenario == scenario && r.Phase == phase && r.Target == target {
+			return r, true
+		}
+	}
+	return Result{}, false
+}
+
+// WriteJSON writes results.json into dir.
+func (rep *Report) WriteJSON(dir string) (string, error) {
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("results: %w", err)
+	}
+	p := filepath.Join(dir, "results.json")
+	if err := os.WriteFile(p, append(b, '\n'), 0o644); err != nil {
+		return "", fmt.Errorf("results: %w", err)
+	}
+	return p, nil
+}

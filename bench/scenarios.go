@@ -1,0 +1,328 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/airlock/airlock/upstream/mar"
+	"github.com/airlock/airlock/upstream/mar/catalog"
+	"github.com/airlock/airlock/upstream/mar/fault"
+)
+
+// Fault parameters of the flaky and upstream-slow scenarios.
+const (
+	flakyCutShare   = 0.05       // share of blobs whose bodies are cut mid-way
+	flakyErrorRate  = 0.02       // share of requests answered 503
+	slowBandwidth   = 50_000_000 // upstream-slow: 50 MB/s
+	slowHeaderDelay = 50 * time.Millisecond
+	warmPulls       = 10       // warm: at most this many sequential pulls per run, each by a fresh node,
+	warmBytes       = 64 << 20 // or fewer once they add up to this many bytes
+)
+
+// warmRounds is how many sequential pulls the warm scenario measures: enough
+// to move warmBytes, at most warmPulls.
+func warmRounds(setSize int64) int {
+	if setSize <= 0 {
+		return 1
+	}
+	return int(min(warmPulls, max(1, (warmBytes+setSize-1)/setSize)))
+}
+
+// largeRef is the extra image holding the ranges scenario's blob.
+var largeRef = catalog.Ref{Repo: "bench/large", Tag: "v1"}
+
+// pullSet is what one node pulls: the bootstrap set's linux/amd64 blobs.
+type pullSet struct {
+	refs  []catalog.Ref
+	blobs map[string]int64 // digest -> size
+	size  int64
+	large catalog.Blob // the ranges blob, when generated
+}
+
+// newPullSet reads the bootstrap set of minor from the catalog.
+func newPullSet(cat *catalog.Catalog, minor string) (*pullSet, error) {
+	refs, err := catalog.BootstrapSet(minor)
+	if err != nil {
+		return nil, err
+	}
+	ps := &pullSet{refs: refs, blobs: map[string]int64{}}
+	for _, r := range refs {
+		img, ok := cat.Image(r.Repo, r.Tag)
+		if !ok {
+			return nil, fmt.Errorf("%s: not in the catalog", r)
+		}
+		pm, ok := img.Platform("linux/amd64")
+		if !ok {
+			return nil, fmt.Errorf("%s: no linux/amd64 manifest", r)
+		}
+		for _, d := range append([]v1.Descriptor{pm.Config}, pm.Layers...) {
+			if _, ok := ps.blobs[d.Digest.String()]; !ok {
+				ps.blobs[d.Digest.String()] = d.Size
+				ps.size += d.Size
+			}
+		}
+	}
+	if img, ok := cat.Image(largeRef.Repo, largeRef.Tag); ok {
+		pm, _ := img.Platform("linux/amd64")
+		if len(pm.Layers) != 1 {
+			return nil, fmt.Errorf("%s: want one layer", largeRef)
+		}
+		if ps.large, err = cat.Blob(largeRef.Repo, pm.Layers[0].Digest); err != nil {
+			return nil, err
+		}
+	}
+	return ps, nil
+}
+
+// digests returns the set's blob digests, sorted.
+func (ps *pullSet) digests() []string {
+	out := make([]string, 0, len(ps.blobs))
+	for d := range ps.blobs {
+		out = append(out, d)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// runEnv is one run of one scenario on one started target.
+type runEnv struct {
+	opts *Options
+	mar  *mar.Server
+	inst *instance
+	set  *pullSet
+}
+
+// phaseResult is a measured phase ("" unless the scenario has several).
+type phaseResult struct {
+	phase string
+	run   RunResult
+}
+
+// scenarioFunc measures one scenario on env.
+type scenarioFunc func(ctx context.Context, env *runEnv) ([]phaseResult, error)
+
+func scenarioFuncs() map[string]scenarioFunc {
+	one := func(phase string, r RunResult) []phaseResult { return []phaseResult{{phase, r}} }
+	return map[string]scenarioFunc{
+		ScenarioColdOne: func(ctx context.Context, env *runEnv) ([]phaseResult, error) {
+			return one("", env.pullNodes(ctx, 1, 1)), nil
+		},
+		ScenarioWarm: func(ctx context.Context, env *runEnv) ([]phaseResult, error) {
+			if err := env.prime(ctx); err != nil {
+				return nil, err
+			}
+			return one("", env.pullNodes(ctx, 1, warmRounds(env.set.size))), nil
+		},
+		ScenarioStorm: func(ctx context.Context, env *runEnv) ([]phaseResult, error) {
+			// The same storm again on the now warm cache: the fastest this
+			// machine runs it, a reference for the cold storm.
+			cold := env.pullNodes(ctx, env.opts.Nodes, 1)
+			return []phaseResult{{"", cold}, {"warm", env.pullNodes(ctx, env.opts.Nodes, 1)}}, nil
+		},
+		ScenarioFlaky: func(ctx context.Context, env *runEnv) ([]phaseResult, error) {
+			if err := env.mar.SetFaults(flakyFaults(env.set)...); err != nil {
+				return nil, err
+			}
+			return one("", env.pullNodes(ctx, env.opts.Nodes, 1)), nil
+		},
+		ScenarioUpstreamSlow: func(ctx context.Context, env *runEnv) ([]phaseResult, error) {
+			err := env.mar.SetFaults(
+				fault.Fault{Kind: fault.KindBlobData, Bandwidth: slowBandwidth},
+				fault.Fault{Kind: fault.KindAny, Delay: fault.Duration(slowHeaderDelay)})
+			if err != nil {
+				return nil, err
+			}
+			return one("", env.pullNodes(ctx, 1, 1)), nil
+		},
+		ScenarioRanges: rangesScenario,
+	}
+}
+
+// flakyFaults cuts every body of 5% of the blobs half-way (a client that
+// resumes with Range gets the rest) and answers 2% of all requests 503.
+func flakyFaults(set *pullSet) []fault.Fault {
+	var eligible []string
+	for _, d := range set.digests() {
+		if set.blobs[d] >= 4<<10 {
+			eligible = append(eligible, d)
+		}
+	}
+	n := max(1, int(float64(len(set.blobs))*flakyCutShare+0.5))
+	var fs []fault.Fault
+	for i := 0; i < len(eligible) && len(fs) < n; i += max(1, len(eligible)/n) {
+		cut := (set.blobs[eligible[i]] + 1) / 2
+		fs = append(fs, fault.Fault{Kind: fault.KindBlobData, Digest: eligible[i], Cut: &cut})
+	}
+	return append(fs, fault.Fault{Kind: fault.KindAny, Status: http.StatusServiceUnavailable, ErrorRate: flakyErrorRate})
+}
+
+// prime pulls the set once through the target (not measured) so it is warm.
+func (env *runEnv) prime(ctx context.Context) error {
+	n := newNode(env.inst)
+	defer n.close()
+	n.pull(ctx, env.set.refs)
+	if r := n.result(); r.Failed != nil {
+		return fmt.Errorf("priming pull: %w", r.Failed)
+	}
+	return nil
+}
+
+// procMeter measures a child's RSS and CPU over the measured part of a run.
+type procMeter struct {
+	pid  int
+	idle procSample
+}
+
+func startMeter(pid int) *procMeter {
+	if pid == 0 {
+		return nil
+	}
+	resetPeakRSS(pid)
+	s, err := readProc(pid)
+	if err != nil {
+		return nil
+	}
+	return &procMeter{pid: pid, idle: s}
+}
+
+func (m *procMeter) stop(served int64) *Proc {
+	if m == nil {
+		return nil
+	}
+	s, err := readProc(m.pid)
+	if err != nil {
+		return nil
+	}
+	p := &Proc{IdleRSS: m.idle.RSS, PeakRSS: max(s.HWM, s.RSS), CPUS: s.CPU - m.idle.CPU}
+	p.AboveIdle = max(0, p.PeakRSS-p.IdleRSS)
+	if served > 0 {
+		p.CPUSPerGiB = p.CPUS / (float64(served) / (1 << 30))
+	}
+	return p
+}
+
+// pullNodes starts n nodes at the same instant, each pulling the whole set,
+// then (rounds > 1) n fresh nodes again after they finish, rounds times; it
+// measures the nodes, the emulator's counters and the target's process.
+func (env *runEnv) pullNodes(ctx context.Context, n, rounds int) RunResult {
+	nodes := make([]*node, n*rounds)
+	for i := range nodes {
+		nodes[i] = newNode(env.inst)
+		defer nodes[i].close()
+	}
+	settledStats(ctx, env.mar) // let earlier requests (priming, a previous phase) finish counting
+	env.mar.ResetStats()
+	meter := startMeter(env.inst.pid)
+	t0 := time.Now()
+	for r := range rounds {
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for _, nd := range nodes[r*n : (r+1)*n] {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				nd.pull(ctx, env.set.refs)
+			}()
+		}
+		close(start)
+		wg.Wait()
+	}
+	res := RunResult{WallS: time.Since(t0).Seconds(), Clients: n * rounds}
+	var ttfb []time.Duration
+	for _, nd := range nodes {
+		r := nd.result()
+		res.PullS = append(res.PullS, r.Duration.Seconds())
+		ttfb = append(ttfb, r.TTFB...)
+		res.Bytes += r.Bytes
+		res.Requests += r.Requests
+		res.Errors += r.Errors
+		res.Retries += r.Retries
+		res.Corrupt += r.Corrupt
+		if r.Failed != nil {
+			res.FailedPulls++
+			if res.FirstFailure == "" {
+				res.FirstFailure = r.Failed.Error()
+			}
+		}
+	}
+	res.Pull = Summarize(res.PullS)
+	res.TTFB = Summarize(seconds(ttfb))
+	if res.WallS > 0 {
+		res.MBps = float64(res.Bytes) / res.WallS / 1e6
+	}
+	res.Proc = meter.stop(res.Bytes)
+	res.Upstream = upstreamStats(settledStats(ctx, env.mar), env.set.blobs)
+	return res
+}
+
+// settledStats returns the emulator's counters once they stop moving: a
+// request is counted when its handler returns, which can be just after the
+// client has read the last byte.
+func settledStats(ctx context.Context, m *mar.Server) mar.Stats {
+	st := m.Stats()
+	deadline := time.Now().Add(2 * time.Second)
+	for stable := 0; stable < 3 && time.Now().Before(deadline) && ctx.Err() == nil; {
+		time.Sleep(20 * time.Millisecond)
+		next := m.Stats()
+		if next.Total() == st.Total() && next.BytesSent == st.BytesSent {
+			stable++
+		} else {
+			stable = 0
+		}
+		st = next
+	}
+	return st
+}
+
+// upstreamStats reads the emulator's counters for the blobs in scope.
+func upstreamStats(st mar.Stats, blobs map[string]int64) Upstream {
+	u := Upstream{
+		Requests:     st.Total(),
+		Bytes:        st.BytesSent,
+		Blobs:        len(blobs),
+		ManifestGETs: st.Sum(mar.Filter{Method: http.MethodGet, Kind: mar.KindManifest}).Count,
+		ByKind:       map[string]int64{},
+	}
+	for _, r := range st.Requests {
+		u.ByKind[fmt.Sprintf("%s %s %d", r.Method, r.Kind, r.Status)] += r.Count
+	}
+	for code, n := range st.Statuses {
+		if c, _ := strconv.Atoi(code); c == 0 || c == http.StatusTooManyRequests || c >= 500 {
+			u.Errors += n
+		}
+	}
+	digests := make([]string, 0, len(blobs))
+	for d := range blobs {
+		digests = append(digests, d)
+	}
+	sort.Strings(digests)
+	u.FetchesPerBlobMin = -1
+	for _, d := range digests {
+		data := st.Sum(mar.Filter{Method: http.MethodGet, Kind: mar.KindBlobData, Digest: d})
+		ds := DigestStat{Digest: d, Size: blobs[d], Fetches: st.Fetches(d), GETs: data.Count, Bytes: data.Bytes}
+		u.PerDigest = append(u.PerDigest, ds)
+		u.BlobFetches += ds.Fetches
+		u.BlobDataGETs += ds.GETs
+		u.BlobBytes += ds.Bytes
+		u.BlobSize += ds.Size
+		u.FetchesPerBlobMax = max(u.FetchesPerBlobMax, ds.Fetches)
+		if u.FetchesPerBlobMin < 0 || ds.Fetches < u.FetchesPerBlobMin {
+			u.FetchesPerBlobMin = ds.Fetches
+		}
+	}
+	if u.FetchesPerBlobMin < 0 {
+		u.FetchesPerBlobMin = 0
+	}
+	if u.BlobSize > 0 {
+		u.BytesRatio = float64(u.BlobBytes) / float64(u.BlobSize)
+	}
+	return u
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlock/airlock/bench"
+)
+
+// airlock bench end to end on a tiny storm: airlock (a child process) makes
+// exactly one upstream fetch per blob where three nodes going direct make
+// three, the warm scenario measures the bare reference (a child too), and
+// results.json and report.html are written.
+func TestBenchColdOneStormWarm(t *testing.T) {
+	t.Parallel()
+	out := t.TempDir()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	code := benchMain(ctx, []string{"--scenario", "cold-one,storm,warm", "--nodes", "3", "--runs", "1",
+		"--targets", "airlock,direct", "--out", out}, &stdout, &stderr, []string{asMainEnv})
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	b, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		scenario, target string
+		perBlob          int64
+	}{
+		{bench.ScenarioColdOne, bench.TargetAirlock, 1},
+		{bench.ScenarioColdOne, bench.TargetDirect, 1},
+		{bench.ScenarioStorm, bench.TargetAirlock, 1},
+		{bench.ScenarioStorm, bench.TargetDirect, 3},
+	} {
+		r, ok := rep.Result(c.scenario, "", c.target)
+		if !ok || r.Summary.Runs != 1 {
+			t.Fatalf("%s on %s: not measured: %+v (errors %v)", c.scenario, c.target, r, rep.Errors)
+		}
+		run := r.Runs[0]
+		if run.FailedPulls != 0 || run.Corrupt != 0 {
+			t.Errorf("%s on %s: %d failed, %d corrupt: %s", c.scenario, c.target, run.FailedPulls, run.Corrupt, run.FirstFailure)
+		}
+		u := run.Upstream
+		if u.FetchesPerBlobMin != c.perBlob || u.FetchesPerBlobMax != c.perBlob || u.Blobs != rep.Catalog.Blobs {
+			t.Errorf("%s on %s: %d-%d upstream fetches per blob over %d blobs, want %d", c.scenario, c.target, u.FetchesPerBlobMin, u.FetchesPerBlobMax, u.Blobs, c.perBlob)
+		}
+		if (run.Proc != nil) != (c.target == bench.TargetAirlock) {
+			t.Errorf("%s on %s: proc %+v", c.scenario, c.target, run.Proc)
+		}
+	}
+	if run := must(rep.Result(bench.ScenarioStorm, "", bench.TargetAirlock)).Runs[0]; run.Proc.PeakRSS == 0 || run.Proc.CPUS <= 0 {
+		t.Errorf("airlock child not measured: %+v", run.Proc)
+	}
+	for _, tg := range []string{bench.TargetAirlock, bench.TargetBare} {
+		r, ok := rep.Result(bench.ScenarioWarm, "", tg)
+		if !ok || r.Summary.Runs != 1 || r.Summary.MBps <= 0 || r.Runs[0].Proc == nil || r.Runs[0].Upstream.Requests != 0 {
+			t.Errorf("warm on %s: %+v", tg, r)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "report.html")); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout.String(), "storm: one upstream GET per blob") || !strings.Contains(stdout.String(), "PASS") {
+		t.Errorf("table:\n%s", stdout.String())
+	}
+}
+
+func must(r bench.Result, ok bool) bench.Result {
+	if !ok {
+		panic("result missing")
+	}
+	return r
+}
+
+// Bad flags and names are usage errors: one line, exit 2.
+func TestBenchUsageErrors(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--scenario", "stampede"}, `unknown scenario "stampede"`},
+		{[]string{"--targets", "harbor"}, `unknown target "harbor"`},
+		{[]string{"--scale", "huge", "--targets", "direct"}, `--scale "huge"`},
+		{[]string{"--catalog", "none", "--targets", "direct"}, `--catalog "none"`},
+		{[]string{"--large-size", "big"}, `--large-size`},
+		{[]string{"--nodes"}, `flag needs an argument`},
+		{[]string{"extra"}, `unexpected argument "extra"`},
+	}
+	for _, c := range cases {
+		t.Run(c.want, func(t *testing.T) {
+			t.Parallel()
+			var stderr bytes.Buffer
+			code := run(t.Context(), append([]string{"bench", "--out", t.TempDir()}, c.args...), &bytes.Buffer{}, &stderr)
+			msg := strings.TrimRight(stderr.String(), "\n")
+			if code != 2 || strings.Contains(msg, "\n") || !strings.Contains(msg, c.want) {
+				t.Fatalf("exit %d, stderr %q; want 2 and one line containing %q", code, msg, c.want)
+			}
+		})
+	}
+	var stdout bytes.Buffer
+	if code := run(t.Context(), []string{"bench", "--help"}, &stdout, &bytes.Buffer{}); code != 0 || !strings.Contains(stdout.String(), "upstream-slow") {
+		t.Fatalf("--help: exit %d\n%s", code, stdout.String())
+	}
+}
