@@ -1,9 +1,6 @@
 package registry
 
-import (
-	"regexp"
-	"strings"
-)
+import "strings"
 
 // Route kinds, also the "route" label of HTTP metrics.
 const (
@@ -24,16 +21,11 @@ type request struct {
 	ref  string // tag or digest (manifests), digest (blobs, referrers), upload id
 }
 
-var (
-	reManifest  = regexp.MustCompile(`^/v2/(.+)/manifests/([^/]+)$`)
-	reUpload    = regexp.MustCompile(`^/v2/(.+)/blobs/uploads/([^/]*)$`)
-	reBlob      = regexp.MustCompile(`^/v2/(.+)/blobs/([^/]+)$`)
-	reTags      = regexp.MustCompile(`^/v2/(.+)/tags/list$`)
-	reReferrers = regexp.MustCompile(`^/v2/(.+)/referrers/([^/]+)$`)
-)
-
 // parsePath maps a URL path to a request. It does not validate the name or
-// reference: handlers do, so they can answer with the right error code.
+// reference: handlers do, so they can answer with the right error code. The
+// name is everything before the last route keyword, as in the spec's
+// grammar (/v2/<name>/manifests/<reference>), so names may contain the
+// keywords as components.
 func parsePath(p string) (request, bool) {
 	switch p {
 	case "/v2", "/v2/":
@@ -41,23 +33,38 @@ func parsePath(p string) (request, bool) {
 	case "/v2/_catalog":
 		return request{kind: routeCatalog}, true
 	}
-	if !strings.HasPrefix(p, "/v2/") {
+	rest, ok := strings.CutPrefix(p, "/v2/")
+	if !ok {
 		return request{}, false
 	}
-	for _, r := range []struct {
-		re   *regexp.Regexp
-		kind string
-	}{
-		{reManifest, routeManifest}, {reUpload, routeUpload}, {reBlob, routeBlob},
-		{reTags, routeTags}, {reReferrers, routeReferrers},
-	} {
-		if m := r.re.FindStringSubmatch(p); m != nil {
-			req := request{kind: r.kind, repo: m[1]}
-			if len(m) > 2 {
-				req.ref = m[2]
+	i := strings.LastIndexByte(rest, '/')
+	if i < 0 {
+		return request{}, false
+	}
+	head, last := rest[:i], rest[i+1:]
+	for _, r := range routes {
+		if r.needRef && last == "" || r.last != "" && last != r.last {
+			continue
+		}
+		if repo, ok := strings.CutSuffix(head, r.suffix); ok && repo != "" {
+			req := request{kind: r.kind, repo: repo}
+			if r.last == "" {
+				req.ref = last
 			}
 			return req, true
 		}
 	}
 	return request{}, false
+}
+
+// routes in order of precedence: /v2/<name><suffix>/<last or reference>.
+var routes = [...]struct {
+	kind, suffix, last string
+	needRef            bool
+}{
+	{kind: routeManifest, suffix: "/manifests", needRef: true},
+	{kind: routeUpload, suffix: "/blobs/uploads"},
+	{kind: routeBlob, suffix: "/blobs", needRef: true},
+	{kind: routeTags, suffix: "/tags", last: "list"},
+	{kind: routeReferrers, suffix: "/referrers", needRef: true},
 }
