@@ -73,7 +73,8 @@ type Referrers struct {
 
 // Index is the badger-backed metadata index.
 type Index struct {
-	db *badger.DB
+	db    *badger.DB
+	reads readCache
 	// gate is held shared by writes that add links and exclusively by
 	// Exclusive (see gate.go).
 	gate sync.RWMutex
@@ -140,7 +141,9 @@ const (
 
 // update runs fn in a read-write transaction, retrying when a concurrent
 // transaction committed a conflicting write first.
+// Every write ends the read cache's generation.
 func (x *Index) update(fn func(txn *badger.Txn) error) error {
+	defer x.reads.invalidate()
 	var err error
 	for range 16 {
 		if err = x.db.Update(fn); !errors.Is(err, badger.ErrConflict) {
@@ -150,8 +153,14 @@ func (x *Index) update(fn func(txn *badger.Txn) error) error {
 	return err
 }
 
+// get reads one record into v (a pointer), from the read cache when the
+// index has not been written since it was cached.
 func (x *Index) get(k []byte, v any) error {
-	return x.db.View(func(txn *badger.Txn) error {
+	gen := x.reads.current()
+	if gen.load(k, v) {
+		return nil
+	}
+	err := x.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(k)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return ErrNotFound
@@ -161,6 +170,10 @@ func (x *Index) get(k []byte, v any) error {
 		}
 		return item.Value(func(b []byte) error { return json.Unmarshal(b, v) })
 	})
+	if err == nil {
+		gen.store(k, v)
+	}
+	return err
 }
 
 func set(txn *badger.Txn, k []byte, v any) error {

@@ -104,3 +104,43 @@ func TestListPaging(t *testing.T) {
 		t.Fatalf("second delete: %v", err)
 	}
 }
+
+// The read cache never serves a record after a write changed or removed it.
+func TestReadCacheFollowsWrites(t *testing.T) {
+	t.Parallel()
+	x, err := Open("", zap.NewNop(), Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	d1, d2 := digest.FromString("one"), digest.FromString("two")
+	x.PutTag("r", "v1", Tag{Digest: d1, Origin: OriginCache})
+	for range 2 { // the second read is served from the cache
+		if got, _ := x.Tag("r", "v1"); got.Digest != d1 {
+			t.Fatalf("tag %s", got.Digest)
+		}
+	}
+	x.PutTag("r", "v1", Tag{Digest: d2, Origin: OriginCache})
+	if got, _ := x.Tag("r", "v1"); got.Digest != d2 {
+		t.Fatalf("moved tag read as %s", got.Digest)
+	}
+	x.LinkBlob("r", d1, Blob{Size: 1, Origin: OriginCache})
+	x.Blob("r", d1)
+	if err := x.UnlinkBlob("r", d1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Blob("r", d1); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unlinked blob still found: %v", err)
+	}
+	x.PutManifest("r", d2, Manifest{Size: 5, Origin: OriginCache}, "", Tag{})
+	x.Manifest("r", d2)
+	if err := x.Remove(Removal{Repo: "r", Manifests: []digest.Digest{d2}, Tags: []string{"v1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Manifest("r", d2); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("removed manifest still found: %v", err)
+	}
+	if _, err := x.Tag("r", "v1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("removed tag still found: %v", err)
+	}
+}

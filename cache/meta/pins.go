@@ -23,7 +23,7 @@ type Pin struct {
 
 // PutPins records pins.
 func (x *Index) PutPins(ps []Pin) error {
-	return wrap("put pins", x.db.Update(func(txn *badger.Txn) error {
+	return wrap("put pins", x.update(func(txn *badger.Txn) error {
 		for _, p := range ps {
 			if err := set(txn, key(kPin, p.Ref), p); err != nil {
 				return err
@@ -37,7 +37,7 @@ func (x *Index) PutPins(ps []Pin) error {
 // is not empty; it returns how many it removed.
 func (x *Index) DeletePins(refs []string, owner string) (int, error) {
 	n := 0
-	err := x.db.Update(func(txn *badger.Txn) error {
+	err := x.update(func(txn *badger.Txn) error {
 		drop := map[string]bool{}
 		for _, r := range refs {
 			if _, err := txn.Get(key(kPin, r)); err == nil {

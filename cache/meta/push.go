@@ -13,7 +13,7 @@ import (
 // ErrNotFound if the manifest was not linked.
 func (x *Index) RemoveManifest(repo string, d digest.Digest) ([]string, error) {
 	var removed []string
-	err := x.db.Update(func(txn *badger.Txn) error {
+	err := x.update(func(txn *badger.Txn) error {
 		removed = removed[:0]
 		mk := key(kManifest, repo, d.String())
 		if _, err := txn.Get(mk); errors.Is(err, badger.ErrKeyNotFound) {
