@@ -200,3 +200,52 @@ func TestCrossRepositoryBlobReuse(t *testing.T) {
 		t.Fatalf("cross-repository reuse: %d HEAD, %d GET; want 1, 0", h, g)
 	}
 }
+
+// Many clients of a second repository arriving while the blob fills for a
+// first one cost one confirming HEAD in all, not one each.
+func TestCrossRepositoryStormOneHead(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpt{})
+	img := e.up.PushImage(t, "oss/kubernetes/pause:3.10", 1<<20, 1)
+	d, want := layerOf(t, img)
+	resume := make(chan struct{})
+	e.up.AddFault(upstreamtest.Fault{Method: "GET", PathContains: "/blobs/" + d.String(), PauseAfter: 128 << 10, Resume: resume})
+	first, err := e.get(context.Background(), "/v2/"+repo+"/blobs/"+d.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Body.Close()
+	io.ReadFull(first.Body, make([]byte, 1024)) // the fill is running and held
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	bad := 0
+	for range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := e.get(context.Background(), "/v2/aks-managed-repository/oss/kubernetes/kube-proxy/blobs/"+d.String())
+			if err != nil {
+				mu.Lock()
+				bad++
+				mu.Unlock()
+				return
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			if err != nil || !bytes.Equal(b, want) {
+				mu.Lock()
+				bad++
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(resume)
+	waitOrFail(t, &wg, 20*time.Second, "second-repository clients")
+	if bad != 0 {
+		t.Fatalf("%d clients of the second repository failed", bad)
+	}
+	if h, g := e.up.Count("HEAD", "/blobs/"+d.String()), e.up.Count("GET", "/blobs/"+d.String()); h != 1 || g != 1 {
+		t.Fatalf("upstream: %d HEAD, %d GET; want 1, 1", h, g)
+	}
+}

@@ -41,19 +41,19 @@ func (e *Engine) blob(ctx context.Context, repo string, d digest.Digest, head bo
 	if !t.cached() {
 		return nil, e.unknown(repo, cache.ErrBlobUnknown, d.String())
 	}
-	// Being filled from the same upstream repository: join at once.
+	// Being filled from the same upstream repository, or for this
+	// repository already: join at once.
 	e.mu.Lock()
 	f, filling := e.fills[d]
 	e.mu.Unlock()
-	if filling && f.target.repo == t.repo && !head {
+	if filling && !head && (f.target.repo == t.repo || f.hasRepo(repo)) {
 		return e.joinFill(ctx, repo, d, t)
 	}
 	// Held locally for another repository, or being filled for one: the
 	// upstream must confirm this repository has it before it is shared.
 	_, storeErr := e.store.Stat(ctx, d)
 	if storeErr == nil || filling || head {
-		e.m.upstream(t.rule, "blob", "HEAD")
-		size, err := e.up.StatBlob(ctx, t.repo, d)
+		size, err := e.confirm(ctx, repo, d, t)
 		if err != nil {
 			return nil, upstreamErr(err, cache.ErrBlobUnknown, repo+"@"+d.String())
 		}
@@ -71,6 +71,21 @@ func (e *Engine) blob(ctx context.Context, repo string, d digest.Digest, head bo
 		}
 	}
 	return e.joinFill(ctx, repo, d, t)
+}
+
+// confirm asks the upstream (one HEAD however many ask at once) whether
+// repo has the blob d, and returns its size.
+func (e *Engine) confirm(ctx context.Context, repo string, d digest.Digest, t target) (int64, error) {
+	v, _, err := e.flights.do(ctx, "confirm\x00"+repo+"\x00"+d.String(), func() (any, error) {
+		fctx, cancel := detached(ctx, e.revalidateTimeout)
+		defer cancel()
+		e.m.upstream(t.rule, "blob", "HEAD")
+		return e.up.StatBlob(fctx, t.repo, d)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return v.(int64), nil
 }
 
 // open serves a committed blob from the store.

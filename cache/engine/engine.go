@@ -44,6 +44,7 @@ type Engine struct {
 	fills map[digest.Digest]*fill
 
 	flights flightGroup
+	bodies  *bodyCache
 
 	uploads uploads // push: open upload sessions (upload.go)
 }
@@ -97,6 +98,7 @@ func New(store content.Store, index *meta.Index, up upstream.Client, log *zap.Lo
 		resumeAttempts:    5,
 		maxManifest:       4 << 20,
 		fills:             map[digest.Digest]*fill{},
+		bodies:            newBodyCache(defaultManifestCacheBytes),
 	}
 	for _, o := range opts {
 		o(e)

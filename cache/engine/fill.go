@@ -48,6 +48,13 @@ func newFill(d digest.Digest, t target) *fill {
 	}
 }
 
+// hasRepo reports whether repo is already known to hold the blob.
+func (f *fill) hasRepo(repo string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.repos[repo]
+}
+
 // acquire registers a reader (or the leader) so the ingest stays open.
 func (f *fill) acquire() {
 	f.mu.Lock()

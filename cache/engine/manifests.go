@@ -74,10 +74,15 @@ func (e *Engine) local(ctx context.Context, d digest.Digest, mt string, size int
 	if head {
 		return m, nil
 	}
+	if body, ok := e.bodies.get(d); ok {
+		m.Body = body
+		return m, nil
+	}
 	body, err := content.ReadAll(ctx, e.store, d)
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", d, err)
 	}
+	e.bodies.put(d, body)
 	m.Body = body
 	return m, nil
 }
