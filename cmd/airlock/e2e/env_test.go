@@ -103,7 +103,6 @@ type proc struct {
 // if the test failed, the tail of its output is logged.
 func startProc(t *testing.T, name string, env []string, argv ...string) *proc {
 	t.Helper()
-	// A deadline even if cleanup never runs (a panicking test binary).
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)
@@ -111,6 +110,9 @@ func startProc(t *testing.T, name string, env []string, argv ...string) *proc {
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second // then SIGKILL
+	// If the test binary dies without cleaning up (go test -timeout), the
+	// kernel kills this process too (ip netns exec keeps it across exec).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		cancel()
 		t.Fatalf("start %s: %v", name, err)
@@ -196,16 +198,10 @@ func closedPort(t *testing.T) string {
 	return addr
 }
 
-// testContext is bounded by the test's own deadline (go test -timeout)
-// and by max, whichever comes first.
+// testContext bounds a whole test: every command it runs derives its own
+// deadline from this context.
 func testContext(t *testing.T, max time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), max)
-	if dl, ok := t.Deadline(); ok {
-		var c2 context.CancelFunc
-		ctx, c2 = context.WithDeadline(ctx, dl.Add(-10*time.Second))
-		prev := cancel
-		cancel = func() { c2(); prev() }
-	}
+	ctx, cancel := context.WithTimeout(t.Context(), max)
 	t.Cleanup(cancel)
 	return ctx
 }
