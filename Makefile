@@ -2,6 +2,8 @@
 GO      ?= go
 BIN     := bin/airlock
 PKGS    := ./...
+# The proof with real clients (make e2e); also part of make test.
+E2E_PKG := ./cmd/airlock/e2e
 # Packages with concurrency run under the race detector.
 RACE    ?= -race
 TIMEOUT ?= 20m
@@ -20,7 +22,7 @@ IMAGE   ?= airlock:dev
 BENCH_FLAGS ?= --scale small
 BENCH_OUT   ?= bench-results
 
-.PHONY: build static image run test vet tools fuzz clean bench
+.PHONY: build static image run test e2e vet tools fuzz clean bench
 
 build:
 	$(GO) build -o $(BIN) ./cmd/airlock
@@ -34,7 +36,8 @@ image:
 run: build
 	$(BIN) lab
 
-# External tools the tests use (the OCI conformance suite), pinned, in bin/tools.
+# External tools the tests use: the OCI conformance suite, crane and oras
+# (pinned, in bin/tools); containerd, skopeo and iproute2 (apt-get, root).
 tools:
 	scripts/install-tools.sh
 
@@ -43,8 +46,14 @@ vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+# The tests run the binary just built (the e2e suite executes it).
 test: tools vet build
-	$(GO) test $(RACE) -timeout $(TIMEOUT) $(PKGS)
+	AIRLOCK_BIN=$(abspath $(BIN)) $(GO) test $(RACE) -timeout $(TIMEOUT) $(PKGS)
+
+# Only the e2e suite (containerd, skopeo, crane, oras, OCI conformance in
+# pull mode, zero egress in network namespaces), never cached; needs root.
+e2e: tools build
+	AIRLOCK_BIN=$(abspath $(BIN)) $(GO) test $(RACE) -count=1 -v -timeout 10m $(E2E_PKG)
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Installs the external tools the tests use, at pinned versions, into
-# ./bin/tools (override with TOOLS_BIN). Idempotent: a tool already at its
-# pinned version is left alone.
+# Installs the external tools the tests use. Go tools are built at pinned
+# versions into ./bin/tools (override with TOOLS_BIN); containerd, skopeo and
+# iproute2 come from the distribution's packages (apt-get, needs root).
+# Idempotent: a Go tool already at its pinned version, or a package whose
+# binary is already on PATH, is left alone.
 #
 #   scripts/install-tools.sh            # every tool
 #   scripts/install-tools.sh conformance  # only the named ones
+#   (tools: conformance crane oras containerd skopeo ip)
 #
 # Each tool is one install_<name> function listed in TOOLS. Outside CI a
 # failed install only warns (the tests that need the tool then skip, naming
@@ -14,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 TOOLS_BIN="${TOOLS_BIN:-$PWD/bin/tools}"
 GO="${GO:-go}"
-TOOLS=(conformance)
+TOOLS=(conformance crane oras containerd skopeo ip)
 
 # OCI distribution-spec conformance suite (binary "conformance").
 CONFORMANCE_MOD=github.com/opencontainers/distribution-spec/conformance
@@ -38,8 +41,65 @@ go_install() {
 	GOBIN="$TOOLS_BIN" "$GO" install "$mod@$version"
 }
 
+# crane and oras, the registry clients of the e2e suite (cmd/airlock/e2e).
+CRANE_MOD=github.com/google/go-containerregistry/cmd/crane
+CRANE_VERSION=v0.22.1
+ORAS_MOD=oras.land/oras/cmd/oras
+ORAS_VERSION=v1.3.6
+
 install_conformance() {
 	go_install "$CONFORMANCE_MOD" "$CONFORMANCE_VERSION" conformance
+}
+
+install_crane() {
+	go_install "$CRANE_MOD" "$CRANE_VERSION" crane
+}
+
+install_oras() {
+	go_install "$ORAS_MOD" "$ORAS_VERSION" oras
+}
+
+# apt_install BINARY PACKAGE... installs the Debian packages unless BINARY is
+# already on PATH. apt-get update runs once per invocation of this script.
+APT_UPDATED=
+apt_install() {
+	local bin="$1"
+	shift
+	if command -v "$bin" >/dev/null 2>&1; then
+		echo "install-tools: $bin already installed ($(command -v "$bin"))"
+		return 0
+	fi
+	if [[ "$(id -u)" != 0 ]]; then
+		echo "install-tools: $bin is missing and installing $* needs root (apt-get)" >&2
+		return 1
+	fi
+	if ! command -v apt-get >/dev/null 2>&1; then
+		echo "install-tools: $bin is missing and there is no apt-get to install $*" >&2
+		return 1
+	fi
+	if [[ -z "$APT_UPDATED" ]]; then
+		echo "install-tools: apt-get update"
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq || return 1
+		APT_UPDATED=1
+	fi
+	echo "install-tools: apt-get install $*"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" || return 1
+	command -v "$bin" >/dev/null 2>&1
+}
+
+# containerd (and ctr), run by the e2e suite as root with its own root and
+# socket; the CRI plugin is disabled, so no runc or CNI is needed to pull.
+install_containerd() {
+	apt_install containerd containerd && apt_install ctr containerd
+}
+
+install_skopeo() {
+	apt_install skopeo skopeo
+}
+
+# ip (iproute2): network namespaces and veth pairs for the zero-egress test.
+install_ip() {
+	apt_install ip iproute2
 }
 
 main() {

@@ -1,0 +1,255 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlock/airlock/upstream/mar"
+	"github.com/airlock/airlock/upstream/mar/catalog"
+)
+
+// containerd is a containerd 1.x daemon a test started as root, with its
+// root, state and sockets in its own temporary directory and the CRI plugin
+// off: only the content store, snapshotters and the image service pulls
+// need. ctr does the registry requests itself (the client-side resolver of
+// containerd 1.x), so ctr runs in the same network namespace.
+type containerd struct {
+	*proc
+	ns, dir, sock, ctrBin string
+}
+
+// startContainerd starts a containerd in namespace ns and waits until ctr
+// can talk to it.
+func startContainerd(t *testing.T, ctx context.Context, ns string) *containerd {
+	t.Helper()
+	bin, ctrBin := needTool(t, "containerd"), needTool(t, "ctr")
+	dir := socketDir(t, "e2e-ctd-")
+	c := &containerd{ns: ns, dir: dir, sock: filepath.Join(dir, "c.sock"), ctrBin: ctrBin}
+	cfg := fmt.Sprintf(`version = 2
+root = %q
+state = %q
+disabled_plugins = [
+  "io.containerd.grpc.v1.cri",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.tracing.processor.v1.otlp",
+  "io.containerd.internal.v1.tracing",
+]
+
+[grpc]
+  address = %q
+
+[ttrpc]
+  address = %q
+
+[debug]
+  level = "warn"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = %q
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), c.sock, c.sock+".ttrpc", filepath.Join(dir, "opt"))
+	path := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.proc = startProc(t, "containerd", nil, inNS(ns, bin, "--config", path)...)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := c.ctr(ctx, 5*time.Second, "version")
+		if err == nil {
+			return c
+		}
+		select {
+		case <-c.done:
+			t.Fatalf("containerd exited: %v\n%s", c.err, tail(c.stderr.String(), 4000))
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("containerd did not answer within 30s: %v", err)
+		}
+	}
+}
+
+// ctr runs ctr against this containerd, in its namespace.
+func (c *containerd) ctr(ctx context.Context, timeout time.Duration, args ...string) (string, error) {
+	return runCmd(ctx, timeout, nil, inNS(c.ns, append([]string{c.ctrBin, "-a", c.sock}, args...)...)...)
+}
+
+func (c *containerd) mustCtr(t *testing.T, ctx context.Context, args ...string) string {
+	t.Helper()
+	out, err := c.ctr(ctx, 2*time.Minute, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// pull pulls and unpacks mcr.microsoft.com/<ref> (linux/amd64) through the
+// hosts.toml under certs, as a node's kubelet would have containerd do.
+func (c *containerd) pull(ctx context.Context, certs, ref string) error {
+	_, err := c.ctr(ctx, 2*time.Minute, "images", "pull", "--hosts-dir", certs, "--platform", "linux/amd64", "mcr.microsoft.com/"+ref)
+	return err
+}
+
+// fetch fetches an artifact's content (linux/amd64) without unpacking:
+// ctr 1.6 cannot unpack an OCI artifact ("mismatched image rootfs and
+// manifest layers"), and a node only needs the blobs of the kubelet
+// package anyway.
+func (c *containerd) fetch(ctx context.Context, certs, ref string) error {
+	_, err := c.ctr(ctx, 2*time.Minute, "content", "fetch", "--hosts-dir", certs, "--platform", "linux/amd64", "mcr.microsoft.com/"+ref)
+	return err
+}
+
+// content returns the digests in containerd's content store.
+func (c *containerd) content(t *testing.T, ctx context.Context) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	for _, d := range strings.Fields(c.mustCtr(t, ctx, "content", "ls", "-q")) {
+		out[d] = true
+	}
+	return out
+}
+
+// checkImages checks, for each image, that containerd recorded the
+// emulator's digest for the tag, holds every linux/amd64 blob, and — when
+// unpack is set — reports the image complete and unpacked.
+func (c *containerd) checkImages(t *testing.T, ctx context.Context, imgs []catalog.Image, unpack bool) {
+	t.Helper()
+	lines := map[string]string{}
+	for _, l := range strings.Split(c.mustCtr(t, ctx, "images", "check"), "\n")[1:] {
+		if f := strings.Fields(l); len(f) > 0 {
+			lines[f[0]] = l
+		}
+	}
+	content := c.content(t, ctx)
+	for _, img := range imgs {
+		ref := "mcr.microsoft.com/" + img.Ref().String()
+		l, ok := lines[ref]
+		if !ok {
+			t.Errorf("containerd has no image %s", ref)
+			continue
+		}
+		f := strings.Fields(l)
+		if f[2] != img.Digest.String() {
+			t.Errorf("%s: containerd stored %s, the emulator serves %s", ref, f[2], img.Digest)
+		}
+		if unpack && (!strings.Contains(l, " complete (") || f[len(f)-1] != "true") {
+			t.Errorf("%s is not complete and unpacked: %s", ref, l)
+		}
+		pm, blobs := platformBlobs(t, img, "linux/amd64")
+		for _, d := range append(blobs, img.Digest, pm) {
+			if !content[d.String()] {
+				t.Errorf("%s: %s missing from containerd's content store", ref, d)
+			}
+		}
+	}
+}
+
+// A real containerd pulls and unpacks through the hosts.toml that
+// `airlock cluster nodeconfig` writes (fallback server on a closed port):
+// pause (OCI index) and kube-proxy (Docker manifest list, 3 layers). What it
+// stored has the emulator's digests, every blob was fetched upstream once,
+// other platforms not at all; pulled again after `ctr images rm` it costs
+// no upstream request at all; a fresh tag of the same image, on a fresh
+// node, fetches upstream only the blobs the first tag did not share.
+func TestContainerdPull(t *testing.T) {
+	t.Parallel()
+	needRoot(t)
+	ctx := testContext(t, 3*time.Minute)
+	m := startMar(t, "", "127.0.0.1:0", "127.0.0.1:0")
+	a := startAirlock(t, "", "127.0.0.1:0", m.url, "control:\n  registry: e2ebootstrap\n")
+	certs := a.provisionNode(t, ctx, "aks1", t.TempDir(), "http://"+closedPort(t))
+	imgs := m.images(t, ctx)
+	pause, proxy := mustImage(t, imgs, "oss/kubernetes/pause:3.10"), mustImage(t, imgs, "oss/kubernetes/kube-proxy:v1.31.3")
+	set := []catalog.Image{pause, proxy}
+
+	c := startContainerd(t, ctx, "")
+	for _, img := range set {
+		if err := c.pull(ctx, certs, img.Ref().String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.checkImages(t, ctx, set, true)
+	if snaps := strings.Count(c.mustCtr(t, ctx, "snapshots", "ls"), "Committed"); snaps < 1+3 {
+		t.Errorf("%d committed snapshots, want one per layer (4)", snaps)
+	}
+	st := m.stats(t, ctx)
+	for _, img := range set {
+		_, blobs := platformBlobs(t, img, "linux/amd64")
+		amd64 := map[string]bool{}
+		for _, d := range blobs {
+			amd64[d.String()] = true
+			if n := st.Fetches(d.String()); n != 1 {
+				t.Errorf("%s: blob %s fetched upstream %d times, want 1", img.Ref(), d, n)
+			}
+		}
+		for d := range allDigests(img) {
+			if !amd64[d] && st.Fetches(d) != 0 {
+				t.Errorf("%s: %s (not linux/amd64) was fetched upstream", img.Ref(), d)
+			}
+		}
+	}
+	n := a.checkMirrorRequests(t, "containerd")
+	t.Logf("cold pull: containerd made %d requests to airlock, all /v2/%s/...?ns=mcr.microsoft.com; upstream: %d requests", n, mirrorRepo, st.Total())
+
+	// Removed (containerd's GC drops the content) and pulled again: every
+	// byte now comes from airlock's cache; upstream sees nothing (the tags
+	// are within their TTL, digests are immutable).
+	m.resetStats(t, ctx)
+	c.mustCtr(t, ctx, "images", "rm", "--sync", "mcr.microsoft.com/"+pause.Ref().String(), "mcr.microsoft.com/"+proxy.Ref().String())
+	content := c.content(t, ctx)
+	for _, img := range set {
+		_, blobs := platformBlobs(t, img, "linux/amd64")
+		for _, d := range blobs {
+			if content[d.String()] {
+				t.Fatalf("%s still in containerd's content store after images rm --sync", d)
+			}
+		}
+		if err := c.pull(ctx, certs, img.Ref().String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.checkImages(t, ctx, set, true)
+	if st := m.stats(t, ctx); st.Total() != 0 {
+		t.Errorf("pulling again from airlock's cache made %d upstream requests (blob GETs %d), want 0:\n%+v",
+			st.Total(), st.Count("GET", mar.KindBlob, "")+st.Count("GET", mar.KindBlobData, ""), st.Requests)
+	}
+
+	// A fresh tag of the same image, on a node that has nothing yet: only
+	// the layers v1.31.3 did not share go upstream, once.
+	m.resetStats(t, ctx)
+	next := mustImage(t, imgs, "oss/kubernetes/kube-proxy:v1.32.0")
+	c2 := startContainerd(t, ctx, "")
+	if err := c2.pull(ctx, certs, next.Ref().String()); err != nil {
+		t.Fatal(err)
+	}
+	c2.checkImages(t, ctx, []catalog.Image{next}, true)
+	_, had := platformBlobs(t, proxy, "linux/amd64")
+	cached := map[string]bool{}
+	for _, d := range had {
+		cached[d.String()] = true
+	}
+	st = m.stats(t, ctx)
+	_, blobs := platformBlobs(t, next, "linux/amd64")
+	shared := 0
+	for _, d := range blobs {
+		want := int64(1)
+		if cached[d.String()] {
+			want, shared = 0, shared+1
+		}
+		if n := st.Count("GET", mar.KindBlobData, d.String()); n != want {
+			t.Errorf("%s: blob %s (cached already: %v) fetched upstream %d times, want %d", next.Ref(), d, cached[d.String()], n, want)
+		}
+	}
+	if shared == 0 {
+		t.Errorf("%s shares no blob with %s: the check proves nothing", next.Ref(), proxy.Ref())
+	}
+	t.Logf("fresh tag %s on a fresh node: %d of %d blobs already in airlock, not fetched upstream", next.Ref(), shared, len(blobs))
+}
