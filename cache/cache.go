@@ -97,6 +97,7 @@ type ManifestSource interface {
 // BlobSource serves blobs.
 type BlobSource interface {
 	// Blob returns the blob d of repo, with its content unless head is true.
+	// It validates d: ErrDigestInvalid for a malformed or unsupported one.
 	Blob(ctx context.Context, repo string, d digest.Digest, head bool) (*Blob, error)
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -95,6 +96,64 @@ func BenchmarkManifestHEAD(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				fetch(b, c, "HEAD", tc.url)
+			}
+		})
+	}
+}
+
+// BenchmarkWarmSmallPull is a warm pull of a small image (manifest by tag,
+// by digest, two 4 KiB layers): per-request overhead against a bare server
+// that answers the same paths with http.ServeContent of the same files and
+// the manifest from memory.
+func BenchmarkWarmSmallPull(b *testing.B) {
+	e := newEnv(b, envOpt{})
+	img := e.up.PushImage(b, "oss/kubernetes/pause:3.10", 4096, 2)
+	layers, _ := img.Layers()
+	d, _ := layers[0].Digest()
+	d2, _ := layers[1].Digest()
+	md, _ := img.Digest()
+	paths := []string{
+		"/v2/" + repo + "/manifests/3.10?ns=mcr.microsoft.com",
+		"/v2/" + repo + "/manifests/" + md.String() + "?ns=mcr.microsoft.com",
+		"/v2/" + repo + "/blobs/" + d.String() + "?ns=mcr.microsoft.com",
+		"/v2/" + repo + "/blobs/" + d2.String() + "?ns=mcr.microsoft.com",
+	}
+	for _, p := range paths {
+		e.do("GET", p)
+	}
+	raw, _ := img.RawManifest()
+	mt, _ := img.MediaType()
+	bare := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/manifests/") {
+			w.Header().Set("Content-Type", string(mt))
+			w.Header().Set("Docker-Content-Digest", md.String())
+			w.Write(raw)
+			return
+		}
+		hex := r.URL.Path[strings.LastIndex(r.URL.Path, ":")+1:]
+		f, err := os.Open(filepath.Join(e.storage, "content", "blobs", "sha256", hex[:2], hex))
+		if err != nil {
+			http.Error(w, err.Error(), 404)
+			return
+		}
+		defer f.Close()
+		w.Header().Set("Content-Type", "application/octet-stream")
+		http.ServeContent(w, r, "", time.Time{}, f)
+	}))
+	defer bare.Close()
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4, DisableCompression: true}}
+	for _, tc := range []struct{ name, base string }{{"bare", bare.URL}, {"airlock", e.srv.URL}} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				for _, p := range paths {
+					req, _ := http.NewRequest("GET", tc.base+p, nil)
+					resp, err := c.Do(req)
+					if err != nil || resp.StatusCode != 200 {
+						b.Fatal(err, resp)
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
 			}
 		})
 	}

@@ -48,7 +48,11 @@ func (reg *Registry) observe(r *http.Request, rw *responseWriter, route string, 
 	reg.m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
 	reg.m.latency.WithLabelValues(route, method).Observe(took.Seconds())
 	reg.m.sent.WithLabelValues(route).Add(float64(rw.bytes))
-	reg.log.Info("request",
+	ce := reg.log.Check(zap.InfoLevel, "request")
+	if ce == nil {
+		return // below the log level: build no fields
+	}
+	ce.Write(
 		zap.String("method", r.Method),
 		zap.String("path", r.URL.Path),
 		zap.String("ns", r.URL.Query().Get("ns")),

@@ -109,8 +109,6 @@ func invalid(rule string, code Code, format string, args ...any) error {
 
 var (
 	nameRE = regexp.MustCompile(`^[A-Za-z0-9-]{5,50}$`)
-	// pathComponent is the OCI distribution-spec repository path component.
-	pathComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$`)
 	// hostRE accepts a DNS name or IPv4 address with an optional port.
 	hostRE = regexp.MustCompile(`^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]{1,5})?$`)
 )
@@ -124,12 +122,52 @@ func ValidRepository(name string) bool {
 	if name == "" || len(name) > maxRepoLen {
 		return false
 	}
-	for _, c := range strings.Split(name, "/") {
-		if !pathComponent.MatchString(c) {
+	for c := range strings.SplitSeq(name, "/") {
+		if !validComponent(c) {
 			return false
 		}
 	}
 	return true
+}
+
+// validComponent matches the distribution spec's path component,
+// [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*, without a regexp: it is on the path of
+// every request.
+func validComponent(c string) bool {
+	if c == "" {
+		return false
+	}
+	sepStart := -1 // start of the separator run being read, or -1
+	for i := 0; i < len(c); i++ {
+		b := c[i]
+		if b >= 'a' && b <= 'z' || b >= '0' && b <= '9' {
+			if sepStart >= 0 {
+				if !validSeparator(c[sepStart:i]) {
+					return false
+				}
+				sepStart = -1
+			}
+			continue
+		}
+		if b != '.' && b != '_' && b != '-' {
+			return false
+		}
+		if i == 0 {
+			return false
+		}
+		if sepStart < 0 {
+			sepStart = i
+		}
+	}
+	return sepStart < 0
+}
+
+func validSeparator(s string) bool {
+	switch s {
+	case ".", "_", "__":
+		return true
+	}
+	return strings.Trim(s, "-") == ""
 }
 
 // Validate checks one rule on its own (not against other rules).

@@ -18,7 +18,7 @@ func (e *Engine) blob(ctx context.Context, repo string, d digest.Digest, head bo
 	if !rules.ValidRepository(repo) {
 		return nil, fmt.Errorf("%w: %q", cache.ErrNameInvalid, repo)
 	}
-	if err := d.Validate(); err != nil {
+	if err := content.ValidateDigest(d); err != nil {
 		return nil, fmt.Errorf("%w: %q: %v", cache.ErrDigestInvalid, d, err)
 	}
 	t := e.resolve(repo)

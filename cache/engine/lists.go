@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/airlock/airlock/cache"
+	"github.com/airlock/airlock/cache/content"
 	"github.com/airlock/airlock/cache/meta"
 	"github.com/airlock/airlock/rules"
 	"github.com/airlock/airlock/upstream"
@@ -52,7 +53,7 @@ func (e *Engine) Referrers(ctx context.Context, repo string, d digest.Digest, ar
 	if !rules.ValidRepository(repo) {
 		return nil, fmt.Errorf("%w: %q", cache.ErrNameInvalid, repo)
 	}
-	if err := d.Validate(); err != nil {
+	if err := content.ValidateDigest(d); err != nil {
 		return nil, fmt.Errorf("%w: %q: %v", cache.ErrDigestInvalid, d, err)
 	}
 	idx := emptyReferrers()

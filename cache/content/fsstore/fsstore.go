@@ -65,7 +65,7 @@ func (s *Store) path(d digest.Digest) string {
 }
 
 func validate(d digest.Digest) error {
-	if err := d.Validate(); err != nil {
+	if err := content.ValidateDigest(d); err != nil {
 		if errors.Is(err, digest.ErrDigestUnsupported) {
 			return fmt.Errorf("%w: %s", content.ErrUnsupportedDigest, d)
 		}
@@ -140,7 +140,7 @@ func (s *Store) Walk(ctx context.Context, fn func(content.Info) error) error {
 		}
 		alg := filepath.Dir(filepath.Dir(rel))
 		d := digest.NewDigestFromEncoded(digest.Algorithm(alg), e.Name())
-		if d.Validate() != nil {
+		if content.ValidateDigest(d) != nil {
 			return nil // not ours; leave it alone
 		}
 		fi, err := e.Info()
@@ -153,7 +153,7 @@ func (s *Store) Walk(ctx context.Context, fn func(content.Info) error) error {
 
 // Ingest implements content.Ingester.
 func (s *Store) Ingest(ctx context.Context, d digest.Digest, size int64) (content.Ingest, error) {
-	if err := d.Validate(); err != nil {
+	if err := content.ValidateDigest(d); err != nil {
 		if errors.Is(err, digest.ErrDigestUnsupported) {
 			return nil, fmt.Errorf("%w: %s", content.ErrUnsupportedDigest, d)
 		}

@@ -67,7 +67,7 @@ func (p *pending) Commit(ctx context.Context, d digest.Digest) (content.Info, er
 	if p.closed || p.failed {
 		return content.Info{}, content.ErrClosed
 	}
-	if err := d.Validate(); err != nil {
+	if err := content.ValidateDigest(d); err != nil {
 		if errors.Is(err, digest.ErrDigestUnsupported) {
 			return content.Info{}, fmt.Errorf("%w: %s", content.ErrUnsupportedDigest, d)
 		}
