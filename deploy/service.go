@@ -55,6 +55,11 @@ type Binding struct {
 	Rules RuleSetter
 	// Repos lists pushed repositories; nil when none are known.
 	Repos RepoLister
+	// Pins receives the bootstrap images of the clusters whose nodes pull
+	// from the bound registry (listed by Bootstrap), after every change, so
+	// the cache never evicts them; nil pins nothing.
+	Pins      Pinner
+	Bootstrap BootstrapImages
 }
 
 // Service is the control plane. Its methods are the admin API. It is safe
@@ -107,6 +112,7 @@ func New(ctx context.Context, store Store, b Binding, log *zap.Logger, reg prome
 		return nil, fmt.Errorf("control state for registry %q: %w", b.Registry, err)
 	}
 	s.apply(set, creds)
+	s.syncPins(st)
 	return s, nil
 }
 
@@ -145,6 +151,7 @@ func (s *Service) update(ctx context.Context, fn func(st *State) error) error {
 	}
 	s.st = next
 	s.apply(set, creds)
+	s.syncPins(next)
 	return nil
 }
 

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/airlock/airlock/cache/meta"
 )
@@ -130,4 +132,54 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func httpError(w http.ResponseWriter, code int, err error) {
 	writeJSON(w, code, map[string]string{"error": err.Error()})
+}
+
+// SyncPins makes the run-time pins whose owner starts with prefix exactly
+// want (owner -> references): the control module's deploy.Pinner. An
+// owner's set is replaced as a whole when it changed.
+func (c *Collector) SyncPins(prefix string, want map[string][]string) error {
+	stored, err := c.index.Pins()
+	if err != nil {
+		return err
+	}
+	have := map[string][]string{}
+	for _, p := range stored {
+		if strings.HasPrefix(p.Owner, prefix) {
+			have[p.Owner] = append(have[p.Owner], p.Ref)
+		}
+	}
+	for owner, refs := range want {
+		norm := make([]string, 0, len(refs))
+		for _, s := range refs {
+			r, err := ParseRef(s)
+			if err != nil {
+				return err
+			}
+			norm = append(norm, r.String())
+		}
+		want[owner] = norm
+	}
+	for owner, refs := range have {
+		if w, ok := want[owner]; !ok || !sameRefs(refs, w) {
+			if _, err := c.Unpin(nil, owner); err != nil {
+				return err
+			}
+		}
+	}
+	for owner, refs := range want {
+		if h, ok := have[owner]; ok && sameRefs(h, refs) {
+			continue
+		}
+		if err := c.Pin(refs, owner); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sameRefs(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(slices.Compact(a), slices.Compact(b))
 }

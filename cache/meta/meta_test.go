@@ -144,3 +144,28 @@ func TestReadCacheFollowsWrites(t *testing.T) {
 		t.Fatalf("removed tag still found: %v", err)
 	}
 }
+
+// Two owners may pin the same image; dropping one owner's pins keeps the
+// other's.
+func TestPinsPerOwner(t *testing.T) {
+	t.Parallel()
+	x, err := Open("", zap.NewNop(), Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	ref := "aks-managed-repository/oss/kubernetes/pause:3.10"
+	if err := x.PutPins([]Pin{{Ref: ref, Owner: "cluster/a"}, {Ref: ref, Owner: "cluster/b"}}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := x.DeletePins(nil, "cluster/a"); err != nil || n != 1 {
+		t.Fatalf("delete cluster/a: %d %v", n, err)
+	}
+	ps, _ := x.Pins()
+	if len(ps) != 1 || ps[0].Ref != ref || ps[0].Owner != "cluster/b" {
+		t.Fatalf("pins left: %+v", ps)
+	}
+	if n, _ := x.DeletePins([]string{ref}, ""); n != 1 {
+		t.Fatalf("unpin by reference removed %d", n)
+	}
+}

@@ -2,13 +2,15 @@ package meta
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
 
 // kPin records pins set at run time (by the control module, for bootstrap
-// content); pins from the configuration file are not stored.
+// content), keyed by reference and owner so that two owners can pin the
+// same image; pins from the configuration file are not stored.
 const kPin = "p"
 
 // Pin is an image reference ("repo:tag" or "repo@digest") that eviction
@@ -25,7 +27,7 @@ type Pin struct {
 func (x *Index) PutPins(ps []Pin) error {
 	return wrap("put pins", x.update(func(txn *badger.Txn) error {
 		for _, p := range ps {
-			if err := set(txn, key(kPin, p.Ref), p); err != nil {
+			if err := set(txn, key(kPin, p.Ref, p.Owner), p); err != nil {
 				return err
 			}
 		}
@@ -33,29 +35,30 @@ func (x *Index) PutPins(ps []Pin) error {
 	}))
 }
 
-// DeletePins removes the pins of refs, and every pin of owner when owner
-// is not empty; it returns how many it removed.
+// DeletePins removes the pins of refs (whoever set them), and every pin of
+// owner when owner is not empty; it returns how many it removed.
 func (x *Index) DeletePins(refs []string, owner string) (int, error) {
 	n := 0
 	err := x.update(func(txn *badger.Txn) error {
-		drop := map[string]bool{}
+		wanted := map[string]bool{}
 		for _, r := range refs {
-			if _, err := txn.Get(key(kPin, r)); err == nil {
-				drop[r] = true
+			wanted[r] = true
+		}
+		var drop [][]byte
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: key(kPin, ""), PrefetchValues: true})
+		for it.Rewind(); it.Valid(); it.Next() {
+			p, err := pinOf(it.Item())
+			if err != nil {
+				it.Close()
+				return err
+			}
+			if wanted[p.Ref] || (owner != "" && p.Owner == owner) {
+				drop = append(drop, it.Item().KeyCopy(nil))
 			}
 		}
-		if owner != "" {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: key(kPin, ""), PrefetchValues: true})
-			for it.Rewind(); it.Valid(); it.Next() {
-				var p Pin
-				if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &p) }); err == nil && p.Owner == owner {
-					drop[string(it.Item().Key()[len(kPin)+len(sep):])] = true
-				}
-			}
-			it.Close()
-		}
-		for r := range drop {
-			if err := txn.Delete(key(kPin, r)); err != nil {
+		it.Close()
+		for _, k := range drop {
+			if err := txn.Delete(k); err != nil {
 				return err
 			}
 		}
@@ -63,6 +66,17 @@ func (x *Index) DeletePins(refs []string, owner string) (int, error) {
 		return nil
 	})
 	return n, wrap("delete pins", err)
+}
+
+// pinOf decodes a stored pin; its reference is in the key.
+func pinOf(item *badger.Item) (Pin, error) {
+	var p Pin
+	if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &p) }); err != nil {
+		return Pin{}, err
+	}
+	rest := string(item.Key()[len(kPin)+len(sep):])
+	p.Ref, _, _ = strings.Cut(rest, sep)
+	return p, nil
 }
 
 // Pins lists the stored pins, sorted by reference.
@@ -73,11 +87,10 @@ func (x *Index) Pins() ([]Pin, error) {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			var p Pin
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &p) }); err != nil {
+			p, err := pinOf(it.Item())
+			if err != nil {
 				return err
 			}
-			p.Ref = string(it.Item().Key()[len(prefix):])
 			out = append(out, p)
 		}
 		return nil

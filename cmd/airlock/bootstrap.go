@@ -33,14 +33,24 @@ func (b controlBootstrap) BootstrapImages(ctx context.Context, cluster string) (
 	if err := b.client.Do(ctx, http.MethodGet, "/clusters/"+url.PathEscape(cluster), nil, nil, &info); err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", cluster, err)
 	}
-	v := strings.TrimPrefix(info.KubernetesVersion, "v")
-	parts := strings.SplitN(v, ".", 3)
+	refs, err := bootstrapImages(info.KubernetesVersion)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", cluster, err)
+	}
+	return refs, nil
+}
+
+// bootstrapImages is deploy.BootstrapImages over the MAR catalog: what a
+// node of a Kubernetes version ("1.31.3") pulls at bootstrap, as local
+// references under aks-managed-repository/.
+func bootstrapImages(version string) ([]string, error) {
+	parts := strings.SplitN(strings.TrimPrefix(version, "v"), ".", 3)
 	if len(parts) < 2 {
-		return nil, fmt.Errorf("cluster %s: Kubernetes version %q", cluster, info.KubernetesVersion)
+		return nil, fmt.Errorf("Kubernetes version %q", version)
 	}
 	refs, err := catalog.BootstrapSet(parts[0] + "." + parts[1])
 	if err != nil {
-		return nil, fmt.Errorf("cluster %s: %w", cluster, err)
+		return nil, err
 	}
 	out := make([]string, 0, len(refs))
 	for _, r := range refs {

@@ -57,14 +57,15 @@ func controlBinding(cfg *config.Config) (deploy.Binding, error) {
 	}, nil
 }
 
-// openControl opens the control state and binds it to the engine (rs) and
-// the index (repos), serving the bound registry's rules at once.
-func openControl(cfg *config.Config, log *zap.Logger, rs deploy.RuleSetter, repos deploy.RepoLister, reg prometheus.Registerer) (*control, error) {
+// openControl opens the control state and binds it to the engine (rs), the
+// index (repos) and the collector (pins: clusters' bootstrap images are
+// never evicted), serving the bound registry's rules at once.
+func openControl(cfg *config.Config, log *zap.Logger, rs deploy.RuleSetter, repos deploy.RepoLister, pins deploy.Pinner, reg prometheus.Registerer) (*control, error) {
 	b, err := controlBinding(cfg)
 	if err != nil {
 		return nil, err
 	}
-	b.Rules, b.Repos = rs, repos
+	b.Rules, b.Repos, b.Pins, b.Bootstrap = rs, repos, pins, bootstrapImages
 	store, err := badgerstore.Open(filepath.Join(cfg.Storage.Dir, "control"), log, badgerstore.Options{})
 	if err != nil {
 		return nil, err

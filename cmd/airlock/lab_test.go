@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -92,6 +93,19 @@ func TestLabPullsWholeCatalogOnce(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+	// The lab's cluster pulls from this registry: its bootstrap images are
+	// pinned against eviction, under the cluster's name.
+	resp, err := client.Get("http://" + l.srv.Addr() + "/admin/pins")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pins, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`"ref":"aks-managed-repository/oss/kubernetes/pause:3.10"`, `"owner":"cluster/lab"`} {
+		if !strings.Contains(string(pins), want) {
+			t.Errorf("pins lack %s: %s", want, pins)
+		}
 	}
 	st, err := mar.FetchStats(ctx, l.mar.URL())
 	if err != nil {

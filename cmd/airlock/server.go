@@ -119,7 +119,7 @@ func newServer(cfg *config.Config, log *zap.Logger) (*server, error) {
 	}
 	ops.busy = eng.Filling
 	eng.SetRules(set, creds)
-	ctl, err := openControl(cfg, log.Named("control"), eng, index, promReg)
+	ctl, err := openControl(cfg, log.Named("control"), eng, index, ops.col, promReg)
 	if err != nil {
 		index.Close()
 		return nil, err
