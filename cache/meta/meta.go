@@ -91,7 +91,12 @@ func Open(dir string, log *zap.Logger, o Options) (*Index, error) {
 	opts := badger.DefaultOptions(dir).
 		WithLogger(badgerLogger{log.Named("badger").Sugar()}).
 		WithMetricsEnabled(false).
-		WithSyncWrites(true).
+		// Cached content can be fetched again: its records are not
+		// fsynced one by one (a power cut loses at most the last ones; the
+		// startup check and the GC reconcile). Pushed content and deletes a
+		// client asked for are made durable before they are acknowledged
+		// (durable below).
+		WithSyncWrites(false).
 		WithMemTableSize(8 << 20).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
@@ -219,17 +224,27 @@ func (x *Index) Tag(repo, tag string) (Tag, error) {
 
 // PutTag records a tag, creating the repository record if needed.
 func (x *Index) PutTag(repo, tag string, t Tag) error {
-	return wrap("put tag", x.link(func(txn *badger.Txn) error {
+	return wrap("put tag", x.durable(t.Origin, x.link(func(txn *badger.Txn) error {
 		if err := ensureRepo(txn, repo, t.Origin, t.FetchedAt); err != nil {
 			return err
 		}
 		return set(txn, key(kTag, repo, tag), t)
-	}))
+	})))
+}
+
+// durable makes a committed write of pushed content reach the disk before
+// the caller acknowledges it; writes of cached content are left to
+// badger's background flushing.
+func (x *Index) durable(o Origin, err error) error {
+	if err != nil || o != OriginPush {
+		return err
+	}
+	return x.db.Sync()
 }
 
 // DeleteTag removes a tag; ErrNotFound if there was none.
 func (x *Index) DeleteTag(repo, tag string) error {
-	return wrap("delete tag", x.deleteKey(key(kTag, repo, tag)))
+	return wrap("delete tag", x.durable(OriginPush, x.deleteKey(key(kTag, repo, tag))))
 }
 
 func (x *Index) deleteKey(k []byte) error {
@@ -252,7 +267,7 @@ func (x *Index) Manifest(repo string, d digest.Digest) (Manifest, error) {
 // PutManifest links a manifest (whose bytes are in the content store) to
 // repo, and optionally points tag at it in the same transaction.
 func (x *Index) PutManifest(repo string, d digest.Digest, m Manifest, tag string, t Tag) error {
-	return wrap("put manifest", x.link(func(txn *badger.Txn) error {
+	return wrap("put manifest", x.durable(m.Origin, x.link(func(txn *badger.Txn) error {
 		if err := ensureRepo(txn, repo, m.Origin, m.Added); err != nil {
 			return err
 		}
@@ -263,12 +278,12 @@ func (x *Index) PutManifest(repo string, d digest.Digest, m Manifest, tag string
 			return set(txn, key(kTag, repo, tag), t)
 		}
 		return nil
-	}))
+	})))
 }
 
 // DeleteManifest unlinks a manifest; ErrNotFound if it was not linked.
 func (x *Index) DeleteManifest(repo string, d digest.Digest) error {
-	return wrap("delete manifest", x.deleteKey(key(kManifest, repo, d.String())))
+	return wrap("delete manifest", x.durable(OriginPush, x.deleteKey(key(kManifest, repo, d.String()))))
 }
 
 // Blob returns a blob link, or ErrNotFound.
@@ -279,17 +294,17 @@ func (x *Index) Blob(repo string, d digest.Digest) (Blob, error) {
 
 // LinkBlob links a committed blob to repo.
 func (x *Index) LinkBlob(repo string, d digest.Digest, b Blob) error {
-	return wrap("link blob", x.link(func(txn *badger.Txn) error {
+	return wrap("link blob", x.durable(b.Origin, x.link(func(txn *badger.Txn) error {
 		if err := ensureRepo(txn, repo, b.Origin, b.Added); err != nil {
 			return err
 		}
 		return set(txn, key(kBlob, repo, d.String()), b)
-	}))
+	})))
 }
 
 // UnlinkBlob removes a blob link; ErrNotFound if there was none.
 func (x *Index) UnlinkBlob(repo string, d digest.Digest) error {
-	return wrap("unlink blob", x.deleteKey(key(kBlob, repo, d.String())))
+	return wrap("unlink blob", x.durable(OriginPush, x.deleteKey(key(kBlob, repo, d.String()))))
 }
 
 // Repo returns the repository's record, or ErrNotFound.

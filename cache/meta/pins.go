@@ -25,14 +25,14 @@ type Pin struct {
 
 // PutPins records pins.
 func (x *Index) PutPins(ps []Pin) error {
-	return wrap("put pins", x.update(func(txn *badger.Txn) error {
+	return wrap("put pins", x.durable(OriginPush, x.update(func(txn *badger.Txn) error {
 		for _, p := range ps {
 			if err := set(txn, key(kPin, p.Ref, p.Owner), p); err != nil {
 				return err
 			}
 		}
 		return nil
-	}))
+	})))
 }
 
 // DeletePins removes the pins of refs (whoever set them), and every pin of

@@ -43,5 +43,5 @@ func (x *Index) RemoveManifest(repo string, d digest.Digest) ([]string, error) {
 		}
 		return txn.Delete(mk)
 	})
-	return removed, wrap("remove manifest", err)
+	return removed, wrap("remove manifest", x.durable(OriginPush, err))
 }

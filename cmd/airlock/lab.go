@@ -207,8 +207,15 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "airlock lab: %v\n", err)
 		return 1
 	}
-	l.instructions(stdout)
-	if err := l.Serve(ctx); err != nil {
+	served := make(chan error, 1)
+	go func() { served <- l.Serve(ctx) }()
+	select {
+	case <-l.srv.Ready():
+		l.instructions(stdout)
+		err = <-served
+	case err = <-served:
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "airlock lab: %v\n", err)
 		return 1
 	}

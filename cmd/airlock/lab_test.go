@@ -33,6 +33,13 @@ func TestLabPullsWholeCatalogOnce(t *testing.T) {
 	}
 	served := make(chan error, 1)
 	go func() { served <- l.Serve(ctx) }()
+	select {
+	case <-l.srv.Ready():
+	case err := <-served:
+		t.Fatalf("lab stopped: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("lab never became ready")
+	}
 	base := "http://" + l.srv.Addr() + "/v2/aks-managed-repository/"
 	client := &http.Client{Timeout: 30 * time.Second}
 

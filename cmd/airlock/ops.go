@@ -22,17 +22,19 @@ import (
 // waits for it), the collector (quota, eviction, pins, garbage) and the
 // access tracker it feeds from the engine.
 type ops struct {
-	log   *zap.Logger
-	store *fsstore.Store
-	index *meta.Index
-	col   *evict.Collector
-	busy  func(digest.Digest) bool // set once the engine exists
-	ready atomic.Bool
-	done  chan struct{} // closed when the collector stopped
+	log     *zap.Logger
+	store   *fsstore.Store
+	index   *meta.Index
+	col     *evict.Collector
+	busy    func(digest.Digest) bool // set once the engine exists
+	ready   atomic.Bool
+	readyCh chan struct{} // closed when ready
+	done    chan struct{} // closed when the collector stopped
 }
 
 func newOps(cfg *config.Config, store *fsstore.Store, index *meta.Index, log *zap.Logger, reg prometheus.Registerer) (*ops, error) {
-	o := &ops{log: log, store: store, index: index, busy: func(digest.Digest) bool { return false }, done: make(chan struct{})}
+	o := &ops{log: log, store: store, index: index, busy: func(digest.Digest) bool { return false },
+		readyCh: make(chan struct{}), done: make(chan struct{})}
 	opts := []evict.Option{evict.WithBusy(func(d digest.Digest) bool { return o.busy(d) })}
 	if d := time.Duration(cfg.Storage.GCInterval); d > 0 {
 		opts = append(opts, evict.WithInterval(d))
@@ -97,6 +99,7 @@ func (o *ops) start(ctx context.Context, errc chan<- error) {
 			return
 		}
 		o.ready.Store(true)
+		close(o.readyCh)
 		o.col.Run(ctx)
 	}()
 }
@@ -115,3 +118,7 @@ func (s *server) shutdownOps(ctx context.Context, stop context.CancelFunc) {
 		s.log.Warn("shutdown: fills still running are abandoned", zap.Error(err))
 	}
 }
+
+// Ready is closed once the startup check is done and the registry API
+// answers.
+func (s *server) Ready() <-chan struct{} { return s.ops.readyCh }
