@@ -74,6 +74,22 @@ func axis(b *strings.Builder, ticks []float64, x func(float64) float64, top, bot
 	fmt.Fprintf(b, `<text x="%d" y="%.1f" font-size="11" text-anchor="end" fill="#374151">%s</text>`, svgWidth-svgRight, bottom+28, html.EscapeString(unit))
 }
 
+// chartFrame starts a chart of rows horizontal rows whose scale reaches hi:
+// the svg element, the title and the axis. x maps a value to its abscissa.
+func chartFrame(title, unit string, hi float64, rows int) (b *strings.Builder, x func(float64) float64, top, bottom float64) {
+	ticks := niceTicks(hi)
+	top = float64(svgTop)
+	bottom = top + float64(svgRow*rows)
+	height := bottom + svgBottom
+	plotW := float64(svgWidth - svgLeft - svgRight)
+	x = func(v float64) float64 { return svgLeft + v/ticks[len(ticks)-1]*plotW }
+	b = &strings.Builder{}
+	fmt.Fprintf(b, `<svg viewBox="0 0 %d %.0f" width="%d" height="%.0f" role="img" aria-label="%s">`, svgWidth, height, svgWidth, height, html.EscapeString(title))
+	fmt.Fprintf(b, `<text x="0" y="16" font-size="13" font-weight="bold">%s</text>`, html.EscapeString(title))
+	axis(b, ticks, x, top, bottom, unit)
+	return b, x, top, bottom
+}
+
 // boxPlotSVG draws one horizontal box plot per series: whiskers min to max,
 // box p25 to p75, a bar at the median and a dot at p95.
 func boxPlotSVG(title, unit string, ss []series) string {
@@ -83,33 +99,24 @@ func boxPlotSVG(title, unit string, ss []series) string {
 			hi = max(hi, v)
 		}
 	}
-	ticks := niceTicks(hi)
-	top := float64(svgTop)
-	bottom := top + float64(svgRow*len(ss))
-	height := bottom + svgBottom
-	plotW := float64(svgWidth - svgLeft - svgRight)
-	x := func(v float64) float64 { return svgLeft + v/ticks[len(ticks)-1]*plotW }
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg viewBox="0 0 %d %.0f" width="%d" height="%.0f" role="img" aria-label="%s">`, svgWidth, height, svgWidth, height, html.EscapeString(title))
-	fmt.Fprintf(&b, `<text x="0" y="16" font-size="13" font-weight="bold">%s</text>`, html.EscapeString(title))
-	axis(&b, ticks, x, top, bottom, unit)
+	b, x, top, _ := chartFrame(title, unit, hi, len(ss))
 	for i, s := range ss {
 		y := top + float64(i*svgRow) + svgRow/2
 		c := targetColor(s.name)
-		fmt.Fprintf(&b, `<text x="%d" y="%.1f" font-size="12" text-anchor="end" dominant-baseline="middle">%s</text>`, svgLeft-8, y, html.EscapeString(s.name))
+		fmt.Fprintf(b, `<text x="%d" y="%.1f" font-size="12" text-anchor="end" dominant-baseline="middle">%s</text>`, svgLeft-8, y, html.EscapeString(s.name))
 		if len(s.values) == 0 {
-			fmt.Fprintf(&b, `<text x="%d" y="%.1f" font-size="11" dominant-baseline="middle" fill="#6b7280">no data</text>`, svgLeft+4, y)
+			fmt.Fprintf(b, `<text x="%d" y="%.1f" font-size="11" dominant-baseline="middle" fill="#6b7280">no data</text>`, svgLeft+4, y)
 			continue
 		}
 		d := Summarize(s.values)
-		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s"/>`, x(d.Min), y, x(d.Max), y, c)
+		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s"/>`, x(d.Min), y, x(d.Max), y, c)
 		for _, v := range []float64{d.Min, d.Max} {
-			fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s"/>`, x(v), y-6, x(v), y+6, c)
+			fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s"/>`, x(v), y-6, x(v), y+6, c)
 		}
-		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="16" fill="%s" fill-opacity="0.25" stroke="%s"/>`, x(d.P25), y-8, math.Max(1, x(d.P75)-x(d.P25)), c, c)
-		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="3"/>`, x(d.P50), y-8, x(d.P50), y+8, c)
-		fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3" fill="%s"/>`, x(d.P95), y, c)
-		fmt.Fprintf(&b, `<text x="%d" y="%.1f" font-size="11" dominant-baseline="middle" fill="#374151">p50 %s · p95 %s · n=%d</text>`,
+		fmt.Fprintf(b, `<rect x="%.1f" y="%.1f" width="%.1f" height="16" fill="%s" fill-opacity="0.25" stroke="%s"/>`, x(d.P25), y-8, math.Max(1, x(d.P75)-x(d.P25)), c, c)
+		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="3"/>`, x(d.P50), y-8, x(d.P50), y+8, c)
+		fmt.Fprintf(b, `<circle cx="%.1f" cy="%.1f" r="3" fill="%s"/>`, x(d.P95), y, c)
+		fmt.Fprintf(b, `<text x="%d" y="%.1f" font-size="11" dominant-baseline="middle" fill="#374151">p50 %s · p95 %s · n=%d</text>`,
 			svgWidth-svgRight+8, y, fmtTick(d.P50), fmtTick(d.P95), d.N)
 	}
 	b.WriteString(`</svg>`)
@@ -125,28 +132,19 @@ func barSVG(title, unit string, ss []series, ref float64, format func(float64) s
 			hi = max(hi, s.values[0])
 		}
 	}
-	ticks := niceTicks(hi)
-	top := float64(svgTop)
-	bottom := top + float64(svgRow*len(ss))
-	height := bottom + svgBottom
-	plotW := float64(svgWidth - svgLeft - svgRight)
-	x := func(v float64) float64 { return svgLeft + v/ticks[len(ticks)-1]*plotW }
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg viewBox="0 0 %d %.0f" width="%d" height="%.0f" role="img" aria-label="%s">`, svgWidth, height, svgWidth, height, html.EscapeString(title))
-	fmt.Fprintf(&b, `<text x="0" y="16" font-size="13" font-weight="bold">%s</text>`, html.EscapeString(title))
-	axis(&b, ticks, x, top, bottom, unit)
+	b, x, top, bottom := chartFrame(title, unit, hi, len(ss))
 	for i, s := range ss {
 		y := top + float64(i*svgRow) + svgRow/2
-		fmt.Fprintf(&b, `<text x="%d" y="%.1f" font-size="12" text-anchor="end" dominant-baseline="middle">%s</text>`, svgLeft-8, y, html.EscapeString(s.name))
+		fmt.Fprintf(b, `<text x="%d" y="%.1f" font-size="12" text-anchor="end" dominant-baseline="middle">%s</text>`, svgLeft-8, y, html.EscapeString(s.name))
 		if len(s.values) == 0 {
 			continue
 		}
 		v := s.values[0]
-		fmt.Fprintf(&b, `<rect x="%d" y="%.1f" width="%.1f" height="18" fill="%s"/>`, svgLeft, y-9, math.Max(1, x(v)-svgLeft), targetColor(s.name))
-		fmt.Fprintf(&b, `<text x="%d" y="%.1f" font-size="11" dominant-baseline="middle" fill="#374151">%s</text>`, svgWidth-svgRight+8, y, html.EscapeString(format(v)))
+		fmt.Fprintf(b, `<rect x="%d" y="%.1f" width="%.1f" height="18" fill="%s"/>`, svgLeft, y-9, math.Max(1, x(v)-svgLeft), targetColor(s.name))
+		fmt.Fprintf(b, `<text x="%d" y="%.1f" font-size="11" dominant-baseline="middle" fill="#374151">%s</text>`, svgWidth-svgRight+8, y, html.EscapeString(format(v)))
 	}
 	if ref > 0 {
-		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#111827" stroke-dasharray="4 3"/>`, x(ref), top-4, x(ref), bottom)
+		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#111827" stroke-dasharray="4 3"/>`, x(ref), top-4, x(ref), bottom)
 	}
 	b.WriteString(`</svg>`)
 	return b.String()

@@ -272,7 +272,7 @@ func (e *env) pushReferrer(t *testing.T, upRepo string, img v1.Image, artifactTy
 	size, _ := img.Size()
 	mt, _ := img.MediaType()
 	empty := []byte("{}")
-	cfgDesc := fmt.Sprintf(`{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2}`)
+	cfgDesc := `{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2}`
 	man := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":%q,"config":%s,"layers":[%s],"subject":{"mediaType":%q,"digest":%q,"size":%d}}`,
 		artifactType, cfgDesc, cfgDesc, mt, d, size)
 	ref := e.up.Ref(t, upRepo+":sig")

@@ -51,15 +51,6 @@ type layerResult struct {
 	Size   int64   `json:"size"`   // compressed size
 }
 
-// rawSize returns the sum of the file sizes.
-func (l layerSpec) rawSize() int64 {
-	var n int64
-	for _, f := range l.files {
-		n += f.contentSize()
-	}
-	return n
-}
-
 func (f fileSpec) contentSize() int64 {
 	if f.text != "" {
 		return int64(len(f.text))
