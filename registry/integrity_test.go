@@ -9,6 +9,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/airlock/airlock/cache/engine"
 
 	"github.com/airlock/airlock/upstream/upstreamtest"
 )
@@ -117,5 +120,23 @@ func TestResumeSendsRangeHeader(t *testing.T) {
 	defer mu.Unlock()
 	if len(ranges) != 2 || ranges[0] != "" || !strings.HasPrefix(ranges[1], "bytes=") || ranges[1] != "bytes=100000-"+fmt.Sprint(len(want)-1) {
 		t.Fatalf("upstream Range headers %q: want a first full GET, then a resume from the cut", ranges)
+	}
+}
+
+// An upstream body that stops sending (no error, no bytes) is abandoned
+// after the stall timeout and resumed from where it stopped.
+func TestStalledUpstreamBodyResumed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpt{engine: []engine.Option{engine.WithStallTimeout(300 * time.Millisecond)}})
+	img := e.up.PushImage(t, "oss/kubernetes/pause:3.10", 400_000, 1)
+	d, want := layerOf(t, img)
+	never := make(chan struct{}) // the first body never continues
+	e.up.AddFault(upstreamtest.Fault{Method: "GET", PathContains: "/blobs/" + d.String(), PauseAfter: 100_000, Resume: never, Times: 1})
+	resp, b := e.do("GET", "/v2/"+repo+"/blobs/"+d.String())
+	if resp.StatusCode != 200 || !bytes.Equal(b, want) {
+		t.Fatalf("stalled fill: %d, %d bytes, equal=%v", resp.StatusCode, len(b), bytes.Equal(b, want))
+	}
+	if n := e.up.Count("GET", "/blobs/"+d.String()); n != 2 {
+		t.Fatalf("upstream GETs %d, want 2 (stalled, resumed)", n)
 	}
 }

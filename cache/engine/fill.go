@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/airlock/airlock/cache/content"
@@ -259,18 +260,19 @@ func (e *Engine) fetchBlob(ctx context.Context, f *fill, log *zap.Logger, start 
 	}
 	f.started(ing, body.Size)
 	size := body.Size
+	sr := newStallReader(body.Body, e.stallTimeout)
 	buf := make([]byte, 256<<10)
 	var written int64
 	attempts := 0
 	for {
-		n, rerr := e.readStalling(body.Body, buf)
+		n, rerr := sr.readChunk(buf)
 		if n > 0 {
 			if size >= 0 && written+int64(n) > size {
-				body.Body.Close()
+				sr.Close()
 				return fmt.Errorf("%w: more than the %d bytes it announced", errBadUpstream, size)
 			}
 			if _, err := ing.Write(buf[:n]); err != nil {
-				body.Body.Close()
+				sr.Close()
 				return err
 			}
 			written += int64(n)
@@ -280,7 +282,7 @@ func (e *Engine) fetchBlob(ctx context.Context, f *fill, log *zap.Logger, start 
 		if rerr == nil {
 			continue
 		}
-		body.Body.Close()
+		sr.Close()
 		if errors.Is(rerr, io.EOF) && (size < 0 || written == size) {
 			break
 		}
@@ -294,7 +296,7 @@ func (e *Engine) fetchBlob(ctx context.Context, f *fill, log *zap.Logger, start 
 		if err != nil {
 			return err
 		}
-		body = next
+		sr = newStallReader(next.Body, e.stallTimeout)
 	}
 	if _, err := ing.Commit(ctx); err != nil {
 		return err
@@ -334,20 +336,47 @@ func (e *Engine) resume(ctx context.Context, f *fill, offset, size int64, attemp
 // body ends or stops first.
 const minChunk = 32 << 10
 
-// readStalling reads at least minChunk bytes (or until an error), closing
-// the body if it stalls for the stall timeout so the fill can resume
-// instead of hanging.
-func (e *Engine) readStalling(r io.ReadCloser, buf []byte) (int, error) {
-	t := time.AfterFunc(e.stallTimeout, func() { r.Close() })
+// stallReader closes an upstream body that sends nothing for the stall
+// timeout while it is being read, so the blocked read returns and the fill
+// resumes instead of hanging. One timer per body, re-armed per chunk.
+type stallReader struct {
+	body    io.ReadCloser
+	timeout time.Duration
+	t       *time.Timer
+	stalled atomic.Bool
+}
+
+func newStallReader(body io.ReadCloser, timeout time.Duration) *stallReader {
+	s := &stallReader{body: body, timeout: timeout}
+	s.t = time.AfterFunc(timeout, func() {
+		s.stalled.Store(true)
+		body.Close()
+	})
+	s.t.Stop()
+	return s
+}
+
+// readChunk reads at least minChunk bytes, or until an error.
+func (s *stallReader) readChunk(buf []byte) (int, error) {
+	s.t.Reset(s.timeout)
 	n := 0
 	var err error
 	for n < minChunk && err == nil {
 		var m int
-		m, err = r.Read(buf[n:])
+		m, err = s.body.Read(buf[n:])
 		n += m
+		if m > 0 {
+			s.t.Reset(s.timeout)
+		}
 	}
-	if !t.Stop() && err != nil {
-		err = fmt.Errorf("upstream body stalled for %v: %w", e.stallTimeout, err)
+	s.t.Stop()
+	if err != nil && s.stalled.Load() {
+		err = fmt.Errorf("upstream body stalled for %v: %w", s.timeout, err)
 	}
 	return n, err
+}
+
+func (s *stallReader) Close() error {
+	s.t.Stop()
+	return s.body.Close()
 }
