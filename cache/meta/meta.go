@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/airlock/airlock/internal/badgerutil"
 	"github.com/dgraph-io/badger/v4"
 	"github.com/opencontainers/go-digest"
 	"go.uber.org/zap"
@@ -109,7 +110,7 @@ func Open(dir string, log *zap.Logger, o Options) (*Index, error) {
 	if o.InMemory {
 		opts = opts.WithDir("").WithValueDir("").WithInMemory(true)
 	}
-	db, err := badger.Open(opts)
+	db, err := badgerutil.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("meta: open %s: %w", dir, err)
 	}

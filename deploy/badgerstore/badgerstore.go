@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/airlock/airlock/deploy"
+	"github.com/airlock/airlock/internal/badgerutil"
 	"github.com/dgraph-io/badger/v4"
 	"go.uber.org/zap"
 )
@@ -52,7 +53,7 @@ func Open(dir string, log *zap.Logger, o Options) (*Store, error) {
 	if o.InMemory {
 		opts = opts.WithDir("").WithValueDir("").WithInMemory(true)
 	}
-	db, err := badger.Open(opts)
+	db, err := badgerutil.Open(opts)
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
 			return nil, fmt.Errorf("control state %s: %w (badger allows one process at a time: stop airlock serve, or talk to it with --server)", dir, ErrLocked)
