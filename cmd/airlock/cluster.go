@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"path/filepath"
 
 	"github.com/airlock/airlock/deploy"
 )
@@ -170,6 +171,17 @@ func clusterNodeConfig() op {
 			fallback := fs.String("fallback-server", "", "server = URL in hosts.toml: where containerd falls back (default: mcr.microsoft.com, as AKS); a closed port makes mirror failures visible")
 			certs := fs.String("certs-dir", "", "containerd config_path on the node (default "+deploy.DefaultCertsDir+")")
 			return func() (call, error) {
+				// Paths on the node are absolute; a relative one is resolved
+				// where the user typed it (the lab's node is this machine).
+				for _, p := range []*string{ca, certs} {
+					if *p != "" && !filepath.IsAbs(*p) {
+						abs, err := filepath.Abs(*p)
+						if err != nil {
+							return call{}, err
+						}
+						*p = abs
+					}
+				}
 				q := url.Values{}
 				for k, v := range map[string]string{"scheme": *scheme, "registryHost": *host, "ca": *ca, "fallbackServer": *fallback, "certsDir": *certs} {
 					if v != "" {

@@ -46,6 +46,13 @@ type lab struct {
 // startLab starts the emulator and the registry; Serve runs the registry.
 func startLab(ctx context.Context, o labOptions, logOut io.Writer) (*lab, error) {
 	log := consoleLogger(logOut, o.LogLevel)
+	// Paths are resolved where the user typed them: the node configuration
+	// needs absolute paths (containerd's config_path, hosts.toml's ca).
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("--dir %q: %w", o.Dir, err)
+	}
+	o.Dir = dir
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -97,13 +104,18 @@ func (l *lab) provision(ctx context.Context) error {
 	_, err := ctl.CreateCluster(ctx, deploy.ClusterSpec{
 		Name: labCluster, NetworkIsolated: true, OutboundType: "none", ArtifactSource: "Cache",
 	})
+	created := err == nil
 	if err != nil && !errors.Is(err, deploy.ErrConflict) {
 		return fmt.Errorf("create cluster %s: %w", labCluster, err)
 	}
-	if _, err := ctl.Reconcile(ctx, labCluster); err != nil {
-		return fmt.Errorf("reconcile cluster %s: %w", labCluster, err)
+	nc, err := l.nodeConfig(ctx)
+	if err != nil && created {
+		// A failed start leaves nothing half-made: the next start creates
+		// the cluster again from scratch.
+		if _, derr := ctl.DeleteCluster(context.WithoutCancel(ctx), labCluster); derr != nil {
+			err = errors.Join(err, fmt.Errorf("delete half-created cluster %s: %w", labCluster, derr))
+		}
 	}
-	nc, err := ctl.NodeConfig(ctx, labCluster, deploy.NodeConfigOptions{Scheme: "http", CertsDir: l.certsDir()})
 	if err != nil {
 		return err
 	}
@@ -116,6 +128,15 @@ func (l *lab) provision(ctx context.Context) error {
 	}
 	l.hosts = string(b)
 	return nil
+}
+
+// nodeConfig reconciles the lab's cluster and returns its node configuration.
+func (l *lab) nodeConfig(ctx context.Context) (*deploy.NodeConfig, error) {
+	ctl := l.srv.Control()
+	if _, err := ctl.Reconcile(ctx, labCluster); err != nil {
+		return nil, fmt.Errorf("reconcile cluster %s: %w", labCluster, err)
+	}
+	return ctl.NodeConfig(ctx, labCluster, deploy.NodeConfigOptions{Scheme: "http", CertsDir: l.certsDir()})
 }
 
 func (l *lab) certsDir() string { return filepath.Join(l.nodeDir, "certs.d") }

@@ -136,3 +136,37 @@ func TestLabPullsWholeCatalogOnce(t *testing.T) {
 		t.Fatal("lab did not stop")
 	}
 }
+
+// The README's `make run` uses the default ./data: a relative directory is
+// resolved where the user typed it, the lab starts, and a second start on
+// the same directory finds its state.
+func TestLabRelativeDir(t *testing.T) {
+	t.Chdir(t.TempDir())
+	for round := range 2 {
+		ctx, cancel := context.WithCancel(context.Background())
+		l, err := startLab(ctx, labOptions{
+			Dir: "./data", Listen: "127.0.0.1:0", MarListen: "127.0.0.1:0",
+			Scale: catalog.ScaleSmall, Seed: 1, LogLevel: zapcore.ErrorLevel,
+		}, io.Discard)
+		if err != nil {
+			cancel()
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if !strings.HasPrefix(l.certsDir(), "/") || !strings.Contains(l.hosts, "aks-managed-repository") {
+			t.Errorf("round %d: certs dir %q, hosts.toml %q", round, l.certsDir(), l.hosts)
+		}
+		served := make(chan error, 1)
+		go func() { served <- l.Serve(ctx) }()
+		select {
+		case <-l.srv.Ready():
+		case err := <-served:
+			t.Fatalf("round %d: lab stopped: %v", round, err)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("round %d: lab never became ready", round)
+		}
+		cancel()
+		if err := <-served; err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+	}
+}
