@@ -54,9 +54,7 @@ func (e *Engine) Blob(ctx context.Context, repo string, d digest.Digest, head bo
 // Filling reports whether blob d is being filled from an upstream now: its
 // bytes must not be collected.
 func (e *Engine) Filling(d digest.Digest) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	_, ok := e.fills[d]
+	_, ok := e.fills.Get(d)
 	return ok
 }
 
@@ -65,10 +63,7 @@ func (e *Engine) Idle(ctx context.Context) error {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
-		e.mu.Lock()
-		n := len(e.fills)
-		e.mu.Unlock()
-		if n == 0 {
+		if e.fills.Len() == 0 {
 			return nil
 		}
 		select {

@@ -43,9 +43,11 @@ func (e *Engine) blob(ctx context.Context, repo string, d digest.Digest, head bo
 	}
 	// Being filled from the same upstream repository, or for this
 	// repository already: join at once.
-	e.mu.Lock()
-	f, filling := e.fills[d]
-	e.mu.Unlock()
+	c, filling := e.fills.Get(d)
+	var f *fill
+	if filling {
+		f = c.Val
+	}
 	if filling && !head && (f.target.repo == t.repo || f.hasRepo(repo)) {
 		return e.joinFill(ctx, repo, d, t)
 	}
@@ -76,7 +78,7 @@ func (e *Engine) blob(ctx context.Context, repo string, d digest.Digest, head bo
 // confirm asks the upstream (one HEAD however many ask at once) whether
 // repo has the blob d, and returns its size.
 func (e *Engine) confirm(ctx context.Context, repo string, d digest.Digest, t target) (int64, error) {
-	v, _, err := e.flights.do(ctx, "confirm\x00"+repo+"\x00"+d.String(), func() (any, error) {
+	v, _, err := e.flights.Do(ctx, "confirm\x00"+repo+"\x00"+d.String(), func() (any, error) {
 		fctx, cancel := detached(ctx, e.revalidateTimeout)
 		defer cancel()
 		e.m.upstream(t.rule, "blob", "HEAD")
@@ -104,33 +106,52 @@ func (e *Engine) open(ctx context.Context, d digest.Digest, head bool) (*cache.B
 	return &cache.Blob{Digest: d, Size: info.Size, ModTime: info.ModTime, Content: rc}, nil
 }
 
+// errCommitted is how joinFill learns, under the fill group's lock, that the
+// blob is in the store already.
+var errCommitted = errors.New("blob committed")
+
 // joinFill attaches the request to the fill of d, starting it if none runs.
 func (e *Engine) joinFill(ctx context.Context, repo string, d digest.Digest, t target) (*cache.Blob, error) {
-	e.mu.Lock()
-	f, running := e.fills[d]
-	if !running {
-		// A fill leaves the map only after its commit: check the store again
-		// so that a fill finishing just now is not repeated.
-		if _, err := e.store.Stat(ctx, d); err == nil {
-			e.mu.Unlock()
+	for {
+		c, leader, err := e.fills.Begin(d, func() (*fill, error) {
+			// A fill leaves the group only after its commit: check the store
+			// again so that a fill finishing just now is not repeated.
+			if _, err := e.store.Stat(ctx, d); err == nil {
+				return nil, errCommitted
+			}
+			f := newFill(d, t)
+			f.repos[repo] = true
+			f.acquire() // the leader's reference, released when the fill ends
+			return f, nil
+		})
+		if errors.Is(err, errCommitted) {
 			if err := e.index.LinkBlob(repo, d, meta.Blob{Origin: meta.OriginCache, Added: e.now()}); err != nil {
 				return nil, err
 			}
 			return e.open(ctx, d, false)
 		}
-		f = newFill(d, t)
-		f.repos[repo] = true
-		f.acquire() // the leader's reference, released when the fill ends
-		e.fills[d] = f
-		e.m.misses.WithLabelValues(t.rule, "blob").Inc()
-		go e.runFill(f, repo)
-	} else {
-		e.m.coalesced.WithLabelValues(t.rule, "blob").Inc()
+		f := c.Val
+		if leader {
+			e.m.misses.WithLabelValues(t.rule, "blob").Inc()
+			go e.runFill(c)
+		} else {
+			e.m.coalesced.WithLabelValues(t.rule, "blob").Inc()
+		}
+		if !f.acquire() {
+			// It ended and let go of its bytes after this request found it.
+			if ferr := f.failure(); ferr != nil {
+				return nil, upstreamErr(ferr, cache.ErrBlobUnknown, repo+"@"+d.String())
+			}
+			continue // committed: the store has it now
+		}
+		return e.followFill(ctx, f, repo, t, !leader)
 	}
-	f.acquire()
-	e.mu.Unlock()
+}
 
-	if running {
+// followFill serves the request from fill f, which it holds a reference to.
+func (e *Engine) followFill(ctx context.Context, f *fill, repo string, t target, joined bool) (*cache.Blob, error) {
+	d := f.d
+	if joined {
 		f.mu.Lock()
 		committed := f.ended && f.err == nil
 		f.repos[repo] = true

@@ -8,13 +8,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/airlock/airlock/cache"
 	"github.com/airlock/airlock/cache/content"
 	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/internal/flight"
 	"github.com/airlock/airlock/rules"
 	"github.com/airlock/airlock/upstream"
 	"github.com/opencontainers/go-digest"
@@ -40,10 +40,8 @@ type Engine struct {
 	policy atomic.Pointer[policy]
 	access AccessRecorder // nil: not tracked
 
-	mu    sync.Mutex
-	fills map[digest.Digest]*fill
-
-	flights flightGroup
+	fills   flight.Group[digest.Digest, *fill] // blob fills running now
+	flights flight.Shared[string, any]         // other upstream requests
 	bodies  *bodyCache
 
 	uploads uploads // push: open upload sessions (upload.go)
@@ -97,7 +95,6 @@ func New(store content.Store, index *meta.Index, up upstream.Client, log *zap.Lo
 		revalidateTimeout: 10 * time.Second,
 		resumeAttempts:    5,
 		maxManifest:       4 << 20,
-		fills:             map[digest.Digest]*fill{},
 		bodies:            newBodyCache(defaultManifestCacheBytes),
 	}
 	for _, o := range opts {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/airlock/airlock/cache/content"
 	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/internal/flight"
 	"github.com/airlock/airlock/upstream"
 	"github.com/opencontainers/go-digest"
 	"go.uber.org/zap"
@@ -56,11 +57,24 @@ func (f *fill) hasRepo(repo string) bool {
 	return f.repos[repo]
 }
 
-// acquire registers a reader (or the leader) so the ingest stays open.
-func (f *fill) acquire() {
+// acquire registers a reader (or the leader) so the ingest stays open. It
+// reports false if the fill has ended and let go of its ingest already.
+func (f *fill) acquire() bool {
 	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ended && f.refs == 0 {
+		return false
+	}
 	f.refs++
-	f.mu.Unlock()
+	return true
+}
+
+// failure is the error the fill ended with (nil while it runs or after it
+// committed).
+func (f *fill) failure() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
 }
 
 // release drops a reference and closes the ingest after the last one.
@@ -201,7 +215,8 @@ func (r *fillReader) Close() error {
 
 // runFill fetches f's blob from the upstream into the store. It runs on its
 // own context: no client hanging up stops it.
-func (e *Engine) runFill(f *fill, leaderRepo string) {
+func (e *Engine) runFill(c *flight.Call[*fill]) {
+	f := c.Val
 	ctx, cancel := context.WithTimeout(context.Background(), e.fillTimeout)
 	defer cancel()
 	e.m.fillsInFlight.Inc()
@@ -218,11 +233,9 @@ func (e *Engine) runFill(f *fill, leaderRepo string) {
 	} else {
 		log.Info("blob filled", zap.Int64("bytes", f.written), zap.Duration("took", e.now().Sub(start)))
 	}
-	// Remove from the in-flight map only after commit, so a new request
-	// either joins this fill or finds the committed blob.
-	e.mu.Lock()
-	delete(e.fills, f.d)
-	e.mu.Unlock()
+	// Leave the group only after commit, so a new request either joins
+	// this fill or finds the committed blob.
+	e.fills.End(f.d, c, err)
 	f.finish(err)
 	f.release()
 }

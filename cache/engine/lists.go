@@ -101,7 +101,7 @@ func (e *Engine) upstreamReferrers(ctx context.Context, repo string, d digest.Di
 	}
 	have := err == nil
 	if !have || e.now().Sub(rec.FetchedAt) >= e.ttl(t) {
-		v, _, ferr := e.flights.do(ctx, "referrers\x00"+repo+"\x00"+d.String(), func() (any, error) {
+		v, _, ferr := e.flights.Do(ctx, "referrers\x00"+repo+"\x00"+d.String(), func() (any, error) {
 			fctx, cancel := detached(ctx, e.revalidateTimeout)
 			defer cancel()
 			e.m.upstream(t.rule, "referrers", "GET")

@@ -98,7 +98,7 @@ func (e *Engine) serveFetched(m upstream.Manifest, head bool) *cache.Manifest {
 // revalidate checks a stale tag with a HEAD; it fetches only if the digest
 // moved, and serves the stale copy if the upstream fails.
 func (e *Engine) revalidate(ctx context.Context, repo, tag string, t target, rec meta.Tag, head bool) (*cache.Manifest, error) {
-	v, shared, err := e.flights.do(ctx, "revalidate\x00"+repo+"\x00"+tag, func() (any, error) {
+	v, shared, err := e.flights.Do(ctx, "revalidate\x00"+repo+"\x00"+tag, func() (any, error) {
 		fctx, cancel := detached(ctx, e.revalidateTimeout)
 		defer cancel()
 		e.m.upstream(t.rule, "manifest", "HEAD")
@@ -140,7 +140,7 @@ func (e *Engine) revalidate(ctx context.Context, repo, tag string, t target, rec
 
 // fetchManifest fetches ref (a tag or digest) once however many ask.
 func (e *Engine) fetchManifest(ctx context.Context, repo, ref string, t target) (upstream.Manifest, error) {
-	v, shared, err := e.flights.do(ctx, "manifest\x00"+repo+"\x00"+ref, func() (any, error) {
+	v, shared, err := e.flights.Do(ctx, "manifest\x00"+repo+"\x00"+ref, func() (any, error) {
 		fctx, cancel := detached(ctx, e.fillTimeout)
 		defer cancel()
 		return e.fetchManifestNow(fctx, repo, ref, t)
