@@ -41,28 +41,39 @@ func (e *Engine) blob(ctx context.Context, repo string, d digest.Digest, head bo
 	if !t.cached() {
 		return nil, e.unknown(repo, cache.ErrBlobUnknown, d.String())
 	}
+	e.missed(ctx, "blob")
 	// Being filled from the same upstream repository, or for this
 	// repository already: join at once.
 	c, filling := e.fills.Get(d)
-	var f *fill
-	if filling {
-		f = c.Val
+	if filling && joinable(c.Val, repo, t) {
+		return e.fromFill(ctx, c.Val, repo, t, head)
 	}
-	if filling && !head && (f.target.repo == t.repo || f.hasRepo(repo)) {
-		return e.joinFill(ctx, repo, d, t)
+	_, storeErr := e.store.Stat(ctx, d)
+	if storeErr == nil && !filling {
+		// Committed and no fill seen: a fill of this blob for this very
+		// repository may have committed, linked it and left since the
+		// index was read. A fill leaves the group only after linking, so
+		// look at the group and then at the index again, in this order.
+		if c, filling = e.fills.Get(d); filling && joinable(c.Val, repo, t) {
+			return e.fromFill(ctx, c.Val, repo, t, head)
+		}
+		if !filling {
+			if _, err := e.index.Blob(repo, d); err == nil {
+				if b, err := e.open(ctx, d, head); err == nil {
+					e.m.hits.WithLabelValues(t.rule, "blob").Inc()
+					return b, nil
+				}
+			}
+		}
 	}
 	// Held locally for another repository, or being filled for one: the
 	// upstream must confirm this repository has it before it is shared.
-	_, storeErr := e.store.Stat(ctx, d)
 	if storeErr == nil || filling || head {
 		size, err := e.confirm(ctx, repo, d, t)
 		if err != nil {
 			return nil, upstreamErr(err, cache.ErrBlobUnknown, repo+"@"+d.String())
 		}
 		if storeErr == nil {
-			if err := e.index.LinkBlob(repo, d, meta.Blob{Size: size, Origin: meta.OriginCache, Added: e.now()}); err != nil {
-				return nil, err
-			}
 			if b, err := e.open(ctx, d, head); err == nil {
 				e.m.hits.WithLabelValues(t.rule, "blob").Inc()
 				return b, nil
@@ -75,14 +86,58 @@ func (e *Engine) blob(ctx context.Context, repo string, d digest.Digest, head bo
 	return e.joinFill(ctx, repo, d, t)
 }
 
+// joinable reports whether a request for repo may follow fill f without
+// asking the upstream: f fetches from the same upstream repository, or is
+// known to be for repo already.
+func joinable(f *fill, repo string, t target) bool {
+	return f.target.repo == t.repo || f.hasRepo(repo)
+}
+
+// fromFill answers from a running fill: a GET follows it, a HEAD waits
+// only for its size (the upstream's answer, as a HEAD upstream would give).
+func (e *Engine) fromFill(ctx context.Context, f *fill, repo string, t target, head bool) (*cache.Blob, error) {
+	if !head {
+		return e.joinFill(ctx, repo, f.d, t)
+	}
+	select {
+	case <-f.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	f.mu.Lock()
+	size, ferr := f.size, f.err
+	f.mu.Unlock()
+	if ferr != nil {
+		return nil, upstreamErr(ferr, cache.ErrBlobUnknown, repo+"@"+f.d.String())
+	}
+	e.m.coalesced.WithLabelValues(t.rule, "blob").Inc()
+	return &cache.Blob{Digest: f.d, Size: size, FromUpstream: true}, nil
+}
+
 // confirm asks the upstream (one HEAD however many ask at once) whether
-// repo has the blob d, and returns its size.
+// repo has the blob d, and returns its size. If the store holds the blob,
+// it is linked to repo before the next confirmation can start, so a
+// request that comes after finds the link and asks nothing.
 func (e *Engine) confirm(ctx context.Context, repo string, d digest.Digest, t target) (int64, error) {
 	v, _, err := e.flights.Do(ctx, "confirm\x00"+repo+"\x00"+d.String(), func() (any, error) {
 		fctx, cancel := detached(ctx, e.revalidateTimeout)
 		defer cancel()
+		if _, err := e.index.Blob(repo, d); err == nil {
+			if info, err := e.store.Stat(fctx, d); err == nil {
+				return info.Size, nil // confirmed and linked just before
+			}
+		}
 		e.m.upstream(t.rule, "blob", "HEAD")
-		return e.up.StatBlob(fctx, t.repo, d)
+		size, err := e.up.StatBlob(fctx, t.repo, d)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := e.store.Stat(fctx, d); err == nil {
+			if err := e.index.LinkBlob(repo, d, meta.Blob{Size: size, Origin: meta.OriginCache, Added: e.now()}); err != nil {
+				return nil, err
+			}
+		}
+		return size, nil
 	})
 	if err != nil {
 		return 0, err

@@ -45,6 +45,23 @@ type Engine struct {
 	bodies  *bodyCache
 
 	uploads uploads // push: open upload sessions (upload.go)
+
+	hooks hooks // test seams; zero in production
+}
+
+// hooks let a test stop a request at a point where requests race, to force
+// one interleaving. Each is nil unless a test of this package sets it.
+type hooks struct {
+	// missed runs when a request for a blob or manifest ("blob",
+	// "manifest") missed the index and is about to look for a fill or an
+	// upstream fetch.
+	missed func(ctx context.Context, kind string)
+}
+
+func (e *Engine) missed(ctx context.Context, kind string) {
+	if e.hooks.missed != nil {
+		e.hooks.missed(ctx, kind)
+	}
 }
 
 var _ cache.Source = (*Engine)(nil)

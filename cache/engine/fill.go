@@ -233,8 +233,10 @@ func (e *Engine) runFill(c *flight.Call[*fill]) {
 	} else {
 		log.Info("blob filled", zap.Int64("bytes", f.written), zap.Duration("took", e.now().Sub(start)))
 	}
-	// Leave the group only after commit, so a new request either joins
-	// this fill or finds the committed blob.
+	// Leave the group only after commit and links: a request that finds
+	// no fill then finds the committed blob (joinFill) and, if the fill
+	// was for its repository, the link (blob looks at the group, then at
+	// the index again, before taking the blob for another repository's).
 	e.fills.End(f.d, c, err)
 	f.finish(err)
 	f.release()

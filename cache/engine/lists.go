@@ -102,6 +102,9 @@ func (e *Engine) upstreamReferrers(ctx context.Context, repo string, d digest.Di
 	have := err == nil
 	if !have || e.now().Sub(rec.FetchedAt) >= e.ttl(t) {
 		v, _, ferr := e.flights.Do(ctx, "referrers\x00"+repo+"\x00"+d.String(), func() (any, error) {
+			if now, err := e.index.Referrers(repo, d); err == nil && e.now().Sub(now.FetchedAt) < e.ttl(t) {
+				return now, nil // fetched just before this began
+			}
 			fctx, cancel := detached(ctx, e.revalidateTimeout)
 			defer cancel()
 			e.m.upstream(t.rule, "referrers", "GET")

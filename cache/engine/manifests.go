@@ -61,11 +61,8 @@ func (e *Engine) manifestByTag(ctx context.Context, repo, tag string, head bool)
 	case !t.cached():
 		return nil, e.unknown(repo, cache.ErrManifestUnknown, tag)
 	}
-	m, err := e.fetchManifest(ctx, repo, tag, t)
-	if err != nil {
-		return nil, err
-	}
-	return e.serveFetched(m, head), nil
+	e.missed(ctx, "manifest")
+	return e.fetchManifest(ctx, repo, tag, t, head)
 }
 
 // local serves a stored manifest.
@@ -99,6 +96,9 @@ func (e *Engine) serveFetched(m upstream.Manifest, head bool) *cache.Manifest {
 // moved, and serves the stale copy if the upstream fails.
 func (e *Engine) revalidate(ctx context.Context, repo, tag string, t target, rec meta.Tag, head bool) (*cache.Manifest, error) {
 	v, shared, err := e.flights.Do(ctx, "revalidate\x00"+repo+"\x00"+tag, func() (any, error) {
+		if now, ok := e.storedManifest(repo, tag, t); ok {
+			return now, nil // revalidated (or moved) just before this began
+		}
 		fctx, cancel := detached(ctx, e.revalidateTimeout)
 		defer cancel()
 		e.m.upstream(t.rule, "manifest", "HEAD")
@@ -117,6 +117,9 @@ func (e *Engine) revalidate(ctx context.Context, repo, tag string, t target, rec
 	})
 	if shared {
 		e.m.coalesced.WithLabelValues(t.rule, "manifest").Inc()
+	}
+	if now, ok := v.(meta.Tag); ok && err == nil {
+		rec, v = now, nil
 	}
 	switch {
 	case err == nil && v == nil:
@@ -139,25 +142,48 @@ func (e *Engine) revalidate(ctx context.Context, repo, tag string, t target, rec
 }
 
 // fetchManifest fetches ref (a tag or digest) once however many ask.
-func (e *Engine) fetchManifest(ctx context.Context, repo, ref string, t target) (upstream.Manifest, error) {
+func (e *Engine) fetchManifest(ctx context.Context, repo, ref string, t target, head bool) (*cache.Manifest, error) {
 	v, shared, err := e.flights.Do(ctx, "manifest\x00"+repo+"\x00"+ref, func() (any, error) {
+		// A fetch of ref that ended just before this one began has stored
+		// it: this request missed the index before that.
+		if rec, ok := e.storedManifest(repo, ref, t); ok {
+			return rec, nil
+		}
 		fctx, cancel := detached(ctx, e.fillTimeout)
 		defer cancel()
 		return e.fetchManifestNow(fctx, repo, ref, t)
 	})
 	kind := "manifest"
-	if shared {
+	rec, stored := v.(meta.Tag)
+	switch {
+	case shared:
 		e.m.coalesced.WithLabelValues(t.rule, kind).Inc()
-	} else {
+	case stored:
+		e.m.hits.WithLabelValues(t.rule, kind).Inc()
+	default:
 		e.m.misses.WithLabelValues(t.rule, kind).Inc()
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return upstream.Manifest{}, ctx.Err()
+			return nil, ctx.Err()
 		}
-		return upstream.Manifest{}, upstreamErr(err, cache.ErrManifestUnknown, repo+":"+ref)
+		return nil, upstreamErr(err, cache.ErrManifestUnknown, repo+":"+ref)
 	}
-	return v.(upstream.Manifest), nil
+	if stored {
+		return e.local(ctx, rec.Digest, rec.MediaType, rec.Size, head)
+	}
+	return e.serveFetched(v.(upstream.Manifest), head), nil
+}
+
+// storedManifest looks ref up in the index: a manifest by digest, or a tag
+// still fresh.
+func (e *Engine) storedManifest(repo, ref string, t target) (meta.Tag, bool) {
+	if d, err := digest.Parse(ref); err == nil {
+		m, err := e.index.Manifest(repo, d)
+		return meta.Tag{Digest: d, MediaType: m.MediaType, Size: m.Size}, err == nil
+	}
+	rec, err := e.index.Tag(repo, ref)
+	return rec, err == nil && (rec.Origin == meta.OriginPush || e.now().Sub(rec.FetchedAt) < e.ttl(t))
 }
 
 // fetchManifestNow GETs a manifest, verifies and stores it, and links it
@@ -209,9 +235,6 @@ func (e *Engine) manifestByDigest(ctx context.Context, repo string, d digest.Dig
 	if !t.cached() {
 		return nil, e.unknown(repo, cache.ErrManifestUnknown, d.String())
 	}
-	m, err := e.fetchManifest(ctx, repo, d.String(), t)
-	if err != nil {
-		return nil, err
-	}
-	return e.serveFetched(m, head), nil
+	e.missed(ctx, "manifest")
+	return e.fetchManifest(ctx, repo, d.String(), t, head)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -93,6 +94,14 @@ func (u *Upstream) Count(method, part string) int {
 		}
 	}
 	return n
+}
+
+// Counts returns how many requests were made, by "METHOD /path" (pings
+// included, as "GET /v2/").
+func (u *Upstream) Counts() map[string]int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return maps.Clone(u.counts)
 }
 
 // Total is the number of requests other than pings (GET /v2/).
