@@ -71,6 +71,9 @@ type CacheRule struct {
 	Target        string   `json:"targetRepository"`
 	CredentialSet string   `json:"credentialSet,omitempty"`
 	TagTTL        Duration `json:"tagTTL,omitempty"`
+	// TagList is what tags/list shows under the rule (an airlock
+	// extension): "upstream" (default) or "local" (ACR's behaviour).
+	TagList string `json:"tagList,omitempty"`
 	// Registry and FromConfig are set in answers only. FromConfig marks a
 	// rule of the configuration file, served by the bound registry but not
 	// editable here.
@@ -80,11 +83,11 @@ type CacheRule struct {
 
 // Rule is the rule the engine serves.
 func (c CacheRule) Rule() rules.Rule {
-	return rules.Rule{Name: c.Name, Source: c.Source, Target: c.Target, CredentialSet: c.CredentialSet, TagTTL: time.Duration(c.TagTTL)}
+	return rules.Rule{Name: c.Name, Source: c.Source, Target: c.Target, CredentialSet: c.CredentialSet, TagTTL: time.Duration(c.TagTTL), TagList: c.TagList}
 }
 
 func fromRule(r rules.Rule) CacheRule {
-	return CacheRule{Name: r.Name, Source: r.Source, Target: r.Target, CredentialSet: r.CredentialSet, TagTTL: Duration(r.TagTTL)}
+	return CacheRule{Name: r.Name, Source: r.Source, Target: r.Target, CredentialSet: r.CredentialSet, TagTTL: Duration(r.TagTTL), TagList: r.TagList}
 }
 
 // CredentialSet holds upstream credentials for cache rules. The password is

@@ -27,7 +27,22 @@ type Rule struct {
 	Target        string        `json:"target" yaml:"target"`
 	CredentialSet string        `json:"credentialSet,omitempty" yaml:"credentialSet,omitempty"`
 	TagTTL        time.Duration `json:"tagTTL,omitempty" yaml:"tagTTL,omitempty"`
+	// TagList says what tags/list shows for a repository under the rule:
+	// TagListUpstream (the default, also when empty) or TagListLocal.
+	TagList string `json:"tagList,omitempty" yaml:"tagList,omitempty"`
 }
+
+// Values of Rule.TagList.
+const (
+	// TagListUpstream lists the union of the upstream's tags (fetched
+	// through the rule, cached for its tag TTL) and the tags held locally.
+	TagListUpstream = "upstream"
+	// TagListLocal lists only the tags held locally, as ACR's cache does.
+	TagListLocal = "local"
+)
+
+// LocalTagList reports whether tags/list shows only the local tags.
+func (r Rule) LocalTagList() bool { return r.TagList == TagListLocal }
 
 // Wildcard reports whether the rule maps a namespace rather than one repository.
 func (r Rule) Wildcard() bool { return strings.HasSuffix(r.Target, "*") }
@@ -76,6 +91,7 @@ const (
 	CodeImmutable         Code = "CacheRuleImmutable"
 	CodeNotFound          Code = "CacheRuleNotFound"
 	CodeInvalidTTL        Code = "TagTTLInvalid"
+	CodeInvalidTagList    Code = "TagListInvalid"
 	CodeExistingRepoMatch Code = "TargetRepositoryPrefixMatchesExistingRegistries"
 )
 
@@ -177,6 +193,11 @@ func Validate(r Rule) error {
 	}
 	if r.TagTTL < 0 {
 		return invalid(r.Name, CodeInvalidTTL, "tagTTL must not be negative")
+	}
+	switch r.TagList {
+	case "", TagListUpstream, TagListLocal:
+	default:
+		return invalid(r.Name, CodeInvalidTagList, "tagList %q must be %s (the default: the upstream's tags and the local ones) or %s (the local ones only)", r.TagList, TagListUpstream, TagListLocal)
 	}
 	host, path, ok := strings.Cut(r.Source, "/")
 	if !ok || !hostRE.MatchString(host) || !looksLikeHost(host) {

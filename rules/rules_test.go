@@ -39,6 +39,7 @@ func TestValidate(t *testing.T) {
 		{"wildcard source static target", Rule{Name: "mismatch", Source: "mcr.microsoft.com/*", Target: "x"}, CodeWildcardMismatch},
 		{"static source wildcard target", Rule{Name: "mismatch2", Source: "mcr.microsoft.com/x", Target: "x/*"}, CodeWildcardMismatch},
 		{"negative ttl", Rule{Name: "negttl", Source: "mcr.microsoft.com/*", Target: "x/*", TagTTL: -time.Second}, CodeInvalidTTL},
+		{"bad tag list", Rule{Name: "taglist", Source: "mcr.microsoft.com/*", Target: "x/*", TagList: "all"}, CodeInvalidTagList},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -212,7 +213,24 @@ func TestTTLAndExisting(t *testing.T) {
 	if r.TTL() != time.Minute {
 		t.Fatalf("TTL %v", r.TTL())
 	}
-	err := CheckExisting(aks(), []string{"myteam/app", "aks-managed-repository/custom"})
+	if aks().LocalTagList() {
+		t.Fatal("the default tag listing is local")
+	}
+	r.TagList = TagListLocal
+	if !r.LocalTagList() || Validate(r) != nil {
+		t.Fatalf("tagList local: %v", Validate(r))
+	}
+	s, err := NewSet([]Rule{aks()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err = s.Update(Rule{Name: aks().Name, TagList: TagListLocal}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Get(aks().Name); !got.LocalTagList() {
+		t.Fatal("Update did not change the tag listing")
+	}
+	err = CheckExisting(aks(), []string{"myteam/app", "aks-managed-repository/custom"})
 	checkCode(t, err, CodeExistingRepoMatch)
 	if err := CheckExisting(aks(), []string{"aks-managed-repository", "myteam/app"}); err != nil {
 		t.Fatalf("unexpected: %v", err)

@@ -25,13 +25,38 @@ import (
 
 const (
 	testLocal = "aks-managed-repository/oss/app" // the local repository the tests pull
-	testUp    = "oss/app"                         // its upstream repository
+	testUp    = "oss/app"                        // its upstream repository
 )
 
+// engineClock is a settable time source.
+type engineClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *engineClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *engineClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
 // newTestEngine is an engine over an fsstore and a badger index, with the
-// AKS rule in front of a test upstream reached as mcr.microsoft.com.
+// AKS rule (or rs) in front of a test upstream reached as
+// mcr.microsoft.com, on a clock that moves only when told.
 func newTestEngine(t *testing.T, rs ...rules.Rule) (*Engine, *upstreamtest.Upstream) {
+	e, up, _ := newTestEngineClock(t, rs...)
+	return e, up
+}
+
+func newTestEngineClock(t *testing.T, rs ...rules.Rule) (*Engine, *upstreamtest.Upstream, *engineClock) {
 	t.Helper()
+	clock := &engineClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	up := upstreamtest.New(t)
 	dir := t.TempDir()
 	store, err := fsstore.New(dir + "/content")
@@ -49,7 +74,7 @@ func newTestEngine(t *testing.T, rs ...rules.Rule) (*Engine, *upstreamtest.Upstr
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := New(store, index, client, zap.NewNop(), reg)
+	e, err := New(store, index, client, zap.NewNop(), reg, WithClock(clock.Now), WithRevalidateTimeout(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +91,7 @@ func newTestEngine(t *testing.T, rs ...rules.Rule) (*Engine, *upstreamtest.Upstr
 		defer cancel()
 		e.Idle(ctx)
 	})
-	return e, up
+	return e, up, clock
 }
 
 // readBlob reads a blob response whole, as the registry does: every byte,

@@ -40,9 +40,10 @@ type Engine struct {
 	policy atomic.Pointer[policy]
 	access AccessRecorder // nil: not tracked
 
-	fills   flight.Group[digest.Digest, *fill] // blob fills running now
-	flights flight.Shared[string, any]         // other upstream requests
-	bodies  *bodyCache
+	fills    flight.Group[digest.Digest, *fill] // blob fills running now
+	flights  flight.Shared[string, any]         // other upstream requests
+	bodies   *lru[digest.Digest, []byte]        // manifest bodies
+	tagLists *lru[string, tagListing]           // upstream tag listings (taglist.go)
 
 	uploads uploads // push: open upload sessions (upload.go)
 
@@ -112,7 +113,8 @@ func New(store content.Store, index *meta.Index, up upstream.Client, log *zap.Lo
 		revalidateTimeout: 10 * time.Second,
 		resumeAttempts:    5,
 		maxManifest:       4 << 20,
-		bodies:            newBodyCache(defaultManifestCacheBytes),
+		bodies:            newLRU[digest.Digest](defaultManifestCacheBytes, func(b []byte) int64 { return int64(len(b)) }),
+		tagLists:          newLRU[string](defaultTagListBytes, tagListing.cost),
 	}
 	for _, o := range opts {
 		o(e)
@@ -156,6 +158,12 @@ func (e *Engine) ttl(t target) time.Duration {
 		return r.TTL()
 	}
 	return rules.DefaultTagTTL
+}
+
+// localTagList reports whether t's rule lists only the local tags.
+func (e *Engine) localTagList(t target) bool {
+	r, ok := e.Rules().Get(t.rule)
+	return ok && r.LocalTagList()
 }
 
 // unknown returns ErrNameUnknown when repo holds nothing, else notFound.

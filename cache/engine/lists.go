@@ -15,10 +15,15 @@ import (
 	"go.uber.org/zap"
 )
 
-// Tags implements cache.Lister: the tags held locally.
+// Tags implements cache.Lister. A repository under a rule lists the union
+// of the upstream's tags and the local ones (taglist.go), unless the rule
+// says tagList: local; any other repository lists its local tags.
 func (e *Engine) Tags(ctx context.Context, repo, last string, n int) ([]string, bool, error) {
 	if !rules.ValidRepository(repo) {
 		return nil, false, fmt.Errorf("%w: %q", cache.ErrNameInvalid, repo)
+	}
+	if t := e.resolve(repo); t.cached() && !e.localTagList(t) {
+		return e.unionTags(ctx, repo, last, n, t)
 	}
 	tags, more, err := e.index.Tags(repo, last, n)
 	if err != nil {

@@ -4,6 +4,7 @@
 package upstreamtest
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
@@ -12,6 +13,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -55,11 +58,12 @@ type Upstream struct {
 	// Host is host:port of the server, for rules' upstream endpoints.
 	Host string
 
-	mu     sync.Mutex
-	counts map[string]int
-	faults []*faultState
-	inner  http.Handler
-	pool   *http.Transport
+	mu       sync.Mutex
+	counts   map[string]int
+	faults   []*faultState
+	tagsPage int // > 0: tags/list answers pages of at most this many, with Link
+	inner    http.Handler
+	pool     *http.Transport
 }
 
 type faultState struct {
@@ -131,6 +135,15 @@ func (u *Upstream) AddFault(f Fault) {
 	u.mu.Unlock()
 }
 
+// PageTags makes tags/list answer at most n tags per response (and fewer
+// when the client asks for fewer with n), with a relative Link to the
+// next page, as registries that paginate do; 0 turns it off.
+func (u *Upstream) PageTags(n int) {
+	u.mu.Lock()
+	u.tagsPage = n
+	u.mu.Unlock()
+}
+
 // ClearFaults removes every fault.
 func (u *Upstream) ClearFaults() {
 	u.mu.Lock()
@@ -178,8 +191,13 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
+	page := u.tagsPage
 	u.mu.Unlock()
 	if f == nil {
+		if page > 0 && strings.HasSuffix(r.URL.Path, "/tags/list") {
+			u.pagedTags(w, r, page)
+			return
+		}
 		u.inner.ServeHTTP(w, r)
 		return
 	}
@@ -234,6 +252,42 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 	default:
 		u.inner.ServeHTTP(w, r)
 	}
+}
+
+// pagedTags answers a tags/list request with one page of the inner
+// registry's whole listing, after last, and a Link when more follow.
+func (u *Upstream) pagedTags(w http.ResponseWriter, r *http.Request, page int) {
+	whole := r.Clone(r.Context())
+	whole.URL.RawQuery = ""
+	rec := httptest.NewRecorder()
+	u.inner.ServeHTTP(rec, whole)
+	var l struct {
+		Name string   `json:"name"`
+		Tags []string `json:"tags"`
+	}
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &l) != nil {
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
+		return
+	}
+	q := r.URL.Query()
+	if n, err := strconv.Atoi(q.Get("n")); err == nil && n > 0 && n < page {
+		page = n
+	}
+	tags := l.Tags
+	if last := q.Get("last"); last != "" {
+		tags = tags[sort.SearchStrings(tags, last+"\x00"):]
+	}
+	if len(tags) > page {
+		tags = tags[:page]
+		next := url.Values{"last": {tags[len(tags)-1]}, "n": {strconv.Itoa(page)}}
+		w.Header().Set("Link", "<"+r.URL.Path+"?"+next.Encode()+`>; rel="next"`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"name": l.Name, "tags": tags})
 }
 
 // Ref returns a name reference to repo:tag on this upstream.

@@ -63,6 +63,7 @@ type Rule struct {
 	Target        string   `yaml:"target"`
 	CredentialSet string   `yaml:"credentialSet"`
 	TagTTL        Duration `yaml:"tagTTL"`
+	TagList       string   `yaml:"tagList"` // upstream (default) or local
 }
 
 // CredentialSet holds upstream credentials. The password is taken from
@@ -216,7 +217,7 @@ func (c *Config) Validate() error {
 func (c *Config) RuleSet() (*rules.Set, error) {
 	rs := make([]rules.Rule, 0, len(c.Rules))
 	for _, r := range c.Rules {
-		rs = append(rs, rules.Rule{Name: r.Name, Source: r.Source, Target: r.Target, CredentialSet: r.CredentialSet, TagTTL: time.Duration(r.TagTTL)})
+		rs = append(rs, rules.Rule{Name: r.Name, Source: r.Source, Target: r.Target, CredentialSet: r.CredentialSet, TagTTL: time.Duration(r.TagTTL), TagList: r.TagList})
 	}
 	s, err := rules.NewSet(rs)
 	if err != nil {
