@@ -63,7 +63,7 @@ func (e *Engine) Idle(ctx context.Context) error {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if e.fills.Len() == 0 {
+		if e.fills.Len() == 0 && e.private.Load() == 0 {
 			return nil
 		}
 		select {

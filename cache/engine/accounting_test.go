@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/cache"
+	"github.com/airlock/airlock/cache/content"
 	"github.com/airlock/airlock/cache/content/fsstore"
 	"github.com/airlock/airlock/cache/meta"
 	"github.com/airlock/airlock/rules"
@@ -56,12 +57,29 @@ func newTestEngine(t *testing.T, rs ...rules.Rule) (*Engine, *upstreamtest.Upstr
 
 func newTestEngineClock(t *testing.T, rs ...rules.Rule) (*Engine, *upstreamtest.Upstream, *engineClock) {
 	t.Helper()
+	return newTestEngineWith(t, testEngineOpts{rules: rs})
+}
+
+// testEngineOpts are the less common settings of a test engine.
+type testEngineOpts struct {
+	rules []rules.Rule
+	store func(content.Store) content.Store // wraps the fsstore
+	opts  []Option
+}
+
+func newTestEngineWith(t *testing.T, o testEngineOpts) (*Engine, *upstreamtest.Upstream, *engineClock) {
+	t.Helper()
+	rs := o.rules
 	clock := &engineClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	up := upstreamtest.New(t)
 	dir := t.TempDir()
-	store, err := fsstore.New(dir + "/content")
+	fs, err := fsstore.New(dir + "/content")
 	if err != nil {
 		t.Fatal(err)
+	}
+	var store content.Store = fs
+	if o.store != nil {
+		store = o.store(fs)
 	}
 	index, err := meta.Open(dir+"/meta", zap.NewNop(), meta.Options{})
 	if err != nil {
@@ -74,7 +92,7 @@ func newTestEngineClock(t *testing.T, rs ...rules.Rule) (*Engine, *upstreamtest.
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := New(store, index, client, zap.NewNop(), reg, WithClock(clock.Now), WithRevalidateTimeout(5*time.Second))
+	e, err := New(store, index, client, zap.NewNop(), reg, append([]Option{WithClock(clock.Now), WithRevalidateTimeout(5 * time.Second)}, o.opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -188,27 +188,47 @@ func (e *Engine) joinFill(ctx context.Context, repo string, d digest.Digest, t t
 		f := c.Val
 		if leader {
 			e.m.misses.WithLabelValues(t.rule, "blob").Inc()
-			go e.runFill(c)
-		} else {
-			e.m.coalesced.WithLabelValues(t.rule, "blob").Inc()
+			go e.runFill(f, c)
 		}
-		if !f.acquire() {
+		r, res := f.join(ctx)
+		switch res {
+		case joinedEnded:
 			// It ended and let go of its bytes after this request found it.
 			if ferr := f.failure(); ferr != nil {
 				return nil, upstreamErr(ferr, cache.ErrBlobUnknown, repo+"@"+d.String())
 			}
 			continue // committed: the store has it now
+		case joinedLate:
+			return e.privateFill(ctx, repo, d, t)
 		}
-		return e.followFill(ctx, f, repo, t, !leader)
+		if !leader {
+			e.m.coalesced.WithLabelValues(t.rule, "blob").Inc()
+		}
+		return e.followFill(ctx, f, r, repo, !leader)
 	}
 }
 
-// followFill serves the request from fill f, which it holds a reference to.
-func (e *Engine) followFill(ctx context.Context, f *fill, repo string, t target, joined bool) (*cache.Blob, error) {
+// privateFill serves the request from a fill of its own, which no other
+// request joins: the fill of d passes it through and has moved past its
+// first bytes. If the store has room by now, the blob is kept.
+func (e *Engine) privateFill(ctx context.Context, repo string, d digest.Digest, t target) (*cache.Blob, error) {
+	f := newFill(d, t)
+	f.private = true
+	f.repos[repo] = true
+	f.acquire()
+	r, _ := f.join(ctx)
+	e.m.misses.WithLabelValues(t.rule, "blob").Inc()
+	e.private.Add(1)
+	go e.runFill(f, nil)
+	return e.followFill(ctx, f, r, repo, false)
+}
+
+// followFill serves the request from fill f, which it follows with r.
+func (e *Engine) followFill(ctx context.Context, f *fill, r *fillReader, repo string, joined bool) (*cache.Blob, error) {
 	d := f.d
 	if joined {
 		f.mu.Lock()
-		committed := f.ended && f.err == nil
+		committed := f.ended && f.err == nil && f.kept
 		f.repos[repo] = true
 		f.mu.Unlock()
 		if committed {
@@ -220,7 +240,7 @@ func (e *Engine) followFill(ctx context.Context, f *fill, repo string, t target,
 	select {
 	case <-f.ready:
 	case <-ctx.Done():
-		f.release()
+		r.Close()
 		return nil, ctx.Err()
 	}
 	f.mu.Lock()
@@ -228,13 +248,13 @@ func (e *Engine) followFill(ctx context.Context, f *fill, repo string, t target,
 	f.mu.Unlock()
 	if ferr != nil {
 		// Failed before this request sent anything: answer with an error.
-		f.release()
+		r.Close()
 		return nil, upstreamErr(ferr, cache.ErrBlobUnknown, repo+"@"+d.String())
 	}
 	return &cache.Blob{
 		Digest:       d,
 		Size:         size,
-		Content:      &fillReader{f: f, ctx: ctx},
+		Content:      r,
 		Wait:         f.wait,
 		FromUpstream: true,
 	}, nil

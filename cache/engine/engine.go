@@ -41,6 +41,7 @@ type Engine struct {
 	access AccessRecorder // nil: not tracked
 
 	fills    flight.Group[digest.Digest, *fill] // blob fills running now
+	private  atomic.Int64                       // private fills running now (passthrough.go)
 	flights  flight.Shared[string, any]         // other upstream requests
 	bodies   *lru[digest.Digest, []byte]        // manifest bodies
 	tagLists *lru[string, tagListing]           // upstream tag listings (taglist.go)

@@ -205,7 +205,12 @@ func (e *Engine) fetchManifestNow(ctx context.Context, repo, ref string, t targe
 		m.MediaType = p.MediaType
 	}
 	// The client verified the body against the digest; the store checks again.
-	if _, err := content.WriteBlob(ctx, e.store, m.Digest, m.Body); err != nil {
+	if _, err := content.WriteBlob(ctx, e.store, m.Digest, m.Body); errors.Is(err, content.ErrNoRoom) {
+		e.m.uncached.WithLabelValues(t.rule, "manifest").Inc()
+		e.log.Warn("no room for the manifest within the storage quota: serving it without keeping it",
+			zap.String("upstream", t.repo.String()), zap.String("digest", m.Digest.String()), zap.Error(err))
+		return m, nil
+	} else if err != nil {
 		return upstream.Manifest{}, err
 	}
 	now := e.now()
