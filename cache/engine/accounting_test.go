@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,23 +30,11 @@ const (
 	testUp    = "oss/app"                        // its upstream repository
 )
 
-// engineClock is a settable time source.
-type engineClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// engineClock is a time source that moves only when told.
+type engineClock struct{ ns atomic.Int64 }
 
-func (c *engineClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *engineClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+func (c *engineClock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *engineClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 // newTestEngine is an engine over an fsstore and a badger index, with the
 // AKS rule (or rs) in front of a test upstream reached as
@@ -70,7 +59,8 @@ type testEngineOpts struct {
 func newTestEngineWith(t *testing.T, o testEngineOpts) (*Engine, *upstreamtest.Upstream, *engineClock) {
 	t.Helper()
 	rs := o.rules
-	clock := &engineClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := &engineClock{}
+	clock.ns.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
 	up := upstreamtest.New(t)
 	dir := t.TempDir()
 	fs, err := fsstore.New(dir + "/content")
