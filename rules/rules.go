@@ -41,9 +41,6 @@ const (
 	TagListLocal = "local"
 )
 
-// LocalTagList reports whether tags/list shows only the local tags.
-func (r Rule) LocalTagList() bool { return r.TagList == TagListLocal }
-
 // Wildcard reports whether the rule maps a namespace rather than one repository.
 func (r Rule) Wildcard() bool { return strings.HasSuffix(r.Target, "*") }
 

@@ -213,11 +213,11 @@ func TestTTLAndExisting(t *testing.T) {
 	if r.TTL() != time.Minute {
 		t.Fatalf("TTL %v", r.TTL())
 	}
-	if aks().LocalTagList() {
+	if aks().TagList == TagListLocal {
 		t.Fatal("the default tag listing is local")
 	}
 	r.TagList = TagListLocal
-	if !r.LocalTagList() || Validate(r) != nil {
+	if Validate(r) != nil {
 		t.Fatalf("tagList local: %v", Validate(r))
 	}
 	s, err := NewSet([]Rule{aks()})
@@ -227,7 +227,7 @@ func TestTTLAndExisting(t *testing.T) {
 	if s, err = s.Update(Rule{Name: aks().Name, TagList: TagListLocal}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := s.Get(aks().Name); !got.LocalTagList() {
+	if got, _ := s.Get(aks().Name); got.TagList != TagListLocal {
 		t.Fatal("Update did not change the tag listing")
 	}
 	err = CheckExisting(aks(), []string{"myteam/app", "aks-managed-repository/custom"})

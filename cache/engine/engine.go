@@ -164,7 +164,7 @@ func (e *Engine) ttl(t target) time.Duration {
 // localTagList reports whether t's rule lists only the local tags.
 func (e *Engine) localTagList(t target) bool {
 	r, ok := e.Rules().Get(t.rule)
-	return ok && r.LocalTagList()
+	return ok && r.TagList == rules.TagListLocal
 }
 
 // unknown returns ErrNameUnknown when repo holds nothing, else notFound.
