@@ -186,11 +186,11 @@ func (e *Engine) joinFill(ctx context.Context, repo string, d digest.Digest, t t
 			return e.open(ctx, d, false)
 		}
 		f := c.Val
+		r, res := f.join(ctx) // before the fill starts: a pass-through stops when nobody follows it
 		if leader {
 			e.m.misses.WithLabelValues(t.rule, "blob").Inc()
 			go e.runFill(f, c)
 		}
-		r, res := f.join(ctx)
 		switch res {
 		case joinedEnded:
 			// It ended and let go of its bytes after this request found it.

@@ -21,9 +21,10 @@ type Group[K comparable, V any] struct {
 type Call[V any] struct {
 	// Val is what the leader registered (see Begin); it never changes, so
 	// joiners may use it while the call runs.
-	Val  V
-	done chan struct{}
-	err  error
+	Val    V
+	done   chan struct{}
+	err    error
+	joined int // Begins that returned this call to a joiner (under the group's lock)
 }
 
 // Begin returns the call running for key and leader false, or, when none
@@ -35,6 +36,7 @@ func (g *Group[K, V]) Begin(key K, start func() (V, error)) (c *Call[V], leader 
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if c, ok := g.calls[key]; ok {
+		c.joined++
 		return c, false, nil
 	}
 	v, err := start()

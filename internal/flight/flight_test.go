@@ -9,23 +9,32 @@ import (
 	"time"
 )
 
+// joiners is how many callers joined the call running for key.
+func joiners[K comparable, V any](g *Group[K, V], key K) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if c, ok := g.calls[key]; ok {
+		return c.joined
+	}
+	return -1
+}
+
 func TestSharedRunsOncePerKey(t *testing.T) {
 	t.Parallel()
 	var s Shared[string, int]
 	var calls, shared atomic.Int32
 	release := make(chan struct{})
-	started := make(chan struct{})
+	fn := func() (int, error) {
+		calls.Add(1)
+		<-release
+		return 42, nil
+	}
 	var wg sync.WaitGroup
 	for i := range 10 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			v, sh, err := s.Do(context.Background(), "k", func() (int, error) {
-				calls.Add(1)
-				close(started)
-				<-release
-				return 42, nil
-			})
+			v, sh, err := s.Do(context.Background(), "k", fn)
 			if err != nil || v != 42 {
 				t.Errorf("caller %d: got %v %v", i, v, err)
 			}
@@ -33,14 +42,14 @@ func TestSharedRunsOncePerKey(t *testing.T) {
 				shared.Add(1)
 			}
 		}()
-		if i == 0 {
-			<-started // the others arrive while the call runs
-		}
+	}
+	for joiners(&s.g, "k") != 9 { // every caller but the leader waits on its call
+		time.Sleep(time.Millisecond)
 	}
 	// A caller that gives up gets its context's error; the call goes on.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, sh, err := s.Do(ctx, "k", func() (int, error) { return 0, nil }); !errors.Is(err, context.Canceled) || !sh {
+	if _, sh, err := s.Do(ctx, "k", fn); !errors.Is(err, context.Canceled) || !sh {
 		t.Fatalf("cancelled waiter: shared %v, %v", sh, err)
 	}
 	// Another key does not wait for this one.
@@ -48,11 +57,8 @@ func TestSharedRunsOncePerKey(t *testing.T) {
 		t.Fatalf("other key: %v %v %v", v, sh, err)
 	}
 	waitGroup(t, &wg, release)
-	if calls.Load() != 1 {
-		t.Fatalf("fn ran %d times, want 1", calls.Load())
-	}
-	if shared.Load() != 9 {
-		t.Fatalf("%d callers joined the running call, want 9", shared.Load())
+	if calls.Load() != 1 || shared.Load() != 9 {
+		t.Fatalf("fn ran %d times and %d callers shared its result, want 1 and 9", calls.Load(), shared.Load())
 	}
 	// Once ended, the key runs again, and errors are shared like values.
 	boom := errors.New("boom")
@@ -80,19 +86,14 @@ func TestSharedLeaderLeaves(t *testing.T) {
 	}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("leader: %v", err)
 	}
-	res := make(chan string, 1)
-	go func() {
-		v, _, _ := s.Do(context.Background(), "k", func() (string, error) { return "second run", nil })
-		res <- v
-	}()
+	// The call is still running for the others, and ends with its result.
+	c, ok := s.g.Get("k")
+	if !ok {
+		t.Fatal("the call left the group with its leader")
+	}
 	close(release)
-	select {
-	case v := <-res:
-		if v != "done" {
-			t.Fatalf("joiner got %q, want the first call's result", v)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("joiner never returned")
+	if err := c.Wait(context.Background()); err != nil || c.Val.v != "done" {
+		t.Fatalf("the call ended with %q, %v", c.Val.v, err)
 	}
 }
 
