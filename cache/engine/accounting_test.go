@@ -191,6 +191,56 @@ func TestMissJustBeforeLinkCostsNoHead(t *testing.T) {
 	}
 }
 
+// Requests of a second repository for a blob being filled for a first
+// one cost one confirming HEAD in all: one that comes after the
+// confirmation ended, before the confirmed request joined the fill, joins
+// without asking again.
+func TestConfirmedRepositoryJoinsWithoutAsking(t *testing.T) {
+	t.Parallel()
+	e, up := newTestEngine(t)
+	img := up.PushImage(t, testUp+":1", 300_000, 1)
+	layers, _ := img.Layers()
+	ld, _ := layers[0].Digest()
+	d := digest.Digest(ld.String())
+	resume := make(chan struct{})
+	up.AddFault(upstreamtest.Fault{Method: "GET", PathContains: "/blobs/" + d.String(), PauseAfter: 64 << 10, Resume: resume})
+	ctx := context.Background()
+	first, err := e.Blob(ctx, testLocal, d, false) // the fill, for the first repository
+	if err != nil {
+		t.Fatal(err)
+	}
+	const other = "aks-managed-repository/oss/other"
+	reached, release := holdOnMiss(e, "confirmed")
+	confirmed := make(chan error, 1)
+	go func() {
+		hctx := context.WithValue(ctx, holdKey{}, true)
+		b, err := e.Blob(hctx, other, d, false)
+		if err == nil {
+			_, err = readBlob(hctx, b)
+		}
+		confirmed <- err
+	}()
+	waitTimeout(t, reached, "the second repository's confirmation")
+	late, err := e.Blob(ctx, other, d, false) // follows the fill once it has its size
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(resume)
+	close(release)
+	if _, err := readBlob(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-confirmed; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readBlob(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if h, g := up.Count("HEAD", "/blobs/"), up.Count("GET", "/blobs/"); h != 1 || g != 1 {
+		t.Fatalf("upstream: %d HEAD, %d GET; want 1 and 1", h, g)
+	}
+}
+
 // The same for manifests: a request that missed a tag or a digest just
 // before the fetch of it stored it and ended must not fetch it again.
 func TestMissJustBeforeManifestStoredCostsNoGet(t *testing.T) {

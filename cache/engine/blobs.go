@@ -73,6 +73,7 @@ func (e *Engine) blob(ctx context.Context, repo string, d digest.Digest, head bo
 		if err != nil {
 			return nil, upstreamErr(err, cache.ErrBlobUnknown, repo+"@"+d.String())
 		}
+		e.missed(ctx, "confirmed")
 		if storeErr == nil {
 			if b, err := e.open(ctx, d, head); err == nil {
 				e.m.hits.WithLabelValues(t.rule, "blob").Inc()
@@ -115,9 +116,10 @@ func (e *Engine) fromFill(ctx context.Context, f *fill, repo string, t target, h
 }
 
 // confirm asks the upstream (one HEAD however many ask at once) whether
-// repo has the blob d, and returns its size. If the store holds the blob,
-// it is linked to repo before the next confirmation can start, so a
-// request that comes after finds the link and asks nothing.
+// repo has the blob d, and returns its size. Before the next confirmation
+// can start, repo is linked to the blob if the store holds it, or added to
+// the fill running for it: a request that comes after finds the link or
+// joins the fill, and asks nothing.
 func (e *Engine) confirm(ctx context.Context, repo string, d digest.Digest, t target) (int64, error) {
 	v, _, err := e.flights.Do(ctx, "confirm\x00"+repo+"\x00"+d.String(), func() (any, error) {
 		fctx, cancel := detached(ctx, e.revalidateTimeout)
@@ -131,6 +133,11 @@ func (e *Engine) confirm(ctx context.Context, repo string, d digest.Digest, t ta
 		size, err := e.up.StatBlob(fctx, t.repo, d)
 		if err != nil {
 			return nil, err
+		}
+		// A fill running now links repo with the others it fills for;
+		// requests that come after join it without asking.
+		if c, ok := e.fills.Get(d); ok && c.Val.addRepo(repo) {
+			return size, nil
 		}
 		if _, err := e.store.Stat(fctx, d); err == nil {
 			if err := e.index.LinkBlob(repo, d, meta.Blob{Size: size, Origin: meta.OriginCache, Added: e.now()}); err != nil {
@@ -226,15 +233,9 @@ func (e *Engine) privateFill(ctx context.Context, repo string, d digest.Digest, 
 // followFill serves the request from fill f, which it follows with r.
 func (e *Engine) followFill(ctx context.Context, f *fill, r *fillReader, repo string, joined bool) (*cache.Blob, error) {
 	d := f.d
-	if joined {
-		f.mu.Lock()
-		committed := f.ended && f.err == nil && f.kept
-		f.repos[repo] = true
-		f.mu.Unlock()
-		if committed {
-			if err := e.index.LinkBlob(repo, d, meta.Blob{Size: f.size, Origin: meta.OriginCache, Added: e.now()}); err != nil {
-				e.log.Warn("link blob", zap.Error(err))
-			}
+	if joined && !f.addRepo(repo) {
+		if err := e.index.LinkBlob(repo, d, meta.Blob{Size: f.written, Origin: meta.OriginCache, Added: e.now()}); err != nil {
+			e.log.Warn("link blob", zap.Error(err))
 		}
 	}
 	select {

@@ -56,7 +56,8 @@ type Engine struct {
 type hooks struct {
 	// missed runs when a request for a blob or manifest ("blob",
 	// "manifest") missed the index and is about to look for a fill or an
-	// upstream fetch.
+	// upstream fetch, and when a blob request for another repository's
+	// blob has had the upstream's confirmation ("confirmed").
 	missed func(ctx context.Context, kind string)
 }
 

@@ -53,8 +53,11 @@ func (e *Engine) runFill(f *fill, c *flight.Call[*fill]) {
 	f.release()
 }
 
+// linkFilled links the committed blob to the fill's repositories; a
+// repository added after this (addRepo) is linked by whoever adds it.
 func (e *Engine) linkFilled(f *fill) error {
 	f.mu.Lock()
+	f.linked = true
 	repos := make([]string, 0, len(f.repos))
 	for r := range f.repos {
 		repos = append(repos, r)

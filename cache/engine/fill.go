@@ -47,6 +47,7 @@ type fill struct {
 	readers map[*fillReader]int64 // each reader and the offset it reads from next
 	moved   chan struct{}         // closed and replaced when a reader moves on or leaves
 	repos   map[string]bool       // repositories to link on success
+	linked  bool                  // repos were read to be linked: too late to add one
 }
 
 func newFill(d digest.Digest, t target) *fill {
@@ -63,6 +64,19 @@ func (f *fill) hasRepo(repo string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.repos[repo]
+}
+
+// addRepo records that repo may share the blob and is to be linked to it.
+// It reports false when the fill has linked its repositories already (it
+// committed): the caller links repo itself.
+func (f *fill) addRepo(repo string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.linked {
+		return false
+	}
+	f.repos[repo] = true
+	return true
 }
 
 // acquire takes the leader's reference, which keeps the bytes until the
