@@ -74,6 +74,22 @@ func (b testBundle) at(t *testing.T, blob []byte) int {
 	return i
 }
 
+// newStore is an empty content store (in dir) and an in-memory index.
+func newStore(t *testing.T) (string, *fsstore.Store, *meta.Index) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "content")
+	store, err := fsstore.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	index, err := meta.Open("", zap.NewNop(), meta.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { index.Close() })
+	return dir, store, index
+}
+
 // state is everything a store and an index hold.
 type state struct {
 	Files     map[string]string // path under the content dir: size and mtime
@@ -208,16 +224,7 @@ func TestRefusedImportLeavesNothing(t *testing.T) {
 			if c.input != nil {
 				in = c.input(t, b, cancel)
 			}
-			dir := filepath.Join(t.TempDir(), "content")
-			store, err := fsstore.New(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			index, err := meta.Open("", zap.NewNop(), meta.Options{InMemory: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer index.Close()
+			dir, store, index := newStore(t)
 			// Before: the first layer and another image's blob are stored;
 			// team/app has tag v0 and the layer linked, which the import
 			// overwrites before it fails.
@@ -238,7 +245,7 @@ func TestRefusedImportLeavesNothing(t *testing.T) {
 			}
 			before := snapshot(t, dir, index)
 
-			_, err = bundle.Import(ctx, in, store, index, mapper, time.Now())
+			_, err := bundle.Import(ctx, in, store, index, mapper, time.Now())
 			if err == nil {
 				t.Fatal("accepted")
 			}
