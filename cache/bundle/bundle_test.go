@@ -9,11 +9,9 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/cache/bundle"
-	"github.com/airlock/airlock/cache/content/fsstore"
 	"github.com/airlock/airlock/cache/meta"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"go.uber.org/zap"
 )
 
 func blob(t *testing.T, w *bundle.Writer, b []byte) digest.Digest {
@@ -61,16 +59,7 @@ func TestImport(t *testing.T) {
 			if err := w.Close(); err != nil {
 				t.Fatal(err)
 			}
-			dir := t.TempDir()
-			store, err := fsstore.New(dir + "/content")
-			if err != nil {
-				t.Fatal(err)
-			}
-			index, err := meta.Open("", zap.NewNop(), meta.Options{InMemory: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer index.Close()
+			_, store, index := newStore(t)
 			mapper := func(ref string) (bundle.Target, error) {
 				if ref != "example.com/team/app:v1" {
 					t.Errorf("ref %q", ref)

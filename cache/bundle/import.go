@@ -27,10 +27,12 @@ type Target struct {
 // goes.
 type Mapper func(ref string) (Target, error)
 
-// Store is what import needs of the content store.
+// Store is what import needs of the content store: Delete removes the
+// blobs of a refused import.
 type Store interface {
 	content.Ingester
 	content.Provider
+	content.Deleter
 }
 
 // Report is what an import loaded.
@@ -45,18 +47,43 @@ type Report struct {
 // maxIndex bounds index.json and oci-layout.
 const maxIndex = 16 << 20
 
-// Import reads a bundle from r: every blob is written to store and
-// verified against its digest as it streams; then each image named in
-// index.json is checked complete (every manifest it lists and every blob
-// they need, except the platforms left out of an index) and linked under
-// the repository and tag map gives it. Nothing is linked unless every image
-// maps and is complete.
+// Import reads a bundle from r: every blob is verified against its digest
+// as it streams and written to store unless store holds it already; then
+// each image named in index.json is checked complete (every manifest it
+// lists and every blob they need, except the platforms left out of an
+// index) and linked under the repository and tag map gives it. Nothing is
+// linked unless every image maps and is complete.
+//
+// A refused import (a blob that does not verify, a truncated or malformed
+// tarball, an incomplete image, a reference map refuses, ctx ended, an
+// index write failed) leaves store and index as they were: the blobs it
+// committed that store did not hold are deleted and the index records it
+// wrote are put back; the error says so. The caller keeps other writers
+// out of store and index while Import runs (the CLI holds the index's
+// lock, which airlock serve takes too).
 func Import(ctx context.Context, r io.Reader, store Store, index *meta.Index, mapRef Mapper, now time.Time) (Report, error) {
+	j := &journal{store: store, index: index}
+	rep, err := j.run(ctx, r, mapRef, now)
+	if err == nil {
+		return rep, nil
+	}
+	if uerr := j.rollback(context.WithoutCancel(ctx)); uerr != nil {
+		return rep, fmt.Errorf("%w; undoing the partial import failed, some of it remains: %w", err, uerr)
+	}
+	return rep, fmt.Errorf("%w (nothing was imported)", err)
+}
+
+// run is Import without the rollback; j records what it changes.
+func (j *journal) run(ctx context.Context, r io.Reader, mapRef Mapper, now time.Time) (Report, error) {
+	store := j.store
 	var rep Report
 	var idx *ocispec.Index
 	layout := false
 	tr := tar.NewReader(r)
 	for {
+		if err := ctx.Err(); err != nil {
+			return rep, fmt.Errorf("bundle: %w", err)
+		}
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			break
@@ -87,7 +114,7 @@ func Import(ctx context.Context, r io.Reader, store Store, index *meta.Index, ma
 			if err := d.Validate(); err != nil {
 				return rep, fmt.Errorf("%w: entry %q: %v", ErrBadBundle, name, err)
 			}
-			if err := ingest(ctx, store, d, h.Size, tr); err != nil {
+			if err := j.blob(ctx, d, h.Size, ctxReader{ctx, tr}); err != nil {
 				return rep, err
 			}
 			rep.Blobs++
@@ -118,7 +145,7 @@ func Import(ctx context.Context, r io.Reader, store Store, index *meta.Index, ma
 		plans = append(plans, p)
 	}
 	for _, p := range plans {
-		if err := p.link(index, now); err != nil {
+		if err := p.link(j, now); err != nil {
 			return rep, fmt.Errorf("bundle: %s: %w", p.ref, err)
 		}
 		rep.Images++
@@ -132,6 +159,23 @@ func Import(ctx context.Context, r io.Reader, store Store, index *meta.Index, ma
 	return rep, nil
 }
 
+// blob loads one blob of the bundle: a blob store holds already is only
+// verified, not written again; a new one is ingested, and remembered so a
+// refused import deletes it.
+func (j *journal) blob(ctx context.Context, d digest.Digest, size int64, r io.Reader) error {
+	_, err := j.store.Stat(ctx, d)
+	switch {
+	case err == nil:
+		return verify(d, size, r)
+	case !errors.Is(err, content.ErrNotFound):
+		return fmt.Errorf("bundle: blob %s: %w", d, err)
+	}
+	// Remembered before the write: a commit that fails after its rename
+	// may still leave the blob.
+	j.blobs = append(j.blobs, d)
+	return ingest(ctx, j.store, d, size, r)
+}
+
 // ingest streams one blob into the store; Commit verifies size and digest.
 func ingest(ctx context.Context, store Store, d digest.Digest, size int64, r io.Reader) error {
 	w, err := store.Ingest(ctx, d, size)
@@ -140,12 +184,50 @@ func ingest(ctx context.Context, store Store, d digest.Digest, size int64, r io.
 	}
 	defer w.Close()
 	if _, err := io.Copy(w, r); err != nil {
-		return fmt.Errorf("bundle: blob %s: %w", d, err)
+		return readErr(d, err)
 	}
 	if _, err := w.Commit(ctx); err != nil {
 		return fmt.Errorf("bundle: blob %s does not verify: %w", d, err)
 	}
 	return nil
+}
+
+// verify reads a blob's bytes and checks them against its size and digest
+// as Commit would, without storing them. d's algorithm is available (the
+// caller validated d).
+func verify(d digest.Digest, size int64, r io.Reader) error {
+	h := d.Algorithm().Hash()
+	n, err := io.Copy(h, r)
+	if err != nil {
+		return readErr(d, err)
+	}
+	if got := digest.NewDigest(d.Algorithm(), h); n != size || got != d {
+		return fmt.Errorf("bundle: blob %s does not verify: %w", d,
+			&content.MismatchError{WantDigest: d, GotDigest: got, WantSize: size, GotSize: n})
+	}
+	return nil
+}
+
+// readErr is the error of reading blob d from the tarball.
+func readErr(d digest.Digest, err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: it ends inside blob %s (truncated?): %w", ErrBadBundle, d, err)
+	}
+	return fmt.Errorf("bundle: blob %s: %w", d, err)
+}
+
+// ctxReader ends a read when ctx ends, so a cancelled import stops inside
+// a large blob.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // plan is one image to link: its manifests (root last) and blobs.
@@ -209,11 +291,17 @@ func (p *plan) walk(ctx context.Context, store Store, d digest.Digest, mediaType
 }
 
 // link records the image in the index: blobs, then children, then the
-// root with its tag.
-func (p *plan) link(index *meta.Index, now time.Time) error {
+// root with its tag. j remembers each record before it is written.
+func (p *plan) link(j *journal, now time.Time) error {
 	t := p.target
+	if err := j.repo(t.Repo); err != nil {
+		return err
+	}
 	for _, b := range p.blobs {
-		if err := index.LinkBlob(t.Repo, b.Digest, meta.Blob{Size: b.Size, Origin: t.Origin, Added: now}); err != nil {
+		if err := j.blobLink(t.Repo, b.Digest); err != nil {
+			return err
+		}
+		if err := j.index.LinkBlob(t.Repo, b.Digest, meta.Blob{Size: b.Size, Origin: t.Origin, Added: now}); err != nil {
 			return err
 		}
 	}
@@ -224,8 +312,14 @@ func (p *plan) link(index *meta.Index, now time.Time) error {
 		if i == len(p.manifests)-1 && t.Tag != "" {
 			tag = t.Tag
 			tr = meta.Tag{Digest: m.d, MediaType: m.rec.MediaType, Size: m.rec.Size, FetchedAt: now, Origin: t.Origin}
+			if err := j.tag(t.Repo, tag); err != nil {
+				return err
+			}
 		}
-		if err := index.PutManifest(t.Repo, m.d, m.rec, tag, tr); err != nil {
+		if err := j.manifest(t.Repo, m.d); err != nil {
+			return err
+		}
+		if err := j.index.PutManifest(t.Repo, m.d, m.rec, tag, tr); err != nil {
 			return err
 		}
 	}
