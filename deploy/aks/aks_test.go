@@ -12,7 +12,7 @@ import (
 func TestLookupForms(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		in, minor string
+		in, minor   string
 		unsupported bool // else a malformed version
 	}{
 		{in: "1.31", minor: "1.31"},
