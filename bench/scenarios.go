@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/airlock/airlock/deploy/aks"
 	"github.com/airlock/airlock/upstream/mar"
 	"github.com/airlock/airlock/upstream/mar/catalog"
 	"github.com/airlock/airlock/upstream/mar/fault"
@@ -48,7 +49,7 @@ type pullSet struct {
 
 // newPullSet reads the bootstrap set of minor from the catalog.
 func newPullSet(cat *catalog.Catalog, minor string) (*pullSet, error) {
-	refs, err := catalog.BootstrapSet(minor)
+	refs, err := aks.Bootstrap(minor)
 	if err != nil {
 		return nil, err
 	}

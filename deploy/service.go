@@ -58,7 +58,9 @@ type Binding struct {
 	// Pins receives the bootstrap images of the clusters whose nodes pull
 	// from the bound registry (listed by Bootstrap), after every change, so
 	// the cache never evicts them; nil pins nothing.
-	Pins      Pinner
+	Pins Pinner
+	// Bootstrap lists what a node of a Kubernetes version pulls; nil is
+	// NodeBootstrapImages (the deploy/aks table).
 	Bootstrap BootstrapImages
 }
 
@@ -97,6 +99,9 @@ func New(ctx context.Context, store Store, b Binding, log *zap.Logger, reg prome
 	}
 	if b.Region == "" {
 		b.Region = "westus2"
+	}
+	if b.Bootstrap == nil {
+		b.Bootstrap = NodeBootstrapImages
 	}
 	st, err := store.Load(ctx)
 	if err != nil {

@@ -65,7 +65,7 @@ func openControl(cfg *config.Config, log *zap.Logger, rs deploy.RuleSetter, repo
 	if err != nil {
 		return nil, err
 	}
-	b.Rules, b.Repos, b.Pins, b.Bootstrap = rs, repos, pins, bootstrapImages
+	b.Rules, b.Repos, b.Pins = rs, repos, pins
 	store, err := badgerstore.Open(filepath.Join(cfg.Storage.Dir, "control"), log, badgerstore.Options{})
 	if err != nil {
 		return nil, err

@@ -33,7 +33,7 @@ type sourceFlags struct {
 
 func (f *sourceFlags) register(fs *flag.FlagSet, direct bool) {
 	fs.StringVar(&f.config, "config", "", "airlock configuration: its cache rules map references, its listen address is the server")
-	fs.StringVar(&f.server, "server", "", "URL of the running airlock to pull through (default: http://<listen> of --config)")
+	fs.StringVar(&f.server, "server", "", "URL of the running airlock to pull through (default: http://<listen> of --config, else $AIRLOCK_SERVER, else "+defaultServer+")")
 	fs.StringVar(&f.platform, "platform", "", "platforms to take from multi-platform images, e.g. linux/amd64,linux/arm64 (default: all)")
 	fs.IntVar(&f.concurrency, "concurrency", 4, "blobs fetched at once")
 	fs.BoolVar(&f.insecure, "insecure", false, "do not verify TLS certificates")
@@ -83,13 +83,19 @@ func (f *sourceFlags) open() (*source, error) {
 			f.server = scheme + "://" + net.JoinHostPort(host, port)
 		}
 	}
+	if f.server == "" && !f.direct {
+		// As the control commands: $AIRLOCK_SERVER, else the lab's airlock.
+		if f.server = os.Getenv("AIRLOCK_SERVER"); f.server == "" {
+			f.server = defaultServer
+		} else if !strings.Contains(f.server, "://") {
+			f.server = "http://" + f.server
+		}
+	}
 	switch {
 	case f.direct && f.server != "":
 		return nil, errors.New("--direct and --server exclude each other")
 	case f.direct:
 		s.http = f.insecure
-	case f.server == "":
-		return nil, errors.New("say where to pull through: --config FILE or --server URL (or --direct for bundle export)")
 	default:
 		u, err := url.Parse(f.server)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -5,17 +5,17 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/airlock/airlock/upstream/mar/catalog"
+	"github.com/airlock/airlock/deploy/aks"
 	"github.com/airlock/airlock/upstream/upstreamtest"
 )
 
 // warm --cluster pulls the bootstrap images of the cluster's Kubernetes
-// version (from the control module and the MAR catalog) the way its nodes
+// version (from the control module and its deploy/aks table) the way its nodes
 // will, and --pin keeps them from eviction under the cluster's name.
 func TestWarmClusterBootstrapAndPin(t *testing.T) {
 	t.Parallel()
 	up := upstreamtest.New(t)
-	refs, err := catalog.BootstrapSet("1.30")
+	refs, err := aks.Bootstrap("1.30")
 	if err != nil {
 		t.Fatal(err)
 	}
