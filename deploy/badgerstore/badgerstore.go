@@ -55,7 +55,7 @@ func Open(dir string, log *zap.Logger, o Options) (*Store, error) {
 	}
 	db, err := badgerutil.Open(opts)
 	if err != nil {
-		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+		if badgerutil.IsLocked(err) {
 			return nil, fmt.Errorf("control state %s: %w (badger allows one process at a time: stop airlock serve, or talk to it with --server)", dir, ErrLocked)
 		}
 		return nil, fmt.Errorf("control state: open %s: %w", dir, err)
