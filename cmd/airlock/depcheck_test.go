@@ -32,6 +32,10 @@ func TestDependencyDirection(t *testing.T) {
 		{"cache/check", []string{"cache/content", "cache/meta"}},
 		{"upstream/images", nil},
 		{"cache/bundle", []string{"cache/content", "cache/meta"}},
+		// Azure Blob Storage: the container client knows nothing of
+		// airlock; the content store on it only the content contract.
+		{"storage/azure", nil},
+		{"cache/content/azstore", []string{"cache/content", "storage/azure"}},
 		// The control module reaches the data plane only through rules and
 		// the engine's SetRules (RuleSetter); never cache internals.
 		{"deploy", []string{"rules", "upstream"}},
@@ -39,6 +43,7 @@ func TestDependencyDirection(t *testing.T) {
 		{"deploy/adminapi", []string{"deploy", "rules", "upstream"}},
 		// Shared utilities import nothing of ours; anyone may use them.
 		{"internal/badgerutil", nil},
+		{"internal/azuritetest", nil},
 		{"bench", []string{"upstream/mar", "upstream/mar/catalog", "upstream/mar/fault", "upstream/mar/fromdir", "upstream/mar/internal/units"}},
 	}
 	for _, c := range cases {
