@@ -33,9 +33,10 @@ func TestDependencyDirection(t *testing.T) {
 		{"upstream/images", nil},
 		{"cache/bundle", []string{"cache/content", "cache/meta"}},
 		// Azure Blob Storage: the container client knows nothing of
-		// airlock; the content store on it only the content contract.
+		// airlock; the content store on it only the content contract (and
+		// the local ingest file it shares with fsstore).
 		{"storage/azure", nil},
-		{"cache/content/azstore", []string{"cache/content", "storage/azure"}},
+		{"cache/content/azstore", []string{"cache/content", "cache/content/internal/blobfile", "storage/azure"}},
 		// The control module reaches the data plane only through rules and
 		// the engine's SetRules (RuleSetter); never cache internals.
 		{"deploy", []string{"rules", "upstream"}},

@@ -121,16 +121,6 @@ func blobName(d digest.Digest) string {
 	return prefix + string(d.Algorithm()) + "/" + d.Encoded()
 }
 
-func validate(d digest.Digest) error {
-	if err := content.ValidateDigest(d); err != nil {
-		if errors.Is(err, digest.ErrDigestUnsupported) {
-			return fmt.Errorf("%w: %s", content.ErrUnsupportedDigest, d)
-		}
-		return fmt.Errorf("%w: %s: %v", content.ErrNotFound, d, err)
-	}
-	return nil
-}
-
 // notFound adds content.ErrNotFound to an error that wraps azure.ErrNotFound.
 func notFound(d digest.Digest, err error) error {
 	if errors.Is(err, azure.ErrNotFound) {
@@ -159,7 +149,7 @@ func (s *Store) tempFile(kind string) (*os.File, string, error) {
 // verified. Errors wrap content.ErrNotFound if the container has no such
 // blob; an unreachable container is another error, never ErrNotFound.
 func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, content.Info, error) {
-	if err := validate(d); err != nil {
+	if err := content.ValidateLookup(d); err != nil {
 		return nil, content.Info{}, err
 	}
 	f, e := s.spool.open(d)
@@ -188,7 +178,7 @@ func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, c
 // is the truth every replica shares (a garbage collector compares its
 // ModTime).
 func (s *Store) Stat(ctx context.Context, d digest.Digest) (content.Info, error) {
-	if err := validate(d); err != nil {
+	if err := content.ValidateLookup(d); err != nil {
 		return content.Info{}, err
 	}
 	p, err := s.ctr.Stat(ctx, blobName(d))
@@ -203,7 +193,7 @@ func (s *Store) Stat(ctx context.Context, d digest.Digest) (content.Info, error)
 // this replica's spool. Other replicas stop serving their spooled copy
 // within their revalidation interval.
 func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
-	if err := validate(d); err != nil {
+	if err := content.ValidateLookup(d); err != nil {
 		return err
 	}
 	s.spool.drop(d)

@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
-	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -16,6 +13,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/airlock/airlock/cache/content"
+	"github.com/airlock/airlock/cache/content/internal/blobfile"
 	"github.com/airlock/airlock/storage/azure"
 	"github.com/opencontainers/go-digest"
 )
@@ -24,28 +22,24 @@ import (
 // ReadAt serves to readers following the fill) and are hashed and staged
 // as blocks while they arrive; Commit verifies them and then commits.
 func (s *Store) Ingest(ctx context.Context, d digest.Digest, size int64) (content.Ingest, error) {
-	if err := content.ValidateDigest(d); err != nil {
-		if errors.Is(err, digest.ErrDigestUnsupported) {
-			return nil, fmt.Errorf("%w: %s", content.ErrUnsupportedDigest, d)
-		}
+	if err := content.ValidateWrite(d); err != nil {
 		return nil, fmt.Errorf("azstore: ingest %q: %w", d, err)
 	}
-	f, tmp, err := s.tempFile("in-")
+	bf, err := blobfile.Create(s.ingestDir, "in-", d.Algorithm())
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("azstore: ingest %s: %w", d, err)
 	}
 	name := blobName(d)
-	b, err := newBlocks(s.ctr.Client().NewBlockBlobClient(name), name, f, s.blockSize(size))
+	b, err := newBlocks(s.ctr.Client().NewBlockBlobClient(name), name, bf.F, s.blockSize(size))
 	if err != nil {
-		f.Close()
-		os.Remove(tmp)
+		bf.Close(true)
 		return nil, err
 	}
 	// Staging serves everyone waiting on this fill: it is not tied to the
 	// caller's request, only to the ingest (Close stops it).
 	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	go b.run(bctx)
-	return &ingest{s: s, f: f, tmp: tmp, want: d, size: size, blocks: b, cancel: cancel, h: d.Algorithm().Hash()}, nil
+	return &ingest{s: s, bf: bf, want: d, size: size, blocks: b, cancel: cancel}, nil
 }
 
 // blockSize is the configured block size, raised if a blob of size bytes
@@ -59,16 +53,13 @@ func (s *Store) blockSize(size int64) int64 {
 
 type ingest struct {
 	s      *Store
-	f      *os.File
-	tmp    string
+	bf     *blobfile.File
 	want   digest.Digest
 	size   int64
 	blocks *blocks
 	cancel context.CancelFunc
 
-	mu        sync.Mutex // guards h, committed, closed, info against Write/Commit/Close
-	h         hash.Hash
-	written   atomic.Int64
+	mu        sync.Mutex // guards the hash, committed, closed, info against Write/Commit/Close
 	committed bool
 	closed    bool
 	info      content.Info
@@ -80,10 +71,8 @@ func (w *ingest) Write(p []byte) (int, error) {
 	if w.closed || w.committed {
 		return 0, content.ErrClosed
 	}
-	n, err := w.f.WriteAt(p, w.written.Load())
-	w.h.Write(p[:n])
-	total := w.written.Add(int64(n))
-	w.blocks.grow(total, false)
+	n, err := w.bf.Write(p)
+	w.blocks.grow(w.bf.Written(), false)
 	if err != nil {
 		return n, fmt.Errorf("azstore: write %s: %w", w.want, err)
 	}
@@ -92,22 +81,9 @@ func (w *ingest) Write(p []byte) (int, error) {
 
 // ReadAt reads bytes already written, from the local file; it works until
 // Close, also after Commit.
-func (w *ingest) ReadAt(p []byte, off int64) (int, error) {
-	n := w.written.Load()
-	if off >= n {
-		return 0, io.EOF
-	}
-	if rest := n - off; int64(len(p)) > rest {
-		got, err := w.f.ReadAt(p[:rest], off)
-		if err == nil {
-			err = io.EOF
-		}
-		return got, err
-	}
-	return w.f.ReadAt(p, off)
-}
+func (w *ingest) ReadAt(p []byte, off int64) (int, error) { return w.bf.ReadAt(p, off) }
 
-func (w *ingest) Written() int64 { return w.written.Load() }
+func (w *ingest) Written() int64 { return w.bf.Written() }
 
 // Commit checks size and digest, then makes the blob visible in the
 // container; the verified local file also enters the spool.
@@ -117,21 +93,20 @@ func (w *ingest) Commit(ctx context.Context) (content.Info, error) {
 	if w.closed {
 		return content.Info{}, content.ErrClosed
 	}
-	n := w.written.Load()
-	got := digest.NewDigest(w.want.Algorithm(), w.h)
-	if (w.size >= 0 && n != w.size) || got != w.want {
-		return content.Info{}, &content.MismatchError{WantDigest: w.want, GotDigest: got, WantSize: w.size, GotSize: n}
+	if err := w.bf.Verify(ctx, w.want, w.size); err != nil {
+		return content.Info{}, err
 	}
 	if w.committed {
 		return w.info, nil
 	}
-	mod, err := w.s.put(ctx, w.want, w.f, n, w.blocks)
+	n := w.bf.Written()
+	mod, err := w.s.put(ctx, w.want, w.bf.F, n, w.blocks)
 	if err != nil {
 		return content.Info{}, err
 	}
 	w.committed = true
 	w.info = content.Info{Digest: w.want, Size: n, ModTime: mod}
-	w.s.adopt(w.tmp, w.info)
+	w.s.adopt(w.bf.Name, w.info)
 	return w.info, nil
 }
 
@@ -144,11 +119,7 @@ func (w *ingest) Close() error {
 	w.closed = true
 	w.cancel()
 	<-w.blocks.done
-	err := w.f.Close()
-	if rerr := os.Remove(w.tmp); rerr != nil && err == nil {
-		err = rerr
-	}
-	if err != nil {
+	if err := w.bf.Close(true); err != nil {
 		return fmt.Errorf("azstore: close %s: %w", w.want, err)
 	}
 	return nil

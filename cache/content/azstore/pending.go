@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash"
-	"io"
-	"os"
 
 	"github.com/airlock/airlock/cache/content"
+	"github.com/airlock/airlock/cache/content/internal/blobfile"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -19,20 +17,16 @@ func (s *Store) IngestPending(ctx context.Context, alg digest.Algorithm) (conten
 	if !alg.Available() {
 		return nil, fmt.Errorf("%w: %s", content.ErrUnsupportedDigest, alg)
 	}
-	f, tmp, err := s.tempFile("pending-")
+	bf, err := blobfile.Create(s.ingestDir, "pending-", alg)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("azstore: pending ingest: %w", err)
 	}
-	return &pending{s: s, f: f, tmp: tmp, alg: alg, h: alg.Hash()}, nil
+	return &pending{s: s, bf: bf}, nil
 }
 
 type pending struct {
 	s         *Store
-	f         *os.File
-	tmp       string
-	alg       digest.Algorithm
-	h         hash.Hash
-	n         int64
+	bf        *blobfile.File
 	committed content.Info
 	failed    bool
 	closed    bool
@@ -42,64 +36,42 @@ func (p *pending) Write(b []byte) (int, error) {
 	if p.closed || p.failed || p.committed.Digest != "" {
 		return 0, content.ErrClosed
 	}
-	n, err := p.f.WriteAt(b, p.n)
-	p.h.Write(b[:n])
-	p.n += int64(n)
+	n, err := p.bf.Write(b)
 	if err != nil {
 		return n, fmt.Errorf("azstore: pending write: %w", err)
 	}
 	return n, nil
 }
 
-func (p *pending) Written() int64 { return p.n }
+func (p *pending) Written() int64 { return p.bf.Written() }
 
+// Commit verifies the bytes against d, then uploads them as the blob d.
 func (p *pending) Commit(ctx context.Context, d digest.Digest) (content.Info, error) {
 	if p.closed || p.failed {
 		return content.Info{}, content.ErrClosed
 	}
-	if err := content.ValidateDigest(d); err != nil {
-		if errors.Is(err, digest.ErrDigestUnsupported) {
-			return content.Info{}, fmt.Errorf("%w: %s", content.ErrUnsupportedDigest, d)
-		}
+	if err := content.ValidateWrite(d); err != nil {
 		return content.Info{}, fmt.Errorf("azstore: commit %q: %w", d, err)
 	}
-	if c := p.committed.Digest; c != "" {
-		if c != d {
-			return content.Info{}, &content.MismatchError{WantDigest: d, GotDigest: c, WantSize: -1, GotSize: p.n}
+	if c := p.committed; c.Digest != "" {
+		if c.Digest != d {
+			return content.Info{}, &content.MismatchError{WantDigest: d, GotDigest: c.Digest, WantSize: -1, GotSize: c.Size}
 		}
-		return p.committed, nil
+		return c, nil
 	}
-	got, err := p.digest(ctx, d.Algorithm())
+	if err := p.bf.Verify(ctx, d, -1); err != nil {
+		var me *content.MismatchError
+		p.failed = errors.As(err, &me)
+		return content.Info{}, err
+	}
+	n := p.bf.Written()
+	mod, err := p.s.put(ctx, d, p.bf.F, n, nil)
 	if err != nil {
 		return content.Info{}, err
 	}
-	if got != d {
-		p.failed = true
-		return content.Info{}, &content.MismatchError{WantDigest: d, GotDigest: got, WantSize: -1, GotSize: p.n}
-	}
-	mod, err := p.s.put(ctx, d, p.f, p.n, nil)
-	if err != nil {
-		return content.Info{}, err
-	}
-	p.committed = content.Info{Digest: d, Size: p.n, ModTime: mod}
-	p.s.adopt(p.tmp, p.committed)
+	p.committed = content.Info{Digest: d, Size: n, ModTime: mod}
+	p.s.adopt(p.bf.Name, p.committed)
 	return p.committed, nil
-}
-
-// digest is the bytes' digest with alg: from the running hash, or by
-// reading the file back for another algorithm.
-func (p *pending) digest(ctx context.Context, alg digest.Algorithm) (digest.Digest, error) {
-	if alg == p.alg {
-		return digest.NewDigest(alg, p.h), nil
-	}
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	h := alg.Hash()
-	if _, err := io.Copy(h, io.NewSectionReader(p.f, 0, p.n)); err != nil {
-		return "", fmt.Errorf("azstore: rehash: %w", err)
-	}
-	return digest.NewDigest(alg, h), nil
 }
 
 func (p *pending) Close() error {
@@ -107,11 +79,7 @@ func (p *pending) Close() error {
 		return nil
 	}
 	p.closed = true
-	err := p.f.Close()
-	if rerr := os.Remove(p.tmp); rerr != nil && err == nil {
-		err = rerr
-	}
-	if err != nil {
+	if err := p.bf.Close(true); err != nil {
 		return fmt.Errorf("azstore: close pending: %w", err)
 	}
 	return nil
