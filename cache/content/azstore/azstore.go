@@ -33,6 +33,8 @@ const (
 	DefaultSpoolLimit = 10 << 30
 	DefaultBlockSize  = 8 << 20
 	DefaultRevalidate = 30 * time.Second
+	// downloadStall is how long a download may receive nothing.
+	downloadStall = time.Minute
 )
 
 // prefix is where blobs live in the container; other stores (metadata,
@@ -50,6 +52,7 @@ type Store struct {
 	spoolLimit int64
 	block      int64
 	revalidate time.Duration
+	stall      time.Duration // a download receiving nothing this long fails
 	m          *metrics
 	now        func() time.Time
 }
@@ -89,7 +92,7 @@ func New(ctr *azure.Container, dir string, opts ...Option) (*Store, error) {
 	s := &Store{
 		ctr: ctr, ingestDir: filepath.Join(dir, "ingest"),
 		spoolLimit: DefaultSpoolLimit, block: DefaultBlockSize,
-		revalidate: DefaultRevalidate, m: &metrics{}, now: time.Now,
+		revalidate: DefaultRevalidate, stall: downloadStall, m: &metrics{}, now: time.Now,
 	}
 	for _, o := range opts {
 		o(s)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,9 +23,11 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-// recorder counts the requests a store sends, by kind.
+// recorder counts the requests a store sends, by kind. With stall set,
+// the body of a GET stops after 1000 bytes until the request is cancelled.
 type recorder struct {
-	mu   sync.Mutex
+	stall atomic.Bool
+	mu    sync.Mutex
 	reqs []string // "GET", "HEAD", "PUT block", "PUT blocklist", "PUT" (Put Blob) ...
 	hdrs []http.Header
 }
@@ -38,7 +41,28 @@ func (r *recorder) Do(req *http.Request) (*http.Response, error) {
 	r.reqs = append(r.reqs, kind)
 	r.hdrs = append(r.hdrs, req.Header.Clone())
 	r.mu.Unlock()
-	return http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(req)
+	if err == nil && req.Method == http.MethodGet && r.stall.Load() {
+		resp.Body = &stallingBody{ReadCloser: resp.Body, ctx: req.Context(), left: 1000}
+	}
+	return resp, err
+}
+
+// stallingBody passes left bytes, then blocks until ctx ends.
+type stallingBody struct {
+	io.ReadCloser
+	ctx  context.Context
+	left int
+}
+
+func (b *stallingBody) Read(p []byte) (int, error) {
+	if b.left == 0 {
+		<-b.ctx.Done()
+		return 0, b.ctx.Err()
+	}
+	n, err := b.ReadCloser.Read(p[:min(len(p), b.left)])
+	b.left -= n
+	return n, err
 }
 
 // count is how many requests of kind were sent, and the headers of the last.
@@ -134,6 +158,7 @@ func TestAzurite(t *testing.T) {
 		"Restart":              testRestart,
 		"WalkAndTouch":         testWalkAndTouch,
 		"TwoReplicasOneBlob":   testTwoReplicasOneBlob,
+		"StalledDownload":      testStalledDownload,
 	} {
 		t.Run(name, func(t *testing.T) { t.Parallel(); fn(t, e) })
 	}
@@ -494,5 +519,34 @@ func testTwoReplicasOneBlob(t *testing.T, e *env) {
 	got, err := content.ReadAll(ctx, newStore(t, ca), d)
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("read back: %v", err)
+	}
+}
+
+// A download that stops receiving fails its readers (never a complete
+// body) once the stall timeout passes, and the next Open starts afresh.
+func testStalledDownload(t *testing.T, e *env) {
+	ctx := context.Background()
+	rec := &recorder{}
+	ctr := e.container(t, rec)
+	b, d := testBlob(100_000, 40)
+	if _, err := content.WriteBlob(ctx, newStore(t, ctr), d, b); err != nil {
+		t.Fatal(err)
+	}
+	s := newStore(t, ctr)
+	s.stall = 300 * time.Millisecond
+	rec.stall.Store(true)
+	rc, _, err := s.Open(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if !errors.Is(err, errDownload) || len(got) > 1000 {
+		t.Fatalf("stalled download: %d bytes, %v; want a download error", len(got), err)
+	}
+	rec.stall.Store(false)
+	got, err = content.ReadAll(ctx, s, d)
+	if err != nil || !bytes.Equal(got, b) {
+		t.Fatalf("Open after a stalled download: %v", err)
 	}
 }

@@ -78,16 +78,23 @@ func (s *Store) fetch(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, 
 	return &dlReader{dl: dl, ctx: ctx}, content.Info{Digest: d, Size: dl.size, ModTime: dl.mod}, nil
 }
 
-// run is the download's writer.
+// run is the download's writer. A download that receives nothing for the
+// stall timeout is cancelled, so that it fails (and the next Open starts
+// afresh) rather than holding its readers forever.
 func (s *Store) run(ctx context.Context, dl *download) {
 	defer dl.release()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	watchdog := time.AfterFunc(s.stall, cancel)
+	defer watchdog.Stop()
+	progress := func() { watchdog.Reset(s.stall) }
 	if dl.startErr = s.start(ctx, dl); dl.startErr != nil {
 		s.spool.endLoad(dl)
 		close(dl.ready)
 		return
 	}
 	close(dl.ready)
-	err := s.copyVerified(dl)
+	err := s.copyVerified(dl, progress)
 	dl.body.Close()
 	if err == nil && dl.spooled {
 		// If the file cannot enter the spool the readers still have it;
@@ -132,9 +139,10 @@ func (s *Store) start(ctx context.Context, dl *download) error {
 	return nil
 }
 
-// copyVerified copies the body into the file, hashing it, and checks size
-// and digest at the end; a spooled file is synced.
-func (s *Store) copyVerified(dl *download) error {
+// copyVerified copies the body into the file, hashing it and calling
+// progress after each read, and checks size and digest at the end; a
+// spooled file is synced.
+func (s *Store) copyVerified(dl *download, progress func()) error {
 	h := dl.d.Algorithm().Hash()
 	buf := make([]byte, 256<<10)
 	var off int64
@@ -150,6 +158,7 @@ func (s *Store) copyVerified(dl *download) error {
 			h.Write(buf[:n])
 			off += int64(n)
 			dl.progress(off)
+			progress()
 		}
 		if errors.Is(rerr, io.EOF) {
 			break

@@ -106,7 +106,7 @@ func (w *ingest) Commit(ctx context.Context) (content.Info, error) {
 	}
 	w.committed = true
 	w.info = content.Info{Digest: w.want, Size: n, ModTime: mod}
-	w.s.adopt(w.bf.Name, w.info)
+	w.s.adopt(w.bf, w.info)
 	return w.info, nil
 }
 
@@ -126,12 +126,17 @@ func (w *ingest) Close() error {
 }
 
 // adopt links a committed ingest's verified file into the spool, so the
-// first Open after a fill is already warm. A full spool just skips it.
-func (s *Store) adopt(tmp string, info content.Info) {
+// first Open after a fill is already warm. The file is synced first: after
+// a crash the spool is trusted as it is found. A full spool skips it.
+func (s *Store) adopt(bf *blobfile.File, info content.Info) {
 	if !s.spool.reserve(info.Size) {
 		return
 	}
-	s.spool.add(tmp, entry{d: info.Digest, size: info.Size, mod: info.ModTime, checked: s.now()}, true)
+	if err := bf.F.Sync(); err != nil {
+		s.spool.unreserve(info.Size)
+		return
+	}
+	s.spool.add(bf.Name, entry{d: info.Digest, size: info.Size, mod: info.ModTime, checked: s.now()}, true)
 }
 
 // maxPutTries bounds how often put writes a blob that keeps vanishing

@@ -70,7 +70,7 @@ func (p *pending) Commit(ctx context.Context, d digest.Digest) (content.Info, er
 		return content.Info{}, err
 	}
 	p.committed = content.Info{Digest: d, Size: n, ModTime: mod}
-	p.s.adopt(p.bf.Name, p.committed)
+	p.s.adopt(p.bf, p.committed)
 	return p.committed, nil
 }
 
