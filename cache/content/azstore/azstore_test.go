@@ -28,8 +28,8 @@ import (
 type recorder struct {
 	stall atomic.Bool
 	mu    sync.Mutex
-	reqs []string // "GET", "HEAD", "PUT block", "PUT blocklist", "PUT" (Put Blob) ...
-	hdrs []http.Header
+	reqs  []string // "GET", "HEAD", "PUT block", "PUT blocklist", "PUT" (Put Blob) ...
+	hdrs  []http.Header
 }
 
 func (r *recorder) Do(req *http.Request) (*http.Response, error) {
