@@ -37,7 +37,8 @@ run: build
 	$(BIN) lab
 
 # External tools the tests use: the OCI conformance suite, crane and oras
-# (pinned, in bin/tools); containerd, skopeo and iproute2 (apt-get, root).
+# (pinned, in bin/tools); containerd, skopeo and iproute2 (apt-get, root);
+# Azurite (npm, pinned, in bin/tools/azurite; node and npm via apt-get).
 tools:
 	scripts/install-tools.sh
 

@@ -35,6 +35,11 @@ func TestDependencyDirection(t *testing.T) {
 		{"cache/check", []string{"cache/content", "cache/meta"}},
 		{"upstream/images", nil},
 		{"cache/bundle", []string{"cache/content", "cache/meta"}},
+		// Azure Blob Storage: the container client knows nothing of
+		// airlock; the content store on it only the content contract (and
+		// the local ingest file it shares with fsstore).
+		{"storage/azure", nil},
+		{"cache/content/azstore", []string{"cache/content", "cache/content/internal/blobfile", "storage/azure"}},
 		// The control module reaches the data plane only through rules and
 		// the engine's SetRules (RuleSetter); never cache internals.
 		{"deploy", []string{"deploy/aks", "rules", "upstream"}},
@@ -45,6 +50,7 @@ func TestDependencyDirection(t *testing.T) {
 		{"deploy/aks", nil},
 		// Shared utilities import nothing of ours; anyone may use them.
 		{"internal/badgerutil", nil},
+		{"internal/azuritetest", nil},
 		{"bench", []string{"deploy/aks", "upstream/mar", "upstream/mar/catalog", "upstream/mar/fault", "upstream/mar/fromdir", "upstream/mar/internal/units"}},
 	}
 	for _, c := range cases {
