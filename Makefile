@@ -11,7 +11,7 @@ TIMEOUT ?= 20m
 FUZZTIME     ?= 20s
 FUZZPARALLEL ?= 1
 FUZZ_TARGETS := ./registry:FuzzParsePath ./registry:FuzzParseRange \
-                ./cache/engine:FuzzParseManifest ./cache/engine:FuzzReference \
+                ./cache/manifest:FuzzParseManifest ./cache/engine:FuzzReference \
                 ./rules:FuzzRules ./rules:FuzzValidComponent ./cache/content:FuzzValidateDigest
 
 # The release build (the Dockerfile runs `make static`): no cgo, so the

@@ -26,12 +26,15 @@ func TestDependencyDirection(t *testing.T) {
 		// The ACR-style authorizer implements the auth contract and knows
 		// nothing else of airlock.
 		{"registry/auth/acrauth", []string{"registry/auth"}},
-		{"cache/engine", []string{"cache", "cache/content", "cache/meta", "rules", "upstream"}},
+		// Manifest bodies are read in one place, by the engine and the
+		// bundle importer alike.
+		{"cache/manifest", nil},
+		{"cache/engine", []string{"cache", "cache/content", "cache/manifest", "cache/meta", "rules", "upstream"}},
 		{"upstream/ociclient", []string{"upstream"}},
 		{"cache/evict", []string{"cache/content", "cache/meta", "rules"}},
 		{"cache/check", []string{"cache/content", "cache/meta"}},
 		{"upstream/images", nil},
-		{"cache/bundle", []string{"cache/content", "cache/meta"}},
+		{"cache/bundle", []string{"cache/content", "cache/manifest", "cache/meta"}},
 		// The control module reaches the data plane only through rules and
 		// the engine's SetRules (RuleSetter); never cache internals.
 		{"deploy", []string{"rules", "upstream"}},
