@@ -66,32 +66,29 @@ func Parse(b []byte, mediaType string) (Manifest, error) {
 	if m.MediaType == "" {
 		m.MediaType = mediaType
 	}
-	for _, d := range m.Manifests {
-		if err := d.Digest.Validate(); err != nil {
-			return Manifest{}, fmt.Errorf("index entry digest %q: %w", d.Digest, err)
+	for _, g := range []struct {
+		what string
+		ds   []v1.Descriptor
+	}{{"index entry", m.Manifests}, {"config", opt(m.Config)}, {"layer", m.Layers}, {"subject", opt(m.Subject)}} {
+		for _, d := range g.ds {
+			if err := d.Digest.Validate(); err != nil {
+				return Manifest{}, fmt.Errorf("%s digest %q: %w", g.what, d.Digest, err)
+			}
 		}
 	}
-	if m.Config != nil {
-		if err := m.Config.Digest.Validate(); err != nil {
-			return Manifest{}, fmt.Errorf("config digest %q: %w", m.Config.Digest, err)
-		}
-		// The referrers API lists an image manifest without artifactType
-		// by its config's media type (the empty config's too).
-		if m.ArtifactType == "" && m.MediaType == MediaTypeOCIManifest {
-			m.ArtifactType = m.Config.MediaType
-		}
-	}
-	for _, d := range m.Layers {
-		if err := d.Digest.Validate(); err != nil {
-			return Manifest{}, fmt.Errorf("layer digest %q: %w", d.Digest, err)
-		}
-	}
-	if m.Subject != nil {
-		if err := m.Subject.Digest.Validate(); err != nil {
-			return Manifest{}, fmt.Errorf("subject digest %q: %w", m.Subject.Digest, err)
-		}
+	// The referrers API lists an image manifest without artifactType by its
+	// config's media type (the empty config's too).
+	if m.Config != nil && m.ArtifactType == "" && m.MediaType == MediaTypeOCIManifest {
+		m.ArtifactType = m.Config.MediaType
 	}
 	return m, nil
+}
+
+func opt(d *v1.Descriptor) []v1.Descriptor {
+	if d == nil {
+		return nil
+	}
+	return []v1.Descriptor{*d}
 }
 
 // Foreign reports whether a layer lives outside the registry (it has URLs
@@ -104,10 +101,7 @@ func Foreign(d v1.Descriptor) bool {
 // Blobs are the blobs the registry holds for the manifest: its config, then
 // its layers that are not foreign.
 func (m Manifest) Blobs() []v1.Descriptor {
-	out := make([]v1.Descriptor, 0, len(m.Layers)+1)
-	if m.Config != nil {
-		out = append(out, *m.Config)
-	}
+	out := append(make([]v1.Descriptor, 0, len(m.Layers)+1), opt(m.Config)...)
 	for _, d := range m.Layers {
 		if !Foreign(d) {
 			out = append(out, d)
