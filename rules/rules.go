@@ -1,6 +1,6 @@
 // Package rules holds ACR-style cache rules: their validation and the mapping
 // from a local repository to its upstream repository. It is pure: no I/O and
-// no imports of the rest of airlock.
+// no imports of the rest of airlock but the internal/units leaf (durations).
 package rules
 
 import (

@@ -43,6 +43,7 @@ func TestDependencyDirection(t *testing.T) {
 		// Shared utilities import nothing of ours; anyone may use them.
 		{"internal/badgerutil", nil},
 		{"internal/units", nil},
+		{"internal/ocierr", nil},
 		{"bench", []string{"upstream/mar", "upstream/mar/catalog", "upstream/mar/fault", "upstream/mar/fromdir"}},
 	}
 	for _, c := range cases {
