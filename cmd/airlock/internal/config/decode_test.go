@@ -223,3 +223,22 @@ func TestNearest(t *testing.T) {
 		}
 	}
 }
+
+func TestErrorText(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		e    Error
+		want string
+	}{
+		{Error{Msg: "config: tls: no such file"}, "config: tls: no such file"},
+		{Error{File: "a.yaml", Line: 3, Column: 7, Key: "log.level", Msg: "bad"}, "config: a.yaml:3:7: log.level: bad"},
+		{Error{File: "a.yaml", Line: 3, Msg: "the YAML does not parse: x"}, "config: a.yaml:3: the YAML does not parse: x"},
+		{Error{File: "a.yaml", Msg: "the YAML does not parse: x"}, "config: a.yaml: the YAML does not parse: x"},
+		{Error{Line: 2, Column: 1, Key: "pins", Msg: "bad"}, "config: line 2, column 1: pins: bad"},
+		{Error{Key: "control.advertise", Msg: "bad"}, "config: control.advertise: bad"},
+	} {
+		if got := c.e.Error(); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.e, got, c.want)
+		}
+	}
+}

@@ -18,7 +18,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	if e.Key == "" && e.Line == 0 {
+	if e.Key == "" && e.Line == 0 && e.File == "" {
 		return e.Msg
 	}
 	var b strings.Builder
