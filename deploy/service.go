@@ -197,7 +197,7 @@ func (s *Service) effective(st *State) (*rules.Set, map[string]upstream.Credenti
 			if sameAsBase(cr, s.bind.BaseRules) {
 				continue
 			}
-			rs = append(rs, cr.Rule())
+			rs = append(rs, cr.Rule)
 		}
 	}
 	set, err := rules.NewSet(rs)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock/airlock/internal/units"
 	"github.com/airlock/airlock/rules"
 	"github.com/airlock/airlock/upstream/upstreamtest"
 )
@@ -13,7 +14,7 @@ import (
 func TestTagTTLAndRevalidation(t *testing.T) {
 	t.Parallel()
 	r := aksRule()
-	r.TagTTL = time.Minute
+	r.TagTTL = units.Duration(time.Minute)
 	e := newEnv(t, envOpt{rules: []rules.Rule{r}})
 	img := e.up.PushImage(t, "oss/kubernetes/pause:3.10", 64, 1)
 	d1, _ := img.Digest()

@@ -148,8 +148,8 @@ func (s *Set) Without(name string) (*Set, error) {
 	return NewSet(keep)
 }
 
-// Update returns a new Set where the named rule's credential set and tag TTL
-// are replaced. Source and target are immutable, as in ACR: an update that
+// Update returns a new Set where the named rule's credential set is
+// replaced, and its tag TTL and tag listing when r sets them. Source and target are immutable, as in ACR: an update that
 // changes them is refused with CodeImmutable.
 func (s *Set) Update(r Rule) (*Set, error) {
 	old, ok := s.Get(r.Name)
@@ -162,6 +162,9 @@ func (s *Set) Update(r Rule) (*Set, error) {
 	old.CredentialSet = r.CredentialSet
 	if r.TagTTL != 0 {
 		old.TagTTL = r.TagTTL
+	}
+	if r.TagList != "" {
+		old.TagList = r.TagList
 	}
 	keep := make([]Rule, 0, s.Len())
 	for _, x := range s.Rules() {

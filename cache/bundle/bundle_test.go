@@ -24,16 +24,19 @@ func blob(t *testing.T, w *bundle.Writer, b []byte) digest.Digest {
 }
 
 // Import loads what it can verify and links images only when each one is
-// complete; a layer missing from the bundle refuses the whole import.
+// complete; a layer missing from the bundle refuses the whole import, but a
+// foreign (non-distributable) layer is not needed, as in a pull.
 func TestImport(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name      string
 		skipLayer bool
+		foreign   bool
 		wantErr   string
 	}{
-		{"complete", false, ""},
-		{"missing layer", true, "incomplete image"},
+		{"complete", false, false, ""},
+		{"missing layer", true, false, "incomplete image"},
+		{"foreign layer", true, true, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -50,7 +53,11 @@ func TestImport(t *testing.T) {
 			}
 			cfg := []byte(`{"architecture":"amd64","os":"linux"}`)
 			cd := blob(t, w, cfg)
-			man := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` + cd.String() + `","size":37},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"` + ld.String() + `","size":11}]}`)
+			layerType := "application/vnd.oci.image.layer.v1.tar"
+			if c.foreign {
+				layerType = "application/vnd.oci.image.layer.nondistributable.v1.tar"
+			}
+			man := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` + cd.String() + `","size":37},"layers":[{"mediaType":"` + layerType + `","digest":"` + ld.String() + `","size":11}]}`)
 			md := blob(t, w, man)
 			if w.Blob(md, int64(len(man)), bytes.NewReader(man)) != nil || !w.Has(md) {
 				t.Fatal("a blob added twice must be skipped")
@@ -78,6 +85,13 @@ func TestImport(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if c.foreign {
+				m, err := index.Manifest("team/app", md)
+				if err != nil || len(m.Refs) != 1 || m.Refs[0] != cd {
+					t.Fatalf("manifest with a foreign layer %+v %v: want only the config as a ref", m, err)
+				}
+				return
 			}
 			if rep.Images != 1 || rep.Pushed != 1 || rep.Blobs != 3 || rep.Manifests != 1 {
 				t.Fatalf("report %+v", rep)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/cache/content"
+	"github.com/airlock/airlock/cache/manifest"
 	"github.com/airlock/airlock/cache/meta"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -235,7 +236,7 @@ type plan struct {
 	ref       string
 	target    Target
 	manifests []planned
-	blobs     []descriptor
+	blobs     []ocispec.Descriptor
 }
 
 type planned struct {
@@ -260,7 +261,7 @@ func (p *plan) walk(ctx context.Context, store Store, d digest.Digest, mediaType
 	if err != nil {
 		return err
 	}
-	m, err := parseManifest(body, mediaType)
+	m, err := manifest.Parse(body, mediaType)
 	if err != nil {
 		return fmt.Errorf("manifest %s: %w", d, err)
 	}
@@ -269,7 +270,7 @@ func (p *plan) walk(ctx context.Context, store Store, d digest.Digest, mediaType
 			return err
 		}
 	}
-	for _, b := range m.blobs() {
+	for _, b := range m.Blobs() {
 		bi, err := store.Stat(ctx, b.Digest)
 		if err != nil {
 			return fmt.Errorf("incomplete image: blob %s of manifest %s: %w", b.Digest, d, err)
@@ -279,7 +280,7 @@ func (p *plan) walk(ctx context.Context, store Store, d digest.Digest, mediaType
 		}
 		p.blobs = append(p.blobs, b)
 	}
-	rec := meta.Manifest{MediaType: m.MediaType, Size: info.Size, ArtifactType: m.ArtifactType, Refs: m.refs(), Origin: p.target.Origin}
+	rec := meta.Manifest{MediaType: m.MediaType, Size: info.Size, ArtifactType: m.ArtifactType, Refs: m.Refs(), Origin: p.target.Origin}
 	if m.Subject != nil {
 		rec.Subject, rec.Annotations = m.Subject.Digest, m.Annotations
 	}

@@ -23,22 +23,6 @@ func TestValidTag(t *testing.T) {
 	}
 }
 
-func TestParseManifest(t *testing.T) {
-	t.Parallel()
-	d := "sha256:" + strings.Repeat("a", 64)
-	p, err := parseManifest([]byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
-		"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"`+d+`","size":1},
-		"layers":[{"digest":"`+d+`","size":1}],"subject":{"digest":"`+d+`","size":1}}`), "")
-	if err != nil || len(p.Blobs) != 2 || p.Subject.String() != d || p.ArtifactType != "application/vnd.oci.image.config.v1+json" {
-		t.Fatalf("parsed %+v %v", p, err)
-	}
-	for _, bad := range []string{`not json`, `{"layers":[{"digest":"sha256:short"}]}`, `{"manifests":[{"digest":"md5:x"}]}`} {
-		if _, err := parseManifest([]byte(bad), ""); err == nil {
-			t.Errorf("%s: accepted", bad)
-		}
-	}
-}
-
 func TestFlightGroup(t *testing.T) {
 	t.Parallel()
 	var g flightGroup

@@ -8,10 +8,12 @@ import (
 
 	"github.com/airlock/airlock/cache"
 	"github.com/airlock/airlock/cache/content"
+	"github.com/airlock/airlock/cache/manifest"
 	"github.com/airlock/airlock/cache/meta"
 	"github.com/airlock/airlock/rules"
 	"github.com/airlock/airlock/upstream"
 	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.uber.org/zap"
 )
 
@@ -39,13 +41,13 @@ func (e *Engine) Catalog(ctx context.Context, last string, n int) ([]string, boo
 
 // referrersIndex is the OCI image index a referrers response carries.
 type referrersIndex struct {
-	SchemaVersion int              `json:"schemaVersion"`
-	MediaType     string           `json:"mediaType"`
-	Manifests     []descriptorJSON `json:"manifests"`
+	SchemaVersion int             `json:"schemaVersion"`
+	MediaType     string          `json:"mediaType"`
+	Manifests     []v1.Descriptor `json:"manifests"`
 }
 
 func emptyReferrers() referrersIndex {
-	return referrersIndex{SchemaVersion: 2, MediaType: MediaTypeOCIIndex, Manifests: []descriptorJSON{}}
+	return referrersIndex{SchemaVersion: 2, MediaType: manifest.MediaTypeOCIIndex, Manifests: []v1.Descriptor{}}
 }
 
 // Referrers implements cache.ReferrersSource.
@@ -66,7 +68,7 @@ func (e *Engine) Referrers(ctx context.Context, repo string, d digest.Digest, ar
 	}
 	err := e.index.Manifests(repo, func(l meta.ManifestLink) error {
 		if l.Subject == d && l.Origin == meta.OriginPush {
-			idx.Manifests = append(idx.Manifests, descriptorJSON{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size, ArtifactType: l.ArtifactType, Annotations: l.Annotations})
+			idx.Manifests = append(idx.Manifests, v1.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size, ArtifactType: l.ArtifactType, Annotations: l.Annotations})
 		}
 		return nil
 	})
@@ -108,7 +110,7 @@ func (e *Engine) upstreamReferrers(ctx context.Context, repo string, d digest.Di
 			r, err := e.up.Referrers(fctx, t.repo, d, "")
 			if errors.Is(err, upstream.ErrNotFound) {
 				b, _ := json.Marshal(emptyReferrers())
-				r, err = upstream.Referrers{Body: b, MediaType: MediaTypeOCIIndex}, nil
+				r, err = upstream.Referrers{Body: b, MediaType: manifest.MediaTypeOCIIndex}, nil
 			}
 			if err != nil {
 				return nil, err

@@ -7,6 +7,7 @@ import (
 
 	"github.com/airlock/airlock/cache"
 	"github.com/airlock/airlock/cache/content"
+	"github.com/airlock/airlock/cache/manifest"
 	"github.com/airlock/airlock/cache/meta"
 	"github.com/airlock/airlock/rules"
 	"github.com/airlock/airlock/upstream"
@@ -171,7 +172,7 @@ func (e *Engine) fetchManifestNow(ctx context.Context, repo, ref string, t targe
 	if int64(len(m.Body)) > e.maxManifest {
 		return upstream.Manifest{}, fmt.Errorf("%w: manifest %s is larger than %d bytes", errBadUpstream, ref, e.maxManifest)
 	}
-	p, err := parseManifest(m.Body, m.MediaType)
+	p, err := manifest.Parse(m.Body, m.MediaType)
 	if err != nil {
 		return upstream.Manifest{}, fmt.Errorf("%w: manifest %s: %v", errBadUpstream, ref, err)
 	}
@@ -183,7 +184,7 @@ func (e *Engine) fetchManifestNow(ctx context.Context, repo, ref string, t targe
 		return upstream.Manifest{}, err
 	}
 	now := e.now()
-	rec := meta.Manifest{MediaType: m.MediaType, Size: m.Size, ArtifactType: p.ArtifactType, Subject: p.Subject, Refs: p.refs(), Origin: meta.OriginCache, Added: now}
+	rec := meta.Manifest{MediaType: m.MediaType, Size: m.Size, ArtifactType: p.ArtifactType, Subject: p.SubjectDigest(), Refs: p.Refs(), Origin: meta.OriginCache, Added: now}
 	tag := ""
 	if _, err := digest.Parse(ref); err != nil {
 		tag = ref

@@ -7,6 +7,7 @@ import (
 
 	"github.com/airlock/airlock/cache"
 	"github.com/airlock/airlock/cache/content"
+	"github.com/airlock/airlock/cache/manifest"
 	"github.com/airlock/airlock/cache/meta"
 	"github.com/opencontainers/go-digest"
 )
@@ -52,8 +53,8 @@ func (e *Engine) PutManifest(ctx context.Context, repo, ref, mediaType string, b
 		return nil, err
 	}
 	now := e.now()
-	rec := meta.Manifest{MediaType: p.MediaType, Size: int64(len(body)), ArtifactType: p.ArtifactType, Subject: p.Subject, Refs: p.refs(), Origin: meta.OriginPush, Added: now}
-	if p.Subject != "" {
+	rec := meta.Manifest{MediaType: p.MediaType, Size: int64(len(body)), ArtifactType: p.ArtifactType, Subject: p.SubjectDigest(), Refs: p.Refs(), Origin: meta.OriginPush, Added: now}
+	if p.Subject != nil {
 		rec.Annotations = p.Annotations
 	}
 	tag := meta.Tag{Digest: d, MediaType: p.MediaType, Size: int64(len(body)), FetchedAt: now, Origin: meta.OriginPush}
@@ -70,43 +71,23 @@ func (e *Engine) PutManifest(ctx context.Context, repo, ref, mediaType string, b
 		}
 	}
 	e.m.push.pushed.WithLabelValues("manifest").Inc()
-	return &cache.PushedManifest{Digest: d, Subject: p.Subject}, nil
+	return &cache.PushedManifest{Digest: d, Subject: p.SubjectDigest()}, nil
 }
 
 // checkPushed parses a pushed manifest and checks it is one airlock can
-// serve: schema 2, a known media type agreeing with the Content-Type.
-func checkPushed(body []byte, contentType string) (parsed, error) {
-	p, err := parseManifest(body, contentType)
+// serve (manifest.ParsePushed).
+func checkPushed(body []byte, contentType string) (manifest.Manifest, error) {
+	p, err := manifest.ParsePushed(body, contentType)
 	if err != nil {
-		return parsed{}, fmt.Errorf("%w: %v", cache.ErrManifestInvalid, err)
-	}
-	if contentType != "" && p.MediaType != contentType {
-		return parsed{}, fmt.Errorf("%w: mediaType %q differs from Content-Type %q", cache.ErrManifestInvalid, p.MediaType, contentType)
-	}
-	if p.MediaType == "" {
-		p.MediaType = MediaTypeOCIIndex
-		if p.HasConfig {
-			p.MediaType = MediaTypeOCIManifest
-		}
-	}
-	if p.SchemaVersion != 2 {
-		return parsed{}, fmt.Errorf("%w: schemaVersion must be 2", cache.ErrManifestInvalid)
-	}
-	switch p.MediaType {
-	case MediaTypeOCIManifest, MediaTypeDockerManifest:
-		if !p.HasConfig {
-			return parsed{}, fmt.Errorf("%w: an image manifest needs a config", cache.ErrManifestInvalid)
-		}
-	case MediaTypeOCIIndex, MediaTypeDockerList:
-	default:
-		return parsed{}, fmt.Errorf("%w: unsupported manifest media type %q", cache.ErrManifestInvalid, p.MediaType)
+		return manifest.Manifest{}, fmt.Errorf("%w: %v", cache.ErrManifestInvalid, err)
 	}
 	return p, nil
 }
 
 // checkRefs checks that repo holds every blob and child manifest p names.
-func (e *Engine) checkRefs(ctx context.Context, repo string, p parsed) error {
-	for _, b := range p.Blobs {
+func (e *Engine) checkRefs(ctx context.Context, repo string, p manifest.Manifest) error {
+	for _, bd := range p.Blobs() {
+		b := bd.Digest
 		if _, err := e.index.Blob(repo, b); errors.Is(err, meta.ErrNotFound) {
 			return fmt.Errorf("%w: blob %s", cache.ErrManifestBlobUnknown, b)
 		} else if err != nil {
@@ -118,7 +99,8 @@ func (e *Engine) checkRefs(ctx context.Context, repo string, p parsed) error {
 			return err
 		}
 	}
-	for _, c := range p.Children {
+	for _, cd := range p.Manifests {
+		c := cd.Digest
 		if _, err := e.index.Manifest(repo, c); errors.Is(err, meta.ErrNotFound) {
 			return fmt.Errorf("%w: manifest %s", cache.ErrManifestBlobUnknown, c)
 		} else if err != nil {

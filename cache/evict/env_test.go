@@ -18,6 +18,7 @@ import (
 	"github.com/airlock/airlock/cache/engine"
 	"github.com/airlock/airlock/cache/evict"
 	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/internal/units"
 	"github.com/airlock/airlock/registry"
 	"github.com/airlock/airlock/rules"
 	"github.com/airlock/airlock/upstream/ociclient"
@@ -109,7 +110,7 @@ func newEnvWith(t *testing.T, p evict.Policy, wrap func(evict.Store) evict.Store
 		t.Fatal(err)
 	}
 	e.eng = eng
-	set, err := rules.NewSet([]rules.Rule{{Name: "aks-managed-mcr", Source: mcr + "/*", Target: prefix + "*", TagTTL: time.Hour}})
+	set, err := rules.NewSet([]rules.Rule{{Name: "aks-managed-mcr", Source: mcr + "/*", Target: prefix + "*", TagTTL: units.Duration(time.Hour)}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,10 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/distribution/distribution/v3/registry/api/errcode"
+
 	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/internal/ocierr"
 )
 
 // PinInfo is a pin as listed: from the configuration file or set at run
@@ -78,13 +81,16 @@ type pinRequest struct {
 //	POST   {"refs":[...],"owner":"..."} -> 204: pin
 //	DELETE {"refs":[...],"owner":"..."} -> 200 {"removed":N}: unpin refs, and
 //	       all of owner's pins when owner is set
+//
+// Errors are OCI error JSON: NAME_INVALID for a bad reference, UNKNOWN (400)
+// for a bad body.
 func (c *Collector) PinsHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
 		case http.MethodGet:
 			ps, err := c.Pins()
 			if err != nil {
-				httpError(w, http.StatusInternalServerError, err)
+				writeError(w, r, http.StatusInternalServerError, errcode.ErrorCodeUnknown, err)
 				return
 			}
 			if ps == nil {
@@ -96,16 +102,16 @@ func (c *Collector) PinsHandler() http.Handler {
 			dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&req); err != nil {
-				httpError(w, http.StatusBadRequest, fmt.Errorf("body: %w", err))
+				writeError(w, r, http.StatusBadRequest, errcode.ErrorCodeUnknown, fmt.Errorf("body: %w", err))
 				return
 			}
 			if r.Method == http.MethodPost {
 				if len(req.Refs) == 0 {
-					httpError(w, http.StatusBadRequest, fmt.Errorf("refs is empty"))
+					writeError(w, r, http.StatusBadRequest, errcode.ErrorCodeUnknown, fmt.Errorf("refs is empty"))
 					return
 				}
 				if err := c.Pin(req.Refs, req.Owner); err != nil {
-					httpError(w, http.StatusBadRequest, err)
+					writeError(w, r, http.StatusBadRequest, errcode.ErrorCodeNameInvalid, err)
 					return
 				}
 				w.WriteHeader(http.StatusNoContent)
@@ -113,13 +119,13 @@ func (c *Collector) PinsHandler() http.Handler {
 			}
 			n, err := c.Unpin(req.Refs, req.Owner)
 			if err != nil {
-				httpError(w, http.StatusBadRequest, err)
+				writeError(w, r, http.StatusBadRequest, errcode.ErrorCodeNameInvalid, err)
 				return
 			}
 			writeJSON(w, http.StatusOK, map[string]int{"removed": n})
 		default:
 			w.Header().Set("Allow", "GET, POST, DELETE")
-			httpError(w, http.StatusMethodNotAllowed, fmt.Errorf("method %s", r.Method))
+			writeError(w, r, http.StatusMethodNotAllowed, errcode.ErrorCodeUnsupported, fmt.Errorf("method %s", r.Method))
 		}
 	})
 }
@@ -130,8 +136,9 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-func httpError(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, map[string]string{"error": err.Error()})
+// writeError answers with OCI error JSON.
+func writeError(w http.ResponseWriter, r *http.Request, status int, code errcode.ErrorCode, err error) {
+	_ = ocierr.Write(w, r, status, code.WithMessage(err.Error()))
 }
 
 // SyncPins makes the run-time pins whose owner starts with prefix exactly

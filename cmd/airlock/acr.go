@@ -5,6 +5,8 @@ import (
 	"net/url"
 
 	"github.com/airlock/airlock/deploy"
+	"github.com/airlock/airlock/internal/units"
+	"github.com/airlock/airlock/rules"
 )
 
 // acrCommands is `airlock acr`: emulated Azure container registries, in
@@ -93,7 +95,7 @@ func cacheCommands() group {
 					if err := required("registry", *reg, "name", *name, "source-repo", *src, "target-repo", *tgt); err != nil {
 						return call{}, err
 					}
-					r := deploy.CacheRule{Name: *name, Source: *src, Target: *tgt, CredentialSet: *cred, TagTTL: deploy.Duration(*ttl)}
+					r := deploy.CacheRule{Rule: rules.Rule{Name: *name, Source: *src, Target: *tgt, CredentialSet: *cred, TagTTL: units.Duration(*ttl)}}
 					return call{method: "POST", path: "/registries/" + esc(registryName(*reg)) + "/cacheRules", body: r}, nil
 				}
 			},

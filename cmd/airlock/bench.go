@@ -198,10 +198,15 @@ func distproxyBinary(ctx context.Context, flagPath, exe string, stderr io.Writer
 		dir = os.TempDir()
 	}
 	dst := filepath.Join(dir, "airlock-bench", "distproxy")
-	fmt.Fprintf(stderr, "airlock bench: building %s (go build ./bench/cmd/distproxy)\n", dst)
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", dst, "github.com/airlock/airlock/bench/cmd/distproxy")
+	wd, _ := os.Getwd()
+	src, err := bench.DistproxyDir(wd, filepath.Dir(exe))
+	if err != nil {
+		return "", fmt.Errorf("%w: run from the source tree, or pass --distproxy (make bench builds bin/distproxy)", err)
+	}
+	fmt.Fprintf(stderr, "airlock bench: building %s (go build in %s)\n", dst, src)
+	cmd := exec.CommandContext(ctx, "go", "-C", src, "build", "-o", dst, ".")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build bench/cmd/distproxy (run from the source tree, or pass --distproxy): %v\n%s", err, out)
+		return "", fmt.Errorf("go build in %s (or pass --distproxy): %v\n%s", src, err, out)
 	}
 	return dst, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/airlock/airlock/cache/meta"
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
 	"github.com/airlock/airlock/deploy"
+	"github.com/airlock/airlock/rules"
 	"github.com/airlock/airlock/upstream/upstreamtest"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	dconfig "github.com/containerd/containerd/v2/core/remotes/docker/config"
@@ -294,7 +295,7 @@ func TestServeRefusesBadControlConfig(t *testing.T) {
 		{"control:\n  advertise: 10.0.0.2\n", "control.advertise"},
 		{"control:\n  advertise: ftp://10.0.0.2:21\n", "control.advertise"},
 		{"control:\n  reconcileInterval: -1m\n", "reconcileInterval"},
-		{"control:\n  bogus: 1\n", "field bogus not found"},
+		{"control:\n  bogus: 1\n", "control.bogus: unknown key"},
 	}
 	for _, c := range cases {
 		p := writeConfig(t, serveConfig("127.0.0.1:0", t.TempDir(), "http://127.0.0.1:1", c.control))
@@ -369,7 +370,7 @@ func TestCacheRuleRefusesPushedRepository(t *testing.T) {
 func TestServerControlGoAPI(t *testing.T) {
 	t.Parallel()
 	cfg := &config.Config{Listen: "127.0.0.1:0", Storage: config.Storage{Dir: t.TempDir()}, Log: config.Log{Level: "warn", Format: "json"},
-		Rules: []config.Rule{{Name: "aks-managed-mcr", Source: "mcr.microsoft.com/*", Target: "aks-managed-repository/*"}}}
+		Rules: []rules.Rule{{Name: "aks-managed-mcr", Source: "mcr.microsoft.com/*", Target: "aks-managed-repository/*"}}}
 	if err := cfg.Validate(); err != nil { // built without Parse, as the lab does
 		t.Fatal(err)
 	}

@@ -29,12 +29,15 @@ func TestDependencyDirection(t *testing.T) {
 		// The ACR-style authorizer implements the auth contract and knows
 		// nothing else of airlock.
 		{"registry/auth/acrauth", []string{"registry/auth"}},
-		{"cache/engine", []string{"cache", "cache/content", "cache/meta", "rules", "upstream"}},
+		// Manifest bodies are read in one place, by the engine and the
+		// bundle importer alike.
+		{"cache/manifest", nil},
+		{"cache/engine", []string{"cache", "cache/content", "cache/manifest", "cache/meta", "rules", "upstream"}},
 		{"upstream/ociclient", []string{"upstream"}},
 		{"cache/evict", []string{"cache/content", "cache/meta", "rules"}},
 		{"cache/check", []string{"cache/content", "cache/meta"}},
 		{"upstream/images", nil},
-		{"cache/bundle", []string{"cache/content", "cache/meta"}},
+		{"cache/bundle", []string{"cache/content", "cache/manifest", "cache/meta"}},
 		// Azure Blob Storage: the container client knows nothing of
 		// airlock; the content store on it only the content contract (and
 		// the local ingest file it shares with fsstore).
@@ -51,7 +54,9 @@ func TestDependencyDirection(t *testing.T) {
 		// Shared utilities import nothing of ours; anyone may use them.
 		{"internal/badgerutil", nil},
 		{"internal/azuritetest", nil},
-		{"bench", []string{"deploy/aks", "upstream/mar", "upstream/mar/catalog", "upstream/mar/fault", "upstream/mar/fromdir", "upstream/mar/internal/units"}},
+		{"internal/units", nil},
+		{"internal/ocierr", nil},
+		{"bench", []string{"deploy/aks", "upstream/mar", "upstream/mar/catalog", "upstream/mar/fault", "upstream/mar/fromdir"}},
 	}
 	for _, c := range cases {
 		t.Run(c.pkg, func(t *testing.T) {

@@ -12,7 +12,9 @@ import (
 	"github.com/airlock/airlock/cache/evict"
 	"github.com/airlock/airlock/cache/meta"
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
+	"github.com/airlock/airlock/internal/ocierr"
 	"github.com/airlock/airlock/registry"
+	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -77,10 +79,8 @@ func (o *ops) readyz(w http.ResponseWriter, r *http.Request) {
 func (o *ops) gate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !o.ready.Load() && len(r.URL.Path) >= 4 && r.URL.Path[:4] == "/v2/" {
-			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Retry-After", "1")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			w.Write([]byte(`{"errors":[{"code":"UNAVAILABLE","message":"airlock is checking its store; retry shortly"}]}` + "\n"))
+			_ = ocierr.Write(w, r, 0, errcode.ErrorCodeUnavailable.WithMessage("airlock is checking its store; retry shortly"))
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -24,6 +24,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/airlock/airlock/internal/ocierr"
+	"github.com/distribution/distribution/v3/registry/api/errcode"
 )
 
 // Fault changes the answer to matching requests.
@@ -188,9 +191,7 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 		if f.RetryAfter > 0 {
 			w.Header().Set("Retry-After", fmt.Sprint(f.RetryAfter))
 		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(f.Status)
-		fmt.Fprintf(w, `{"errors":[{"code":"UNAVAILABLE","message":"injected %d"}]}`, f.Status)
+		_ = ocierr.Write(w, r, f.Status, errcode.ErrorCodeUnavailable.WithMessage(fmt.Sprintf("injected %d", f.Status)))
 	case f.CutAfter > 0 || f.Corrupt || f.PauseAfter > 0 || f.IgnoreRange:
 		if f.IgnoreRange {
 			r = r.Clone(r.Context())

@@ -13,7 +13,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/airlock/airlock/upstream/mar/internal/units"
+	"github.com/airlock/airlock/internal/units"
 )
 
 // Version names the generator and plan; it is part of the cache key and must
