@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"context"
+	"github.com/airlock/airlock/cache/meta/badgermeta"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,7 +13,6 @@ import (
 
 	"github.com/airlock/airlock/cache/content/fsstore"
 	"github.com/airlock/airlock/cache/engine"
-	"github.com/airlock/airlock/cache/meta"
 	"github.com/airlock/airlock/registry"
 	"github.com/airlock/airlock/rules"
 	"github.com/airlock/airlock/upstream"
@@ -94,7 +94,7 @@ func newEnv(t testing.TB, o envOpt) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	index, err := meta.Open(e.storage+"/meta", log, meta.Options{})
+	index, err := badgermeta.Open(e.storage+"/meta", log, badgermeta.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/airlock/airlock/cache/meta/badgermeta"
 	"strings"
 	"testing"
 	"time"
@@ -66,7 +67,7 @@ func TestImport(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			index, err := meta.Open("", zap.NewNop(), meta.Options{InMemory: true})
+			index, err := badgermeta.Open("", zap.NewNop(), badgermeta.Options{InMemory: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -82,7 +83,7 @@ func TestImport(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 					t.Fatalf("err %v, want %q", err, c.wantErr)
 				}
-				if _, err := index.Tag("team/app", "v1"); !errors.Is(err, meta.ErrNotFound) {
+				if _, err := index.Tag(context.Background(), "team/app", "v1"); !errors.Is(err, meta.ErrNotFound) {
 					t.Fatalf("a refused import linked the tag: %v", err)
 				}
 				return
@@ -93,15 +94,15 @@ func TestImport(t *testing.T) {
 			if rep.Images != 1 || rep.Pushed != 1 || rep.Blobs != 3 || rep.Manifests != 1 {
 				t.Fatalf("report %+v", rep)
 			}
-			tag, err := index.Tag("team/app", "v1")
+			tag, err := index.Tag(context.Background(), "team/app", "v1")
 			if err != nil || tag.Digest != md || tag.Origin != meta.OriginPush {
 				t.Fatalf("tag %+v %v", tag, err)
 			}
-			m, err := index.Manifest("team/app", md)
+			m, err := index.Manifest(context.Background(), "team/app", md)
 			if err != nil || len(m.Refs) != 2 {
 				t.Fatalf("manifest %+v %v", m, err)
 			}
-			if _, err := index.Blob("team/app", ld); err != nil {
+			if _, err := index.Blob(context.Background(), "team/app", ld); err != nil {
 				t.Fatalf("layer link: %v", err)
 			}
 		})

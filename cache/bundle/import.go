@@ -51,7 +51,7 @@ const maxIndex = 16 << 20
 // they need, except the platforms left out of an index) and linked under
 // the repository and tag map gives it. Nothing is linked unless every image
 // maps and is complete.
-func Import(ctx context.Context, r io.Reader, store Store, index *meta.Index, mapRef Mapper, now time.Time) (Report, error) {
+func Import(ctx context.Context, r io.Reader, store Store, index Index, mapRef Mapper, now time.Time) (Report, error) {
 	var rep Report
 	var idx *ocispec.Index
 	layout := false
@@ -118,7 +118,7 @@ func Import(ctx context.Context, r io.Reader, store Store, index *meta.Index, ma
 		plans = append(plans, p)
 	}
 	for _, p := range plans {
-		if err := p.link(index, now); err != nil {
+		if err := p.link(ctx, index, now); err != nil {
 			return rep, fmt.Errorf("bundle: %s: %w", p.ref, err)
 		}
 		rep.Images++
@@ -210,10 +210,10 @@ func (p *plan) walk(ctx context.Context, store Store, d digest.Digest, mediaType
 
 // link records the image in the index: blobs, then children, then the
 // root with its tag.
-func (p *plan) link(index *meta.Index, now time.Time) error {
+func (p *plan) link(ctx context.Context, index Index, now time.Time) error {
 	t := p.target
 	for _, b := range p.blobs {
-		if err := index.LinkBlob(t.Repo, b.Digest, meta.Blob{Size: b.Size, Origin: t.Origin, Added: now}); err != nil {
+		if err := index.LinkBlob(ctx, t.Repo, b.Digest, meta.Blob{Size: b.Size, Origin: t.Origin, Added: now}); err != nil {
 			return err
 		}
 	}
@@ -225,7 +225,7 @@ func (p *plan) link(index *meta.Index, now time.Time) error {
 			tag = t.Tag
 			tr = meta.Tag{Digest: m.d, MediaType: m.rec.MediaType, Size: m.rec.Size, FetchedAt: now, Origin: t.Origin}
 		}
-		if err := index.PutManifest(t.Repo, m.d, m.rec, tag, tr); err != nil {
+		if err := index.PutManifest(ctx, t.Repo, m.d, m.rec, tag, tr); err != nil {
 			return err
 		}
 	}

@@ -20,6 +20,9 @@ func TestDependencyDirection(t *testing.T) {
 		{"rules", nil},
 		{"cache", nil},
 		{"cache/content", nil},
+		{"cache/meta", nil},
+		// The metadata index's implementations know only the contract.
+		{"cache/meta/badgermeta", []string{"cache/meta"}},
 		{"upstream", nil},
 		{"registry", []string{"cache", "registry/auth"}},
 		{"registry/auth", nil},
