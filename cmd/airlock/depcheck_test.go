@@ -21,8 +21,11 @@ func TestDependencyDirection(t *testing.T) {
 		{"cache", nil},
 		{"cache/content", nil},
 		{"cache/meta", nil},
-		// The metadata index's implementations know only the contract.
+		// The metadata index's implementations and its shared suite know
+		// only the contract.
 		{"cache/meta/badgermeta", []string{"cache/meta"}},
+		{"cache/meta/memmeta", []string{"cache/meta"}},
+		{"cache/meta/metatest", []string{"cache/meta"}},
 		{"upstream", nil},
 		{"registry", []string{"cache", "registry/auth"}},
 		{"registry/auth", nil},

@@ -2,176 +2,32 @@ package badgermeta
 
 import (
 	"context"
-	"github.com/dgraph-io/badger/v4"
-
 	"errors"
-	"fmt"
-	"github.com/airlock/airlock/cache/meta"
-	"reflect"
 	"testing"
 	"time"
 
+	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/cache/meta/metatest"
+	"github.com/dgraph-io/badger/v4"
 	"github.com/opencontainers/go-digest"
+	"go.uber.org/goleak"
 	"go.uber.org/zap"
 )
 
-func open(t *testing.T, dir string) *Index {
-	t.Helper()
-	x, err := Open(dir, zap.NewNop(), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return x
-}
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func TestTagsManifestsBlobsPersist(t *testing.T) {
+func TestSuite(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	x := open(t, dir)
-	now := time.Now().UTC().Truncate(time.Second)
-	d := digest.FromString("manifest")
-	if _, err := x.Tag(context.Background(), "a/b", "v1"); !errors.Is(err, meta.ErrNotFound) {
-		t.Fatalf("want meta.ErrNotFound, got %v", err)
-	}
-	tag := meta.Tag{Digest: d, MediaType: "application/vnd.oci.image.manifest.v1+json", Size: 10, FetchedAt: now, Origin: meta.OriginCache}
-	m := meta.Manifest{MediaType: tag.MediaType, Size: 10, Refs: []digest.Digest{digest.FromString("l")}, Origin: meta.OriginCache, Added: now}
-	if err := x.PutManifest(context.Background(), "a/b", d, m, "v1", tag); err != nil {
-		t.Fatal(err)
-	}
-	if err := x.LinkBlob(context.Background(), "a/b", digest.FromString("l"), meta.Blob{Size: 1, Origin: meta.OriginCache, Added: now}); err != nil {
-		t.Fatal(err)
-	}
-	if err := x.Close(); err != nil {
-		t.Fatal(err)
-	}
-	x = open(t, dir)
-	defer x.Close()
-	got, err := x.Tag(context.Background(), "a/b", "v1")
-	if err != nil || !reflect.DeepEqual(got, tag) {
-		t.Fatalf("tag after reopen: %+v %v", got, err)
-	}
-	gm, err := x.Manifest(context.Background(), "a/b", d)
-	if err != nil || !reflect.DeepEqual(gm, m) {
-		t.Fatalf("manifest after reopen: %+v %v", gm, err)
-	}
-	if _, err := x.Blob(context.Background(), "a/b", digest.FromString("l")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := x.Blob(context.Background(), "a/c", digest.FromString("l")); !errors.Is(err, meta.ErrNotFound) {
-		t.Fatalf("blob links are per repository: %v", err)
-	}
-	r, err := x.Repo(context.Background(), "a/b")
-	if err != nil || r.Origin != meta.OriginCache {
-		t.Fatalf("repo %+v %v", r, err)
-	}
-}
-
-func TestListPaging(t *testing.T) {
-	t.Parallel()
-	x, err := Open("", zap.NewNop(), Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer x.Close()
-	for i := range 5 {
-		if err := x.PutTag(context.Background(), "r", fmt.Sprintf("t%d", i), meta.Tag{Origin: meta.OriginPush}); err != nil {
-			t.Fatal(err)
+	metatest.Run(t, func(t *testing.T) metatest.Open {
+		dir := t.TempDir()
+		return func(t *testing.T) metatest.Index {
+			x, err := Open(dir, zap.NewNop(), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return x
 		}
-	}
-	// A tag of a repository whose name extends "r" must not leak in.
-	x.PutTag(context.Background(), "rr", "zz", meta.Tag{Origin: meta.OriginCache})
-	x.PutTag(context.Background(), "r/sub", "zz", meta.Tag{Origin: meta.OriginCache})
-	all, more, _ := x.Tags(context.Background(), "r", "", 0)
-	if !reflect.DeepEqual(all, []string{"t0", "t1", "t2", "t3", "t4"}) || more {
-		t.Fatalf("all: %v %v", all, more)
-	}
-	page, more, _ := x.Tags(context.Background(), "r", "t1", 2)
-	if !reflect.DeepEqual(page, []string{"t2", "t3"}) || !more {
-		t.Fatalf("page: %v %v", page, more)
-	}
-	page, more, _ = x.Tags(context.Background(), "r", "t3", 2)
-	if !reflect.DeepEqual(page, []string{"t4"}) || more {
-		t.Fatalf("last page: %v %v", page, more)
-	}
-	repos, _, _ := x.Repos(context.Background(), "", 0)
-	if !reflect.DeepEqual(repos, []string{"r", "r/sub", "rr"}) {
-		t.Fatalf("repos %v", repos)
-	}
-	pushed, _ := x.PushedRepos(context.Background())
-	if !reflect.DeepEqual(pushed, []string{"r"}) {
-		t.Fatalf("pushed %v", pushed)
-	}
-	if err := x.DeleteTag(context.Background(), "r", "t0"); err != nil {
-		t.Fatal(err)
-	}
-	if err := x.DeleteTag(context.Background(), "r", "t0"); !errors.Is(err, meta.ErrNotFound) {
-		t.Fatalf("second delete: %v", err)
-	}
-}
-
-// The read cache never serves a record after a write changed or removed it.
-func TestReadCacheFollowsWrites(t *testing.T) {
-	t.Parallel()
-	x, err := Open("", zap.NewNop(), Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer x.Close()
-	d1, d2 := digest.FromString("one"), digest.FromString("two")
-	x.PutTag(context.Background(), "r", "v1", meta.Tag{Digest: d1, Origin: meta.OriginCache})
-	for range 2 { // the second read is served from the cache
-		if got, _ := x.Tag(context.Background(), "r", "v1"); got.Digest != d1 {
-			t.Fatalf("tag %s", got.Digest)
-		}
-	}
-	x.PutTag(context.Background(), "r", "v1", meta.Tag{Digest: d2, Origin: meta.OriginCache})
-	if got, _ := x.Tag(context.Background(), "r", "v1"); got.Digest != d2 {
-		t.Fatalf("moved tag read as %s", got.Digest)
-	}
-	x.LinkBlob(context.Background(), "r", d1, meta.Blob{Size: 1, Origin: meta.OriginCache})
-	x.Blob(context.Background(), "r", d1)
-	if err := x.UnlinkBlob(context.Background(), "r", d1); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := x.Blob(context.Background(), "r", d1); !errors.Is(err, meta.ErrNotFound) {
-		t.Fatalf("unlinked blob still found: %v", err)
-	}
-	x.PutManifest(context.Background(), "r", d2, meta.Manifest{Size: 5, Origin: meta.OriginCache}, "", meta.Tag{})
-	x.Manifest(context.Background(), "r", d2)
-	if err := x.Remove(context.Background(), meta.Removal{Repo: "r", Manifests: []digest.Digest{d2}, Tags: []string{"v1"}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := x.Manifest(context.Background(), "r", d2); !errors.Is(err, meta.ErrNotFound) {
-		t.Fatalf("removed manifest still found: %v", err)
-	}
-	if _, err := x.Tag(context.Background(), "r", "v1"); !errors.Is(err, meta.ErrNotFound) {
-		t.Fatalf("removed tag still found: %v", err)
-	}
-}
-
-// Two owners may pin the same image; dropping one owner's pins keeps the
-// other's.
-func TestPinsPerOwner(t *testing.T) {
-	t.Parallel()
-	x, err := Open("", zap.NewNop(), Options{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer x.Close()
-	ref := "aks-managed-repository/oss/kubernetes/pause:3.10"
-	if err := x.PutPins(context.Background(), []meta.Pin{{Ref: ref, Owner: "cluster/a"}, {Ref: ref, Owner: "cluster/b"}}); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := x.DeletePins(context.Background(), nil, "cluster/a"); err != nil || n != 1 {
-		t.Fatalf("delete cluster/a: %d %v", n, err)
-	}
-	ps, _ := x.Pins(context.Background())
-	if len(ps) != 1 || ps[0].Ref != ref || ps[0].Owner != "cluster/b" {
-		t.Fatalf("pins left: %+v", ps)
-	}
-	if n, _ := x.DeletePins(context.Background(), []string{ref}, ""); n != 1 {
-		t.Fatalf("unpin by reference removed %d", n)
-	}
+	})
 }
 
 func inMemory(t *testing.T) *Index {
@@ -226,5 +82,42 @@ func TestOnDiskFormat(t *testing.T) {
 		if err != nil {
 			t.Errorf("%q: %v", k, err)
 		}
+	}
+}
+
+// The read cache never serves a record after a write changed or removed it.
+func TestReadCacheFollowsWrites(t *testing.T) {
+	t.Parallel()
+	x := inMemory(t)
+	ctx := context.Background()
+	d1, d2 := digest.FromString("one"), digest.FromString("two")
+	x.PutTag(ctx, "r", "v1", meta.Tag{Digest: d1, Origin: meta.OriginCache})
+	for range 2 { // the second read is served from the cache
+		if got, _ := x.Tag(ctx, "r", "v1"); got.Digest != d1 {
+			t.Fatalf("tag %s", got.Digest)
+		}
+	}
+	x.PutTag(ctx, "r", "v1", meta.Tag{Digest: d2, Origin: meta.OriginCache})
+	if got, _ := x.Tag(ctx, "r", "v1"); got.Digest != d2 {
+		t.Fatalf("moved tag read as %s", got.Digest)
+	}
+	x.LinkBlob(ctx, "r", d1, meta.Blob{Size: 1, Origin: meta.OriginCache})
+	x.Blob(ctx, "r", d1)
+	if err := x.UnlinkBlob(ctx, "r", d1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Blob(ctx, "r", d1); !errors.Is(err, meta.ErrNotFound) {
+		t.Fatalf("unlinked blob still found: %v", err)
+	}
+	x.PutManifest(ctx, "r", d2, meta.Manifest{Size: 5, Origin: meta.OriginCache}, "", meta.Tag{})
+	x.Manifest(ctx, "r", d2)
+	if err := x.Remove(ctx, meta.Removal{Repo: "r", Manifests: []digest.Digest{d2}, Tags: []string{"v1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := x.Manifest(ctx, "r", d2); !errors.Is(err, meta.ErrNotFound) {
+		t.Fatalf("removed manifest still found: %v", err)
+	}
+	if _, err := x.Tag(ctx, "r", "v1"); !errors.Is(err, meta.ErrNotFound) {
+		t.Fatalf("removed tag still found: %v", err)
 	}
 }
