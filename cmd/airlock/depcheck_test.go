@@ -45,6 +45,7 @@ func TestDependencyDirection(t *testing.T) {
 		{"deploy/adminapi", []string{"deploy", "rules", "upstream"}},
 		// Shared utilities import nothing of ours; anyone may use them.
 		{"internal/badgerutil", nil},
+		{"internal/promtest", nil},
 		{"bench", []string{"upstream/mar", "upstream/mar/catalog", "upstream/mar/fault", "upstream/mar/fromdir", "upstream/mar/internal/units"}},
 	}
 	for _, c := range cases {
