@@ -21,12 +21,12 @@ import (
 // GET"), and can fail an operation or hold a blob body. It is safe for
 // concurrent use.
 type Fake struct {
-	mu     sync.Mutex
-	repos  map[string]*fakeRepo
-	counts map[string]int
-	fails  map[string]error
-	gates  map[string]*gate
-	holds  map[digest.Digest]*hold
+	counter
+	mu    sync.Mutex
+	repos map[string]*fakeRepo
+	fails map[string]error
+	gates map[string]*gate
+	holds map[digest.Digest]*hold
 }
 
 type fakeRepo struct {
@@ -53,7 +53,7 @@ var _ upstream.Client = (*Fake)(nil)
 
 // NewFake returns an empty fake upstream.
 func NewFake() *Fake {
-	f := &Fake{repos: map[string]*fakeRepo{}, counts: map[string]int{}}
+	f := &Fake{repos: map[string]*fakeRepo{}}
 	f.ClearFaults()
 	return f
 }
@@ -124,29 +124,10 @@ func (f *Fake) PutImage(repo, tag string, size int, seed string) FakeImage {
 }
 
 // Count returns how many calls op had ("blob GET", ...).
-func (f *Fake) Count(op string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.counts[op]
-}
+func (f *Fake) Count(op string) int { return f.sum(func(k string) bool { return k == op }) }
 
 // Total returns how many calls there were.
-func (f *Fake) Total() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n := 0
-	for _, c := range f.counts {
-		n += c
-	}
-	return n
-}
-
-// Reset zeroes the counters.
-func (f *Fake) Reset() {
-	f.mu.Lock()
-	f.counts = map[string]int{}
-	f.mu.Unlock()
-}
+func (f *Fake) Total() int { return f.sum(func(string) bool { return true }) }
 
 // Fail makes every call of op fail with err until ClearFaults; err nil
 // stops failing op.
@@ -202,8 +183,8 @@ func (f *Fake) ClearFaults() {
 
 // call counts op, waits at its gate, and returns its injected failure.
 func (f *Fake) call(ctx context.Context, op string) error {
+	f.add(op)
 	f.mu.Lock()
-	f.counts[op]++
 	g := f.gates[op]
 	f.mu.Unlock()
 	if g != nil {

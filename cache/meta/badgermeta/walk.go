@@ -37,35 +37,35 @@ func (x *Index) each(ctx context.Context, kind, repo string, fn func(repo, name 
 	})
 }
 
-// EachTag implements meta.Walker.
-func (x *Index) EachTag(ctx context.Context, repo string, fn func(meta.TagLink) error) error {
-	return wrap("tags", x.each(ctx, kTag, repo, func(r, name string, v []byte) error {
-		var t meta.Tag
-		if err := json.Unmarshal(v, &t); err != nil {
+// eachRecord decodes every record of kind in repo into a T and calls fn
+// with the link made of it; op names the walk in errors.
+func eachRecord[T, L any](ctx context.Context, x *Index, op, kind, repo string, link func(repo, name string, rec T) L, fn func(L) error) error {
+	return wrap(op, x.each(ctx, kind, repo, func(r, name string, v []byte) error {
+		var rec T
+		if err := json.Unmarshal(v, &rec); err != nil {
 			return err
 		}
-		return fn(meta.TagLink{Repo: r, Name: name, Tag: t})
+		return fn(link(r, name, rec))
 	}))
+}
+
+// EachTag implements meta.Walker.
+func (x *Index) EachTag(ctx context.Context, repo string, fn func(meta.TagLink) error) error {
+	return eachRecord(ctx, x, "tags", kTag, repo, func(r, name string, t meta.Tag) meta.TagLink {
+		return meta.TagLink{Repo: r, Name: name, Tag: t}
+	}, fn)
 }
 
 // EachManifest implements meta.Walker.
 func (x *Index) EachManifest(ctx context.Context, repo string, fn func(meta.ManifestLink) error) error {
-	return wrap("manifests", x.each(ctx, kManifest, repo, func(r, name string, v []byte) error {
-		var m meta.Manifest
-		if err := json.Unmarshal(v, &m); err != nil {
-			return err
-		}
-		return fn(meta.ManifestLink{Repo: r, Digest: digest.Digest(name), Manifest: m})
-	}))
+	return eachRecord(ctx, x, "manifests", kManifest, repo, func(r, name string, m meta.Manifest) meta.ManifestLink {
+		return meta.ManifestLink{Repo: r, Digest: digest.Digest(name), Manifest: m}
+	}, fn)
 }
 
 // EachBlob implements meta.Walker.
 func (x *Index) EachBlob(ctx context.Context, repo string, fn func(meta.BlobLink) error) error {
-	return wrap("blobs", x.each(ctx, kBlob, repo, func(r, name string, v []byte) error {
-		var b meta.Blob
-		if err := json.Unmarshal(v, &b); err != nil {
-			return err
-		}
-		return fn(meta.BlobLink{Repo: r, Digest: digest.Digest(name), Blob: b})
-	}))
+	return eachRecord(ctx, x, "blobs", kBlob, repo, func(r, name string, b meta.Blob) meta.BlobLink {
+		return meta.BlobLink{Repo: r, Digest: digest.Digest(name), Blob: b}
+	}, fn)
 }

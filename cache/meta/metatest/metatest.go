@@ -83,32 +83,32 @@ func at(minutes int) time.Time {
 
 func dg(s string) digest.Digest { return digest.FromString(s) }
 
-// norm makes records comparable with reflect.DeepEqual: times in UTC.
+// norm makes a record, or a slice of records, comparable with
+// reflect.DeepEqual: its times in UTC, whatever location a backend decodes
+// them in.
 func norm(v any) any {
-	switch r := v.(type) {
-	case meta.Tag:
-		r.FetchedAt = r.FetchedAt.UTC()
-		return r
-	case meta.Manifest:
-		r.Added = r.Added.UTC()
-		return r
-	case meta.Blob:
-		r.Added = r.Added.UTC()
-		return r
-	case meta.Repo:
-		r.Created = r.Created.UTC()
-		return r
-	case meta.Referrers:
-		r.FetchedAt = r.FetchedAt.UTC()
-		return r
-	case meta.Pin:
-		r.Added = r.Added.UTC()
-		return r
-	case meta.Access:
-		r.At = r.At.UTC()
-		return r
+	r := reflect.New(reflect.TypeOf(v)).Elem()
+	r.Set(reflect.ValueOf(v))
+	switch r.Kind() {
+	case reflect.Slice:
+		if r.IsNil() {
+			return v
+		}
+		out := reflect.MakeSlice(r.Type(), r.Len(), r.Len())
+		for i := range r.Len() {
+			out.Index(i).Set(reflect.ValueOf(norm(r.Index(i).Interface())))
+		}
+		return out.Interface()
+	case reflect.Struct:
+		for i := range r.NumField() {
+			if f := r.Field(i); f.CanSet() {
+				if tm, ok := f.Interface().(time.Time); ok {
+					f.Set(reflect.ValueOf(tm.UTC()))
+				}
+			}
+		}
 	}
-	return v
+	return r.Interface()
 }
 
 // same fails the test unless got (read with err) equals want.
