@@ -30,7 +30,7 @@ func (s *Service) CreateCacheRule(ctx context.Context, registry string, r CacheR
 			return err
 		}
 		if reg.Name == s.bind.Registry && s.bind.Repos != nil {
-			pushed, err := s.bind.Repos.PushedRepos()
+			pushed, err := s.bind.Repos.PushedRepos(ctx)
 			if err != nil {
 				return err
 			}

@@ -71,7 +71,7 @@ func (e *engine) serves(repo string) (string, bool) {
 
 type pushed []string
 
-func (p pushed) PushedRepos() ([]string, error) { return p, nil }
+func (p pushed) PushedRepos(context.Context) ([]string, error) { return p, nil }
 
 const (
 	boundName = "labbootstrap"

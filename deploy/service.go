@@ -30,9 +30,10 @@ type RuleSetter interface {
 }
 
 // RepoLister lists repositories holding pushed (not cached) content; a cache
-// rule may not capture one. *meta.Index implements it.
+// rule may not capture one. The metadata index (meta.PushedLister)
+// implements it.
 type RepoLister interface {
-	PushedRepos() ([]string, error)
+	PushedRepos(ctx context.Context) ([]string, error)
 }
 
 // Binding ties the control module to the registry this process serves: its

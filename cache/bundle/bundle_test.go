@@ -78,7 +78,7 @@ func TestImport(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 					t.Fatalf("err %v, want %q", err, c.wantErr)
 				}
-				if _, err := index.Tag("team/app", "v1"); !errors.Is(err, meta.ErrNotFound) {
+				if _, err := index.Tag(context.Background(), "team/app", "v1"); !errors.Is(err, meta.ErrNotFound) {
 					t.Fatalf("a refused import linked the tag: %v", err)
 				}
 				return
@@ -87,7 +87,7 @@ func TestImport(t *testing.T) {
 				t.Fatal(err)
 			}
 			if c.foreign {
-				m, err := index.Manifest("team/app", md)
+				m, err := index.Manifest(context.Background(), "team/app", md)
 				if err != nil || len(m.Refs) != 1 || m.Refs[0] != cd {
 					t.Fatalf("manifest with a foreign layer %+v %v: want only the config as a ref", m, err)
 				}
@@ -96,15 +96,15 @@ func TestImport(t *testing.T) {
 			if rep.Images != 1 || rep.Pushed != 1 || rep.Blobs != 3 || rep.Manifests != 1 {
 				t.Fatalf("report %+v", rep)
 			}
-			tag, err := index.Tag("team/app", "v1")
+			tag, err := index.Tag(context.Background(), "team/app", "v1")
 			if err != nil || tag.Digest != md || tag.Origin != meta.OriginPush {
 				t.Fatalf("tag %+v %v", tag, err)
 			}
-			m, err := index.Manifest("team/app", md)
+			m, err := index.Manifest(context.Background(), "team/app", md)
 			if err != nil || len(m.Refs) != 2 {
 				t.Fatalf("manifest %+v %v", m, err)
 			}
-			if _, err := index.Blob("team/app", ld); err != nil {
+			if _, err := index.Blob(context.Background(), "team/app", ld); err != nil {
 				t.Fatalf("layer link: %v", err)
 			}
 		})

@@ -62,7 +62,7 @@ const maxIndex = 16 << 20
 // wrote are put back; the error says so. The caller keeps other writers
 // out of store and index while Import runs (the CLI holds the index's
 // lock, which airlock serve takes too).
-func Import(ctx context.Context, r io.Reader, store Store, index *meta.Index, mapRef Mapper, now time.Time) (Report, error) {
+func Import(ctx context.Context, r io.Reader, store Store, index Index, mapRef Mapper, now time.Time) (Report, error) {
 	j := &journal{store: store, index: index}
 	rep, err := j.run(ctx, r, mapRef, now)
 	if err == nil {
@@ -146,7 +146,7 @@ func (j *journal) run(ctx context.Context, r io.Reader, mapRef Mapper, now time.
 		plans = append(plans, p)
 	}
 	for _, p := range plans {
-		if err := p.link(j, now); err != nil {
+		if err := p.link(ctx, j, now); err != nil {
 			return rep, fmt.Errorf("bundle: %s: %w", p.ref, err)
 		}
 		rep.Images++
@@ -293,16 +293,16 @@ func (p *plan) walk(ctx context.Context, store Store, d digest.Digest, mediaType
 
 // link records the image in the index: blobs, then children, then the
 // root with its tag. j remembers each record before it is written.
-func (p *plan) link(j *journal, now time.Time) error {
+func (p *plan) link(ctx context.Context, j *journal, now time.Time) error {
 	t := p.target
-	if err := j.repo(t.Repo); err != nil {
+	if err := j.repo(ctx, t.Repo); err != nil {
 		return err
 	}
 	for _, b := range p.blobs {
-		if err := j.blobLink(t.Repo, b.Digest); err != nil {
+		if err := j.blobLink(ctx, t.Repo, b.Digest); err != nil {
 			return err
 		}
-		if err := j.index.LinkBlob(t.Repo, b.Digest, meta.Blob{Size: b.Size, Origin: t.Origin, Added: now}); err != nil {
+		if err := j.index.LinkBlob(ctx, t.Repo, b.Digest, meta.Blob{Size: b.Size, Origin: t.Origin, Added: now}); err != nil {
 			return err
 		}
 	}
@@ -313,14 +313,14 @@ func (p *plan) link(j *journal, now time.Time) error {
 		if i == len(p.manifests)-1 && t.Tag != "" {
 			tag = t.Tag
 			tr = meta.Tag{Digest: m.d, MediaType: m.rec.MediaType, Size: m.rec.Size, FetchedAt: now, Origin: t.Origin}
-			if err := j.tag(t.Repo, tag); err != nil {
+			if err := j.tag(ctx, t.Repo, tag); err != nil {
 				return err
 			}
 		}
-		if err := j.manifest(t.Repo, m.d); err != nil {
+		if err := j.manifest(ctx, t.Repo, m.d); err != nil {
 			return err
 		}
-		if err := j.index.PutManifest(t.Repo, m.d, m.rec, tag, tr); err != nil {
+		if err := j.index.PutManifest(ctx, t.Repo, m.d, m.rec, tag, tr); err != nil {
 			return err
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/airlock/airlock/cache/content"
 	"github.com/airlock/airlock/cache/content/fsstore"
 	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/cache/meta/badgermeta"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.uber.org/zap"
@@ -75,14 +76,14 @@ func (b testBundle) at(t *testing.T, blob []byte) int {
 }
 
 // newStore is an empty content store (in dir) and an in-memory index.
-func newStore(t *testing.T) (string, *fsstore.Store, *meta.Index) {
+func newStore(t *testing.T) (string, *fsstore.Store, *badgermeta.Index) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "content")
 	store, err := fsstore.New(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	index, err := meta.Open("", zap.NewNop(), meta.Options{InMemory: true})
+	index, err := badgermeta.Open("", zap.NewNop(), badgermeta.Options{InMemory: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +100,7 @@ type state struct {
 	Repos     map[string]meta.Repo
 }
 
-func snapshot(t *testing.T, dir string, index *meta.Index) state {
+func snapshot(t *testing.T, dir string, index *badgermeta.Index) state {
 	t.Helper()
 	s := state{Files: map[string]string{}, Repos: map[string]meta.Repo{}}
 	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
@@ -117,21 +118,21 @@ func snapshot(t *testing.T, dir string, index *meta.Index) state {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := index.EachTag("", func(l meta.TagLink) error { s.Tags = append(s.Tags, l); return nil }); err != nil {
+	if err := index.EachTag(context.Background(), "", func(l meta.TagLink) error { s.Tags = append(s.Tags, l); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if err := index.Manifests("", func(l meta.ManifestLink) error { s.Manifests = append(s.Manifests, l); return nil }); err != nil {
+	if err := index.EachManifest(context.Background(), "", func(l meta.ManifestLink) error { s.Manifests = append(s.Manifests, l); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if err := index.EachBlob("", func(l meta.BlobLink) error { s.Blobs = append(s.Blobs, l); return nil }); err != nil {
+	if err := index.EachBlob(context.Background(), "", func(l meta.BlobLink) error { s.Blobs = append(s.Blobs, l); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	repos, _, err := index.Repos("", 0)
+	repos, _, err := index.Repos(context.Background(), "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range repos {
-		if s.Repos[r], err = index.Repo(r); err != nil {
+		if s.Repos[r], err = index.Repo(context.Background(), r); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -236,10 +237,10 @@ func TestRefusedImportLeavesNothing(t *testing.T) {
 				}
 			}
 			od := digest.FromBytes(other)
-			if err := index.LinkBlob("team/app", digest.FromBytes(first), meta.Blob{Size: int64(len(first)), Origin: meta.OriginPush, Added: old}); err != nil {
+			if err := index.LinkBlob(context.Background(), "team/app", digest.FromBytes(first), meta.Blob{Size: int64(len(first)), Origin: meta.OriginPush, Added: old}); err != nil {
 				t.Fatal(err)
 			}
-			if err := index.PutManifest("team/app", od, meta.Manifest{MediaType: ocispec.MediaTypeImageManifest, Size: int64(len(other)), Origin: meta.OriginPush, Added: old},
+			if err := index.PutManifest(context.Background(), "team/app", od, meta.Manifest{MediaType: ocispec.MediaTypeImageManifest, Size: int64(len(other)), Origin: meta.OriginPush, Added: old},
 				"v0", meta.Tag{Digest: od, MediaType: ocispec.MediaTypeImageManifest, Size: int64(len(other)), FetchedAt: old, Origin: meta.OriginPush}); err != nil {
 				t.Fatal(err)
 			}
@@ -276,7 +277,7 @@ func TestRefusedImportLeavesNothing(t *testing.T) {
 			if n := len(after.Files) - len(before.Files); n != nLayers+1 {
 				t.Errorf("%d files added, want %d", n, nLayers+1)
 			}
-			if tag, err := index.Tag("team/app", "v0"); err != nil || tag.Digest != good.manifest {
+			if tag, err := index.Tag(context.Background(), "team/app", "v0"); err != nil || tag.Digest != good.manifest {
 				t.Errorf("team/app:v0 after the intact import: %+v %v", tag, err)
 			}
 		})

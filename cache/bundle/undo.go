@@ -14,61 +14,63 @@ import (
 // import can put the content store and the index back as they were.
 type journal struct {
 	store Store
-	index *meta.Index
+	index Index
 	// blobs were not in store when the import began writing them.
 	blobs []digest.Digest
 	// undo reverts the index writes, one function per record, in the
 	// order they were made.
-	undo []func() error
+	undo []func(ctx context.Context) error
 }
 
 // repo remembers whether repo has a record before the first link to it.
 // A record the import created is removed with the links if the repository
 // is a cached one; a pushed repository keeps its (empty) record, as it
 // does when its last image is deleted.
-func (j *journal) repo(repo string) error {
-	_, err := j.index.Repo(repo)
+func (j *journal) repo(ctx context.Context, repo string) error {
+	_, err := j.index.Repo(ctx, repo)
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, meta.ErrNotFound):
-		j.undo = append(j.undo, func() error { return j.index.Remove(meta.Removal{Repo: repo}) })
+		j.undo = append(j.undo, func(ctx context.Context) error { return j.index.Remove(ctx, meta.Removal{Repo: repo}) })
 		return nil
 	}
 	return err
 }
 
 // blobLink remembers the link of blob d to repo before it is written.
-func (j *journal) blobLink(repo string, d digest.Digest) error {
-	return remember(j, func() (meta.Blob, error) { return j.index.Blob(repo, d) },
-		func(b meta.Blob) error { return j.index.LinkBlob(repo, d, b) },
-		func() error { return j.index.UnlinkBlob(repo, d) })
+func (j *journal) blobLink(ctx context.Context, repo string, d digest.Digest) error {
+	return remember(j, func() (meta.Blob, error) { return j.index.Blob(ctx, repo, d) },
+		func(ctx context.Context, b meta.Blob) error { return j.index.LinkBlob(ctx, repo, d, b) },
+		func(ctx context.Context) error { return j.index.UnlinkBlob(ctx, repo, d) })
 }
 
 // manifest remembers the link of manifest d to repo before it is written.
-func (j *journal) manifest(repo string, d digest.Digest) error {
-	return remember(j, func() (meta.Manifest, error) { return j.index.Manifest(repo, d) },
-		func(m meta.Manifest) error { return j.index.PutManifest(repo, d, m, "", meta.Tag{}) },
-		func() error { return j.index.DeleteManifest(repo, d) })
+func (j *journal) manifest(ctx context.Context, repo string, d digest.Digest) error {
+	return remember(j, func() (meta.Manifest, error) { return j.index.Manifest(ctx, repo, d) },
+		func(ctx context.Context, m meta.Manifest) error {
+			return j.index.PutManifest(ctx, repo, d, m, "", meta.Tag{})
+		},
+		func(ctx context.Context) error { return j.index.DeleteManifest(ctx, repo, d) })
 }
 
 // tag remembers repo's tag before it is written.
-func (j *journal) tag(repo, tag string) error {
-	return remember(j, func() (meta.Tag, error) { return j.index.Tag(repo, tag) },
-		func(t meta.Tag) error { return j.index.PutTag(repo, tag, t) },
-		func() error { return j.index.DeleteTag(repo, tag) })
+func (j *journal) tag(ctx context.Context, repo, tag string) error {
+	return remember(j, func() (meta.Tag, error) { return j.index.Tag(ctx, repo, tag) },
+		func(ctx context.Context, t meta.Tag) error { return j.index.PutTag(ctx, repo, tag, t) },
+		func(ctx context.Context) error { return j.index.DeleteTag(ctx, repo, tag) })
 }
 
 // remember reads a record with get and adds its undo: put it back as it
 // was, or delete it if there was none.
-func remember[T any](j *journal, get func() (T, error), put func(T) error, del func() error) error {
+func remember[T any](j *journal, get func() (T, error), put func(context.Context, T) error, del func(context.Context) error) error {
 	prev, err := get()
 	switch {
 	case err == nil:
-		j.undo = append(j.undo, func() error { return put(prev) })
+		j.undo = append(j.undo, func(ctx context.Context) error { return put(ctx, prev) })
 	case errors.Is(err, meta.ErrNotFound):
-		j.undo = append(j.undo, func() error {
-			if err := del(); !errors.Is(err, meta.ErrNotFound) {
+		j.undo = append(j.undo, func(ctx context.Context) error {
+			if err := del(ctx); !errors.Is(err, meta.ErrNotFound) {
 				return err
 			}
 			return nil
@@ -86,7 +88,7 @@ func remember[T any](j *journal, get func() (T, error), put func(T) error, del f
 func (j *journal) rollback(ctx context.Context) error {
 	var errs []error
 	for i := len(j.undo) - 1; i >= 0; i-- {
-		if err := j.undo[i](); err != nil {
+		if err := j.undo[i](ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -89,7 +89,7 @@ func (e *Engine) dropDangling(ctx context.Context, repo, ref string) bool {
 	d, err := digest.Parse(ref)
 	tag := ""
 	if err != nil {
-		rec, err := e.index.Tag(repo, ref)
+		rec, err := e.index.Tag(ctx, repo, ref)
 		if err != nil {
 			return false
 		}
@@ -99,11 +99,11 @@ func (e *Engine) dropDangling(ctx context.Context, repo, ref string) bool {
 		return false
 	}
 	e.log.Warn("manifest linked without its bytes: fetching it again", zap.String("repo", repo), zap.String("digest", d.String()))
-	if err := e.index.DeleteManifest(repo, d); err != nil && !errors.Is(err, meta.ErrNotFound) {
+	if err := e.index.DeleteManifest(ctx, repo, d); err != nil && !errors.Is(err, meta.ErrNotFound) {
 		return false
 	}
 	if tag != "" {
-		if err := e.index.DeleteTag(repo, tag); err != nil && !errors.Is(err, meta.ErrNotFound) {
+		if err := e.index.DeleteTag(ctx, repo, tag); err != nil && !errors.Is(err, meta.ErrNotFound) {
 			return false
 		}
 	}

@@ -22,7 +22,7 @@ func (e *Engine) blob(ctx context.Context, repo string, d digest.Digest, head bo
 		return nil, fmt.Errorf("%w: %q: %v", cache.ErrDigestInvalid, d, err)
 	}
 	t := e.resolve(repo)
-	if _, err := e.index.Blob(repo, d); err == nil {
+	if _, err := e.index.Blob(ctx, repo, d); err == nil {
 		b, err := e.open(ctx, d, head)
 		if err == nil {
 			e.m.hits.WithLabelValues(t.rule, "blob").Inc()
@@ -32,14 +32,14 @@ func (e *Engine) blob(ctx context.Context, repo string, d digest.Digest, head bo
 			return nil, err
 		}
 		// Linked but gone from the store (evicted or lost): fill again.
-		if uerr := e.index.UnlinkBlob(repo, d); uerr != nil && !errors.Is(uerr, meta.ErrNotFound) {
+		if uerr := e.index.UnlinkBlob(ctx, repo, d); uerr != nil && !errors.Is(uerr, meta.ErrNotFound) {
 			return nil, uerr
 		}
 	} else if !errors.Is(err, meta.ErrNotFound) {
 		return nil, err
 	}
 	if !t.cached() {
-		return nil, e.unknown(repo, cache.ErrBlobUnknown, d.String())
+		return nil, e.unknown(ctx, repo, cache.ErrBlobUnknown, d.String())
 	}
 	// Being filled from the same upstream repository, or for this
 	// repository already: join at once.
@@ -58,7 +58,7 @@ func (e *Engine) blob(ctx context.Context, repo string, d digest.Digest, head bo
 			return nil, upstreamErr(err, cache.ErrBlobUnknown, repo+"@"+d.String())
 		}
 		if storeErr == nil {
-			if err := e.index.LinkBlob(repo, d, meta.Blob{Size: size, Origin: meta.OriginCache, Added: e.now()}); err != nil {
+			if err := e.index.LinkBlob(ctx, repo, d, meta.Blob{Size: size, Origin: meta.OriginCache, Added: e.now()}); err != nil {
 				return nil, err
 			}
 			if b, err := e.open(ctx, d, head); err == nil {
@@ -113,7 +113,7 @@ func (e *Engine) joinFill(ctx context.Context, repo string, d digest.Digest, t t
 		// so that a fill finishing just now is not repeated.
 		if _, err := e.store.Stat(ctx, d); err == nil {
 			e.mu.Unlock()
-			if err := e.index.LinkBlob(repo, d, meta.Blob{Origin: meta.OriginCache, Added: e.now()}); err != nil {
+			if err := e.index.LinkBlob(ctx, repo, d, meta.Blob{Origin: meta.OriginCache, Added: e.now()}); err != nil {
 				return nil, err
 			}
 			return e.open(ctx, d, false)
@@ -136,7 +136,7 @@ func (e *Engine) joinFill(ctx context.Context, repo string, d digest.Digest, t t
 		f.repos[repo] = true
 		f.mu.Unlock()
 		if committed {
-			if err := e.index.LinkBlob(repo, d, meta.Blob{Size: f.size, Origin: meta.OriginCache, Added: e.now()}); err != nil {
+			if err := e.index.LinkBlob(ctx, repo, d, meta.Blob{Size: f.size, Origin: meta.OriginCache, Added: e.now()}); err != nil {
 				e.log.Warn("link blob", zap.Error(err))
 			}
 		}

@@ -210,7 +210,7 @@ func (e *Engine) runFill(f *fill, leaderRepo string) {
 	start := e.now()
 	err := e.fetchBlob(ctx, f, log, start)
 	if err == nil {
-		err = e.linkFilled(f)
+		err = e.linkFilled(ctx, f)
 	}
 	if err != nil {
 		e.m.fillFailures.WithLabelValues(f.target.rule).Inc()
@@ -227,7 +227,7 @@ func (e *Engine) runFill(f *fill, leaderRepo string) {
 	f.release()
 }
 
-func (e *Engine) linkFilled(f *fill) error {
+func (e *Engine) linkFilled(ctx context.Context, f *fill) error {
 	f.mu.Lock()
 	repos := make([]string, 0, len(f.repos))
 	for r := range f.repos {
@@ -236,7 +236,7 @@ func (e *Engine) linkFilled(f *fill) error {
 	size := f.written
 	f.mu.Unlock()
 	for _, r := range repos {
-		if err := e.index.LinkBlob(r, f.d, meta.Blob{Size: size, Origin: meta.OriginCache, Added: e.now()}); err != nil {
+		if err := e.index.LinkBlob(ctx, r, f.d, meta.Blob{Size: size, Origin: meta.OriginCache, Added: e.now()}); err != nil {
 			return err
 		}
 	}

@@ -22,12 +22,12 @@ func (e *Engine) Tags(ctx context.Context, repo, last string, n int) ([]string, 
 	if !rules.ValidRepository(repo) {
 		return nil, false, fmt.Errorf("%w: %q", cache.ErrNameInvalid, repo)
 	}
-	tags, more, err := e.index.Tags(repo, last, n)
+	tags, more, err := e.index.Tags(ctx, repo, last, n)
 	if err != nil {
 		return nil, false, err
 	}
 	if len(tags) == 0 && last == "" {
-		if _, err := e.index.Repo(repo); errors.Is(err, meta.ErrNotFound) {
+		if _, err := e.index.Repo(ctx, repo); errors.Is(err, meta.ErrNotFound) {
 			return nil, false, fmt.Errorf("%w: %s", cache.ErrNameUnknown, repo)
 		}
 	}
@@ -36,7 +36,7 @@ func (e *Engine) Tags(ctx context.Context, repo, last string, n int) ([]string, 
 
 // Catalog implements cache.Lister.
 func (e *Engine) Catalog(ctx context.Context, last string, n int) ([]string, bool, error) {
-	return e.index.Repos(last, n)
+	return e.index.Repos(ctx, last, n)
 }
 
 // referrersIndex is the OCI image index a referrers response carries.
@@ -66,7 +66,7 @@ func (e *Engine) Referrers(ctx context.Context, repo string, d digest.Digest, ar
 		}
 		idx.Manifests = append(idx.Manifests, up.Manifests...)
 	}
-	err := e.index.Manifests(repo, func(l meta.ManifestLink) error {
+	err := e.index.EachManifest(ctx, repo, func(l meta.ManifestLink) error {
 		if l.Subject == d && l.Origin == meta.OriginPush {
 			idx.Manifests = append(idx.Manifests, v1.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size, ArtifactType: l.ArtifactType, Annotations: l.Annotations})
 		}
@@ -97,7 +97,7 @@ func (e *Engine) Referrers(ctx context.Context, repo string, d digest.Digest, ar
 // upstreamReferrers returns the upstream's referrers of d, cached for the
 // rule's tag TTL; the last copy is used while the upstream is down.
 func (e *Engine) upstreamReferrers(ctx context.Context, repo string, d digest.Digest, t target) (referrersIndex, error) {
-	rec, err := e.index.Referrers(repo, d)
+	rec, err := e.index.Referrers(ctx, repo, d)
 	if err != nil && !errors.Is(err, meta.ErrNotFound) {
 		return referrersIndex{}, err
 	}
@@ -116,7 +116,7 @@ func (e *Engine) upstreamReferrers(ctx context.Context, repo string, d digest.Di
 				return nil, err
 			}
 			nr := meta.Referrers{Body: r.Body, MediaType: r.MediaType, FetchedAt: e.now()}
-			return nr, e.index.PutReferrers(repo, d, nr)
+			return nr, e.index.PutReferrers(fctx, repo, d, nr)
 		})
 		switch {
 		case ferr == nil:

@@ -49,7 +49,7 @@ func (e *Engine) manifest(ctx context.Context, repo, ref string, head bool) (*ca
 
 func (e *Engine) manifestByTag(ctx context.Context, repo, tag string, head bool) (*cache.Manifest, error) {
 	t := e.resolve(repo)
-	rec, err := e.index.Tag(repo, tag)
+	rec, err := e.index.Tag(ctx, repo, tag)
 	switch {
 	case err == nil:
 		if !t.cached() || rec.Origin == meta.OriginPush || e.now().Sub(rec.FetchedAt) < e.ttl(t) {
@@ -60,7 +60,7 @@ func (e *Engine) manifestByTag(ctx context.Context, repo, tag string, head bool)
 	case !errors.Is(err, meta.ErrNotFound):
 		return nil, err
 	case !t.cached():
-		return nil, e.unknown(repo, cache.ErrManifestUnknown, tag)
+		return nil, e.unknown(ctx, repo, cache.ErrManifestUnknown, tag)
 	}
 	m, err := e.fetchManifest(ctx, repo, tag, t)
 	if err != nil {
@@ -109,7 +109,7 @@ func (e *Engine) revalidate(ctx context.Context, repo, tag string, t target, rec
 		}
 		if h.Digest == rec.Digest {
 			rec.FetchedAt = e.now()
-			if err := e.index.PutTag(repo, tag, rec); err != nil {
+			if err := e.index.PutTag(fctx, repo, tag, rec); err != nil {
 				return nil, err
 			}
 			return nil, nil
@@ -127,7 +127,7 @@ func (e *Engine) revalidate(ctx context.Context, repo, tag string, t target, rec
 		return e.serveFetched(v.(upstream.Manifest), head), nil
 	case errors.Is(err, upstream.ErrNotFound):
 		// The upstream is authoritative for its tags: it no longer has it.
-		if derr := e.index.DeleteTag(repo, tag); derr != nil && !errors.Is(derr, meta.ErrNotFound) {
+		if derr := e.index.DeleteTag(ctx, repo, tag); derr != nil && !errors.Is(derr, meta.ErrNotFound) {
 			e.log.Warn("drop tag deleted upstream", zap.String("repo", repo), zap.String("tag", tag), zap.Error(derr))
 		}
 		return nil, fmt.Errorf("%w: %s:%s (deleted upstream)", cache.ErrManifestUnknown, repo, tag)
@@ -190,7 +190,7 @@ func (e *Engine) fetchManifestNow(ctx context.Context, repo, ref string, t targe
 		tag = ref
 	}
 	e.m.upBytes.WithLabelValues(t.rule).Add(float64(len(m.Body)))
-	err = e.index.PutManifest(repo, m.Digest, rec, tag, meta.Tag{Digest: m.Digest, MediaType: m.MediaType, Size: m.Size, FetchedAt: now, Origin: meta.OriginCache})
+	err = e.index.PutManifest(ctx, repo, m.Digest, rec, tag, meta.Tag{Digest: m.Digest, MediaType: m.MediaType, Size: m.Size, FetchedAt: now, Origin: meta.OriginCache})
 	if err != nil {
 		return upstream.Manifest{}, err
 	}
@@ -199,7 +199,7 @@ func (e *Engine) fetchManifestNow(ctx context.Context, repo, ref string, t targe
 
 func (e *Engine) manifestByDigest(ctx context.Context, repo string, d digest.Digest, head bool) (*cache.Manifest, error) {
 	t := e.resolve(repo)
-	rec, err := e.index.Manifest(repo, d)
+	rec, err := e.index.Manifest(ctx, repo, d)
 	if err == nil {
 		e.m.hits.WithLabelValues(t.rule, "manifest").Inc()
 		return e.local(ctx, d, rec.MediaType, rec.Size, head)
@@ -208,7 +208,7 @@ func (e *Engine) manifestByDigest(ctx context.Context, repo string, d digest.Dig
 		return nil, err
 	}
 	if !t.cached() {
-		return nil, e.unknown(repo, cache.ErrManifestUnknown, d.String())
+		return nil, e.unknown(ctx, repo, cache.ErrManifestUnknown, d.String())
 	}
 	m, err := e.fetchManifest(ctx, repo, d.String(), t)
 	if err != nil {

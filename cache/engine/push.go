@@ -62,11 +62,11 @@ func (e *Engine) PutManifest(ctx context.Context, repo, ref, mediaType string, b
 	if len(tags) > 0 {
 		first = tags[0]
 	}
-	if err := e.index.PutManifest(repo, d, rec, first, tag); err != nil {
+	if err := e.index.PutManifest(ctx, repo, d, rec, first, tag); err != nil {
 		return nil, err
 	}
 	for _, t := range tags[min(1, len(tags)):] {
-		if err := e.index.PutTag(repo, t, tag); err != nil {
+		if err := e.index.PutTag(ctx, repo, t, tag); err != nil {
 			return nil, err
 		}
 	}
@@ -88,7 +88,7 @@ func checkPushed(body []byte, contentType string) (manifest.Manifest, error) {
 func (e *Engine) checkRefs(ctx context.Context, repo string, p manifest.Manifest) error {
 	for _, bd := range p.Blobs() {
 		b := bd.Digest
-		if _, err := e.index.Blob(repo, b); errors.Is(err, meta.ErrNotFound) {
+		if _, err := e.index.Blob(ctx, repo, b); errors.Is(err, meta.ErrNotFound) {
 			return fmt.Errorf("%w: blob %s", cache.ErrManifestBlobUnknown, b)
 		} else if err != nil {
 			return err
@@ -101,7 +101,7 @@ func (e *Engine) checkRefs(ctx context.Context, repo string, p manifest.Manifest
 	}
 	for _, cd := range p.Manifests {
 		c := cd.Digest
-		if _, err := e.index.Manifest(repo, c); errors.Is(err, meta.ErrNotFound) {
+		if _, err := e.index.Manifest(ctx, repo, c); errors.Is(err, meta.ErrNotFound) {
 			return fmt.Errorf("%w: manifest %s", cache.ErrManifestBlobUnknown, c)
 		} else if err != nil {
 			return err
@@ -116,8 +116,8 @@ func (e *Engine) DeleteManifest(ctx context.Context, repo, ref string) error {
 		return err
 	}
 	if d, err := digest.Parse(ref); err == nil {
-		if _, err := e.index.RemoveManifest(repo, d); errors.Is(err, meta.ErrNotFound) {
-			return e.unknown(repo, cache.ErrManifestUnknown, ref)
+		if _, err := e.index.RemoveManifest(ctx, repo, d); errors.Is(err, meta.ErrNotFound) {
+			return e.unknown(ctx, repo, cache.ErrManifestUnknown, ref)
 		} else if err != nil {
 			return err
 		}
@@ -127,8 +127,8 @@ func (e *Engine) DeleteManifest(ctx context.Context, repo, ref string) error {
 	if !ValidTag(ref) {
 		return fmt.Errorf("%w: %q", cache.ErrTagInvalid, ref)
 	}
-	if err := e.index.DeleteTag(repo, ref); errors.Is(err, meta.ErrNotFound) {
-		return e.unknown(repo, cache.ErrManifestUnknown, ref)
+	if err := e.index.DeleteTag(ctx, repo, ref); errors.Is(err, meta.ErrNotFound) {
+		return e.unknown(ctx, repo, cache.ErrManifestUnknown, ref)
 	} else if err != nil {
 		return err
 	}
@@ -144,8 +144,8 @@ func (e *Engine) DeleteBlob(ctx context.Context, repo string, d digest.Digest) e
 	if err := d.Validate(); err != nil {
 		return fmt.Errorf("%w: %q: %v", cache.ErrDigestInvalid, d, err)
 	}
-	if err := e.index.UnlinkBlob(repo, d); errors.Is(err, meta.ErrNotFound) {
-		return e.unknown(repo, cache.ErrBlobUnknown, d.String())
+	if err := e.index.UnlinkBlob(ctx, repo, d); errors.Is(err, meta.ErrNotFound) {
+		return e.unknown(ctx, repo, cache.ErrBlobUnknown, d.String())
 	} else if err != nil {
 		return err
 	}

@@ -41,7 +41,7 @@ func (c *Collector) Collect(ctx context.Context) (Report, error) {
 	start := time.Now()
 	p := c.policy.Load()
 	rep := Report{Quota: p.MaxBytes}
-	if err := c.tracker.Flush(c.index); err != nil {
+	if err := c.tracker.Flush(ctx, c.index); err != nil {
 		c.log.Warn("flush access times", zap.Error(err))
 	}
 	c.pending.Store(0)
@@ -57,8 +57,8 @@ func (c *Collector) Collect(ctx context.Context) (Report, error) {
 		return rep, fmt.Errorf("evict: walk store: %w", err)
 	}
 	c.walked.Store(rep.Before)
-	err = c.index.Exclusive(func() error {
-		m, err := c.load(p)
+	err = c.index.Exclusive(ctx, func(ctx context.Context) error {
+		m, err := c.load(ctx, p)
 		if err != nil {
 			return err
 		}
@@ -76,7 +76,7 @@ func (c *Collector) Collect(ctx context.Context) (Report, error) {
 			if len(rm.Tags)+len(rm.Manifests)+len(rm.Blobs) == 0 {
 				continue
 			}
-			if err := c.index.Remove(rm); err != nil {
+			if err := c.index.Remove(ctx, rm); err != nil {
 				return err
 			}
 			for _, d := range append(append([]digest.Digest(nil), rm.Manifests...), rm.Blobs...) {
@@ -85,7 +85,7 @@ func (c *Collector) Collect(ctx context.Context) (Report, error) {
 		}
 		c.tracker.forget(forget)
 		if len(m.stale) > 0 {
-			if err := c.index.DeleteAccess(m.stale); err != nil {
+			if err := c.index.DeleteAccess(ctx, m.stale); err != nil {
 				c.log.Warn("drop stale access times", zap.Error(err))
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/airlock/airlock/cache/meta/badgermeta"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -61,7 +62,7 @@ type env struct {
 	eng   *engine.Engine
 	col   *evict.Collector
 	store *fsstore.Store
-	index *meta.Index
+	index *badgermeta.Index
 	clock *clock
 	prom  *prometheus.Registry
 	dir   string
@@ -84,7 +85,7 @@ func newEnvWith(t *testing.T, p evict.Policy, wrap func(evict.Store) evict.Store
 	if e.store, err = fsstore.New(dir + "/content"); err != nil {
 		t.Fatal(err)
 	}
-	if e.index, err = meta.Open(dir+"/meta", log, meta.Options{}); err != nil {
+	if e.index, err = badgermeta.Open(dir+"/meta", log, badgermeta.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.index.Close() })
@@ -206,7 +207,7 @@ func (e *env) consistent() {
 			e.t.Errorf("%s %s: %v", what, d, err)
 		}
 	}
-	e.index.Manifests("", func(l meta.ManifestLink) error {
+	e.index.EachManifest(context.Background(), "", func(l meta.ManifestLink) error {
 		check("manifest "+l.Repo, l.Digest)
 		needed[l.Digest] = true
 		for _, r := range l.Refs {
@@ -214,7 +215,7 @@ func (e *env) consistent() {
 		}
 		return nil
 	})
-	e.index.EachBlob("", func(l meta.BlobLink) error {
+	e.index.EachBlob(context.Background(), "", func(l meta.BlobLink) error {
 		check("blob "+l.Repo, l.Digest)
 		needed[l.Digest] = true
 		return nil

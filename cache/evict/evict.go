@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/cache/content"
-	"github.com/airlock/airlock/cache/meta"
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -56,7 +55,7 @@ func (p *policy) low() int64  { return int64(float64(p.MaxBytes) * p.LowWatermar
 // engine's content store with Store, feed Tracker to the engine, then Run.
 type Collector struct {
 	store   Store
-	index   *meta.Index
+	index   Index
 	log     *zap.Logger
 	m       *metrics
 	tracker *Tracker
@@ -101,7 +100,7 @@ func WithFlushInterval(d time.Duration) Option { return func(c *Collector) { c.f
 func WithKickGap(d time.Duration) Option { return func(c *Collector) { c.kickGap = d } }
 
 // New returns a collector over store and index.
-func New(store Store, index *meta.Index, log *zap.Logger, reg prometheus.Registerer, p Policy, opts ...Option) (*Collector, error) {
+func New(store Store, index Index, log *zap.Logger, reg prometheus.Registerer, p Policy, opts ...Option) (*Collector, error) {
 	c := &Collector{
 		store: store, index: index, log: log,
 		busy:       func(digest.Digest) bool { return false },
@@ -230,7 +229,8 @@ func (c *Collector) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			if err := c.tracker.Flush(c.index); err != nil {
+			// ctx has ended: the last flush runs without its cancellation.
+			if err := c.tracker.Flush(context.WithoutCancel(ctx), c.index); err != nil {
 				c.log.Warn("flush access times", zap.Error(err))
 			}
 			return
@@ -246,7 +246,7 @@ func (c *Collector) Run(ctx context.Context) {
 		case <-tick.C:
 			collect()
 		case <-flush.C:
-			if err := c.tracker.Flush(c.index); err != nil {
+			if err := c.tracker.Flush(ctx, c.index); err != nil {
 				c.log.Warn("flush access times", zap.Error(err))
 			}
 		}

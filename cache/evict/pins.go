@@ -1,6 +1,7 @@
 package evict
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -25,7 +26,7 @@ type PinInfo struct {
 // Pin keeps refs ("repo:tag" or "repo@digest") from eviction until
 // unpinned; owner (optional) groups them. Pins set this way are stored in
 // the index and survive restarts.
-func (c *Collector) Pin(refs []string, owner string) error {
+func (c *Collector) Pin(ctx context.Context, refs []string, owner string) error {
 	ps := make([]meta.Pin, 0, len(refs))
 	for _, s := range refs {
 		r, err := ParseRef(s)
@@ -34,13 +35,13 @@ func (c *Collector) Pin(refs []string, owner string) error {
 		}
 		ps = append(ps, meta.Pin{Ref: r.String(), Owner: owner, Added: c.now()})
 	}
-	return c.index.PutPins(ps)
+	return c.index.PutPins(ctx, ps)
 }
 
 // Unpin removes run-time pins: those of refs, and all of owner's when owner
 // is not empty. Pins from the configuration stay. It returns how many it
 // removed.
-func (c *Collector) Unpin(refs []string, owner string) (int, error) {
+func (c *Collector) Unpin(ctx context.Context, refs []string, owner string) (int, error) {
 	norm := make([]string, 0, len(refs))
 	for _, s := range refs {
 		r, err := ParseRef(s)
@@ -49,16 +50,16 @@ func (c *Collector) Unpin(refs []string, owner string) (int, error) {
 		}
 		norm = append(norm, r.String())
 	}
-	return c.index.DeletePins(norm, owner)
+	return c.index.DeletePins(ctx, norm, owner)
 }
 
 // Pins lists every pin, sorted by reference.
-func (c *Collector) Pins() ([]PinInfo, error) {
+func (c *Collector) Pins(ctx context.Context) ([]PinInfo, error) {
 	var out []PinInfo
 	for _, r := range c.policy.Load().pins {
 		out = append(out, PinInfo{Ref: r.String(), Source: "config"})
 	}
-	stored, err := c.index.Pins()
+	stored, err := c.index.Pins(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +89,7 @@ func (c *Collector) PinsHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
 		case http.MethodGet:
-			ps, err := c.Pins()
+			ps, err := c.Pins(r.Context())
 			if err != nil {
 				writeError(w, r, http.StatusInternalServerError, errcode.ErrorCodeUnknown, err)
 				return
@@ -110,14 +111,14 @@ func (c *Collector) PinsHandler() http.Handler {
 					writeError(w, r, http.StatusBadRequest, errcode.ErrorCodeUnknown, fmt.Errorf("refs is empty"))
 					return
 				}
-				if err := c.Pin(req.Refs, req.Owner); err != nil {
+				if err := c.Pin(r.Context(), req.Refs, req.Owner); err != nil {
 					writeError(w, r, http.StatusBadRequest, errcode.ErrorCodeNameInvalid, err)
 					return
 				}
 				w.WriteHeader(http.StatusNoContent)
 				return
 			}
-			n, err := c.Unpin(req.Refs, req.Owner)
+			n, err := c.Unpin(r.Context(), req.Refs, req.Owner)
 			if err != nil {
 				writeError(w, r, http.StatusBadRequest, errcode.ErrorCodeNameInvalid, err)
 				return
@@ -143,9 +144,11 @@ func writeError(w http.ResponseWriter, r *http.Request, status int, code errcode
 
 // SyncPins makes the run-time pins whose owner starts with prefix exactly
 // want (owner -> references): the control module's deploy.Pinner. An
-// owner's set is replaced as a whole when it changed.
+// owner's set is replaced as a whole when it changed. deploy.Pinner has no
+// context: the index is written on a background one.
 func (c *Collector) SyncPins(prefix string, want map[string][]string) error {
-	stored, err := c.index.Pins()
+	ctx := context.Background()
+	stored, err := c.index.Pins(ctx)
 	if err != nil {
 		return err
 	}
@@ -168,7 +171,7 @@ func (c *Collector) SyncPins(prefix string, want map[string][]string) error {
 	}
 	for owner, refs := range have {
 		if w, ok := want[owner]; !ok || !sameRefs(refs, w) {
-			if _, err := c.Unpin(nil, owner); err != nil {
+			if _, err := c.Unpin(ctx, nil, owner); err != nil {
 				return err
 			}
 		}
@@ -177,7 +180,7 @@ func (c *Collector) SyncPins(prefix string, want map[string][]string) error {
 		if h, ok := have[owner]; ok && sameRefs(h, refs) {
 			continue
 		}
-		if err := c.Pin(refs, owner); err != nil {
+		if err := c.Pin(ctx, refs, owner); err != nil {
 			return err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/airlock/airlock/cache/meta/badgermeta"
 	"io"
 	"net/http"
 	"os"
@@ -13,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/airlock/airlock/cache/meta"
 	"github.com/airlock/airlock/upstream/upstreamtest"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -195,11 +195,11 @@ func TestBundleRefusesCorruptAndWarmReportsFailures(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "does not verify") {
 		t.Fatalf("corrupt bundle: exit %d: %s", code, errOut)
 	}
-	index, err := meta.Open(filepath.Join(dir, "s", "meta"), zap.NewNop(), meta.Options{})
+	index, err := badgermeta.Open(filepath.Join(dir, "s", "meta"), zap.NewNop(), badgermeta.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if repos, _, _ := index.Repos("", 0); len(repos) != 0 {
+	if repos, _, _ := index.Repos(context.Background(), "", 0); len(repos) != 0 {
 		t.Fatalf("a refused bundle linked %v", repos)
 	}
 	index.Close()

@@ -14,7 +14,7 @@ import (
 
 	"github.com/airlock/airlock/cache/bundle"
 	"github.com/airlock/airlock/cache/content/fsstore"
-	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/cache/meta/badgermeta"
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
 	"github.com/airlock/airlock/upstream/images"
 	"github.com/opencontainers/go-digest"
@@ -217,7 +217,7 @@ func importBundle(ctx context.Context, cfg *config.Config, path string, m bundle
 	if err != nil {
 		return bundle.Report{}, err
 	}
-	index, err := meta.Open(filepath.Join(cfg.Storage.Dir, "meta"), zap.NewNop(), meta.Options{})
+	index, err := badgermeta.Open(filepath.Join(cfg.Storage.Dir, "meta"), zap.NewNop(), badgermeta.Options{})
 	if err != nil {
 		if strings.Contains(err.Error(), "lock") {
 			err = fmt.Errorf("%w (is airlock serve running on %s? stop it first)", err, cfg.Storage.Dir)

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/cache/meta/badgermeta"
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
 	"github.com/airlock/airlock/deploy"
 	"github.com/airlock/airlock/deploy/adminapi"
@@ -140,9 +140,9 @@ func openLocal(ctx context.Context, cfg *config.Config, log *zap.Logger) (*admin
 	if err != nil {
 		return nil, nil, err
 	}
-	var index *meta.Index
+	var index *badgermeta.Index
 	if _, err := os.Stat(filepath.Join(cfg.Storage.Dir, "meta")); err == nil {
-		if index, err = meta.Open(filepath.Join(cfg.Storage.Dir, "meta"), log, meta.Options{}); err != nil {
+		if index, err = badgermeta.Open(filepath.Join(cfg.Storage.Dir, "meta"), log, badgermeta.Options{}); err != nil {
 			return nil, nil, errors.New("cache index in use: " + err.Error() + " (is airlock serve running? use --server)")
 		}
 		b.Repos = index

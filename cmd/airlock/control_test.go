@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/airlock/airlock/cache/meta/badgermeta"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -336,12 +337,12 @@ func TestServeRefusesStateConflictingWithConfig(t *testing.T) {
 func TestCacheRuleRefusesPushedRepository(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	index, err := meta.Open(filepath.Join(dir, "meta"), zap.NewNop(), meta.Options{})
+	index, err := badgermeta.Open(filepath.Join(dir, "meta"), zap.NewNop(), badgermeta.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := digest.FromString("pushed manifest")
-	if err := index.PutManifest("team/app", d, meta.Manifest{Origin: meta.OriginPush, Added: time.Now()}, "v1", meta.Tag{Digest: d, Origin: meta.OriginPush}); err != nil {
+	if err := index.PutManifest(context.Background(), "team/app", d, meta.Manifest{Origin: meta.OriginPush, Added: time.Now()}, "v1", meta.Tag{Digest: d, Origin: meta.OriginPush}); err != nil {
 		t.Fatal(err)
 	}
 	if err := index.Close(); err != nil {

@@ -23,6 +23,12 @@ func TestDependencyDirection(t *testing.T) {
 		{"rules", nil},
 		{"cache", nil},
 		{"cache/content", nil},
+		{"cache/meta", nil},
+		// The metadata index's implementations and its shared suite know
+		// only the contract.
+		{"cache/meta/badgermeta", []string{"cache/meta"}},
+		{"cache/meta/memmeta", []string{"cache/meta"}},
+		{"cache/meta/metatest", []string{"cache/meta"}},
 		{"upstream", nil},
 		{"registry", []string{"cache", "registry/auth"}},
 		{"registry/auth", nil},
@@ -56,6 +62,7 @@ func TestDependencyDirection(t *testing.T) {
 		{"internal/azuritetest", nil},
 		{"internal/units", nil},
 		{"internal/ocierr", nil},
+		{"internal/promtest", nil},
 		{"bench", []string{"deploy/aks", "upstream/mar", "upstream/mar/catalog", "upstream/mar/fault", "upstream/mar/fromdir"}},
 	}
 	for _, c := range cases {

@@ -10,7 +10,7 @@ import (
 	"github.com/airlock/airlock/cache/content/fsstore"
 	"github.com/airlock/airlock/cache/engine"
 	"github.com/airlock/airlock/cache/evict"
-	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/cache/meta/badgermeta"
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
 	"github.com/airlock/airlock/internal/ocierr"
 	"github.com/airlock/airlock/registry"
@@ -26,7 +26,7 @@ import (
 type ops struct {
 	log     *zap.Logger
 	store   *fsstore.Store
-	index   *meta.Index
+	index   *badgermeta.Index
 	col     *evict.Collector
 	busy    func(digest.Digest) bool // set once the engine exists
 	ready   atomic.Bool
@@ -34,7 +34,7 @@ type ops struct {
 	done    chan struct{} // closed when the collector stopped
 }
 
-func newOps(cfg *config.Config, store *fsstore.Store, index *meta.Index, log *zap.Logger, reg prometheus.Registerer) (*ops, error) {
+func newOps(cfg *config.Config, store *fsstore.Store, index *badgermeta.Index, log *zap.Logger, reg prometheus.Registerer) (*ops, error) {
 	o := &ops{log: log, store: store, index: index, busy: func(digest.Digest) bool { return false },
 		readyCh: make(chan struct{}), done: make(chan struct{})}
 	opts := []evict.Option{evict.WithBusy(func(d digest.Digest) bool { return o.busy(d) })}

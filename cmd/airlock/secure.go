@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -72,8 +73,8 @@ func securityOptions(cfg *config.Config, log *zap.Logger) ([]registry.Option, er
 
 // checkPushedRepos refuses cache rules whose target covers a repository
 // holding pushed content (ACR: TargetRepositoryPrefixMatchesExistingRegistries).
-func checkPushedRepos(set *rules.Set, index *meta.Index) error {
-	pushed, err := index.PushedRepos()
+func checkPushedRepos(set *rules.Set, index meta.PushedLister) error {
+	pushed, err := index.PushedRepos(context.Background())
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/airlock/airlock/cache/content/fsstore"
 	"github.com/airlock/airlock/cache/engine"
-	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/cache/meta/badgermeta"
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
 	"github.com/airlock/airlock/registry"
 	"github.com/airlock/airlock/upstream"
@@ -25,7 +25,7 @@ import (
 type server struct {
 	cfg    *config.Config
 	log    *zap.Logger
-	index  *meta.Index
+	index  *badgermeta.Index
 	engine *engine.Engine
 	http   *http.Server
 	ln     net.Listener
@@ -85,7 +85,7 @@ func newServer(cfg *config.Config, log *zap.Logger) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	index, err := meta.Open(filepath.Join(cfg.Storage.Dir, "meta"), log, meta.Options{})
+	index, err := badgermeta.Open(filepath.Join(cfg.Storage.Dir, "meta"), log, badgermeta.Options{})
 	if err != nil {
 		return nil, err
 	}

@@ -57,8 +57,8 @@ type Upstream struct {
 	// Host is host:port of the server, for rules' upstream endpoints.
 	Host string
 
+	counter
 	mu     sync.Mutex
-	counts map[string]int
 	faults []*faultState
 	inner  http.Handler
 	pool   *http.Transport
@@ -71,7 +71,7 @@ type faultState struct {
 
 // New starts an upstream with referrers support; it is closed with t.
 func New(t testing.TB) *Upstream {
-	u := &Upstream{counts: map[string]int{}, pool: &http.Transport{}, inner: registry.New(registry.WithReferrersSupport(true), registry.Logger(log.New(io.Discard, "", 0)))}
+	u := &Upstream{pool: &http.Transport{}, inner: registry.New(registry.WithReferrersSupport(true), registry.Logger(log.New(io.Discard, "", 0)))}
 	u.Server = httptest.NewServer(http.HandlerFunc(u.serve))
 	t.Cleanup(u.Server.Close)
 	t.Cleanup(u.pool.CloseIdleConnections)
@@ -86,36 +86,15 @@ func (u *Upstream) URL() string { return u.Server.URL }
 // Count returns how many requests had this method and a path containing
 // part (e.g. "/blobs/sha256:..." or "/manifests/").
 func (u *Upstream) Count(method, part string) int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	n := 0
-	for k, c := range u.counts {
+	return u.sum(func(k string) bool {
 		m, p, _ := strings.Cut(k, " ")
-		if (method == "" || m == method) && strings.Contains(p, part) {
-			n += c
-		}
-	}
-	return n
+		return (method == "" || m == method) && strings.Contains(p, part)
+	})
 }
 
 // Total is the number of requests other than pings (GET /v2/).
 func (u *Upstream) Total() int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	n := 0
-	for k, c := range u.counts {
-		if !strings.HasSuffix(k, " /v2/") {
-			n += c
-		}
-	}
-	return n
-}
-
-// Reset zeroes the counters.
-func (u *Upstream) Reset() {
-	u.mu.Lock()
-	u.counts = map[string]int{}
-	u.mu.Unlock()
+	return u.sum(func(k string) bool { return !strings.HasSuffix(k, " /v2/") })
 }
 
 // AddFault installs a fault; later faults are checked after earlier ones.
@@ -161,8 +140,8 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 		u.inner.ServeHTTP(w, r)
 		return
 	}
+	u.add(r.Method + " " + r.URL.Path)
 	u.mu.Lock()
-	u.counts[r.Method+" "+r.URL.Path]++
 	var f *Fault
 	for _, fs := range u.faults {
 		if (fs.Method == "" || fs.Method == r.Method) && strings.Contains(r.URL.Path, fs.PathContains) && (fs.Times == 0 || fs.used < fs.Times) {

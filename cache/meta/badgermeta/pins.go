@@ -1,10 +1,11 @@
-package meta
+package badgermeta
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
-	"time"
 
+	"github.com/airlock/airlock/cache/meta"
 	"github.com/dgraph-io/badger/v4"
 )
 
@@ -13,19 +14,9 @@ import (
 // same image; pins from the configuration file are not stored.
 const kPin = "p"
 
-// Pin is an image reference ("repo:tag" or "repo@digest") that eviction
-// must keep.
-type Pin struct {
-	Ref string `json:"-"`
-	// Owner groups pins set together (e.g. a cluster's bootstrap set) so
-	// they can be replaced or dropped together.
-	Owner string    `json:"o,omitempty"`
-	Added time.Time `json:"t"`
-}
-
-// PutPins records pins.
-func (x *Index) PutPins(ps []Pin) error {
-	return wrap("put pins", x.durable(OriginPush, x.update(func(txn *badger.Txn) error {
+// PutPins implements meta.PinStore.
+func (x *Index) PutPins(ctx context.Context, ps []meta.Pin) error {
+	return wrap("put pins", x.durable(meta.OriginPush, x.update(func(txn *badger.Txn) error {
 		for _, p := range ps {
 			if err := set(txn, key(kPin, p.Ref, p.Owner), p); err != nil {
 				return err
@@ -35,9 +26,8 @@ func (x *Index) PutPins(ps []Pin) error {
 	})))
 }
 
-// DeletePins removes the pins of refs (whoever set them), and every pin of
-// owner when owner is not empty; it returns how many it removed.
-func (x *Index) DeletePins(refs []string, owner string) (int, error) {
+// DeletePins implements meta.PinStore.
+func (x *Index) DeletePins(ctx context.Context, refs []string, owner string) (int, error) {
 	n := 0
 	err := x.update(func(txn *badger.Txn) error {
 		wanted := map[string]bool{}
@@ -69,19 +59,19 @@ func (x *Index) DeletePins(refs []string, owner string) (int, error) {
 }
 
 // pinOf decodes a stored pin; its reference is in the key.
-func pinOf(item *badger.Item) (Pin, error) {
-	var p Pin
+func pinOf(item *badger.Item) (meta.Pin, error) {
+	var p meta.Pin
 	if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &p) }); err != nil {
-		return Pin{}, err
+		return meta.Pin{}, err
 	}
 	rest := string(item.Key()[len(kPin)+len(sep):])
 	p.Ref, _, _ = strings.Cut(rest, sep)
 	return p, nil
 }
 
-// Pins lists the stored pins, sorted by reference.
-func (x *Index) Pins() ([]Pin, error) {
-	var out []Pin
+// Pins implements meta.PinStore; the key order is reference, then owner.
+func (x *Index) Pins(ctx context.Context) ([]meta.Pin, error) {
+	var out []meta.Pin
 	err := x.db.View(func(txn *badger.Txn) error {
 		prefix := key(kPin, "")
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})

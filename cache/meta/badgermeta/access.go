@@ -1,9 +1,11 @@
-package meta
+package badgermeta
 
 import (
+	"context"
 	"encoding/binary"
 	"time"
 
+	"github.com/airlock/airlock/cache/meta"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -13,15 +15,9 @@ import (
 // every request.
 const kAccess = "a"
 
-// Access is when a manifest or blob of a repository was last served.
-type Access struct {
-	Repo   string
-	Digest digest.Digest
-	At     time.Time
-}
-
-// PutAccess records access times in as few transactions as it can.
-func (x *Index) PutAccess(as []Access) error {
+// PutAccess implements meta.AccessRecorder, in as few transactions as it
+// can.
+func (x *Index) PutAccess(ctx context.Context, as []meta.Access) error {
 	wb := x.db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, a := range as {
@@ -34,18 +30,18 @@ func (x *Index) PutAccess(as []Access) error {
 	return wrap("put access", wb.Flush())
 }
 
-// EachAccess calls fn for every recorded access time.
-func (x *Index) EachAccess(fn func(Access) error) error {
-	return wrap("access", x.each(kAccess, "", func(repo, d string, v []byte) error {
+// EachAccess implements meta.AccessLog.
+func (x *Index) EachAccess(ctx context.Context, fn func(meta.Access) error) error {
+	return wrap("access", x.each(ctx, kAccess, "", func(repo, d string, v []byte) error {
 		if len(v) != 8 {
 			return nil
 		}
-		return fn(Access{Repo: repo, Digest: digest.Digest(d), At: time.Unix(0, int64(binary.BigEndian.Uint64(v)))})
+		return fn(meta.Access{Repo: repo, Digest: digest.Digest(d), At: time.Unix(0, int64(binary.BigEndian.Uint64(v)))})
 	}))
 }
 
-// DeleteAccess removes access records (of links that no longer exist).
-func (x *Index) DeleteAccess(as []Access) error {
+// DeleteAccess implements meta.AccessLog.
+func (x *Index) DeleteAccess(ctx context.Context, as []meta.Access) error {
 	wb := x.db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, a := range as {

@@ -1,23 +1,23 @@
-package meta
+package badgermeta
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 
+	"github.com/airlock/airlock/cache/meta"
 	"github.com/dgraph-io/badger/v4"
 	"github.com/opencontainers/go-digest"
 )
 
-// RemoveManifest unlinks a manifest from repo and removes every tag of
-// repo pointing at it, in one transaction. It returns the removed tags, or
-// ErrNotFound if the manifest was not linked.
-func (x *Index) RemoveManifest(repo string, d digest.Digest) ([]string, error) {
+// RemoveManifest implements meta.ManifestStore, in one transaction.
+func (x *Index) RemoveManifest(ctx context.Context, repo string, d digest.Digest) ([]string, error) {
 	var removed []string
 	err := x.update(func(txn *badger.Txn) error {
 		removed = removed[:0]
 		mk := key(kManifest, repo, d.String())
 		if _, err := txn.Get(mk); errors.Is(err, badger.ErrKeyNotFound) {
-			return ErrNotFound
+			return meta.ErrNotFound
 		} else if err != nil {
 			return err
 		}
@@ -25,7 +25,7 @@ func (x *Index) RemoveManifest(repo string, d digest.Digest) ([]string, error) {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 16})
 		var drop [][]byte
 		for it.Rewind(); it.Valid(); it.Next() {
-			var t Tag
+			var t meta.Tag
 			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &t) }); err != nil {
 				it.Close()
 				return err
@@ -43,5 +43,5 @@ func (x *Index) RemoveManifest(repo string, d digest.Digest) ([]string, error) {
 		}
 		return txn.Delete(mk)
 	})
-	return removed, wrap("remove manifest", x.durable(OriginPush, err))
+	return removed, wrap("remove manifest", x.durable(meta.OriginPush, err))
 }

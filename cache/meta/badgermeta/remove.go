@@ -1,30 +1,20 @@
-package meta
+package badgermeta
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 
+	"github.com/airlock/airlock/cache/meta"
 	"github.com/dgraph-io/badger/v4"
-	"github.com/opencontainers/go-digest"
 )
-
-// Removal lists links of one repository to remove together: what eviction
-// or the startup check decided is gone.
-type Removal struct {
-	Repo      string
-	Tags      []string
-	Manifests []digest.Digest
-	Blobs     []digest.Digest
-}
 
 // removeBatch bounds the keys deleted in one transaction.
 const removeBatch = 512
 
-// Remove deletes the links of r (missing ones are skipped), their access
-// records and the cached referrers of removed manifests. A cached (not
-// pushed) repository left with no tag, manifest or blob is removed from the
-// catalog. Links added meanwhile are kept.
-func (x *Index) Remove(r Removal) error {
+// Remove implements meta.Remover, in transactions of at most removeBatch
+// keys.
+func (x *Index) Remove(ctx context.Context, r meta.Removal) error {
 	var keys [][]byte
 	for _, t := range r.Tags {
 		keys = append(keys, key(kTag, r.Repo, t))
@@ -72,11 +62,11 @@ func dropIfEmpty(txn *badger.Txn, repo string) error {
 	if err != nil {
 		return err
 	}
-	var rec Repo
+	var rec meta.Repo
 	if err := item.Value(func(b []byte) error { return json.Unmarshal(b, &rec) }); err != nil {
 		return err
 	}
-	if rec.Origin != OriginCache {
+	if rec.Origin != meta.OriginCache {
 		return nil
 	}
 	return txn.Delete(key(kRepo, repo))
