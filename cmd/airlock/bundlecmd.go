@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,52 +18,104 @@ import (
 	"github.com/airlock/airlock/upstream/images"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 )
 
-// runBundle is `airlock bundle export|import`.
-func runBundle(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 {
-		switch args[0] {
-		case "export":
-			return runExport(ctx, args[1:], stdout, stderr)
-		case "import":
-			return runImport(ctx, args[1:], stdout, stderr)
-		}
-	}
-	fmt.Fprintln(stderr, "airlock bundle: usage: airlock bundle export --list FILE -o bundle.tar ... | airlock bundle import --config FILE bundle.tar")
-	return 2
+// bundleCmd is `airlock bundle export|import`.
+func bundleCmd() *cobra.Command {
+	cmd := group(&cobra.Command{
+		Use:   "bundle",
+		Short: "Export an image list to an OCI layout tarball, or import one (air gap)",
+		Long: `Move images across an air gap: bundle export writes an image list to an OCI
+image layout tarball (through a running airlock, or --direct from the
+registries); bundle import loads one into a stopped airlock's storage, verifying
+every digest.`,
+		Example: `  airlock bundle export --config airlock.yaml --list images.txt --platform linux/amd64 -o bundle.tar
+  airlock bundle import --config airlock.yaml bundle.tar`,
+	})
+	cmd.AddCommand(exportCmd(), importCmd())
+	return cmd
 }
 
-func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("bundle export", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	list := fs.String("list", "", "image list file, one reference per line (- for standard input)")
-	out := fs.String("o", "", "bundle file to write (- for standard output)")
+func exportCmd() *cobra.Command {
+	var list, out string
 	var sf sourceFlags
-	sf.register(fs, true)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	cmd := &cobra.Command{
+		Use:   "export --list FILE -o FILE (--config FILE | --server URL | --direct)",
+		Short: "Write an image list to an OCI image layout tarball",
+		Long: `Resolve every reference of an image list (an index down to the platforms asked
+for) and write its manifests and blobs, each once, to an OCI image layout
+tarball whose index.json names every image. Through a running airlock (its
+cache answers even when the upstream is down) or, with --direct, from each
+reference's registry; there the upstreams: endpoint overrides of --config
+apply. The file appears only once the bundle is complete.`,
+		Example: `  airlock bundle export --config airlock.yaml --list images.txt --platform linux/amd64 -o bundle.tar
+  # straight from the registries (their endpoints as --config overrides them)
+  airlock bundle export --direct --config airlock.yaml --list images.txt -o bundle.tar
+  # to standard output
+  airlock bundle export --server http://127.0.0.1:5000 --list images.txt -o - | ssh gateway 'cat > bundle.tar'`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := required(cmd, "list", "output"); err != nil {
+				return err
+			}
+			refs, err := readList(list, cmd.InOrStdin())
+			if err != nil {
+				return &usageError{err.Error()}
+			}
+			src, err := sf.open()
+			if err != nil {
+				return err
+			}
+			return exportTo(cmd.Context(), src, refs, &sf, out, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
 	}
-	if *list == "" || *out == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "airlock bundle export: usage: airlock bundle export --list FILE -o bundle.tar (--config FILE | --server URL | --direct) [--platform os/arch,...]")
-		return 2
-	}
-	refs, err := readList(*list)
-	if err == nil {
-		var src *source
-		if src, err = sf.open(); err == nil {
-			err = exportTo(ctx, src, refs, &sf, *out, stdout, stderr)
-		} else {
-			fmt.Fprintf(stderr, "airlock bundle export: %v\n", err)
-			return 2
+	fs := cmd.Flags()
+	fs.StringVar(&list, "list", "", "image list `FILE`, one reference per line (- for standard input); required")
+	fs.StringVarP(&out, "output", "o", "", "bundle `FILE` to write (- for standard output); required")
+	fs.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		if name == "o" { // --o, as Go's flag package took -o
+			name = "output"
 		}
+		return pflag.NormalizedName(name)
+	})
+	sf.register(fs, true)
+	return cmd
+}
+
+func importCmd() *cobra.Command {
+	var cfgPath string
+	var asPushed bool
+	cmd := &cobra.Command{
+		Use:   "import --config FILE [--as-pushed] BUNDLE",
+		Short: "Load an OCI image layout tarball into a stopped airlock",
+		Long: `Load a bundle into the storage of --config, with airlock stopped: every blob is
+verified against its digest as it streams, then each image named in index.json
+is checked complete and linked. An image a cache rule fetches goes under that
+rule, as cached content (served stale when the upstream is unreachable); the
+others, or all with --as-pushed, as pushed content in the repository named
+without its host. A bundle that does not verify links nothing.`,
+		Example: `  airlock bundle import --config airlock.yaml bundle.tar
+  airlock bundle import --config airlock.yaml --as-pushed bundle.tar
+  ssh gateway 'cat bundle.tar' | airlock bundle import --config airlock.yaml -`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usagef("give one bundle file (- for standard input) (see 'airlock bundle import --help')")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := required(cmd, "config"); err != nil {
+				return err
+			}
+			return runImport(cmd.Context(), cfgPath, args[0], asPushed, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "airlock bundle export: %v\n", err)
-		return 1
-	}
-	return 0
+	cmd.Flags().StringVar(&cfgPath, "config", "", "airlock configuration `FILE` (storage.dir and cache rules); required")
+	cmd.Flags().BoolVar(&asPushed, "as-pushed", false, "import every image as pushed content, even where a cache rule fetches it")
+	return cmd
 }
 
 // exportTo writes the bundle to path through a temporary file, renamed
@@ -167,44 +218,32 @@ func export(ctx context.Context, src *source, refs []string, n int, platforms st
 	return blobs, size, bw.Close()
 }
 
-func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("bundle import", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "airlock configuration (storage.dir and cache rules)")
-	asPushed := fs.Bool("as-pushed", false, "import every image as pushed content, even where a cache rule fetches it")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if *cfgPath == "" || fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "airlock bundle import: usage: airlock bundle import --config FILE [--as-pushed] bundle.tar")
-		return 2
-	}
-	cfg, err := config.Load(*cfgPath)
+// runImport imports the bundle at path ("-": stdin) into the storage of
+// the configuration at cfgPath.
+func runImport(ctx context.Context, cfgPath, path string, asPushed bool, stdin io.Reader, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(cfgPath)
 	if err != nil {
-		fmt.Fprintf(stderr, "airlock bundle import: %v\n", err)
-		return 2
+		return err
 	}
 	set, err := cfg.RuleSet()
 	if err != nil {
-		fmt.Fprintf(stderr, "airlock bundle import: %v\n", err)
-		return 2
+		return err
 	}
-	rep, err := importBundle(ctx, cfg, fs.Arg(0), importTarget(set, *asPushed))
+	rep, err := importBundle(ctx, cfg, path, stdin, importTarget(set, asPushed))
 	if err != nil {
-		fmt.Fprintf(stderr, "airlock bundle import: %v\n", err)
-		return 1
+		return err
 	}
 	fmt.Fprintf(stdout, "imported %d images (%d cached under rules, %d pushed): %d blobs, %s\n", rep.Images, rep.Cached, rep.Pushed, rep.Blobs, human(rep.Bytes))
 	for _, s := range rep.Skipped {
 		fmt.Fprintf(stderr, "skipped %s: no reference name in index.json\n", s)
 	}
-	return 0
+	return nil
 }
 
 // importBundle loads a bundle into the storage of cfg. The server must not
 // be running: the index is opened directly.
-func importBundle(ctx context.Context, cfg *config.Config, path string, m bundle.Mapper) (bundle.Report, error) {
-	var r io.Reader = os.Stdin
+func importBundle(ctx context.Context, cfg *config.Config, path string, stdin io.Reader, m bundle.Mapper) (bundle.Report, error) {
+	r := stdin
 	if path != "-" {
 		f, err := os.Open(path)
 		if err != nil {

@@ -220,7 +220,7 @@ func TestControlCLIBadInput(t *testing.T) {
 		want string
 	}{
 		{[]string{"cluster", "create"}, 2, "--name is required"},
-		{[]string{"cluster", "create", "--name", "c", "--bogus"}, 2, "flag provided but not defined: -bogus"},
+		{[]string{"cluster", "create", "--name", "c", "--bogus"}, 2, "unknown flag: --bogus"},
 		{[]string{"cluster", "create", "--name", "c", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"cluster", "frob"}, 2, `unknown command "frob"`},
 		{[]string{"cluster", "upgrade", "--name", "c"}, 2, "--node-image-only"},

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,18 +13,9 @@ import (
 	"github.com/airlock/airlock/deploy"
 	"github.com/airlock/airlock/upstream/mar"
 	"github.com/airlock/airlock/upstream/mar/catalog"
+	"github.com/spf13/cobra"
 	"go.uber.org/zap/zapcore"
 )
-
-const labUsage = `usage: airlock lab [flags]
-
-Start the whole product on this machine, in one process: the MAR emulator
-(upstream, mcr.microsoft.com) and airlock serving the aks-managed-mcr cache
-rule in front of it. Prints the registry address, a containerd hosts.toml and
-commands to pull through it. Ctrl-C stops everything cleanly.
-
-Flags:
-%s`
 
 // labOptions configure a lab.
 type labOptions struct {
@@ -184,49 +174,52 @@ func indent(s, prefix string) string {
 	return strings.Join(lines, "\n") + "\n"
 }
 
-func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("airlock lab", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+func labCmd() *cobra.Command {
 	var o labOptions
 	var scale, level string
+	cmd := &cobra.Command{
+		Use:   "lab",
+		Short: "Run the MAR emulator and airlock in front of it (make run)",
+		Long: `Start the whole product on this machine, in one process: the MAR emulator
+(upstream, mcr.microsoft.com) and airlock serving the aks-managed-mcr cache
+rule in front of it, as the AKS-managed registry of a network-isolated cluster
+"lab". Prints the registry address, a containerd hosts.toml and commands to
+pull through it. State stays in --dir; Ctrl-C stops everything cleanly.`,
+		Example: `  airlock lab
+  # 647 MiB of full-size layers, generated once into ./data/mar-catalog
+  airlock lab --dir ./data --scale full
+  # other ports
+  airlock lab --listen 127.0.0.1:5050 --mar-listen 127.0.0.1:6060`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Scale = catalog.Scale(scale)
+			if o.Scale != catalog.ScaleSmall && o.Scale != catalog.ScaleFull {
+				return usagef("--scale %q: want small or full", scale)
+			}
+			lvl, err := zapcore.ParseLevel(level)
+			if err != nil {
+				return usagef("--log-level: %v", err)
+			}
+			o.LogLevel = lvl
+			return runLab(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	fs := cmd.Flags()
 	fs.StringVar(&o.Dir, "dir", "./data", "state `directory` (airlock store, control state, generated catalog, node config)")
 	fs.StringVar(&o.Listen, "listen", "127.0.0.1:5000", "airlock registry `address`")
 	fs.StringVar(&o.MarListen, "mar-listen", "127.0.0.1:6000", "MAR emulator `address`")
 	fs.StringVar(&scale, "scale", string(catalog.ScaleSmall), "catalog layer sizes: small or full")
 	fs.Uint64Var(&o.Seed, "seed", 1, "catalog content seed")
 	fs.StringVar(&level, "log-level", "warn", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stdout, labUsage, flagDefaults(fs))
-			return 0
-		}
-		fmt.Fprintf(stderr, "airlock lab: %v (see airlock lab --help)\n", err)
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "airlock lab: unexpected argument %q\n", fs.Arg(0))
-		return 2
-	}
-	o.Scale = catalog.Scale(scale)
-	if o.Scale != catalog.ScaleSmall && o.Scale != catalog.ScaleFull {
-		fmt.Fprintf(stderr, "airlock lab: --scale %q: want small or full\n", scale)
-		return 2
-	}
-	lvl, err := zapcore.ParseLevel(level)
-	if err != nil {
-		fmt.Fprintf(stderr, "airlock lab: --log-level: %v\n", err)
-		return 2
-	}
-	o.LogLevel = lvl
+	return cmd
+}
+
+// runLab starts the lab, prints how to use it once it is ready, and runs
+// it until ctx ends.
+func runLab(ctx context.Context, o labOptions, stdout, stderr io.Writer) error {
 	l, err := startLab(ctx, o, stderr)
 	if err != nil {
-		var ce *config.Error
-		if errors.As(err, &ce) {
-			fmt.Fprintf(stderr, "airlock lab: %v\n", err)
-			return 2
-		}
-		fmt.Fprintf(stderr, "airlock lab: %v\n", err)
-		return 1
+		return err
 	}
 	served := make(chan error, 1)
 	go func() { served <- l.Serve(ctx) }()
@@ -237,9 +230,8 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case err = <-served:
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "airlock lab: %v\n", err)
-		return 1
+		return err
 	}
 	fmt.Fprintln(stdout, "airlock lab: stopped")
-	return 0
+	return nil
 }

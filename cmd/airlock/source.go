@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -22,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/spf13/pflag"
 )
 
 // sourceFlags say where warm and bundle export pull images from.
@@ -31,14 +31,14 @@ type sourceFlags struct {
 	insecure, direct         bool
 }
 
-func (f *sourceFlags) register(fs *flag.FlagSet, direct bool) {
+func (f *sourceFlags) register(fs *pflag.FlagSet, direct bool) {
 	fs.StringVar(&f.config, "config", "", "airlock configuration: its cache rules map references, its listen address is the server")
 	fs.StringVar(&f.server, "server", "", "URL of the running airlock to pull through (default: http://<listen> of --config)")
-	fs.StringVar(&f.platform, "platform", "", "platforms to take from multi-platform images, e.g. linux/amd64,linux/arm64 (default: all)")
+	fs.StringVar(&f.platform, "platform", "", "platforms to take from multi-platform images, e.g. linux/amd64,linux/arm64 (default all)")
 	fs.IntVar(&f.concurrency, "concurrency", 4, "blobs fetched at once")
 	fs.BoolVar(&f.insecure, "insecure", false, "do not verify TLS certificates")
 	if direct {
-		fs.BoolVar(&f.direct, "direct", false, "pull each reference from its own registry instead of through airlock")
+		fs.BoolVar(&f.direct, "direct", false, "pull each reference from its own registry (or the endpoint --config's upstreams give it) instead of through airlock")
 	}
 }
 
@@ -56,11 +56,11 @@ type source struct {
 
 func (f *sourceFlags) open() (*source, error) {
 	if f.concurrency < 1 || f.concurrency > 64 {
-		return nil, errors.New("--concurrency must be between 1 and 64")
+		return nil, usagef("--concurrency %d: must be between 1 and 64", f.concurrency)
 	}
 	plats, err := images.ParsePlatforms(f.platform)
 	if err != nil {
-		return nil, err
+		return nil, usagef("--platform: %v", err)
 	}
 	s := &source{}
 	if f.config != "" {
@@ -85,15 +85,15 @@ func (f *sourceFlags) open() (*source, error) {
 	}
 	switch {
 	case f.direct && f.server != "":
-		return nil, errors.New("--direct and --server exclude each other")
+		return nil, usagef("--direct and --server exclude each other")
 	case f.direct:
 		s.http = f.insecure
 	case f.server == "":
-		return nil, errors.New("say where to pull through: --config FILE or --server URL (or --direct for bundle export)")
+		return nil, usagef("say where to pull through: --config FILE or --server URL (or --direct for bundle export)")
 	default:
 		u, err := url.Parse(f.server)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("--server %q must be http(s)://host[:port]", f.server)
+			return nil, usagef("--server %q must be http(s)://host[:port]", f.server)
 		}
 		s.server, s.http = u, u.Scheme == "http"
 	}
@@ -191,17 +191,18 @@ func (s *source) reference(line string) (imageRef, name.Reference, error) {
 	return r, ref, nil
 }
 
-// readList reads an image list file ("-": standard input).
-func readList(path string) ([]string, error) {
-	f := os.Stdin
+// readList reads an image list file ("-": stdin).
+func readList(path string, stdin io.Reader) ([]string, error) {
+	r := stdin
 	if path != "-" {
-		var err error
-		if f, err = os.Open(path); err != nil {
+		f, err := os.Open(path)
+		if err != nil {
 			return nil, err
 		}
 		defer f.Close()
+		r = f
 	}
-	refs, err := images.ParseList(f)
+	refs, err := images.ParseList(r)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,9 +10,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/airlock/airlock/deploy/adminapi"
 	"github.com/airlock/airlock/upstream/images"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/cobra"
 )
 
 // BootstrapLister gives the bootstrap image list of a cluster: the images
@@ -23,62 +24,78 @@ type BootstrapLister interface {
 	BootstrapImages(ctx context.Context, cluster string) ([]string, error)
 }
 
-// warmCommand is `airlock warm`: pull an image list through a running
-// airlock so that it is cached before anyone asks. lister (nil: --cluster
-// is refused) is made for the server warm pulls through.
-func warmCommand(lister func(server string, hc *http.Client) BootstrapLister) func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-		fs := flag.NewFlagSet("warm", flag.ContinueOnError)
-		fs.SetOutput(stderr)
-		list := fs.String("list", "", "image list file, one reference per line (- for standard input)")
-		cluster := fs.String("cluster", "", "warm the bootstrap images of this cluster's Kubernetes version (from the server's control module)")
-		pin := fs.String("pin", "", "after warming, pin the images (as OWNER, replacing OWNER's earlier pins) so eviction keeps them")
-		var sf sourceFlags
-		sf.register(fs, false)
-		if err := fs.Parse(args); err != nil {
-			return 2
-		}
-		if (*list == "") == (*cluster == "") || fs.NArg() > 0 {
-			fmt.Fprintln(stderr, "airlock warm: usage: airlock warm (--list FILE | --cluster NAME) (--config FILE | --server URL) [--platform os/arch,...] [--concurrency N]")
-			return 2
-		}
-		src, err := sf.open()
-		if err != nil {
-			fmt.Fprintf(stderr, "airlock warm: %v\n", err)
-			return 2
-		}
-		var refs []string
-		switch {
-		case *list != "":
-			refs, err = readList(*list)
-		case lister == nil:
-			err = errors.New("--cluster needs the control module, which this build does not include; use --list")
-		default:
-			refs, err = lister(src.server.String(), src.hc).BootstrapImages(ctx, *cluster)
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "airlock warm: %v\n", err)
-			return 2
-		}
-		p := newProgress(stderr, "warm", len(refs))
-		res := warm(ctx, src, refs, sf.concurrency, p)
-		p.close()
-		fmt.Fprintf(stdout, "warmed %d/%d images: %d blobs, %s in %s (%s/s)",
-			res.images-res.failed, res.images, res.blobs, human(res.bytes), res.took.Round(time.Millisecond), human(res.rate()))
-		if res.failed > 0 {
-			fmt.Fprintf(stdout, "; %d failed\n", res.failed)
-			return 1
-		}
-		fmt.Fprintln(stdout)
-		if *pin != "" {
-			if err := src.pin(ctx, refs, *pin); err != nil {
-				fmt.Fprintf(stderr, "airlock warm: pin: %v\n", err)
-				return 1
+// warmCmd is `airlock warm`: pull an image list through a running airlock
+// so that it is cached before anyone asks.
+func warmCmd() *cobra.Command {
+	var list, cluster, pin string
+	var sf sourceFlags
+	cmd := &cobra.Command{
+		Use:   "warm (--list FILE | --cluster NAME) (--config FILE | --server URL)",
+		Short: "Pull an image list through a running airlock",
+		Long: `Pull every image of a list (or the bootstrap images of a cluster) through a
+running airlock, so that it is cached before anyone asks: manifests first, then
+each blob once. References name the upstream (mcr.microsoft.com/...); the cache
+rules of --config map them to the local repositories that fetch them.
+
+An image list has one reference per line, # comments allowed. The summary says
+how much was already cached and how much airlock fetched from the upstream.`,
+		Example: `  airlock warm --config airlock.yaml --list images.txt --platform linux/amd64 --concurrency 8
+  # the bootstrap images of a cluster's Kubernetes version, pinned under its name
+  airlock warm --server http://127.0.0.1:5000 --cluster aks1 --pin cluster/aks1
+  # a list on standard input
+  echo mcr.microsoft.com/oss/kubernetes/pause:3.10 | airlock warm --server http://127.0.0.1:5000 --list -`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if (list == "") == (cluster == "") {
+				return usagef("give exactly one of --list FILE and --cluster NAME (see 'airlock warm --help')")
 			}
-			fmt.Fprintf(stdout, "pinned %d images as %s\n", len(refs), *pin)
-		}
-		return 0
+			return runWarm(cmd.Context(), &sf, list, cluster, pin, newControlBootstrap, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
 	}
+	fs := cmd.Flags()
+	fs.StringVar(&list, "list", "", "image list `FILE`, one reference per line (- for standard input)")
+	fs.StringVar(&cluster, "cluster", "", "warm the bootstrap images of this cluster's Kubernetes version (from the server's control module)")
+	fs.StringVar(&pin, "pin", "", "after warming, pin the images as `OWNER` (replacing OWNER's earlier pins) so eviction keeps them")
+	sf.register(fs, false)
+	return cmd
+}
+
+// runWarm warms the list (or the cluster's bootstrap images) and prints
+// the summary. lister makes the BootstrapLister for the server warm pulls
+// through.
+func runWarm(ctx context.Context, sf *sourceFlags, list, cluster, pin string, lister func(server string, hc *http.Client) BootstrapLister, stdin io.Reader, stdout, stderr io.Writer) error {
+	src, err := sf.open()
+	if err != nil {
+		return err
+	}
+	var refs []string
+	if list != "" {
+		if refs, err = readList(list, stdin); err != nil {
+			return &usageError{err.Error()}
+		}
+	} else if refs, err = lister(src.server.String(), src.hc).BootstrapImages(ctx, cluster); err != nil {
+		if errors.Is(err, adminapi.ErrUnreachable) {
+			return err
+		}
+		return &usageError{err.Error()}
+	}
+	p := newProgress(stderr, "warm", len(refs))
+	res := warm(ctx, src, refs, sf.concurrency, p)
+	p.close()
+	fmt.Fprintf(stdout, "warmed %d/%d images: %d blobs, %s in %s (%s/s)",
+		res.images-res.failed, res.images, res.blobs, human(res.bytes), res.took.Round(time.Millisecond), human(res.rate()))
+	if res.failed > 0 {
+		fmt.Fprintf(stdout, "; %d failed\n", res.failed)
+		return exitCode(1)
+	}
+	fmt.Fprintln(stdout)
+	if pin != "" {
+		if err := src.pin(ctx, refs, pin); err != nil {
+			return fmt.Errorf("pin: %w", err)
+		}
+		fmt.Fprintf(stdout, "pinned %d images as %s\n", len(refs), pin)
+	}
+	return nil
 }
 
 // warmResult sums up a warm run.
