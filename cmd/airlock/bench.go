@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/airlock/airlock/cmd/airlock/internal/logging"
 	"io"
 	"os"
 	"os/exec"
@@ -75,7 +76,7 @@ Writes DIR/results.json and DIR/report.html and prints a table.`,
 			if err := opts.Validate(); err != nil {
 				return &usageError{err.Error()}
 			}
-			opts.Log = consoleLogger(stderr, level)
+			opts.Log = logging.Console(stderr, level)
 			opts.Progress = stderr
 			if f, ok := stderr.(*os.File); ok {
 				if fi, err := f.Stat(); err == nil {

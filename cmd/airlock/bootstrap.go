@@ -5,16 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 
+	"github.com/airlock/airlock/cmd/airlock/internal/server"
 	"github.com/airlock/airlock/deploy"
 	"github.com/airlock/airlock/deploy/adminapi"
-	"github.com/airlock/airlock/upstream/mar/catalog"
 )
-
-// managedTarget is where the required aks-managed-mcr rule puts
-// mcr.microsoft.com/* (SPEC §1), and so where nodes pull bootstrap images.
-const managedTarget = "aks-managed-repository/"
 
 // controlBootstrap is a BootstrapLister over the control module of a
 // running airlock: the cluster's Kubernetes version comes from the admin
@@ -33,28 +28,9 @@ func (b controlBootstrap) BootstrapImages(ctx context.Context, cluster string) (
 	if err := b.client.Do(ctx, http.MethodGet, "/clusters/"+url.PathEscape(cluster), nil, nil, &info); err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", cluster, err)
 	}
-	refs, err := bootstrapImages(info.KubernetesVersion)
+	refs, err := server.BootstrapImages(info.KubernetesVersion)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", cluster, err)
 	}
 	return refs, nil
-}
-
-// bootstrapImages is deploy.BootstrapImages over the MAR catalog: what a
-// node of a Kubernetes version ("1.31.3") pulls at bootstrap, as local
-// references under aks-managed-repository/.
-func bootstrapImages(version string) ([]string, error) {
-	parts := strings.SplitN(strings.TrimPrefix(version, "v"), ".", 3)
-	if len(parts) < 2 {
-		return nil, fmt.Errorf("Kubernetes version %q", version)
-	}
-	refs, err := catalog.BootstrapSet(parts[0] + "." + parts[1])
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, 0, len(refs))
-	for _, r := range refs {
-		out = append(out, managedTarget+r.String())
-	}
-	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
+	"github.com/airlock/airlock/cmd/airlock/internal/server"
 	"github.com/airlock/airlock/deploy/adminapi"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -74,21 +75,21 @@ func asUsage(err error) error {
 
 // connect returns a client of a running server, or of the state opened in
 // process when cfgPath or dir is given.
-func connect(ctx context.Context, server, cfgPath, dir string) (*adminapi.Client, func(), error) {
+func connect(ctx context.Context, serverURL, cfgPath, dir string) (*adminapi.Client, func(), error) {
 	if cfgPath == "" && dir == "" {
-		if server == "" {
-			server = os.Getenv("AIRLOCK_SERVER")
+		if serverURL == "" {
+			serverURL = os.Getenv("AIRLOCK_SERVER")
 		}
-		if server == "" {
-			server = defaultServer
+		if serverURL == "" {
+			serverURL = defaultServer
 		}
-		if !strings.Contains(server, "://") {
-			server = "http://" + server
+		if !strings.Contains(serverURL, "://") {
+			serverURL = "http://" + serverURL
 		}
-		return adminapi.NewClient(server, nil), func() {}, nil
+		return adminapi.NewClient(serverURL, nil), func() {}, nil
 	}
-	if server != "" {
-		return nil, nil, usagef("--server and --config/--dir exclude each other")
+	if serverURL != "" {
+		return nil, nil, usagef("--serverURL and --config/--dir exclude each other")
 	}
 	var cfg *config.Config
 	var err error
@@ -103,5 +104,5 @@ func connect(ctx context.Context, server, cfgPath, dir string) (*adminapi.Client
 	if dir != "" {
 		cfg.Storage.Dir = dir
 	}
-	return openLocal(ctx, cfg, zap.NewNop())
+	return server.OpenLocal(ctx, cfg, zap.NewNop())
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/airlock/airlock/cmd/airlock/internal/logging"
+	"github.com/airlock/airlock/cmd/airlock/internal/server"
 	"io"
 	"os"
 	"path/filepath"
@@ -28,14 +30,14 @@ type labOptions struct {
 // lab is a running MAR emulator with airlock in front of it.
 type lab struct {
 	mar     *mar.Server
-	srv     *server
+	srv     *server.Server
 	nodeDir string // what the node configuration writes, AKS-style
 	hosts   string // certs.d/mcr.microsoft.com/hosts.toml
 }
 
 // startLab starts the emulator and the registry; Serve runs the registry.
 func startLab(ctx context.Context, o labOptions, logOut io.Writer) (*lab, error) {
-	log := consoleLogger(logOut, o.LogLevel)
+	log := logging.Console(logOut, o.LogLevel)
 	// Paths are resolved where the user typed them: the node configuration
 	// needs absolute paths (containerd's config_path, hosts.toml's ca).
 	dir, err := filepath.Abs(o.Dir)
@@ -68,7 +70,7 @@ func startLab(ctx context.Context, o labOptions, logOut io.Writer) (*lab, error)
 		m.Close()
 		return nil, err
 	}
-	srv, err := newServer(cfg, log.Named("airlock"))
+	srv, err := server.New(cfg, log.Named("airlock"))
 	if err != nil {
 		m.Close()
 		return nil, err

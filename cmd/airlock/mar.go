@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/airlock/airlock/cmd/airlock/internal/logging"
 	"io"
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/airlock/airlock/upstream/mar"
@@ -103,7 +103,7 @@ blob GETs answer 307 to the data listener (the CDN), which needs no token.
 
 // runMar serves the emulator until ctx ends.
 func runMar(ctx context.Context, cfg mar.Config, level zapcore.Level, stdout, stderr io.Writer) error {
-	log := consoleLogger(stderr, level)
+	log := logging.Console(stderr, level)
 	defer log.Sync() //nolint:errcheck // stderr
 
 	srv, err := mar.New(cfg, log)
@@ -123,12 +123,4 @@ func runMar(ctx context.Context, cfg mar.Config, level zapcore.Level, stdout, st
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
-}
-
-// consoleLogger writes console-encoded logs at level and above to w.
-func consoleLogger(w io.Writer, level zapcore.Level) *zap.Logger {
-	enc := zap.NewDevelopmentEncoderConfig()
-	enc.EncodeTime = zapcore.ISO8601TimeEncoder
-	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(w), level)
-	return zap.New(core)
 }

@@ -1,16 +1,8 @@
 package main
 
 import (
-	"context"
-	"fmt"
-	"io"
-	"os"
-	"os/signal"
-	"syscall"
-
-	"github.com/airlock/airlock/cmd/airlock/internal/config"
+	"github.com/airlock/airlock/cmd/airlock/internal/server"
 	"github.com/spf13/cobra"
-	"go.uber.org/zap"
 )
 
 func serveCmd() *cobra.Command {
@@ -33,36 +25,9 @@ A configuration that does not validate is refused with one line, exit code 2.`,
 			if err := required(cmd, "config"); err != nil {
 				return err
 			}
-			return runServe(cmd.Context(), path, cmd.OutOrStdout())
+			return server.Run(cmd.Context(), path, cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().StringVar(&path, "config", "", "configuration file (YAML); required")
 	return cmd
-}
-
-// runServe serves the configuration at path until ctx ends.
-func runServe(ctx context.Context, path string, stdout io.Writer) error {
-	cfg, err := config.Load(path)
-	if err != nil {
-		return err
-	}
-	log, err := newLogger(cfg.Log)
-	if err != nil {
-		return &config.Error{Msg: "config: log: " + err.Error()}
-	}
-	defer log.Sync() //nolint:errcheck // stderr
-	srv, err := newServer(cfg, log)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "airlock: serving on %s://%s (storage %s, %d cache rules)\n", srv.scheme, srv.Addr(), cfg.Storage.Dir, len(cfg.Rules))
-	if srv.caFile != "" {
-		fmt.Fprintf(stdout, "airlock: TLS CA certificate %s (hosts.toml: ca = %q)\n", srv.caFile, srv.caFile)
-	}
-	log.Info("serving", zap.String("addr", srv.Addr()), zap.String("storage", cfg.Storage.Dir))
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP) // reload the configuration
-	defer signal.Stop(hup)
-	go srv.watchReload(ctx, path, hup)
-	return srv.Serve(ctx)
 }

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"encoding/json"
@@ -45,7 +45,7 @@ func exportedMetrics(t *testing.T) map[string][]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := newServer(cfg, zap.NewNop())
+	srv, err := New(cfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ var targetLabels = []string{"job", "instance", "pod", "namespace", "service", "c
 // exports, grouped only by labels those metrics have.
 func TestGrafanaDashboard(t *testing.T) {
 	t.Parallel()
-	b, err := os.ReadFile("../../deploy/grafana/airlock.json")
+	b, err := os.ReadFile("../../../../deploy/grafana/airlock.json")
 	if err != nil {
 		t.Fatal(err)
 	}

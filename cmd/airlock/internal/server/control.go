@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -65,7 +65,7 @@ func openControl(cfg *config.Config, log *zap.Logger, rs deploy.RuleSetter, repo
 	if err != nil {
 		return nil, err
 	}
-	b.Rules, b.Repos, b.Pins, b.Bootstrap = rs, repos, pins, bootstrapImages
+	b.Rules, b.Repos, b.Pins, b.Bootstrap = rs, repos, pins, BootstrapImages
 	store, err := badgerstore.Open(filepath.Join(cfg.Storage.Dir, "control"), log, badgerstore.Options{})
 	if err != nil {
 		return nil, err
@@ -93,7 +93,7 @@ func openControl(cfg *config.Config, log *zap.Logger, rs deploy.RuleSetter, repo
 // API (CreateCluster, NodeConfig, ...) for in-process callers such as the
 // lab. Without control.advertise, the served registry's private endpoint
 // is the listener's address.
-func (s *server) Control() *deploy.Service {
+func (s *Server) Control() *deploy.Service {
 	if s.ctl.followListener {
 		s.ctl.svc.SetAddress(s.Addr())
 	}
@@ -132,10 +132,10 @@ func (c *control) Close() error {
 	return c.store.Close()
 }
 
-// openLocal opens a stopped server's control state in this process, for
+// OpenLocal opens a stopped server's control state in this process, for
 // the CLI's --config/--dir mode. Pushed repositories are read from the
 // index when there is one.
-func openLocal(ctx context.Context, cfg *config.Config, log *zap.Logger) (*adminapi.Client, func(), error) {
+func OpenLocal(ctx context.Context, cfg *config.Config, log *zap.Logger) (*adminapi.Client, func(), error) {
 	b, err := controlBinding(cfg)
 	if err != nil {
 		return nil, nil, err

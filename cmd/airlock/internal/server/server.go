@@ -1,4 +1,11 @@
-package main
+// Package server wires airlock serve together: the content store, the
+// metadata index, the upstream client, the pull-through engine, the
+// collector (quota, eviction, pins, garbage), the registry front end with
+// auth and TLS, the control module and its admin API, and the listener. It
+// also reloads the configuration on SIGHUP and opens a stopped server's
+// control state for the CLI. With the rest of cmd/airlock it is the only
+// place that picks implementations.
+package server
 
 import (
 	"context"
@@ -18,11 +25,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 )
 
-// server is a running registry cache: store, index, engine and listener.
-type server struct {
+// Server is a running registry cache: store, index, engine and listener.
+type Server struct {
 	cfg    *config.Config
 	log    *zap.Logger
 	index  *meta.Index
@@ -35,20 +41,6 @@ type server struct {
 	ctl    *control
 	scheme string // http or https
 	caFile string // tls.auto: the CA nodes must trust
-}
-
-func newLogger(c config.Log) (*zap.Logger, error) {
-	lvl, err := zapcore.ParseLevel(c.Level)
-	if err != nil {
-		return nil, err
-	}
-	zc := zap.NewProductionConfig()
-	if c.Format == "console" {
-		zc = zap.NewDevelopmentConfig()
-	}
-	zc.Level = zap.NewAtomicLevelAt(lvl)
-	zc.DisableStacktrace = true
-	return zc.Build()
 }
 
 // credentialSets resolves every credential set's secret.
@@ -64,8 +56,9 @@ func credentialSets(cfg *config.Config) (map[string]upstream.Credentials, error)
 	return out, nil
 }
 
-// newServer opens storage and binds the listener; Serve starts answering.
-func newServer(cfg *config.Config, log *zap.Logger) (*server, error) {
+// New opens storage and binds the listener; Serve starts answering. A
+// configuration the stored state refuses is a *config.Error.
+func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 	set, err := cfg.RuleSet()
 	if err != nil {
 		return nil, err
@@ -154,17 +147,23 @@ func newServer(cfg *config.Config, log *zap.Logger) (*server, error) {
 		IdleTimeout:       idle,
 		ErrorLog:          zap.NewStdLog(log.Named("http-server")),
 	}
-	return &server{cfg: cfg, log: log, index: index, engine: eng, http: hs, ln: ln, ctl: ctl, scheme: scheme, caFile: caFile, up: up, ops: ops, prom: promReg}, nil
+	return &Server{cfg: cfg, log: log, index: index, engine: eng, http: hs, ln: ln, ctl: ctl, scheme: scheme, caFile: caFile, up: up, ops: ops, prom: promReg}, nil
 }
 
 // Addr is the address the server listens on.
-func (s *server) Addr() string { return s.ln.Addr().String() }
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// URL is the server's base URL: http:// or https:// and its address.
+func (s *Server) URL() string { return s.scheme + "://" + s.Addr() }
+
+// CAFile is the CA certificate nodes must trust with tls.auto, else "".
+func (s *Server) CAFile() string { return s.caFile }
 
 // Serve answers until ctx is done, then shuts down gracefully: it stops
 // accepting, lets in-flight responses finish within a deadline, stops the
 // collector, waits for running fills within the same deadline, and closes
 // the index.
-func (s *server) Serve(ctx context.Context) error {
+func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, 2)
 	opsCtx, stopOps := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopOps()
@@ -195,7 +194,7 @@ func (s *server) Serve(ctx context.Context) error {
 }
 
 // Close releases a server that will not Serve: the listener and the index.
-func (s *server) Close() error {
+func (s *Server) Close() error {
 	s.ln.Close()
 	s.ctl.Close()
 	return s.index.Close()

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -106,7 +106,7 @@ func (o *ops) start(ctx context.Context, errc chan<- error) {
 
 // shutdownOps stops the collector (access times are flushed) and waits for
 // fills still running, within ctx, before the index closes.
-func (s *server) shutdownOps(ctx context.Context, stop context.CancelFunc) {
+func (s *Server) shutdownOps(ctx context.Context, stop context.CancelFunc) {
 	s.log.Info("shutting down: requests drained; stopping the collector, waiting for fills")
 	stop()
 	select {
@@ -121,4 +121,4 @@ func (s *server) shutdownOps(ctx context.Context, stop context.CancelFunc) {
 
 // Ready is closed once the startup check is done and the registry API
 // answers.
-func (s *server) Ready() <-chan struct{} { return s.ops.readyCh }
+func (s *Server) Ready() <-chan struct{} { return s.ops.readyCh }

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -24,7 +24,7 @@ func TestReloadKeepsControlRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := newServer(cfg, zap.NewNop())
+	srv, err := New(cfg, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,14 +58,14 @@ func TestReloadKeepsControlRules(t *testing.T) {
 		return strings.Join(out, ",")
 	}
 	writeFile(t, path, body+"  - {name: pause-mirror, source: mcr.microsoft.com/oss/kubernetes/pause, target: mirror/pause}\n")
-	if err := srv.reload(path); err != nil {
+	if err := srv.Reload(path); err != nil {
 		t.Fatal(err)
 	}
 	if got := names(); got != "aks-managed-mcr,dotnet,pause-mirror" {
 		t.Fatalf("rules after reload: %s", got)
 	}
 	writeFile(t, path, body+"  - {name: dotnet-file, source: mcr.microsoft.com/dotnet/*, target: dotnet/*}\n")
-	if err := srv.reload(path); err == nil {
+	if err := srv.Reload(path); err == nil {
 		t.Fatal("a file rule overlapping the control module's was accepted")
 	}
 	if got := names(); got != "aks-managed-mcr,dotnet,pause-mirror" {

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -20,27 +20,27 @@ func endpoints(cfg *config.Config) []ociclient.Endpoint {
 	return eps
 }
 
-// watchReload reloads the configuration from path on every signal on hup
+// WatchReload reloads the configuration from path on every signal on hup
 // until ctx ends.
-func (s *server) watchReload(ctx context.Context, path string, hup <-chan os.Signal) {
+func (s *Server) WatchReload(ctx context.Context, path string, hup <-chan os.Signal) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
-			if err := s.reload(path); err != nil {
+			if err := s.Reload(path); err != nil {
 				s.log.Error("configuration reload refused; the running configuration stays", zap.String("config", path), zap.Error(err))
 			}
 		}
 	}
 }
 
-// reload applies what can change while serving, without touching
+// Reload applies what can change while serving, without touching
 // connections: rules, credential sets, upstream endpoints, the storage
 // quota and watermarks, and pins. (Control settings need a restart.) Requests already running finish with the
 // configuration they started with. A file that does not load or validate
 // changes nothing. Settings that need a restart are named in the log.
-func (s *server) reload(path string) error {
+func (s *Server) Reload(path string) error {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return err
