@@ -1,4 +1,8 @@
-package main
+// Package lab runs the whole product on one machine (airlock lab, make
+// run): the MAR emulator, airlock in front of it as the AKS-managed
+// registry of a network-isolated cluster "lab", and that cluster's node
+// configuration.
+package lab
 
 import (
 	"context"
@@ -15,28 +19,30 @@ import (
 	"github.com/airlock/airlock/deploy"
 	"github.com/airlock/airlock/upstream/mar"
 	"github.com/airlock/airlock/upstream/mar/catalog"
-	"github.com/spf13/cobra"
 	"go.uber.org/zap/zapcore"
 )
 
-// labOptions configure a lab.
-type labOptions struct {
-	Dir, Listen, MarListen string
-	Scale                  catalog.Scale
-	Seed                   uint64
-	LogLevel               zapcore.Level
+// Options configure a lab.
+type Options struct {
+	Dir       string // state: airlock store, control state, generated catalog, node config
+	Listen    string // airlock's address
+	MarListen string // the emulator's address
+	Scale     catalog.Scale
+	Seed      uint64
+	LogLevel  zapcore.Level
 }
 
-// lab is a running MAR emulator with airlock in front of it.
-type lab struct {
+// Lab is a running MAR emulator with airlock in front of it.
+type Lab struct {
 	mar     *mar.Server
 	srv     *server.Server
 	nodeDir string // what the node configuration writes, AKS-style
 	hosts   string // certs.d/mcr.microsoft.com/hosts.toml
 }
 
-// startLab starts the emulator and the registry; Serve runs the registry.
-func startLab(ctx context.Context, o labOptions, logOut io.Writer) (*lab, error) {
+// Start starts the emulator and the registry and provisions the lab's
+// cluster; Serve runs the registry. Logs go to logOut.
+func Start(ctx context.Context, o Options, logOut io.Writer) (*Lab, error) {
 	log := logging.Console(logOut, o.LogLevel)
 	// Paths are resolved where the user typed them: the node configuration
 	// needs absolute paths (containerd's config_path, hosts.toml's ca).
@@ -75,7 +81,7 @@ func startLab(ctx context.Context, o labOptions, logOut io.Writer) (*lab, error)
 		m.Close()
 		return nil, err
 	}
-	l := &lab{mar: m, srv: srv, nodeDir: filepath.Join(o.Dir, "node")}
+	l := &Lab{mar: m, srv: srv, nodeDir: filepath.Join(o.Dir, "node")}
 	if err := l.provision(ctx); err != nil {
 		srv.Close()
 		m.Close()
@@ -91,7 +97,7 @@ const labCluster = "lab"
 // network-isolated cluster whose AKS-managed bootstrap registry is this
 // process, and writes the node configuration AKS would: hosts.toml,
 // containerd's config_path and the kubelet credential provider config.
-func (l *lab) provision(ctx context.Context) error {
+func (l *Lab) provision(ctx context.Context) error {
 	ctl := l.srv.Control()
 	_, err := ctl.CreateCluster(ctx, deploy.ClusterSpec{
 		Name: labCluster, NetworkIsolated: true, OutboundType: "none", ArtifactSource: "Cache",
@@ -123,7 +129,7 @@ func (l *lab) provision(ctx context.Context) error {
 }
 
 // nodeConfig reconciles the lab's cluster and returns its node configuration.
-func (l *lab) nodeConfig(ctx context.Context) (*deploy.NodeConfig, error) {
+func (l *Lab) nodeConfig(ctx context.Context) (*deploy.NodeConfig, error) {
 	ctl := l.srv.Control()
 	if _, err := ctl.Reconcile(ctx, labCluster); err != nil {
 		return nil, fmt.Errorf("reconcile cluster %s: %w", labCluster, err)
@@ -131,10 +137,10 @@ func (l *lab) nodeConfig(ctx context.Context) (*deploy.NodeConfig, error) {
 	return ctl.NodeConfig(ctx, labCluster, deploy.NodeConfigOptions{Scheme: "http", CertsDir: l.certsDir()})
 }
 
-func (l *lab) certsDir() string { return filepath.Join(l.nodeDir, "certs.d") }
+func (l *Lab) certsDir() string { return filepath.Join(l.nodeDir, "certs.d") }
 
 // Serve runs until ctx ends, then stops the registry and the emulator.
-func (l *lab) Serve(ctx context.Context) error {
+func (l *Lab) Serve(ctx context.Context) error {
 	err := l.srv.Serve(ctx)
 	if cerr := l.mar.Close(); err == nil {
 		err = cerr
@@ -142,7 +148,7 @@ func (l *lab) Serve(ctx context.Context) error {
 	return err
 }
 
-func (l *lab) instructions(w io.Writer) {
+func (l *Lab) instructions(w io.Writer) {
 	addr := l.srv.Addr()
 	c := l.mar.Catalog()
 	fmt.Fprintf(w, `airlock lab is up.
@@ -176,50 +182,10 @@ func indent(s, prefix string) string {
 	return strings.Join(lines, "\n") + "\n"
 }
 
-func labCmd() *cobra.Command {
-	var o labOptions
-	var scale, level string
-	cmd := &cobra.Command{
-		Use:   "lab",
-		Short: "Run the MAR emulator and airlock in front of it (make run)",
-		Long: `Start the whole product on this machine, in one process: the MAR emulator
-(upstream, mcr.microsoft.com) and airlock serving the aks-managed-mcr cache
-rule in front of it, as the AKS-managed registry of a network-isolated cluster
-"lab". Prints the registry address, a containerd hosts.toml and commands to
-pull through it. State stays in --dir; Ctrl-C stops everything cleanly.`,
-		Example: `  airlock lab
-  # 647 MiB of full-size layers, generated once into ./data/mar-catalog
-  airlock lab --dir ./data --scale full
-  # other ports
-  airlock lab --listen 127.0.0.1:5050 --mar-listen 127.0.0.1:6060`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.Scale = catalog.Scale(scale)
-			if o.Scale != catalog.ScaleSmall && o.Scale != catalog.ScaleFull {
-				return usagef("--scale %q: want small or full", scale)
-			}
-			lvl, err := zapcore.ParseLevel(level)
-			if err != nil {
-				return usagef("--log-level: %v", err)
-			}
-			o.LogLevel = lvl
-			return runLab(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
-		},
-	}
-	fs := cmd.Flags()
-	fs.StringVar(&o.Dir, "dir", "./data", "state `directory` (airlock store, control state, generated catalog, node config)")
-	fs.StringVar(&o.Listen, "listen", "127.0.0.1:5000", "airlock registry `address`")
-	fs.StringVar(&o.MarListen, "mar-listen", "127.0.0.1:6000", "MAR emulator `address`")
-	fs.StringVar(&scale, "scale", string(catalog.ScaleSmall), "catalog layer sizes: small or full")
-	fs.Uint64Var(&o.Seed, "seed", 1, "catalog content seed")
-	fs.StringVar(&level, "log-level", "warn", "debug, info, warn or error")
-	return cmd
-}
-
-// runLab starts the lab, prints how to use it once it is ready, and runs
-// it until ctx ends.
-func runLab(ctx context.Context, o labOptions, stdout, stderr io.Writer) error {
-	l, err := startLab(ctx, o, stderr)
+// Run is airlock lab: it starts the lab, prints how to use it once it is
+// ready, and runs it until ctx ends. Logs and progress go to stderr.
+func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
+	l, err := Start(ctx, o, stderr)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package main
+package lab
 
 import (
 	"context"
@@ -24,7 +24,7 @@ func TestLabPullsWholeCatalogOnce(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	l, err := startLab(ctx, labOptions{
+	l, err := Start(ctx, Options{
 		Dir: t.TempDir(), Listen: "127.0.0.1:0", MarListen: "127.0.0.1:0",
 		Scale: catalog.ScaleSmall, Seed: 1, LogLevel: zapcore.ErrorLevel,
 	}, io.Discard)
@@ -144,7 +144,7 @@ func TestLabRelativeDir(t *testing.T) {
 	t.Chdir(t.TempDir())
 	for round := range 2 {
 		ctx, cancel := context.WithCancel(context.Background())
-		l, err := startLab(ctx, labOptions{
+		l, err := Start(ctx, Options{
 			Dir: "./data", Listen: "127.0.0.1:0", MarListen: "127.0.0.1:0",
 			Scale: catalog.ScaleSmall, Seed: 1, LogLevel: zapcore.ErrorLevel,
 		}, io.Discard)
