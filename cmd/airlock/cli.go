@@ -9,6 +9,7 @@ import (
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
 	"github.com/airlock/airlock/cmd/airlock/internal/server"
 	"github.com/airlock/airlock/deploy/adminapi"
+	"github.com/airlock/airlock/deploy/controlcli"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 )
@@ -21,13 +22,13 @@ import (
 // defaultServer is where the CLI looks for a running airlock.
 const defaultServer = "http://127.0.0.1:5000"
 
-func acrCmd() *cobra.Command     { return controlCommand(ACR()) }
-func clusterCmd() *cobra.Command { return controlCommand(Cluster()) }
+func acrCmd() *cobra.Command     { return controlCommand(controlcli.ACR()) }
+func clusterCmd() *cobra.Command { return controlCommand(controlcli.Cluster()) }
 
 // controlCommand turns a control CLI command into a cobra command: a group,
 // or one admin API call sent to a running server (--server) or to a
 // stopped server's state opened in process (--config, --dir).
-func controlCommand(c Command) *cobra.Command {
+func controlCommand(c controlcli.Command) *cobra.Command {
 	use := c.Name
 	if c.Args != "" {
 		use += " " + c.Args
@@ -59,14 +60,14 @@ func controlCommand(c Command) *cobra.Command {
 			return err
 		}
 		defer closeFn()
-		return asUsage(Do(cmd.Context(), client, call, cmd.OutOrStdout()))
+		return asUsage(controlcli.Do(cmd.Context(), client, call, cmd.OutOrStdout()))
 	}
 	return cmd
 }
 
 // asUsage makes the control CLI's usage errors exit 2.
 func asUsage(err error) error {
-	var ue *UsageError
+	var ue *controlcli.UsageError
 	if errors.As(err, &ue) {
 		return &usageError{err.Error()}
 	}

@@ -10,7 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/airlock/airlock/cmd/airlock/internal/server"
 	"github.com/airlock/airlock/deploy/adminapi"
+	"github.com/airlock/airlock/deploy/controlcli"
 	"github.com/airlock/airlock/upstream/images"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -49,7 +51,7 @@ how much was already cached and how much airlock fetched from the upstream.`,
 			if (list == "") == (cluster == "") {
 				return usagef("give exactly one of --list FILE and --cluster NAME (see 'airlock warm --help')")
 			}
-			return runWarm(cmd.Context(), &sf, list, cluster, pin, newControlBootstrap, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return runWarm(cmd.Context(), &sf, list, cluster, pin, clusterImages, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	fs := cmd.Flags()
@@ -58,6 +60,12 @@ how much was already cached and how much airlock fetched from the upstream.`,
 	fs.StringVar(&pin, "pin", "", "after warming, pin the images as `OWNER` (replacing OWNER's earlier pins) so eviction keeps them")
 	sf.register(fs, false)
 	return cmd
+}
+
+// clusterImages lists a cluster's bootstrap images through the control
+// module of the server warm pulls through.
+func clusterImages(base string, hc *http.Client) BootstrapLister {
+	return controlcli.Bootstrap{Client: adminapi.NewClient(base, hc), Images: server.BootstrapImages}
 }
 
 // runWarm warms the list (or the cluster's bootstrap images) and prints

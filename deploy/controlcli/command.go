@@ -1,4 +1,10 @@
-package main
+// Package controlcli is the control module's command line (airlock acr,
+// airlock cluster, in the style of az acr and az aks): each command is
+// described as data, its flags turn into one admin API call, and the
+// answer is printed. It talks to the control module only through
+// deploy/adminapi; the command tree and how a client is reached (a running
+// server, or a stopped server's state opened in process) are the caller's.
+package controlcli
 
 import (
 	"context"
@@ -65,7 +71,7 @@ func Do(ctx context.Context, client *adminapi.Client, c Call, stdout io.Writer) 
 	return err
 }
 
-// required checks that flags were given.
+// requiredFlags checks that flags were given: pairs of name and value.
 func requiredFlags(pairs ...string) error {
 	for i := 0; i+1 < len(pairs); i += 2 {
 		if pairs[i+1] == "" {

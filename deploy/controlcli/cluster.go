@@ -1,4 +1,4 @@
-package main
+package controlcli
 
 import (
 	"encoding/json"
