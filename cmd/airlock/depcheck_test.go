@@ -42,6 +42,7 @@ func TestDependencyDirection(t *testing.T) {
 		{"deploy/controlcli", []string{"deploy", "deploy/adminapi", "rules", "upstream"}},
 		// Shared utilities import nothing of ours; anyone may use them.
 		{"internal/badgerutil", nil},
+		{"internal/progress", nil},
 		{"bench", []string{"upstream/mar", "upstream/mar/catalog", "upstream/mar/fault", "upstream/mar/fromdir", "upstream/mar/internal/units"}},
 	}
 	for _, c := range cases {

@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
+	"github.com/airlock/airlock/cmd/airlock/internal/imagetool"
 	"github.com/spf13/cobra"
 )
 
@@ -49,8 +50,9 @@ func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	msg := strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
 	fmt.Fprintf(stderr, "%s: %s\n", cmd.CommandPath(), msg)
 	var ue *usageError
+	var ie *imagetool.UsageError
 	var ce *config.Error
-	if errors.As(err, &ue) || errors.As(err, &ce) {
+	if errors.As(err, &ue) || errors.As(err, &ie) || errors.As(err, &ce) {
 		return 2
 	}
 	return 1

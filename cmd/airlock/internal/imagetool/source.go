@@ -1,4 +1,9 @@
-package main
+// Package imagetool is airlock's image tools, behind the warm and bundle
+// commands: image lists pulled through a running airlock (its cache rules
+// map each upstream reference to the local repository that fetches it) or
+// straight from the registries, pre-warming with pins, and air-gap bundles
+// exported from and imported into airlock's storage.
+package imagetool
 
 import (
 	"bytes"
@@ -24,21 +29,29 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// sourceFlags say where warm and bundle export pull images from.
-type sourceFlags struct {
-	config, server, platform string
-	concurrency              int
-	insecure, direct         bool
+// UsageError is bad command-line input.
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+func usageErrorf(format string, a ...any) error { return &UsageError{fmt.Sprintf(format, a...)} }
+
+// SourceOptions say where warm and bundle export pull images from.
+type SourceOptions struct {
+	Config, Server, Platform string
+	Concurrency              int
+	Insecure, Direct         bool
 }
 
-func (f *sourceFlags) register(fs *pflag.FlagSet, direct bool) {
-	fs.StringVar(&f.config, "config", "", "airlock configuration: its cache rules map references, its listen address is the server")
-	fs.StringVar(&f.server, "server", "", "URL of the running airlock to pull through (default: http://<listen> of --config)")
-	fs.StringVar(&f.platform, "platform", "", "platforms to take from multi-platform images, e.g. linux/amd64,linux/arm64 (default all)")
-	fs.IntVar(&f.concurrency, "concurrency", 4, "blobs fetched at once")
-	fs.BoolVar(&f.insecure, "insecure", false, "do not verify TLS certificates")
+// Register registers the options' flags; direct adds --direct.
+func (f *SourceOptions) Register(fs *pflag.FlagSet, direct bool) {
+	fs.StringVar(&f.Config, "config", "", "airlock configuration: its cache rules map references, its listen address is the server")
+	fs.StringVar(&f.Server, "server", "", "URL of the running airlock to pull through (default: http://<listen> of --config)")
+	fs.StringVar(&f.Platform, "platform", "", "platforms to take from multi-platform images, e.g. linux/amd64,linux/arm64 (default all)")
+	fs.IntVar(&f.Concurrency, "concurrency", 4, "blobs fetched at once")
+	fs.BoolVar(&f.Insecure, "insecure", false, "do not verify TLS certificates")
 	if direct {
-		fs.BoolVar(&f.direct, "direct", false, "pull each reference from its own registry (or the endpoint --config's upstreams give it) instead of through airlock")
+		fs.BoolVar(&f.Direct, "direct", false, "pull each reference from its own registry (or the endpoint --config's upstreams give it) instead of through airlock")
 	}
 }
 
@@ -54,24 +67,24 @@ type source struct {
 	hc     *http.Client // for airlock's own APIs
 }
 
-func (f *sourceFlags) open() (*source, error) {
-	if f.concurrency < 1 || f.concurrency > 64 {
-		return nil, usagef("--concurrency %d: must be between 1 and 64", f.concurrency)
+func (f *SourceOptions) open() (*source, error) {
+	if f.Concurrency < 1 || f.Concurrency > 64 {
+		return nil, usageErrorf("--concurrency %d: must be between 1 and 64", f.Concurrency)
 	}
-	plats, err := images.ParsePlatforms(f.platform)
+	plats, err := images.ParsePlatforms(f.Platform)
 	if err != nil {
-		return nil, usagef("--platform: %v", err)
+		return nil, usageErrorf("--platform: %v", err)
 	}
 	s := &source{}
-	if f.config != "" {
-		cfg, err := config.Load(f.config)
+	if f.Config != "" {
+		cfg, err := config.Load(f.Config)
 		if err != nil {
 			return nil, err
 		}
 		if s.rules, err = cfg.RuleSet(); err != nil {
 			return nil, err
 		}
-		if f.server == "" && !f.direct {
+		if f.Server == "" && !f.Direct {
 			host, port, _ := net.SplitHostPort(cfg.Listen)
 			if host == "" || host == "0.0.0.0" || host == "::" {
 				host = "127.0.0.1"
@@ -80,31 +93,31 @@ func (f *sourceFlags) open() (*source, error) {
 			if cfg.TLS.Enabled() {
 				scheme = "https" // with tls.auto, trust its CA or pass --insecure
 			}
-			f.server = scheme + "://" + net.JoinHostPort(host, port)
+			f.Server = scheme + "://" + net.JoinHostPort(host, port)
 		}
 	}
 	switch {
-	case f.direct && f.server != "":
-		return nil, usagef("--direct and --server exclude each other")
-	case f.direct:
-		s.http = f.insecure
-	case f.server == "":
-		return nil, usagef("say where to pull through: --config FILE or --server URL (or --direct for bundle export)")
+	case f.Direct && f.Server != "":
+		return nil, usageErrorf("--direct and --server exclude each other")
+	case f.Direct:
+		s.http = f.Insecure
+	case f.Server == "":
+		return nil, usageErrorf("say where to pull through: --config FILE or --server URL (or --direct for bundle export)")
 	default:
-		u, err := url.Parse(f.server)
+		u, err := url.Parse(f.Server)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, usagef("--server %q must be http(s)://host[:port]", f.server)
+			return nil, usageErrorf("--server %q must be http(s)://host[:port]", f.Server)
 		}
 		s.server, s.http = u, u.Scheme == "http"
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = f.concurrency + 2
+	tr.MaxIdleConnsPerHost = f.Concurrency + 2
 	tr.ResponseHeaderTimeout = 2 * time.Minute
-	if f.insecure {
+	if f.Insecure {
 		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for with --insecure
 	}
 	s.puller, err = remote.NewPuller(remote.WithTransport(tr), remote.WithAuthFromKeychain(authn.DefaultKeychain),
-		remote.WithUserAgent("airlock"), remote.WithJobs(f.concurrency))
+		remote.WithUserAgent("airlock"), remote.WithJobs(f.Concurrency))
 	if err != nil {
 		return nil, err
 	}
@@ -213,4 +226,4 @@ func readList(path string, stdin io.Reader) ([]string, error) {
 }
 
 // platformNote names the platforms asked for, for bundle annotations.
-func (f *sourceFlags) platformNote() string { return strings.ReplaceAll(f.platform, " ", "") }
+func (f *SourceOptions) platformNote() string { return strings.ReplaceAll(f.Platform, " ", "") }

@@ -1,4 +1,6 @@
-package main
+// Package progress reports long work of the command line: on a terminal a
+// bar redrawn in place, otherwise plain lines.
+package progress
 
 import (
 	"fmt"
@@ -10,9 +12,9 @@ import (
 	"time"
 )
 
-// progress reports a long run over many images: on a terminal a bar
+// Progress reports a long run over many images: on a terminal a bar
 // redrawn in place; otherwise one line per image as it finishes.
-type progress struct {
+type Progress struct {
 	w     io.Writer
 	tty   bool
 	verb  string
@@ -36,8 +38,9 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-func newProgress(w io.Writer, verb string, images int) *progress {
-	p := &progress{w: w, tty: isTerminal(w), verb: verb, start: time.Now(), stop: make(chan struct{})}
+// New reports on w a run that verb (warm, export) does to images.
+func New(w io.Writer, verb string, images int) *Progress {
+	p := &Progress{w: w, tty: isTerminal(w), verb: verb, start: time.Now(), stop: make(chan struct{})}
 	p.images.Store(int64(images))
 	if p.tty {
 		p.wg.Add(1)
@@ -58,17 +61,20 @@ func newProgress(w io.Writer, verb string, images int) *progress {
 	return p
 }
 
+// Bytes is the count of bytes received.
+func (p *Progress) Bytes() int64 { return p.bytes.Load() }
+
 // Write counts bytes received (progress is an io.Writer sink).
-func (p *progress) Write(b []byte) (int, error) {
+func (p *Progress) Write(b []byte) (int, error) {
 	p.bytes.Add(int64(len(b)))
 	return len(b), nil
 }
 
-// expect adds bytes to the total once an image's size is known.
-func (p *progress) expect(n int64) { p.total.Add(n) }
+// Expect adds bytes to the total once an image's size is known.
+func (p *Progress) Expect(n int64) { p.total.Add(n) }
 
-// finished records an image's outcome.
-func (p *progress) finished(ref string, err error, detail string) {
+// Finished records an image's outcome.
+func (p *Progress) Finished(ref string, err error, detail string) {
 	p.done.Add(1)
 	if err != nil {
 		p.failed.Add(1)
@@ -86,7 +92,7 @@ func (p *progress) finished(ref string, err error, detail string) {
 	}
 }
 
-func (p *progress) draw() {
+func (p *Progress) draw() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	const width = 30
@@ -101,15 +107,15 @@ func (p *progress) draw() {
 	}
 	el := time.Since(p.start).Seconds()
 	line := fmt.Sprintf("%s [%s] %3.0f%%  %d/%d images  %s/%s  %s/s", p.verb, bar, frac*100,
-		p.done.Load(), p.images.Load(), human(got), human(total), human(int64(float64(got)/max(el, 0.001))))
+		p.done.Load(), p.images.Load(), Human(got), Human(total), Human(int64(float64(got)/max(el, 0.001))))
 	if f := p.failed.Load(); f > 0 {
 		line += fmt.Sprintf("  %d failed", f)
 	}
 	fmt.Fprintf(p.w, "\r\x1b[K%s", line)
 }
 
-// close stops the bar.
-func (p *progress) close() {
+// Close stops the bar.
+func (p *Progress) Close() {
 	if p.tty {
 		close(p.stop)
 		p.wg.Wait()
@@ -118,8 +124,8 @@ func (p *progress) close() {
 	}
 }
 
-// human formats a byte count.
-func human(n int64) string {
+// Human formats a byte count.
+func Human(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)

@@ -1,4 +1,4 @@
-package main
+package progress
 
 import (
 	"bytes"
@@ -12,13 +12,13 @@ import (
 func TestProgressOutput(t *testing.T) {
 	t.Parallel()
 	var tty bytes.Buffer
-	p := &progress{w: &tty, tty: true, verb: "warm", stop: make(chan struct{})}
+	p := &Progress{w: &tty, tty: true, verb: "warm", stop: make(chan struct{})}
 	p.images.Store(2)
-	p.expect(2 << 20)
+	p.Expect(2 << 20)
 	p.Write(make([]byte, 1<<20))
-	p.finished("a:1", nil, "")
-	p.finished("b:1", errors.New("boom"), "")
-	p.close()
+	p.Finished("a:1", nil, "")
+	p.Finished("b:1", errors.New("boom"), "")
+	p.Close()
 	out := tty.String()
 	for _, want := range []string{"\r\x1b[KFAIL b:1: boom\n", "\r\x1b[Kwarm [===============>              ]  50%  2/2 images  1.0 MiB/2.0 MiB", "1 failed\n"} {
 		if !strings.Contains(out, want) {
@@ -26,9 +26,9 @@ func TestProgressOutput(t *testing.T) {
 		}
 	}
 	var plain bytes.Buffer
-	p = newProgress(&plain, "warm", 1)
-	p.finished("a:1", nil, "sha256:x 1 blobs 10 B")
-	p.close()
+	p = New(&plain, "warm", 1)
+	p.Finished("a:1", nil, "sha256:x 1 blobs 10 B")
+	p.Close()
 	if plain.String() != "ok   a:1 sha256:x 1 blobs 10 B\n" {
 		t.Errorf("plain output %q", plain.String())
 	}
