@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/airlock/airlock/cmd/airlock/internal/logging"
+	"github.com/airlock/airlock/internal/progress"
 	"io"
 	"os"
 	"os/exec"
@@ -77,12 +78,9 @@ Writes DIR/results.json and DIR/report.html and prints a table.`,
 				return &usageError{err.Error()}
 			}
 			opts.Log = logging.Console(stderr, level)
-			opts.Progress = stderr
-			if f, ok := stderr.(*os.File); ok {
-				if fi, err := f.Stat(); err == nil {
-					opts.TTY = fi.Mode()&os.ModeCharDevice != 0
-				}
-			}
+			steps := progress.NewSteps(stderr)
+			defer steps.Close()
+			opts.Progress = steps.Start
 			exe, err := os.Executable()
 			if err != nil {
 				return err
@@ -114,6 +112,7 @@ Writes DIR/results.json and DIR/report.html and prints a table.`,
 				defer pprof.StopCPUProfile()
 			}
 			rep, err := bench.Run(ctx, opts)
+			steps.Close()
 			if err != nil {
 				if errors.Is(err, bench.ErrUsage) {
 					return &usageError{err.Error()}

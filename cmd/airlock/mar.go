@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/airlock/airlock/cmd/airlock/internal/logging"
+	"github.com/airlock/airlock/internal/progress"
 	"io"
 	"time"
 
@@ -106,12 +107,16 @@ func runMar(ctx context.Context, cfg mar.Config, level zapcore.Level, stdout, st
 	log := logging.Console(stderr, level)
 	defer log.Sync() //nolint:errcheck // stderr
 
+	gen := progress.NewTask(stderr, fmt.Sprintf("generating the %s catalog", cfg.Scale))
+	cfg.Progress = gen.Update
 	srv, err := mar.New(cfg, log)
 	if err != nil {
 		return &usageError{err.Error()}
 	}
 	t0 := time.Now()
-	if err := srv.Start(ctx); err != nil {
+	err = srv.Start(ctx)
+	gen.Close()
+	if err != nil {
 		return err
 	}
 	c := srv.Catalog()

@@ -53,7 +53,7 @@ func exportTo(ctx context.Context, src *source, refs []string, sf *SourceOptions
 		w = f
 	}
 	start := time.Now()
-	p := progress.New(stderr, "export", len(refs))
+	p := progress.NewImages(stderr, "export", len(refs))
 	n, size, err := export(ctx, src, refs, sf.Concurrency, sf.platformNote(), w, p)
 	p.Close()
 	if err != nil {
@@ -77,7 +77,7 @@ func exportTo(ctx context.Context, src *source, refs []string, sf *SourceOptions
 // export resolves every reference (n at a time), then streams each
 // manifest and blob once into a bundle on w. Any failure fails the export:
 // a bundle must hold every image it names.
-func export(ctx context.Context, src *source, refs []string, n int, platforms string, w io.Writer, p *progress.Progress) (int, int64, error) {
+func export(ctx context.Context, src *source, refs []string, n int, platforms string, w io.Writer, p *progress.Images) (int, int64, error) {
 	all := resolveAll(ctx, src, refs, n, p)
 	var errs []error
 	for _, r := range all {

@@ -44,7 +44,7 @@ func RunWarm(ctx context.Context, so *SourceOptions, list, cluster, pin string, 
 		}
 		return &UsageError{err.Error()}
 	}
-	p := progress.New(stderr, "warm", len(refs))
+	p := progress.NewImages(stderr, "warm", len(refs))
 	res := warm(ctx, src, refs, so.Concurrency, p)
 	p.Close()
 	fmt.Fprintf(stdout, "warmed %d/%d images: %d blobs, %s in %s (%s/s)",
@@ -87,7 +87,7 @@ type resolved struct {
 
 // resolveAll fetches every reference's manifests, n at a time; their
 // bytes count as received.
-func resolveAll(ctx context.Context, src *source, refs []string, n int, p *progress.Progress) []*resolved {
+func resolveAll(ctx context.Context, src *source, refs []string, n int, p *progress.Images) []*resolved {
 	out := make([]*resolved, len(refs))
 	sem := make(chan struct{}, n)
 	var wg sync.WaitGroup
@@ -119,7 +119,7 @@ func resolveAll(ctx context.Context, src *source, refs []string, n int, p *progr
 
 // warm pulls every image of refs through src: manifests first, then each
 // (repository, blob) once, n blobs at a time.
-func warm(ctx context.Context, src *source, refs []string, n int, p *progress.Progress) warmResult {
+func warm(ctx context.Context, src *source, refs []string, n int, p *progress.Images) warmResult {
 	start := time.Now()
 	all := resolveAll(ctx, src, refs, n, p)
 	type job struct {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
 	"github.com/airlock/airlock/deploy"
+	"github.com/airlock/airlock/internal/progress"
 	"github.com/airlock/airlock/upstream/mar"
 	"github.com/airlock/airlock/upstream/mar/catalog"
 	"go.uber.org/zap/zapcore"
@@ -54,14 +55,19 @@ func Start(ctx context.Context, o Options, logOut io.Writer) (*Lab, error) {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
 	}
+	// Generating the full catalog takes seconds the first time: show it.
+	gen := progress.NewTask(logOut, fmt.Sprintf("generating the emulator's %s catalog", o.Scale))
 	m, err := mar.New(mar.Config{
 		Listen: o.MarListen, DataListen: "127.0.0.1:0", Catalog: catalog.NameAKS,
 		Scale: o.Scale, Seed: o.Seed, CacheDir: filepath.Join(o.Dir, "mar-catalog"),
+		Progress: gen.Update,
 	}, log.Named("mar"))
 	if err != nil {
 		return nil, err
 	}
-	if err := m.Start(ctx); err != nil {
+	err = m.Start(ctx)
+	gen.Close()
+	if err != nil {
 		return nil, fmt.Errorf("mar: %w", err)
 	}
 	cfg := &config.Config{
