@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/reference"
 )
 
 // PinInfo is a pin as listed: from the configuration file or set at run
@@ -25,7 +26,7 @@ type PinInfo struct {
 func (c *Collector) Pin(refs []string, owner string) error {
 	ps := make([]meta.Pin, 0, len(refs))
 	for _, s := range refs {
-		r, err := ParseRef(s)
+		r, err := reference.ParseLocal(s)
 		if err != nil {
 			return err
 		}
@@ -40,7 +41,7 @@ func (c *Collector) Pin(refs []string, owner string) error {
 func (c *Collector) Unpin(refs []string, owner string) (int, error) {
 	norm := make([]string, 0, len(refs))
 	for _, s := range refs {
-		r, err := ParseRef(s)
+		r, err := reference.ParseLocal(s)
 		if err != nil {
 			return 0, err
 		}
@@ -151,7 +152,7 @@ func (c *Collector) SyncPins(prefix string, want map[string][]string) error {
 	for owner, refs := range want {
 		norm := make([]string, 0, len(refs))
 		for _, s := range refs {
-			r, err := ParseRef(s)
+			r, err := reference.ParseLocal(s)
 			if err != nil {
 				return err
 			}

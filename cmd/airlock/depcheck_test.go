@@ -18,6 +18,8 @@ func TestDependencyDirection(t *testing.T) {
 		allowed []string // module packages it may depend on (transitively)
 	}{
 		{"rules", nil},
+		// References and tags: one grammar, on the rules' repository names.
+		{"reference", []string{"rules"}},
 		{"cache", nil},
 		{"cache/content", nil},
 		{"upstream", nil},
@@ -26,9 +28,9 @@ func TestDependencyDirection(t *testing.T) {
 		// The ACR-style authorizer implements the auth contract and knows
 		// nothing else of airlock.
 		{"registry/auth/acrauth", []string{"registry/auth"}},
-		{"cache/engine", []string{"cache", "cache/content", "cache/meta", "rules", "upstream"}},
+		{"cache/engine", []string{"cache", "cache/content", "cache/meta", "reference", "rules", "upstream"}},
 		{"upstream/ociclient", []string{"upstream"}},
-		{"cache/evict", []string{"cache/content", "cache/meta", "rules"}},
+		{"cache/evict", []string{"cache/content", "cache/meta", "reference", "rules"}},
 		{"cache/check", []string{"cache/content", "cache/meta"}},
 		{"upstream/images", nil},
 		{"cache/bundle", []string{"cache/content", "cache/meta"}},
@@ -43,7 +45,7 @@ func TestDependencyDirection(t *testing.T) {
 		// Shared utilities import nothing of ours; anyone may use them.
 		{"internal/badgerutil", nil},
 		{"internal/progress", nil},
-		{"bench", []string{"upstream/mar", "upstream/mar/catalog", "upstream/mar/fault", "upstream/mar/fromdir", "upstream/mar/internal/units"}},
+		{"bench", []string{"upstream/mar", "upstream/mar/catalog", "upstream/mar/fault", "upstream/mar/fromdir", "upstream/mar/internal/units", "reference", "rules"}},
 	}
 	for _, c := range cases {
 		t.Run(c.pkg, func(t *testing.T) {

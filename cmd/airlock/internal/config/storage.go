@@ -9,6 +9,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/airlock/airlock/cache/evict"
+	"github.com/airlock/airlock/reference"
 )
 
 // ByteSize is a size in bytes, written as an integer or with a unit:
@@ -72,7 +73,7 @@ func (c *Config) EvictPolicy() evict.Policy {
 
 func (c *Config) validateStorage() error {
 	for _, p := range c.Pins {
-		if _, err := evict.ParseRef(p); err != nil {
+		if _, err := reference.ParseLocal(p); err != nil {
 			return errorf("config: pins: %v", err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/airlock/airlock/internal/progress"
+	"github.com/airlock/airlock/reference"
 	"io"
 	"os"
 	"path/filepath"
@@ -130,7 +131,7 @@ func export(ctx context.Context, src *source, refs []string, n int, platforms st
 		if r.img.Root.MediaType.IsIndex() {
 			note = platforms
 		}
-		line, _ := parseImageRef(r.line)
+		line, _ := reference.Parse(r.line) // parsed once already by src.reference
 		bw.Image(line.String(), root, note)
 		p.Finished(r.line, nil, fmt.Sprintf("%s %d blobs %s", r.img.Root.Digest, len(r.img.Blobs), progress.Human(r.img.Size())))
 	}

@@ -2,96 +2,17 @@ package imagetool
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/airlock/airlock/cache/bundle"
 	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/reference"
 	"github.com/airlock/airlock/rules"
-	"github.com/opencontainers/go-digest"
 )
-
-// imageRef is an image reference as written in a list or a bundle:
-// [host/]repository[:tag][@digest].
-type imageRef struct {
-	Host   string // "" when the reference names a local repository
-	Repo   string
-	Tag    string
-	Digest digest.Digest
-}
-
-func (r imageRef) String() string {
-	s := r.Repo
-	if r.Host != "" {
-		s = r.Host + "/" + s
-	}
-	if r.Tag != "" {
-		s += ":" + r.Tag
-	}
-	if r.Digest != "" {
-		s += "@" + r.Digest.String()
-	}
-	return s
-}
-
-// ref is the tag, or the digest when there is one.
-func (r imageRef) ref() string {
-	if r.Digest != "" {
-		return r.Digest.String()
-	}
-	return r.Tag
-}
-
-// parseImageRef parses a reference; without a tag or digest it means
-// :latest. The first component is a registry host when it has a dot or a
-// port or is localhost.
-func parseImageRef(s string) (imageRef, error) {
-	var r imageRef
-	name := s
-	if i := strings.IndexByte(s, '@'); i >= 0 {
-		d, err := digest.Parse(s[i+1:])
-		if err != nil {
-			return r, fmt.Errorf("reference %q: bad digest: %v", s, err)
-		}
-		r.Digest, name = d, s[:i]
-	}
-	if i := strings.LastIndexByte(name, ':'); i > strings.LastIndexByte(name, '/') {
-		r.Tag, name = name[i+1:], name[:i]
-		if !validTag(r.Tag) {
-			return r, fmt.Errorf("reference %q: bad tag %q", s, r.Tag)
-		}
-	}
-	if first, rest, ok := strings.Cut(name, "/"); ok && (strings.ContainsAny(first, ".:") || first == "localhost") {
-		r.Host, name = first, rest
-	}
-	if !rules.ValidRepository(name) {
-		return r, fmt.Errorf("reference %q: %q is not a valid repository name", s, name)
-	}
-	r.Repo = name
-	if r.Tag == "" && r.Digest == "" {
-		r.Tag = "latest"
-	}
-	return r, nil
-}
-
-func validTag(t string) bool {
-	if t == "" || len(t) > 128 {
-		return false
-	}
-	for i, c := range []byte(t) {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_':
-		case (c == '.' || c == '-') && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
 
 // localRepo maps a reference to the local repository that serves it: a
 // reference without a host (or naming airlock itself) is local already;
 // one with an upstream host goes through the cache rule that fetches it.
-func localRepo(r imageRef, set *rules.Set, self string) (string, error) {
+func localRepo(r reference.Ref, set *rules.Set, self string) (string, error) {
 	if r.Host == "" || r.Host == self {
 		return r.Repo, nil
 	}
@@ -110,7 +31,7 @@ func localRepo(r imageRef, set *rules.Set, self string) (string, error) {
 // the repository named without its host, which must not be under a rule.
 func importTarget(set *rules.Set, asPushed bool) bundle.Mapper {
 	return func(s string) (bundle.Target, error) {
-		r, err := parseImageRef(s)
+		r, err := reference.Parse(s)
 		if err != nil {
 			return bundle.Target{}, err
 		}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
+	"github.com/airlock/airlock/reference"
 	"github.com/airlock/airlock/rules"
 	"github.com/airlock/airlock/upstream/images"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -134,7 +135,7 @@ func (s *source) pin(ctx context.Context, refs []string, owner string) error {
 	}
 	var local []string
 	for _, line := range refs {
-		r, err := parseImageRef(line)
+		r, err := reference.Parse(line)
 		if err != nil {
 			return err
 		}
@@ -142,11 +143,7 @@ func (s *source) pin(ctx context.Context, refs []string, owner string) error {
 		if err != nil {
 			return err
 		}
-		sep := ":"
-		if r.Digest != "" {
-			sep = "@"
-		}
-		local = append(local, repo+sep+r.ref())
+		local = append(local, r.In(repo))
 	}
 	for _, c := range []struct {
 		method string
@@ -176,8 +173,8 @@ func (s *source) pin(ctx context.Context, refs []string, owner string) error {
 }
 
 // reference maps a list line to what to pull.
-func (s *source) reference(line string) (imageRef, name.Reference, error) {
-	r, err := parseImageRef(line)
+func (s *source) reference(line string) (reference.Ref, name.Reference, error) {
+	r, err := reference.Parse(line)
 	if err != nil {
 		return r, nil, err
 	}
@@ -191,11 +188,7 @@ func (s *source) reference(line string) (imageRef, name.Reference, error) {
 		if err != nil {
 			return r, nil, err
 		}
-		sep := ":"
-		if r.Digest != "" {
-			sep = "@"
-		}
-		target = s.server.Host + "/" + local + sep + r.ref()
+		target = s.server.Host + "/" + r.In(local)
 	}
 	ref, err := name.ParseReference(target, opts...)
 	if err != nil {
