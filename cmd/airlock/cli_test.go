@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -155,6 +157,10 @@ func TestVersion(t *testing.T) {
 func TestExitCodesAndErrors(t *testing.T) {
 	t.Parallel()
 	down := "http://" + upstreamtest.Unreachable(t)
+	list := filepath.Join(t.TempDir(), "images.txt")
+	if err := os.WriteFile(list, []byte("mcr.microsoft.com/oss/kubernetes/pause:3.10\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		args []string
 		code int
@@ -168,9 +174,12 @@ func TestExitCodesAndErrors(t *testing.T) {
 		{[]string{"bundle", "export", "--list", "x"}, 2, "airlock bundle export: -o/--output is required"},
 		{[]string{"bundle", "import", "--config", "x"}, 2, "airlock bundle import: give one bundle file"},
 		{[]string{"warm", "--server", down}, 2, "airlock warm: give exactly one of --list FILE and --cluster NAME"},
-		{[]string{"warm", "--list", "-", "--concurrency", "0", "--server", down}, 2, "--concurrency 0: must be between 1 and 64"},
+		{[]string{"warm", "--list", list, "--concurrency", "0", "--server", down}, 2, "--concurrency 0: must be between 1 and 64"},
 		{[]string{"lab", "--scale", "huge"}, 2, `airlock lab: --scale "huge": want small or full`},
 		{[]string{"acr", "list", "--server", down}, 1, "airlock acr list: admin API unreachable"},
+		{[]string{"warm", "--list", "-", "--server", down}, 2, "airlock warm: - lists no images"},
+		{[]string{"warm", "--list", list, "--server", down}, 1, "airlock warm: cannot reach airlock at " + down},
+		{[]string{"bundle", "export", "--list", list, "-o", "b.tar", "--server", down}, 1, "start airlock serve, or give --server URL or --config FILE"},
 		{[]string{"acr", "list", "--server", down}, 1, "start airlock serve, set --server or AIRLOCK_SERVER"},
 		{[]string{"completion", "tcsh"}, 2, `airlock completion: unknown command "tcsh"`},
 	}

@@ -64,6 +64,7 @@ type bars struct {
 	p    *mpb.Progress // nil: plain lines
 	bar  *mpb.Bar
 	once sync.Once
+	out  sync.Mutex // serializes plain lines
 }
 
 func newBars(w io.Writer, opts []Option) *bars {
@@ -92,6 +93,8 @@ func (b *bars) println(format string, a ...any) {
 		fmt.Fprintf(b.p, format+"\n", a...)
 		return
 	}
+	b.out.Lock()
+	defer b.out.Unlock()
 	fmt.Fprintf(b.w, format+"\n", a...)
 }
 
@@ -246,7 +249,7 @@ func (t *Task) Update(done, total int64) {
 	}
 	if step > t.lastStep && (step == 0 || time.Since(t.lastLine) >= time.Second) && done < total {
 		t.lastStep, t.lastLine, t.shown = step, time.Now(), true
-		fmt.Fprintf(t.w, "%s: %d%%\n", t.name, step*10)
+		t.println("%s: %d%%", t.name, step*10)
 	}
 }
 
@@ -257,7 +260,7 @@ func (t *Task) Close() {
 	shown := t.shown
 	t.mu.Unlock()
 	if t.p == nil && shown {
-		fmt.Fprintf(t.w, "%s: done in %s\n", t.name, time.Since(t.start).Round(100*time.Millisecond))
+		t.println("%s: done in %s", t.name, time.Since(t.start).Round(100*time.Millisecond))
 	}
 	t.finish()
 }
@@ -284,7 +287,7 @@ func (s *Steps) Start(i, total int, what string) {
 	s.what = what
 	s.mu.Unlock()
 	if s.p == nil {
-		fmt.Fprintf(s.w, "[%d/%d] %s %s\n", i+1, total, time.Since(s.start).Round(time.Second), what)
+		s.println("[%d/%d] %s %s", i+1, total, time.Since(s.start).Round(time.Second), what)
 		return
 	}
 	s.total = total

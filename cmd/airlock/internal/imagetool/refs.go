@@ -17,7 +17,7 @@ func localRepo(r reference.Ref, set *rules.Set, self string) (string, error) {
 		return r.Repo, nil
 	}
 	if set == nil {
-		return "", fmt.Errorf("%s names registry %s: give --config so that its cache rules map it", r, r.Host)
+		return "", fmt.Errorf("registry %s needs cache rules to map it: give --config FILE, or list local references (aks-managed-repository/...)", r.Host)
 	}
 	local, _, ok := set.Reverse(r.Host, r.Repo)
 	if !ok {

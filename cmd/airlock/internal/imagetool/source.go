@@ -1,8 +1,3 @@
-// Package imagetool is airlock's image tools, behind the warm and bundle
-// commands: image lists pulled through a running airlock (its cache rules
-// map each upstream reference to the local repository that fetches it) or
-// straight from the registries, pre-warming with pins, and air-gap bundles
-// exported from and imported into airlock's storage.
 package imagetool
 
 import (
@@ -16,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -29,13 +23,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/pflag"
 )
-
-// UsageError is bad command-line input.
-type UsageError struct{ Msg string }
-
-func (e *UsageError) Error() string { return e.Msg }
-
-func usageErrorf(format string, a ...any) error { return &UsageError{fmt.Sprintf(format, a...)} }
 
 // SourceOptions say where warm and bundle export pull images from.
 type SourceOptions struct {
@@ -58,14 +45,24 @@ func (f *SourceOptions) Register(fs *pflag.FlagSet, direct bool) {
 
 // source pulls images: through a running airlock, with list references
 // mapped through its cache rules to local repositories, or directly from
-// each reference's registry.
+// each reference's registry (or the endpoint the configuration's upstreams
+// give its host).
 type source struct {
-	server *url.URL // nil: direct
-	rules  *rules.Set
-	puller *remote.Puller
-	http   bool
-	res    *images.Resolver
-	hc     *http.Client // for airlock's own APIs
+	server    *url.URL // nil: direct
+	rules     *rules.Set
+	endpoints map[string]endpoint // direct: registry host -> where it is reached
+	puller    *remote.Puller
+	http      bool // references may use plain HTTP
+	res       *images.Resolver
+	hc        *http.Client // for airlock's own APIs
+	origins   *origins     // which GETs airlock answered from the upstream
+}
+
+// endpoint is where a registry host is reached instead (upstreams:).
+type endpoint struct {
+	host     string // host[:port] of the endpoint URL
+	http     bool   // plain HTTP
+	insecure bool   // no TLS verification
 }
 
 func (f *SourceOptions) open() (*source, error) {
@@ -76,7 +73,7 @@ func (f *SourceOptions) open() (*source, error) {
 	if err != nil {
 		return nil, usageErrorf("--platform: %v", err)
 	}
-	s := &source{}
+	s := &source{endpoints: map[string]endpoint{}}
 	if f.Config != "" {
 		cfg, err := config.Load(f.Config)
 		if err != nil {
@@ -84,6 +81,11 @@ func (f *SourceOptions) open() (*source, error) {
 		}
 		if s.rules, err = cfg.RuleSet(); err != nil {
 			return nil, err
+		}
+		for _, u := range cfg.Upstreams {
+			if ep, err := url.Parse(u.Endpoint); err == nil && ep.Host != "" { // Load checked it
+				s.endpoints[u.Host] = endpoint{host: ep.Host, http: ep.Scheme == "http", insecure: u.Insecure}
+			}
 		}
 		if f.Server == "" && !f.Direct {
 			host, port, _ := net.SplitHostPort(cfg.Listen)
@@ -111,13 +113,13 @@ func (f *SourceOptions) open() (*source, error) {
 		}
 		s.server, s.http = u, u.Scheme == "http"
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = f.Concurrency + 2
-	tr.ResponseHeaderTimeout = 2 * time.Minute
-	if f.Insecure {
-		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for with --insecure
+	tr := transport(f.Concurrency, f.Insecure)
+	var rt http.RoundTripper = tr
+	if insecure := s.insecureHosts(); s.server == nil && len(insecure) > 0 {
+		rt = &perHostTLS{secure: tr, insecure: transport(f.Concurrency, true), hosts: insecure}
 	}
-	s.puller, err = remote.NewPuller(remote.WithTransport(tr), remote.WithAuthFromKeychain(authn.DefaultKeychain),
+	s.origins = newOrigins(rt)
+	s.puller, err = remote.NewPuller(remote.WithTransport(s.origins), remote.WithAuthFromKeychain(authn.DefaultKeychain),
 		remote.WithUserAgent("airlock"), remote.WithJobs(f.Concurrency))
 	if err != nil {
 		return nil, err
@@ -125,6 +127,62 @@ func (f *SourceOptions) open() (*source, error) {
 	s.res = &images.Resolver{Puller: s.puller, Platforms: plats}
 	s.hc = &http.Client{Transport: tr, Timeout: time.Minute}
 	return s, nil
+}
+
+// transport is the HTTP transport of a source.
+func transport(concurrency int, insecure bool) *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = concurrency + 2
+	tr.ResponseHeaderTimeout = 2 * time.Minute
+	if insecure {
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for (--insecure, upstreams' insecure)
+	}
+	return tr
+}
+
+// insecureHosts are the endpoints (host[:port]) whose TLS is not verified.
+func (s *source) insecureHosts() map[string]bool {
+	out := map[string]bool{}
+	for _, ep := range s.endpoints {
+		if ep.insecure && !ep.http {
+			out[ep.host] = true
+		}
+	}
+	return out
+}
+
+// perHostTLS skips TLS verification for some hosts only.
+type perHostTLS struct {
+	secure, insecure http.RoundTripper
+	hosts            map[string]bool
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *perHostTLS) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.hosts[req.URL.Host] {
+		return t.insecure.RoundTrip(req)
+	}
+	return t.secure.RoundTrip(req)
+}
+
+// probe checks that the server answers at all, so that an address with no
+// airlock behind it is one error rather than one per image.
+func (s *source) probe(ctx context.Context) error {
+	if s.server == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.server.JoinPath("/v2/").String(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := s.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach airlock at %s: %w (start airlock serve, or give --server URL or --config FILE of a running one)", s.server, err)
+	}
+	resp.Body.Close()
+	return nil
 }
 
 // pin replaces owner's pins on the server with the local references of
@@ -183,39 +241,24 @@ func (s *source) reference(line string) (reference.Ref, name.Reference, error) {
 		opts = append(opts, name.Insecure)
 	}
 	target := r.String()
-	if s.server != nil {
+	switch ep, ok := s.endpoints[r.Host]; {
+	case s.server != nil:
 		local, err := localRepo(r, s.rules, s.server.Host)
 		if err != nil {
 			return r, nil, err
 		}
 		target = s.server.Host + "/" + r.In(local)
+	case ok: // direct, to the endpoint the configuration gives this host
+		target = ep.host + "/" + r.In(r.Repo)
+		if ep.http {
+			opts = append(opts, name.Insecure)
+		}
 	}
 	ref, err := name.ParseReference(target, opts...)
 	if err != nil {
 		return r, nil, fmt.Errorf("%s: %w", line, err)
 	}
 	return r, ref, nil
-}
-
-// readList reads an image list file ("-": stdin).
-func readList(path string, stdin io.Reader) ([]string, error) {
-	r := stdin
-	if path != "-" {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		r = f
-	}
-	refs, err := images.ParseList(r)
-	if err != nil {
-		return nil, err
-	}
-	if len(refs) == 0 {
-		return nil, fmt.Errorf("%s lists no images", path)
-	}
-	return refs, nil
 }
 
 // platformNote names the platforms asked for, for bundle annotations.

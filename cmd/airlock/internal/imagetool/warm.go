@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/airlock/airlock/internal/progress"
 	"io"
 	"net/http"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/deploy/adminapi"
+	"github.com/airlock/airlock/internal/progress"
 	"github.com/airlock/airlock/upstream/images"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -27,33 +27,41 @@ type BootstrapLister interface {
 // RunWarm is airlock warm: it pulls the list (or the cluster's bootstrap
 // images) through the server of so, prints progress on stderr and the
 // summary on stdout, and pins the images as pin when it is set. lister
-// makes the BootstrapLister for the server warm pulls through.
+// makes the BootstrapLister for the server warm pulls through. When images
+// fail it returns an error saying how many.
 func RunWarm(ctx context.Context, so *SourceOptions, list, cluster, pin string, lister func(server string, hc *http.Client) BootstrapLister, stdin io.Reader, stdout, stderr io.Writer) error {
-	src, err := so.open()
-	if err != nil {
-		return err
+	if so.Direct {
+		return usageErrorf("warm pulls through a running airlock: --direct is for bundle export")
 	}
 	var refs []string
+	var err error
 	if list != "" {
 		if refs, err = readList(list, stdin); err != nil {
 			return &UsageError{err.Error()}
 		}
-	} else if refs, err = lister(src.server.String(), src.hc).BootstrapImages(ctx, cluster); err != nil {
-		if errors.Is(err, adminapi.ErrUnreachable) {
-			return err
+	}
+	src, err := so.open()
+	if err != nil {
+		return err
+	}
+	if err := src.probe(ctx); err != nil {
+		return err
+	}
+	if list == "" {
+		if refs, err = lister(src.server.String(), src.hc).BootstrapImages(ctx, cluster); err != nil {
+			if errors.Is(err, adminapi.ErrUnreachable) {
+				return err
+			}
+			return &UsageError{err.Error()}
 		}
-		return &UsageError{err.Error()}
 	}
 	p := progress.NewImages(stderr, "warm", len(refs))
 	res := warm(ctx, src, refs, so.Concurrency, p)
 	p.Close()
-	fmt.Fprintf(stdout, "warmed %d/%d images: %d blobs, %s in %s (%s/s)",
-		res.images-res.failed, res.images, res.blobs, progress.Human(res.bytes), res.took.Round(time.Millisecond), progress.Human(res.rate()))
+	fmt.Fprintln(stdout, res)
 	if res.failed > 0 {
-		fmt.Fprintf(stdout, "; %d failed\n", res.failed)
 		return fmt.Errorf("%d of %d images failed (FAIL lines above)", res.failed, res.images)
 	}
-	fmt.Fprintln(stdout)
 	if pin != "" {
 		if err := src.pin(ctx, refs, pin); err != nil {
 			return fmt.Errorf("pin: %w", err)
@@ -65,13 +73,28 @@ func RunWarm(ctx context.Context, so *SourceOptions, list, cluster, pin string, 
 
 // warmResult sums up a warm run.
 type warmResult struct {
-	images, failed, blobs int
-	bytes                 int64
-	took                  time.Duration
+	images, failed int
+	blobs          int   // distinct (repository, blob) fetched
+	bytes          int64 // received: manifests and blobs
+	took           time.Duration
+	// Of the blobs fetched whole: those airlock had cached already, and
+	// those it fetched from the upstream for this run.
+	cached, fetched           int
+	cachedBytes, fetchedBytes int64
+	manifestsFetched          int // manifests airlock fetched from the upstream
 }
 
-func (r warmResult) rate() int64 {
-	return int64(float64(r.bytes) / max(r.took.Seconds(), 0.001))
+// String is the summary line: what was warmed, and how much of it was
+// already cached and how much came from the upstream.
+func (r warmResult) String() string {
+	rate := int64(float64(r.bytes) / max(r.took.Seconds(), 0.001))
+	s := fmt.Sprintf("warmed %d/%d images: %d blobs, %s in %s (%s/s); already cached: %d blobs (%s); fetched from upstream: %d blobs (%s), %d manifests",
+		r.images-r.failed, r.images, r.blobs, progress.Human(r.bytes), r.took.Round(time.Millisecond), progress.Human(rate),
+		r.cached, progress.Human(r.cachedBytes), r.fetched, progress.Human(r.fetchedBytes), r.manifestsFetched)
+	if r.failed > 0 {
+		s += fmt.Sprintf("; %d failed", r.failed)
+	}
+	return s
 }
 
 // resolved is one list entry after its manifests were fetched.
@@ -149,6 +172,8 @@ func warm(ctx context.Context, src *source, refs []string, n int, p *progress.Im
 			r.left.Add(1)
 		}
 	}
+	res := warmResult{images: len(refs), blobs: len(jobs)}
+	var mu sync.Mutex // guards res's blob counts
 	work := make(chan *job)
 	var wg sync.WaitGroup
 	for range n {
@@ -157,6 +182,17 @@ func warm(ctx context.Context, src *source, refs []string, n int, p *progress.Im
 			defer wg.Done()
 			for j := range work {
 				_, err := images.Fetch(ctx, src.puller, j.repo, j.desc, p)
+				if err == nil {
+					mu.Lock()
+					if src.origins.blobFromUpstream(j.repo.RepositoryStr(), j.desc.Digest.String()) {
+						res.fetched++
+						res.fetchedBytes += j.desc.Size
+					} else {
+						res.cached++
+						res.cachedBytes += j.desc.Size
+					}
+					mu.Unlock()
+				}
 				for _, r := range j.imgs {
 					if err != nil {
 						r.mu.Lock()
@@ -183,7 +219,8 @@ func warm(ctx context.Context, src *source, refs []string, n int, p *progress.Im
 	}
 	close(work)
 	wg.Wait()
-	res := warmResult{images: len(refs), blobs: len(jobs), bytes: p.Bytes(), took: time.Since(start)}
+	res.bytes, res.took = p.Bytes(), time.Since(start)
+	res.manifestsFetched = src.origins.manifestsFromUpstream()
 	for _, r := range all {
 		if r.err != nil || r.berr != nil || r.left.Load() != 0 {
 			res.failed++

@@ -1,10 +1,15 @@
-package main
+package imagetool
 
 import (
+	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/airlock/airlock/deploy"
 	"github.com/airlock/airlock/upstream/mar/catalog"
 	"github.com/airlock/airlock/upstream/upstreamtest"
 )
@@ -22,17 +27,27 @@ func TestWarmClusterBootstrapAndPin(t *testing.T) {
 	for _, r := range refs {
 		up.PushImage(t, r.String(), 2000, 1)
 	}
-	a := startServe(t, serveConfig(upstreamtest.Unreachable(t), t.TempDir(), up.URL(), "control:\n  registry: labbootstrap\n"))
-	a.mustCLI("cluster", "create", "--name", "aks1", "--network-isolated", "--kubernetes-version", "1.30.3")
+	dir := t.TempDir()
+	cfg := writeConfig(t, "127.0.0.1:0", filepath.Join(dir, "s"), up.URL())
+	writeFile(t, cfg, strings.Replace(readFile(t, cfg), "rules:", "control:\n  registry: labbootstrap\nrules:", 1))
+	srv := serve(t, cfg)
+	if _, err := srv.Control().CreateCluster(context.Background(), deploy.ClusterSpec{Name: "aks1", NetworkIsolated: true, KubernetesVersion: "1.30.3"}); err != nil {
+		t.Fatal(err)
+	}
 
-	code, out, errOut := runCmd(t, "warm", "--cluster", "aks1", "--server", a.base, "--pin", "cluster/aks1")
-	if code != 0 || !strings.Contains(out, "warmed 9/9 images") || !strings.Contains(out, "pinned 9 images as cluster/aks1") {
-		t.Fatalf("warm --cluster: exit %d\n%s%s", code, out, errOut)
+	r := runWarm(t, SourceOptions{Server: srv.URL()}, "", "aks1", "cluster/aks1")
+	if r.err != nil || !strings.Contains(r.out, "warmed 9/9 images") || !strings.Contains(r.out, "pinned 9 images as cluster/aks1") {
+		t.Fatalf("warm --cluster: %s", r)
 	}
 	if n := up.Count("GET", "/manifests/"); n != len(refs) {
 		t.Fatalf("upstream manifest GETs %d, want %d", n, len(refs))
 	}
-	_, b := a.get("/admin/pins")
+	resp, err := http.Get(srv.URL() + "/admin/pins")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
 	var pins struct {
 		Pins []struct{ Ref, Owner string } `json:"pins"`
 	}
