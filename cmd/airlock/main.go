@@ -77,20 +77,10 @@ module (acr, cluster), pre-warming and air-gap bundles, and a pull benchmark.`,
   airlock serve --config examples/airlock.yaml
   # every command explains itself
   airlock warm --help`,
-		Args:          cobra.ArbitraryArgs,
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return unknownCommand(cmd, args[0])
-			}
-			cmd.SetOut(cmd.ErrOrStderr())
-			if err := cmd.Help(); err != nil {
-				return err
-			}
-			return exitCode(2)
-		},
 	}
+	group(root) // without a command: help on stderr, exit 2
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

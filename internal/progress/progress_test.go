@@ -5,27 +5,8 @@ import (
 	"errors"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 )
-
-// syncBuffer is a bytes.Buffer safe for the bar's goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // ansi strips terminal escape sequences.
 var ansi = regexp.MustCompile("\x1b\\[[0-9;]*[A-Za-z]")
@@ -45,7 +26,7 @@ func TestImages(t *testing.T) {
 		t.Errorf("plain output %q, %d bytes", plain.String(), p.Bytes())
 	}
 
-	var tty syncBuffer
+	var tty bytes.Buffer // written by mpb until Close returns
 	p = NewImages(&tty, "warm", 2, Terminal(true))
 	p.Expect(2 << 20)
 	p.Write(make([]byte, 1<<20))
@@ -83,7 +64,7 @@ func TestTask(t *testing.T) {
 	if plain.Len() != 0 {
 		t.Errorf("a task found done printed %q", plain.String())
 	}
-	var tty syncBuffer
+	var tty bytes.Buffer // written by mpb until Close returns
 	task = NewTask(&tty, "generating", Terminal(true))
 	task.Update(10, 40)
 	task.Update(40, 40)
@@ -104,7 +85,7 @@ func TestSteps(t *testing.T) {
 	if out := plain.String(); !strings.HasPrefix(out, "[1/2] 0s storm airlock run 1/1\n[2/2] ") {
 		t.Errorf("plain steps %q", out)
 	}
-	var tty syncBuffer
+	var tty bytes.Buffer // written by mpb until Close returns
 	s = NewSteps(&tty, Terminal(true))
 	s.Start(0, 2, "storm airlock run 1/1")
 	s.Close()

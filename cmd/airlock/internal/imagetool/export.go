@@ -26,11 +26,8 @@ func RunExport(ctx context.Context, so *SourceOptions, list, out string, stdin i
 	if err != nil {
 		return &UsageError{err.Error()}
 	}
-	src, err := so.open()
+	src, err := so.start(ctx)
 	if err != nil {
-		return err
-	}
-	if err := src.probe(ctx); err != nil {
 		return err
 	}
 	return exportTo(ctx, src, refs, so, out, stdout, stderr)

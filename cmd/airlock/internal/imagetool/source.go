@@ -129,6 +129,15 @@ func (f *SourceOptions) open() (*source, error) {
 	return s, nil
 }
 
+// start opens the source and checks that its server answers.
+func (f *SourceOptions) start(ctx context.Context) (*source, error) {
+	src, err := f.open()
+	if err != nil {
+		return nil, err
+	}
+	return src, src.probe(ctx)
+}
+
 // transport is the HTTP transport of a source.
 func transport(concurrency int, insecure bool) *http.Transport {
 	tr := http.DefaultTransport.(*http.Transport).Clone()

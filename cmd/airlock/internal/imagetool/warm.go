@@ -40,11 +40,8 @@ func RunWarm(ctx context.Context, so *SourceOptions, list, cluster, pin string, 
 			return &UsageError{err.Error()}
 		}
 	}
-	src, err := so.open()
+	src, err := so.start(ctx)
 	if err != nil {
-		return err
-	}
-	if err := src.probe(ctx); err != nil {
 		return err
 	}
 	if list == "" {
