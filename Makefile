@@ -12,7 +12,8 @@ FUZZTIME     ?= 20s
 FUZZPARALLEL ?= 1
 FUZZ_TARGETS := ./registry:FuzzParsePath ./registry:FuzzParseRange \
                 ./cache/manifest:FuzzParseManifest ./cache/engine:FuzzReference \
-                ./rules:FuzzRules ./rules:FuzzValidComponent ./cache/content:FuzzValidateDigest
+                ./rules:FuzzRules ./rules:FuzzValidComponent ./cache/content:FuzzValidateDigest \
+                ./reference:FuzzParse
 
 # The release build (the Dockerfile runs `make static`): no cgo, so the
 # binary runs on a distroless/static image; no paths or build ids.

@@ -3,7 +3,6 @@ package bench
 import (
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"time"
@@ -68,8 +67,9 @@ type Options struct {
 	RangeCount int           // concurrent Range GETs; default 16
 	RunTimeout time.Duration // bound on one (scenario, target, run); default 10m
 
-	Progress io.Writer // progress bar / lines; nil = none
-	TTY      bool      // Progress is a terminal: redraw one line
+	// Progress is told as each step (one run of a scenario on a target)
+	// starts; nil: nothing is reported.
+	Progress func(step, steps int, what string)
 	Log      *zap.Logger
 }
 

@@ -39,8 +39,10 @@ type Store interface {
 // Report is what an import loaded.
 type Report struct {
 	Images, Cached, Pushed int
-	Manifests, Blobs       int   // blobs in the tarball, manifests among them
-	Bytes                  int64 // bytes of the blobs
+	// Blobs are the blobs of the tarball (each once), Manifests the
+	// distinct manifests among them that the images use.
+	Manifests, Blobs int
+	Bytes            int64 // bytes of the blobs
 	// Skipped lists index.json entries without a reference name.
 	Skipped []string
 }
@@ -145,12 +147,16 @@ func (j *journal) run(ctx context.Context, r io.Reader, mapRef Mapper, now time.
 		}
 		plans = append(plans, p)
 	}
+	manifests := map[digest.Digest]bool{}
 	for _, p := range plans {
 		if err := p.link(ctx, j, now); err != nil {
 			return rep, fmt.Errorf("bundle: %s: %w", p.ref, err)
 		}
 		rep.Images++
-		rep.Manifests += len(p.manifests)
+		for _, m := range p.manifests {
+			manifests[m.d] = true
+		}
+		rep.Manifests = len(manifests)
 		if p.target.Origin == meta.OriginPush {
 			rep.Pushed++
 		} else {

@@ -3,25 +3,11 @@ package engine
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 )
-
-func TestValidTag(t *testing.T) {
-	t.Parallel()
-	for tag, ok := range map[string]bool{
-		"3.10": true, "v1.31.3": true, "latest": true, "_x": true, "A-b_c.d": true,
-		"": false, ".x": false, "-x": false, "a:b": false, "a/b": false, "a b": false,
-		strings.Repeat("a", 128): true, strings.Repeat("a", 129): false,
-	} {
-		if ValidTag(tag) != ok {
-			t.Errorf("ValidTag(%q) = %v, want %v", tag, !ok, ok)
-		}
-	}
-}
 
 func TestFlightGroup(t *testing.T) {
 	t.Parallel()

@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"testing"
 
+	"github.com/airlock/airlock/reference"
 	"github.com/airlock/airlock/rules"
 	"github.com/opencontainers/go-digest"
 )
@@ -26,10 +27,10 @@ func FuzzReference(f *testing.F) {
 		if got, want := rules.ValidRepository(name), len(name) <= 255 && specName.MatchString(name); got != want {
 			t.Fatalf("ValidRepository(%q) = %v, the spec says %v", name, got, want)
 		}
-		if got, want := ValidTag(ref), specTag.MatchString(ref); got != want {
-			t.Fatalf("ValidTag(%q) = %v, the spec says %v", ref, got, want)
+		if got, want := reference.ValidTag(ref), specTag.MatchString(ref); got != want {
+			t.Fatalf("reference.ValidTag(%q) = %v, the spec says %v", ref, got, want)
 		}
-		if _, err := digest.Parse(ref); err == nil && ValidTag(ref) {
+		if _, err := digest.Parse(ref); err == nil && reference.ValidTag(ref) {
 			t.Fatalf("%q is both a digest and a tag", ref)
 		}
 	})

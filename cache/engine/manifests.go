@@ -9,29 +9,12 @@ import (
 	"github.com/airlock/airlock/cache/content"
 	"github.com/airlock/airlock/cache/manifest"
 	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/reference"
 	"github.com/airlock/airlock/rules"
 	"github.com/airlock/airlock/upstream"
 	"github.com/opencontainers/go-digest"
 	"go.uber.org/zap"
 )
-
-const maxTagLen = 128
-
-// ValidTag reports whether s matches the distribution spec's tag grammar.
-func ValidTag(s string) bool {
-	if s == "" || len(s) > maxTagLen {
-		return false
-	}
-	for i, c := range []byte(s) {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_':
-		case (c == '.' || c == '-') && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
 
 // manifest serves Manifest (see access.go).
 func (e *Engine) manifest(ctx context.Context, repo, ref string, head bool) (*cache.Manifest, error) {
@@ -41,7 +24,7 @@ func (e *Engine) manifest(ctx context.Context, repo, ref string, head bool) (*ca
 	if d, err := digest.Parse(ref); err == nil {
 		return e.manifestByDigest(ctx, repo, d, head)
 	}
-	if !ValidTag(ref) {
+	if !reference.ValidTag(ref) {
 		return nil, fmt.Errorf("%w: %q", cache.ErrTagInvalid, ref)
 	}
 	return e.manifestByTag(ctx, repo, ref, head)

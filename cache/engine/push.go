@@ -9,6 +9,7 @@ import (
 	"github.com/airlock/airlock/cache/content"
 	"github.com/airlock/airlock/cache/manifest"
 	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/reference"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -38,7 +39,7 @@ func (e *Engine) PutManifest(ctx context.Context, repo, ref, mediaType string, b
 		tags = append([]string{ref}, tags...)
 	}
 	for _, t := range tags {
-		if !ValidTag(t) {
+		if !reference.ValidTag(t) {
 			return nil, fmt.Errorf("%w: %q", cache.ErrTagInvalid, t)
 		}
 	}
@@ -124,7 +125,7 @@ func (e *Engine) DeleteManifest(ctx context.Context, repo, ref string) error {
 		e.m.push.deleted.WithLabelValues("manifest").Inc()
 		return nil
 	}
-	if !ValidTag(ref) {
+	if !reference.ValidTag(ref) {
 		return fmt.Errorf("%w: %q", cache.ErrTagInvalid, ref)
 	}
 	if err := e.index.DeleteTag(ctx, repo, ref); errors.Is(err, meta.ErrNotFound) {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/cache/content"
+	"github.com/airlock/airlock/reference"
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -45,7 +46,7 @@ const (
 
 type policy struct {
 	Policy
-	pins []Ref
+	pins []reference.Ref
 }
 
 func (p *policy) high() int64 { return int64(float64(p.MaxBytes) * p.HighWatermark) }
@@ -147,7 +148,7 @@ func compile(p Policy) (*policy, error) {
 	}
 	cp := &policy{Policy: p}
 	for _, s := range p.Pins {
-		r, err := ParseRef(s)
+		r, err := reference.ParseLocal(s)
 		if err != nil {
 			return nil, fmt.Errorf("pin: %w", err)
 		}

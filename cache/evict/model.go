@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/reference"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -122,9 +123,9 @@ func (c *Collector) load(ctx context.Context, p *policy) (*model, error) {
 	if err != nil {
 		return nil, err
 	}
-	pins := append([]Ref(nil), p.pins...)
+	pins := append([]reference.Ref(nil), p.pins...)
 	for _, sp := range stored {
-		if r, err := ParseRef(sp.Ref); err == nil {
+		if r, err := reference.ParseLocal(sp.Ref); err == nil {
 			pins = append(pins, r)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/airlock/airlock/cache/meta"
 	"github.com/airlock/airlock/internal/ocierr"
+	"github.com/airlock/airlock/reference"
 )
 
 // PinInfo is a pin as listed: from the configuration file or set at run
@@ -29,7 +30,7 @@ type PinInfo struct {
 func (c *Collector) Pin(ctx context.Context, refs []string, owner string) error {
 	ps := make([]meta.Pin, 0, len(refs))
 	for _, s := range refs {
-		r, err := ParseRef(s)
+		r, err := reference.ParseLocal(s)
 		if err != nil {
 			return err
 		}
@@ -44,7 +45,7 @@ func (c *Collector) Pin(ctx context.Context, refs []string, owner string) error 
 func (c *Collector) Unpin(ctx context.Context, refs []string, owner string) (int, error) {
 	norm := make([]string, 0, len(refs))
 	for _, s := range refs {
-		r, err := ParseRef(s)
+		r, err := reference.ParseLocal(s)
 		if err != nil {
 			return 0, err
 		}
@@ -161,7 +162,7 @@ func (c *Collector) SyncPins(prefix string, want map[string][]string) error {
 	for owner, refs := range want {
 		norm := make([]string, 0, len(refs))
 		for _, s := range refs {
-			r, err := ParseRef(s)
+			r, err := reference.ParseLocal(s)
 			if err != nil {
 				return err
 			}

@@ -21,6 +21,8 @@ func TestDependencyDirection(t *testing.T) {
 		allowed []string // module packages it may depend on (transitively)
 	}{
 		{"rules", nil},
+		// References and tags: one grammar, on the rules' repository names.
+		{"reference", []string{"rules"}},
 		{"cache", nil},
 		{"cache/content", nil},
 		{"cache/meta", nil},
@@ -38,9 +40,9 @@ func TestDependencyDirection(t *testing.T) {
 		// Manifest bodies are read in one place, by the engine and the
 		// bundle importer alike.
 		{"cache/manifest", nil},
-		{"cache/engine", []string{"cache", "cache/content", "cache/manifest", "cache/meta", "rules", "upstream"}},
+		{"cache/engine", []string{"cache", "cache/content", "cache/manifest", "cache/meta", "reference", "rules", "upstream"}},
 		{"upstream/ociclient", []string{"upstream"}},
-		{"cache/evict", []string{"cache/content", "cache/meta", "rules"}},
+		{"cache/evict", []string{"cache/content", "cache/meta", "reference", "rules"}},
 		{"cache/check", []string{"cache/content", "cache/meta"}},
 		{"upstream/images", nil},
 		{"cache/bundle", []string{"cache/content", "cache/manifest", "cache/meta"}},
@@ -54,16 +56,20 @@ func TestDependencyDirection(t *testing.T) {
 		{"deploy", []string{"deploy/aks", "rules", "upstream"}},
 		{"deploy/badgerstore", []string{"deploy", "deploy/aks", "rules", "upstream"}},
 		{"deploy/adminapi", []string{"deploy", "deploy/aks", "rules", "upstream"}},
+		// The control CLI builds admin API calls: it knows the API, not the
+		// service's storage or the data plane.
+		{"deploy/controlcli", []string{"deploy", "deploy/adminapi", "deploy/aks", "rules", "upstream"}},
 		// What a node pulls at bootstrap: pure data, which the MAR emulator
 		// may import to generate its catalog.
 		{"deploy/aks", nil},
 		// Shared utilities import nothing of ours; anyone may use them.
 		{"internal/badgerutil", nil},
+		{"internal/progress", nil},
 		{"internal/azuritetest", nil},
 		{"internal/units", nil},
 		{"internal/ocierr", nil},
 		{"internal/promtest", nil},
-		{"bench", []string{"deploy/aks", "upstream/mar", "upstream/mar/catalog", "upstream/mar/fault", "upstream/mar/fromdir"}},
+		{"bench", []string{"deploy/aks", "upstream/mar", "upstream/mar/catalog", "upstream/mar/fault", "upstream/mar/fromdir", "reference", "rules"}},
 	}
 	for _, c := range cases {
 		t.Run(c.pkg, func(t *testing.T) {

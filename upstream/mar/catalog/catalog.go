@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"sort"
 
 	"github.com/airlock/airlock/deploy/aks"
@@ -264,15 +263,3 @@ func (c *Catalog) TotalBlobSize() int64 {
 	}
 	return n
 }
-
-// repoName is the OCI distribution spec's repository name grammar.
-var repoName = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$`)
-
-// tagName is the OCI distribution spec's tag grammar.
-var tagName = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
-
-// ValidRepo reports whether name is a valid repository name.
-func ValidRepo(name string) bool { return len(name) <= 255 && repoName.MatchString(name) }
-
-// ValidTag reports whether tag is a valid tag.
-func ValidTag(tag string) bool { return tagName.MatchString(tag) }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/airlock/airlock/cache/evict"
+	"github.com/airlock/airlock/reference"
 )
 
 // EvictPolicy is the eviction policy the configuration asks for.
@@ -18,7 +19,7 @@ func (c *Config) EvictPolicy() evict.Policy {
 
 func (c *Config) validateStorage() error {
 	for i, p := range c.Pins {
-		if _, err := evict.ParseRef(p); err != nil {
+		if _, err := reference.ParseLocal(p); err != nil {
 			return keyErr(fmt.Sprintf("pins[%d]", i), "%v", err)
 		}
 	}
