@@ -11,8 +11,9 @@ TIMEOUT ?= 20m
 FUZZTIME     ?= 20s
 FUZZPARALLEL ?= 1
 FUZZ_TARGETS := ./registry:FuzzParsePath ./registry:FuzzParseRange \
-                ./cache/engine:FuzzParseManifest ./cache/engine:FuzzReference \
-                ./rules:FuzzRules ./rules:FuzzValidComponent ./cache/content:FuzzValidateDigest
+                ./cache/manifest:FuzzParseManifest ./cache/engine:FuzzReference \
+                ./rules:FuzzRules ./rules:FuzzValidComponent ./cache/content:FuzzValidateDigest \
+                ./reference:FuzzParse
 
 # The release build (the Dockerfile runs `make static`): no cgo, so the
 # binary runs on a distroless/static image; no paths or build ids.
@@ -20,9 +21,10 @@ STATIC_FLAGS := -trimpath -ldflags='-s -w -buildid='
 IMAGE   ?= airlock:dev
 
 BENCH_FLAGS ?= --scale small
+DISTPROXY   := bench/cmd/distproxy
 BENCH_OUT   ?= bench-results
 
-.PHONY: build static image run test e2e vet tools fuzz clean bench
+.PHONY: build static image run test e2e vet tools fuzz clean bench distproxy
 
 build:
 	$(GO) build -o $(BIN) ./cmd/airlock
@@ -37,12 +39,14 @@ run: build
 	$(BIN) lab
 
 # External tools the tests use: the OCI conformance suite, crane and oras
-# (pinned, in bin/tools); containerd, skopeo and iproute2 (apt-get, root).
+# (pinned, in bin/tools); containerd, skopeo and iproute2 (apt-get, root);
+# Azurite (npm, pinned, in bin/tools/azurite; node and npm via apt-get).
 tools:
 	scripts/install-tools.sh
 
 vet:
 	$(GO) vet $(PKGS)
+	$(GO) -C $(DISTPROXY) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
@@ -62,11 +66,14 @@ fuzz:
 	  $(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) -parallel=$(FUZZPARALLEL) $$pkg; \
 	done
 
-# bin/distproxy is the distribution target (distribution v3 proxy); the bench
-# finds it next to bin/airlock.
-bench: build
-	$(GO) build -o bin/distproxy ./bench/cmd/distproxy
+# bin/distproxy is the distribution target (distribution v3 proxy, its own
+# module so that the product's go.mod does not carry it); the bench finds it
+# next to bin/airlock.
+bench: build distproxy
 	$(BIN) bench $(BENCH_FLAGS) --out $(BENCH_OUT)
+
+distproxy:
+	$(GO) -C $(DISTPROXY) build -o $(abspath bin/distproxy) .
 
 clean:
 	rm -rf bin data $(BENCH_OUT)

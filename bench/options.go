@@ -3,14 +3,13 @@ package bench
 import (
 	"errors"
 	"fmt"
-	"io"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/airlock/airlock/internal/units"
 	"github.com/airlock/airlock/upstream/mar/catalog"
 )
 
@@ -68,8 +67,9 @@ type Options struct {
 	RangeCount int           // concurrent Range GETs; default 16
 	RunTimeout time.Duration // bound on one (scenario, target, run); default 10m
 
-	Progress io.Writer // progress bar / lines; nil = none
-	TTY      bool      // Progress is a terminal: redraw one line
+	// Progress is told as each step (one run of a scenario on a target)
+	// starts; nil: nothing is reported.
+	Progress func(step, steps int, what string)
 	Log      *zap.Logger
 }
 
@@ -165,22 +165,12 @@ func ParseList(v string, all []string) []string {
 	return out
 }
 
-// ParseSize reads a byte count such as "134217728", "128MiB" or "1GiB".
+// ParseSize reads a positive byte count such as "134217728", "128MiB" or
+// "1GiB" (units.ParseBytes).
 func ParseSize(s string) (int64, error) {
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
-	num, mult := strings.TrimSpace(s), int64(1)
-	for _, u := range units {
-		if strings.HasSuffix(num, u.suffix) {
-			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
+	n, err := units.ParseBytes(s)
 	if err != nil || n <= 0 {
 		return 0, fmt.Errorf("%w: size %q (want e.g. 128MiB)", ErrUsage, s)
 	}
-	return n * mult, nil
+	return n, nil
 }

@@ -112,12 +112,12 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return results[k]
 	}
 	steps := plan(&opts)
-	prog := newProgress(opts.Progress, opts.TTY, len(steps), opts.Runs)
 	for i, st := range steps {
-		prog.show(i, st)
+		if opts.Progress != nil {
+			opts.Progress(i, len(steps), fmt.Sprintf("%-13s %-12s run %d/%d", st.scenario, st.target, st.run, opts.Runs))
+		}
 		prs, err := runOne(ctx, &opts, work, marCfg, set, st, targets[st.target])
 		if ctx.Err() != nil {
-			prog.finish()
 			return nil, ctx.Err()
 		}
 		if err != nil {
@@ -135,7 +135,6 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			r.Runs = append(r.Runs, pr.run)
 		}
 	}
-	prog.finish()
 	for _, k := range order {
 		results[k].summarize()
 		rep.Results = append(rep.Results, *results[k])

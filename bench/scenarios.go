@@ -11,6 +11,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/airlock/airlock/deploy/aks"
+	"github.com/airlock/airlock/internal/units"
 	"github.com/airlock/airlock/upstream/mar"
 	"github.com/airlock/airlock/upstream/mar/catalog"
 	"github.com/airlock/airlock/upstream/mar/fault"
@@ -48,7 +50,7 @@ type pullSet struct {
 
 // newPullSet reads the bootstrap set of minor from the catalog.
 func newPullSet(cat *catalog.Catalog, minor string) (*pullSet, error) {
-	refs, err := catalog.BootstrapSet(minor)
+	refs, err := aks.Bootstrap(minor)
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +137,7 @@ func scenarioFuncs() map[string]scenarioFunc {
 		ScenarioUpstreamSlow: func(ctx context.Context, env *runEnv) ([]phaseResult, error) {
 			err := env.mar.SetFaults(
 				fault.Fault{Kind: fault.KindBlobData, Bandwidth: slowBandwidth},
-				fault.Fault{Kind: fault.KindAny, Delay: fault.Duration(slowHeaderDelay)})
+				fault.Fault{Kind: fault.KindAny, Delay: units.Duration(slowHeaderDelay)})
 			if err != nil {
 				return nil, err
 			}

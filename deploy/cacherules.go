@@ -23,18 +23,18 @@ func (s *Service) CreateCacheRule(ctx context.Context, registry string, r CacheR
 		if err != nil {
 			return err
 		}
-		if _, err := set.With(r.Rule()); err != nil {
+		if _, err := set.With(r.Rule); err != nil {
 			return ruleError(err)
 		}
 		if err := s.checkCredentialSet(reg, r.CredentialSet); err != nil {
 			return err
 		}
 		if reg.Name == s.bind.Registry && s.bind.Repos != nil {
-			pushed, err := s.bind.Repos.PushedRepos()
+			pushed, err := s.bind.Repos.PushedRepos(ctx)
 			if err != nil {
 				return err
 			}
-			if err := rules.CheckExisting(r.Rule(), pushed); err != nil {
+			if err := rules.CheckExisting(r.Rule, pushed); err != nil {
 				return ruleError(err)
 			}
 		}
@@ -92,7 +92,7 @@ func (s *Service) UpdateCacheRule(ctx context.Context, registry string, r CacheR
 		if err != nil {
 			return err
 		}
-		next, err := set.Update(r.Rule())
+		next, err := set.Update(r.Rule)
 		if err != nil {
 			return ruleError(err)
 		}
@@ -102,10 +102,10 @@ func (s *Service) UpdateCacheRule(ctx context.Context, registry string, r CacheR
 		updated, _ := next.Get(r.Name)
 		for i := range reg.CacheRules {
 			if strings.EqualFold(reg.CacheRules[i].Name, r.Name) {
-				reg.CacheRules[i] = fromRule(updated)
+				reg.CacheRules[i] = CacheRule{Rule: updated}
 			}
 		}
-		out = fromRule(updated)
+		out = CacheRule{Rule: updated}
 		out.Registry = reg.Name
 		return nil
 	})
@@ -171,7 +171,7 @@ func (s *Service) checkCredentialSet(reg *Registry, name string) error {
 func ruleSet(reg *Registry) (*rules.Set, error) {
 	rs := make([]rules.Rule, 0, len(reg.CacheRules))
 	for _, r := range reg.CacheRules {
-		rs = append(rs, r.Rule())
+		rs = append(rs, r.Rule)
 	}
 	set, err := rules.NewSet(rs)
 	if err != nil {

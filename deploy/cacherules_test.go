@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/deploy"
+	"github.com/airlock/airlock/internal/units"
 	"github.com/airlock/airlock/rules"
 	"github.com/airlock/airlock/upstream"
 )
@@ -32,7 +33,7 @@ func TestCacheRulesOfTheBoundRegistry(t *testing.T) {
 	}
 	must[*deploy.RegistryInfo](t)(e.svc.CreateRegistry(ctx, deploy.RegistrySpec{Name: "MyAcr"}))
 	calls := e.eng.calls
-	must[deploy.CacheRule](t)(e.svc.CreateCacheRule(ctx, "myacr", deploy.CacheRule{Name: "dotnet", Source: "mcr.microsoft.com/dotnet/*", Target: "dotnet/*", TagTTL: deploy.Duration(time.Minute)}))
+	must[deploy.CacheRule](t)(e.svc.CreateCacheRule(ctx, "myacr", deploy.CacheRule{Rule: rules.Rule{Name: "dotnet", Source: "mcr.microsoft.com/dotnet/*", Target: "dotnet/*", TagTTL: units.Duration(time.Minute)}}))
 	if up, ok := e.eng.serves("dotnet/runtime"); !ok || up != "mcr.microsoft.com/dotnet/runtime" || e.eng.calls != calls+1 {
 		t.Fatalf("new rule not served at once: %q %v", up, ok)
 	}
@@ -46,31 +47,31 @@ func TestCacheRulesOfTheBoundRegistry(t *testing.T) {
 		code string
 	}{
 		{"overlaps a config rule", func() error {
-			_, err := e.svc.CreateCacheRule(ctx, "myacr", deploy.CacheRule{Name: "all-hub", Source: "docker.io/*", Target: "*"})
+			_, err := e.svc.CreateCacheRule(ctx, "myacr", deploy.CacheRule{Rule: rules.Rule{Name: "all-hub", Source: "docker.io/*", Target: "*"}})
 			return err
 		}, string(rules.CodeWildcardOverlap)},
 		{"overlaps its own rule", func() error {
-			_, err := e.svc.CreateCacheRule(ctx, "myacr", deploy.CacheRule{Name: "dotnet-all", Source: "mcr.microsoft.com/dotnet/sdk/*", Target: "dotnet/sdk/*"})
+			_, err := e.svc.CreateCacheRule(ctx, "myacr", deploy.CacheRule{Rule: rules.Rule{Name: "dotnet-all", Source: "mcr.microsoft.com/dotnet/sdk/*", Target: "dotnet/sdk/*"}})
 			return err
 		}, string(rules.CodeWildcardOverlap)},
 		{"captures a pushed repository", func() error {
-			_, err := e.svc.CreateCacheRule(ctx, "myacr", deploy.CacheRule{Name: "team-rule", Source: "mcr.microsoft.com/team/*", Target: "team/*"})
+			_, err := e.svc.CreateCacheRule(ctx, "myacr", deploy.CacheRule{Rule: rules.Rule{Name: "team-rule", Source: "mcr.microsoft.com/team/*", Target: "team/*"}})
 			return err
 		}, string(rules.CodeExistingRepoMatch)},
 		{"bad name", func() error {
-			_, err := e.svc.CreateCacheRule(ctx, "myacr", deploy.CacheRule{Name: "x", Source: "mcr.microsoft.com/a", Target: "a"})
+			_, err := e.svc.CreateCacheRule(ctx, "myacr", deploy.CacheRule{Rule: rules.Rule{Name: "x", Source: "mcr.microsoft.com/a", Target: "a"}})
 			return err
 		}, string(rules.CodeInvalidName)},
 		{"unknown credential set", func() error {
-			_, err := e.svc.CreateCacheRule(ctx, "myacr", deploy.CacheRule{Name: "private", Source: "ghcr.io/me/app", Target: "me/app", CredentialSet: "nope"})
+			_, err := e.svc.CreateCacheRule(ctx, "myacr", deploy.CacheRule{Rule: rules.Rule{Name: "private", Source: "ghcr.io/me/app", Target: "me/app", CredentialSet: "nope"}})
 			return err
 		}, deploy.CodeCredentialSetNotFound},
 		{"change the source", func() error {
-			_, err := e.svc.UpdateCacheRule(ctx, "myacr", deploy.CacheRule{Name: "dotnet", Source: "mcr.microsoft.com/other/*"})
+			_, err := e.svc.UpdateCacheRule(ctx, "myacr", deploy.CacheRule{Rule: rules.Rule{Name: "dotnet", Source: "mcr.microsoft.com/other/*"}})
 			return err
 		}, string(rules.CodeImmutable)},
 		{"update a config rule", func() error {
-			_, err := e.svc.UpdateCacheRule(ctx, "myacr", deploy.CacheRule{Name: "library", CredentialSet: "hub"})
+			_, err := e.svc.UpdateCacheRule(ctx, "myacr", deploy.CacheRule{Rule: rules.Rule{Name: "library", CredentialSet: "hub"}})
 			return err
 		}, deploy.CodeConfigRule},
 		{"delete a config rule", func() error { return e.svc.DeleteCacheRule(ctx, "myacr", "library") }, deploy.CodeConfigRule},
@@ -102,8 +103,8 @@ func TestCacheRulesOfTheBoundRegistry(t *testing.T) {
 	// Credential sets: the rule's credentials reach the engine; update may
 	// change only the credential set; a set in use cannot go.
 	must[deploy.CredentialSet](t)(e.svc.CreateCredentialSet(ctx, "myacr", deploy.CredentialSet{Name: "mcr-creds", LoginServer: "mcr.microsoft.com", Username: "bob", PasswordFile: secret}))
-	r := must[deploy.CacheRule](t)(e.svc.UpdateCacheRule(ctx, "myacr", deploy.CacheRule{Name: "dotnet", CredentialSet: "mcr-creds"}))
-	if r.CredentialSet != "mcr-creds" || r.Source != "mcr.microsoft.com/dotnet/*" || r.TagTTL != deploy.Duration(time.Minute) {
+	r := must[deploy.CacheRule](t)(e.svc.UpdateCacheRule(ctx, "myacr", deploy.CacheRule{Rule: rules.Rule{Name: "dotnet", CredentialSet: "mcr-creds"}}))
+	if r.CredentialSet != "mcr-creds" || r.Source != "mcr.microsoft.com/dotnet/*" || r.TagTTL != units.Duration(time.Minute) {
 		t.Fatalf("updated rule %+v", r)
 	}
 	if got := e.eng.creds["mcr-creds"]; got.Username != "bob" || got.Password != "s3cret" {
@@ -143,7 +144,7 @@ func TestConfigConflictRefusedAtStart(t *testing.T) {
 	e := newEnv(t, func(b *deploy.Binding) { b.Registry = "myacr" })
 	ctx := context.Background()
 	must[*deploy.RegistryInfo](t)(e.svc.CreateRegistry(ctx, deploy.RegistrySpec{Name: "myacr"}))
-	must[deploy.CacheRule](t)(e.svc.CreateCacheRule(ctx, "myacr", deploy.CacheRule{Name: "everything", Source: "mcr.microsoft.com/*", Target: "*"}))
+	must[deploy.CacheRule](t)(e.svc.CreateCacheRule(ctx, "myacr", deploy.CacheRule{Rule: rules.Rule{Name: "everything", Source: "mcr.microsoft.com/*", Target: "*"}}))
 	e.bind.BaseRules = []rules.Rule{{Name: "library", Source: "docker.io/library/*", Target: "library/*"}}
 	_, err := deploy.New(ctx, e.store, e.bind, nil, nil)
 	if code(t, err) != string(rules.CodeWildcardOverlap) {

@@ -71,7 +71,7 @@ func (e *engine) serves(repo string) (string, bool) {
 
 type pushed []string
 
-func (p pushed) PushedRepos() ([]string, error) { return p, nil }
+func (p pushed) PushedRepos(context.Context) ([]string, error) { return p, nil }
 
 const (
 	boundName = "labbootstrap"
@@ -148,8 +148,8 @@ func (e *env) byo(name string) *deploy.RegistryInfo {
 	e.t.Helper()
 	ctx := context.Background()
 	must[*deploy.RegistryInfo](e.t)(e.svc.CreateRegistry(ctx, deploy.RegistrySpec{Name: name}))
-	must[deploy.CacheRule](e.t)(e.svc.CreateCacheRule(ctx, name, deploy.CacheRule{
-		Name: deploy.RequiredRuleName, Source: deploy.RequiredRuleSource, Target: deploy.RequiredRuleTarget}))
+	must[deploy.CacheRule](e.t)(e.svc.CreateCacheRule(ctx, name, deploy.CacheRule{Rule: rules.Rule{
+		Name: deploy.RequiredRuleName, Source: deploy.RequiredRuleSource, Target: deploy.RequiredRuleTarget}}))
 	must[*deploy.PrivateEndpoint](e.t)(e.svc.CreatePrivateEndpoint(ctx, deploy.PrivateEndpointSpec{Name: name + "-pe", Registry: name}))
 	return must[*deploy.RegistryInfo](e.t)(e.svc.Registry(ctx, name))
 }

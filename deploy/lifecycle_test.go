@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/airlock/airlock/deploy"
+	"github.com/airlock/airlock/rules"
 )
 
 // An AKS-managed registry comes with the cluster, is served by this
@@ -70,7 +71,7 @@ func TestManagedRegistryLifecycle(t *testing.T) {
 			if _, err := e.svc.CreateCredentialSet(ctx, boundName, deploy.CredentialSet{Name: "creds", Username: "u", Password: "p"}); err != nil && !errors.Is(err, deploy.ErrConflict) {
 				return err
 			}
-			_, err := e.svc.UpdateCacheRule(ctx, boundName, deploy.CacheRule{Name: "aks-managed-mcr", CredentialSet: "creds"})
+			_, err := e.svc.UpdateCacheRule(ctx, boundName, deploy.CacheRule{Rule: rules.Rule{Name: "aks-managed-mcr", CredentialSet: "creds"}})
 			return err
 		}, "cacheRule", "reset"},
 		{"endpoint deleted", func() error { _, err := e.svc.DeletePrivateEndpoint(ctx, boundName+"-pe"); return err }, "privateEndpoint", "restored"},
@@ -132,7 +133,7 @@ func TestBringYourOwnRegistryLifecycle(t *testing.T) {
 	e := newEnv(t, func(b *deploy.Binding) { b.Registry = "teamacr" })
 	ctx := context.Background()
 	e.byo("teamacr")
-	must[deploy.CacheRule](t)(e.svc.CreateCacheRule(ctx, "teamacr", deploy.CacheRule{Name: "dotnet", Source: "mcr.microsoft.com/dotnet/*", Target: "dotnet/*"}))
+	must[deploy.CacheRule](t)(e.svc.CreateCacheRule(ctx, "teamacr", deploy.CacheRule{Rule: rules.Rule{Name: "dotnet", Source: "mcr.microsoft.com/dotnet/*", Target: "dotnet/*"}}))
 	c := must[*deploy.ClusterInfo](t)(e.svc.CreateCluster(ctx, deploy.ClusterSpec{Name: "aks2", NetworkIsolated: true, ContainerRegistryID: deploy.RegistryID("airlock", "teamacr")}))
 	if ref := c.BootstrapRegistry; ref == nil || ref.Managed || !ref.Served || ref.Name != "teamacr" || len(c.ManagedRegistries) != 0 {
 		t.Fatalf("bootstrap registry %+v, managed %v", c.BootstrapRegistry, c.ManagedRegistries)
@@ -155,7 +156,7 @@ func TestBringYourOwnRegistryLifecycle(t *testing.T) {
 	}
 	// The problem does not block an unrelated update.
 	must[*deploy.ClusterInfo](t)(e.svc.UpdateCluster(ctx, "aks2", deploy.ClusterUpdate{OutboundType: "block"}))
-	must[deploy.CacheRule](t)(e.svc.CreateCacheRule(ctx, "teamacr", deploy.CacheRule{Name: "aks-managed-mcr", Source: "mcr.microsoft.com/*", Target: "aks-managed-repository/*"}))
+	must[deploy.CacheRule](t)(e.svc.CreateCacheRule(ctx, "teamacr", deploy.CacheRule{Rule: rules.Rule{Name: "aks-managed-mcr", Source: "mcr.microsoft.com/*", Target: "aks-managed-repository/*"}}))
 
 	// Disable: nothing is deleted; the nodes need reimage.
 	c = must[*deploy.ClusterInfo](t)(e.svc.UpdateCluster(ctx, "aks2", deploy.ClusterUpdate{ArtifactSource: "Direct", OutboundType: "loadBalancer"}))

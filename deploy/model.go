@@ -46,7 +46,7 @@ const (
 
 // requiredRule is the rule AKS creates and expects, exactly.
 func requiredRule() CacheRule {
-	return CacheRule{Name: RequiredRuleName, Source: RequiredRuleSource, Target: RequiredRuleTarget}
+	return CacheRule{Rule: rules.Rule{Name: RequiredRuleName, Source: RequiredRuleSource, Target: RequiredRuleTarget}}
 }
 
 // Registry is an emulated Azure container registry.
@@ -64,30 +64,16 @@ type Registry struct {
 	Created        time.Time       `json:"created"`
 }
 
-// CacheRule is a cache rule as the API shows it (ACR's field names).
+// CacheRule is a cache rule as the API shows and stores it: the rule the
+// engine serves (rules.Rule, with ACR's JSON field names sourceRepository
+// and targetRepository) and, in answers, where it comes from.
 type CacheRule struct {
-	Name          string   `json:"name"`
-	Source        string   `json:"sourceRepository"`
-	Target        string   `json:"targetRepository"`
-	CredentialSet string   `json:"credentialSet,omitempty"`
-	TagTTL        Duration `json:"tagTTL,omitempty"`
-	// TagList is what tags/list shows under the rule (an airlock
-	// extension): "upstream" (default) or "local" (ACR's behaviour).
-	TagList string `json:"tagList,omitempty"`
+	rules.Rule
 	// Registry and FromConfig are set in answers only. FromConfig marks a
 	// rule of the configuration file, served by the bound registry but not
 	// editable here.
 	Registry   string `json:"registry,omitempty"`
 	FromConfig bool   `json:"fromConfig,omitempty"`
-}
-
-// Rule is the rule the engine serves.
-func (c CacheRule) Rule() rules.Rule {
-	return rules.Rule{Name: c.Name, Source: c.Source, Target: c.Target, CredentialSet: c.CredentialSet, TagTTL: time.Duration(c.TagTTL), TagList: c.TagList}
-}
-
-func fromRule(r rules.Rule) CacheRule {
-	return CacheRule{Name: r.Name, Source: r.Source, Target: r.Target, CredentialSet: r.CredentialSet, TagTTL: Duration(r.TagTTL), TagList: r.TagList}
 }
 
 // CredentialSet holds upstream credentials for cache rules. The password is
@@ -219,24 +205,4 @@ func (s *State) fill() {
 	if s.Clusters == nil {
 		s.Clusters = map[string]*Cluster{}
 	}
-}
-
-// Duration is a time.Duration written as "5m0s" in JSON.
-type Duration time.Duration
-
-// MarshalJSON implements json.Marshaler.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("duration must be a string like \"5m\": %w", err)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/airlock/airlock/deploy/aks"
 )
 
 // DefaultCertsDir is containerd's config_path on an AKS node.
@@ -61,13 +63,17 @@ const (
 	ContainerdV3Path       = "containerd/config-path-v3.toml"
 	CredentialProviderPath = "kubelet/credential-provider-config.yaml"
 	EtcHostsPath           = "hosts"
+	// BootstrapImagesPath is the image list of what the node pulls at
+	// bootstrap (deploy/aks), for `airlock warm --list` or a runtime.
+	BootstrapImagesPath = "bootstrap-images.txt"
 )
 
 // NodeConfig returns the files a node of the cluster needs: containerd's
 // hosts.toml for mcr.microsoft.com as AKS writes it (SPEC §2), the
 // config_path setting for containerd 1.7 and 2.x, the kubelet credential
-// provider config with --registry-mirror, and /etc/hosts lines standing in
-// for the private DNS zone.
+// provider config with --registry-mirror, /etc/hosts lines standing in
+// for the private DNS zone, and the list of images the node pulls at
+// bootstrap for the cluster's Kubernetes version.
 func (s *Service) NodeConfig(ctx context.Context, cluster string, o NodeConfigOptions) (*NodeConfig, error) {
 	if err := o.check(); err != nil {
 		return nil, err
@@ -109,6 +115,11 @@ func (s *Service) NodeConfig(ctx context.Context, cluster string, o NodeConfigOp
 			{Path: ContainerdV2Path, Mode: 0o644, Content: containerdConfigPath(2, certsDir)},
 			{Path: ContainerdV3Path, Mode: 0o644, Content: containerdConfigPath(3, certsDir)},
 			{Path: CredentialProviderPath, Mode: 0o644, Content: credentialProviderConfig(out.Mirror)},
+		}
+		if list, err := bootstrapList(c); err != nil {
+			out.Warnings = append(out.Warnings, unlistedWarning(c, err))
+		} else {
+			out.Files = append(out.Files, File{Path: BootstrapImagesPath, Mode: 0o644, Content: list})
 		}
 		if h := etcHosts(st, reg); h != "" {
 			out.Files = append(out.Files, File{Path: EtcHostsPath, Mode: 0o644, Content: h})
@@ -197,6 +208,27 @@ providers:
     args:
       - /etc/kubernetes/azure.json
       - --registry-mirror=` + MirroredHost + ":" + mirror + "\n"
+}
+
+// bootstrapList is the image list (one reference a line, # comments) of
+// what a node of c pulls from mcr.microsoft.com at bootstrap, through the
+// mirror.
+func bootstrapList(c *Cluster) (string, error) {
+	refs, err := aks.Bootstrap(c.KubernetesVersion)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# what a node of cluster %s (Kubernetes %s) pulls at bootstrap\n", c.Name, c.KubernetesVersion)
+	for _, r := range refs {
+		b.WriteString(r.Image() + "\n")
+	}
+	return b.String(), nil
+}
+
+// unlistedWarning says that the bootstrap set of c's version is unknown.
+func unlistedWarning(c *Cluster, err error) string {
+	return fmt.Sprintf("%v: the images nodes of cluster %s pull at bootstrap are not known, so not pinned or listed", err, c.Name)
 }
 
 // etcHosts resolves the registry's names through its private DNS records.

@@ -3,6 +3,7 @@ package deploy
 import (
 	"sort"
 
+	"github.com/airlock/airlock/deploy/aks"
 	"go.uber.org/zap"
 )
 
@@ -22,6 +23,23 @@ type Pinner interface {
 // aks-managed-repository/) a node of a Kubernetes version pulls at
 // bootstrap.
 type BootstrapImages func(kubernetesVersion string) ([]string, error)
+
+// NodeBootstrapImages is the BootstrapImages of AKS: what deploy/aks lists
+// for the version ("1.31" or "1.31.3"), as local references under
+// aks-managed-repository/, the way nodes pull them through the required
+// rule. A version deploy/aks does not know is an error wrapping
+// aks.ErrUnsupported.
+func NodeBootstrapImages(kubernetesVersion string) ([]string, error) {
+	refs, err := aks.Bootstrap(kubernetesVersion)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(refs))
+	for i, r := range refs {
+		out[i] = MirrorRepository + "/" + r.String()
+	}
+	return out, nil
+}
 
 // syncPins pins the bootstrap images of every cluster whose nodes pull
 // from the bound registry (its bootstrap profile, or a node pool not yet

@@ -151,7 +151,7 @@ func (s *Service) rulesOf(reg *Registry) []CacheRule {
 	if reg.Name == s.bind.Registry {
 		for _, b := range s.bind.BaseRules {
 			if !seen[strings.ToLower(b.Name)] {
-				r := fromRule(b)
+				r := CacheRule{Rule: b}
 				r.Registry, r.FromConfig = reg.Name, true
 				out = append(out, r)
 			}

@@ -30,9 +30,10 @@ type RuleSetter interface {
 }
 
 // RepoLister lists repositories holding pushed (not cached) content; a cache
-// rule may not capture one. *meta.Index implements it.
+// rule may not capture one. The metadata index (meta.PushedLister)
+// implements it.
 type RepoLister interface {
-	PushedRepos() ([]string, error)
+	PushedRepos(ctx context.Context) ([]string, error)
 }
 
 // Binding ties the control module to the registry this process serves: its
@@ -58,7 +59,9 @@ type Binding struct {
 	// Pins receives the bootstrap images of the clusters whose nodes pull
 	// from the bound registry (listed by Bootstrap), after every change, so
 	// the cache never evicts them; nil pins nothing.
-	Pins      Pinner
+	Pins Pinner
+	// Bootstrap lists what a node of a Kubernetes version pulls; nil is
+	// NodeBootstrapImages (the deploy/aks table).
 	Bootstrap BootstrapImages
 }
 
@@ -97,6 +100,9 @@ func New(ctx context.Context, store Store, b Binding, log *zap.Logger, reg prome
 	}
 	if b.Region == "" {
 		b.Region = "westus2"
+	}
+	if b.Bootstrap == nil {
+		b.Bootstrap = NodeBootstrapImages
 	}
 	st, err := store.Load(ctx)
 	if err != nil {
@@ -192,7 +198,7 @@ func (s *Service) effective(st *State) (*rules.Set, map[string]upstream.Credenti
 			if sameAsBase(cr, s.bind.BaseRules) {
 				continue
 			}
-			rs = append(rs, cr.Rule())
+			rs = append(rs, cr.Rule)
 		}
 	}
 	set, err := rules.NewSet(rs)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/airlock/airlock/deploy/aks"
 )
 
 // UpdateCluster changes a cluster. A bootstrap profile change applies to
@@ -156,6 +158,9 @@ func (s *Service) clusterInfo(st *State, c *Cluster) *ClusterInfo {
 	}
 	if c.BootstrapProfile.ArtifactSource != SourceCache {
 		return out
+	}
+	if _, err := aks.Lookup(c.KubernetesVersion); err != nil {
+		out.Warnings = append(out.Warnings, unlistedWarning(c, err))
 	}
 	name, _ := registryNameFromID(c.BootstrapProfile.ContainerRegistryID)
 	ref := &RegistryRef{Name: name, ID: c.BootstrapProfile.ContainerRegistryID, Managed: slices.Contains(c.ManagedRegistries, name)}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/airlock/airlock/deploy"
+	"github.com/airlock/airlock/rules"
 )
 
 // Every limitation of network-isolated clusters is refused with a code and
@@ -20,16 +21,16 @@ func TestCreateClusterValidation(t *testing.T) {
 	must[*deploy.RegistryInfo](t)(e.svc.CreateRegistry(ctx, deploy.RegistrySpec{Name: "byonorule"}))
 	must[*deploy.PrivateEndpoint](t)(e.svc.CreatePrivateEndpoint(ctx, deploy.PrivateEndpointSpec{Name: "pe1", Registry: "byonorule"}))
 	must[*deploy.RegistryInfo](t)(e.svc.CreateRegistry(ctx, deploy.RegistrySpec{Name: "byomodified"}))
-	must[deploy.CacheRule](t)(e.svc.CreateCacheRule(ctx, "byomodified", deploy.CacheRule{Name: "aks-managed-mcr", Source: "mcr.microsoft.com/*", Target: "mcr/*"}))
+	must[deploy.CacheRule](t)(e.svc.CreateCacheRule(ctx, "byomodified", deploy.CacheRule{Rule: rules.Rule{Name: "aks-managed-mcr", Source: "mcr.microsoft.com/*", Target: "mcr/*"}}))
 	must[*deploy.PrivateEndpoint](t)(e.svc.CreatePrivateEndpoint(ctx, deploy.PrivateEndpointSpec{Name: "pe2", Registry: "byomodified"}))
 	e.byo("byocred")
 	must[deploy.CredentialSet](t)(e.svc.CreateCredentialSet(ctx, "byocred", deploy.CredentialSet{Name: "mcr-creds", LoginServer: "mcr.microsoft.com", Username: "u", Password: "p"}))
-	must[deploy.CacheRule](t)(e.svc.UpdateCacheRule(ctx, "byocred", deploy.CacheRule{Name: "aks-managed-mcr", CredentialSet: "mcr-creds"}))
+	must[deploy.CacheRule](t)(e.svc.UpdateCacheRule(ctx, "byocred", deploy.CacheRule{Rule: rules.Rule{Name: "aks-managed-mcr", CredentialSet: "mcr-creds"}}))
 	must[*deploy.RegistryInfo](t)(e.svc.CreateRegistry(ctx, deploy.RegistrySpec{Name: "byorenamed"}))
-	must[deploy.CacheRule](t)(e.svc.CreateCacheRule(ctx, "byorenamed", deploy.CacheRule{Name: "mcr-all", Source: "mcr.microsoft.com/*", Target: "aks-managed-repository/*"}))
+	must[deploy.CacheRule](t)(e.svc.CreateCacheRule(ctx, "byorenamed", deploy.CacheRule{Rule: rules.Rule{Name: "mcr-all", Source: "mcr.microsoft.com/*", Target: "aks-managed-repository/*"}}))
 	must[*deploy.PrivateEndpoint](t)(e.svc.CreatePrivateEndpoint(ctx, deploy.PrivateEndpointSpec{Name: "pe3", Registry: "byorenamed"}))
 	must[*deploy.RegistryInfo](t)(e.svc.CreateRegistry(ctx, deploy.RegistrySpec{Name: "byonope"}))
-	must[deploy.CacheRule](t)(e.svc.CreateCacheRule(ctx, "byonope", deploy.CacheRule{Name: "aks-managed-mcr", Source: "mcr.microsoft.com/*", Target: "aks-managed-repository/*"}))
+	must[deploy.CacheRule](t)(e.svc.CreateCacheRule(ctx, "byonope", deploy.CacheRule{Rule: rules.Rule{Name: "aks-managed-mcr", Source: "mcr.microsoft.com/*", Target: "aks-managed-repository/*"}}))
 	must[*deploy.ClusterInfo](t)(e.svc.CreateCluster(ctx, isolated("owner")))
 
 	iso := func(mod func(*deploy.ClusterSpec)) deploy.ClusterSpec {

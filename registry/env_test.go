@@ -2,17 +2,17 @@ package registry_test
 
 import (
 	"context"
+	"github.com/airlock/airlock/cache/meta/badgermeta"
+	"github.com/airlock/airlock/internal/promtest"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/airlock/airlock/cache/content/fsstore"
 	"github.com/airlock/airlock/cache/engine"
-	"github.com/airlock/airlock/cache/meta"
 	"github.com/airlock/airlock/registry"
 	"github.com/airlock/airlock/rules"
 	"github.com/airlock/airlock/upstream"
@@ -25,24 +25,6 @@ import (
 
 const mcr = "mcr.microsoft.com"
 
-// clock is a settable time source.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // env is airlock (engine + registry over httptest) in front of a test
 // upstream reached as mcr.microsoft.com through an endpoint override.
 type env struct {
@@ -50,7 +32,6 @@ type env struct {
 	up      *upstreamtest.Upstream
 	srv     *httptest.Server
 	eng     *engine.Engine
-	clock   *clock
 	prom    *prometheus.Registry
 	storage string
 	client  *http.Client
@@ -72,7 +53,7 @@ func aksRule() rules.Rule {
 
 func newEnv(t testing.TB, o envOpt) *env {
 	t.Helper()
-	e := &env{t: t, clock: &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}, prom: prometheus.NewRegistry(), storage: t.TempDir()}
+	e := &env{t: t, prom: prometheus.NewRegistry(), storage: t.TempDir()}
 	e.up = o.upstream
 	if e.up == nil {
 		e.up = upstreamtest.New(t)
@@ -94,7 +75,7 @@ func newEnv(t testing.TB, o envOpt) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	index, err := meta.Open(e.storage+"/meta", log, meta.Options{})
+	index, err := badgermeta.Open(e.storage+"/meta", log, badgermeta.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +85,7 @@ func newEnv(t testing.TB, o envOpt) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := append([]engine.Option{engine.WithClock(e.clock.Now), engine.WithRevalidateTimeout(2 * time.Second)}, o.engine...)
+	opts := append([]engine.Option{engine.WithRevalidateTimeout(2 * time.Second)}, o.engine...)
 	e.eng, err = engine.New(store, index, client, log, e.prom, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -151,36 +132,7 @@ func (e *env) do(method, path string, hdr ...string) (*http.Response, []byte) {
 // metric reads a counter's value from the engine's registry.
 func (e *env) metric(name string, labels ...string) float64 {
 	e.t.Helper()
-	mfs, err := e.prom.Gather()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	want := map[string]string{}
-	for i := 0; i+1 < len(labels); i += 2 {
-		want[labels[i]] = labels[i+1]
-	}
-	total := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range mf.GetMetric() {
-			got := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				got[lp.GetName()] = lp.GetValue()
-			}
-			for k, v := range want {
-				if got[k] != v {
-					continue metrics
-				}
-			}
-			if c := m.GetCounter(); c != nil {
-				total += c.GetValue()
-			}
-		}
-	}
-	return total
+	return promtest.Sum(e.t, e.prom, name, labels...)
 }
 
 // errorCode returns the first OCI error code of a body.
@@ -192,11 +144,4 @@ func errorCode(b []byte) string {
 	}
 	s = s[i+8:]
 	return s[:strings.Index(s, `"`)]
-}
-
-// upstreamtestServer serves h on a new httptest server and returns its URL.
-func upstreamtestServer(t testing.TB, h http.Handler) string {
-	s := httptest.NewServer(h)
-	t.Cleanup(s.Close)
-	return s.URL
 }

@@ -2,12 +2,12 @@ package registry
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
 
 	"github.com/airlock/airlock/cache"
+	"github.com/airlock/airlock/internal/ocierr"
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"go.uber.org/zap"
 )
@@ -68,7 +68,8 @@ func newAPIError(code errcode.ErrorCode, msg string, detail any) error {
 	return &apiError{code: code, msg: msg, detail: detail}
 }
 
-// writeError is the one place that writes OCI error JSON.
+// writeError maps a handler's error to its OCI error and writes it
+// (internal/ocierr writes every OCI error body).
 func (reg *Registry) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		return // the client is gone; nobody reads the answer
@@ -98,23 +99,11 @@ func (reg *Registry) writeError(w http.ResponseWriter, r *http.Request, err erro
 	if errors.As(err, &ue) && ue.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(ue.RetryAfter.Seconds()+0.5)))
 	}
-	status := e.Code.Descriptor().HTTPStatusCode
+	status := 0
 	if ae != nil && ae.status != 0 {
 		status = ae.status
 	}
-	if r.Method == http.MethodHead {
-		// A HEAD answer has no body; the status alone carries the error.
-		w.WriteHeader(status)
-		return
-	}
-	if status != e.Code.Descriptor().HTTPStatusCode {
-		b, _ := json.Marshal(errcode.Errors{e})
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		w.Write(b)
-		return
-	}
-	if werr := errcode.ServeJSON(w, e); werr != nil {
+	if werr := ocierr.Write(w, r, status, e); werr != nil {
 		reg.log.Debug("write error response", zap.Error(werr))
 	}
 }

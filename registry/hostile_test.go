@@ -136,47 +136,6 @@ func TestHostileRanges(t *testing.T) {
 	}
 }
 
-// An abandoned upload is discarded with its bytes after the timeout.
-func TestAbandonedUploadExpires(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, envOpt{engine: []engine.Option{engine.WithUploadTimeout(100 * time.Millisecond)}})
-	resp, _ := e.send("POST", "/v2/team/app/blobs/uploads/", nil)
-	loc := resp.Header.Get("Location")
-	if resp, _ := e.send("PATCH", loc, []byte("half a blob")); resp.StatusCode != 202 {
-		t.Fatalf("PATCH: %d", resp.StatusCode)
-	}
-	ingest := filepath.Join(e.storage, "content", "ingest")
-	if n := countFiles(t, ingest); n != 1 {
-		t.Fatalf("ingest files while uploading: %d", n)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, body := e.do("GET", loc)
-		if resp.StatusCode == 404 && errorCode(body) == "BLOB_UPLOAD_UNKNOWN" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("session never expired: %d", resp.StatusCode)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := countFiles(t, ingest); n != 0 {
-		t.Fatalf("ingest files after expiry: %d", n)
-	}
-	if e.metric("airlock_push_upload_sessions_expired_total") != 1 {
-		t.Fatal("expiry not counted")
-	}
-}
-
-func countFiles(t *testing.T, dir string) int {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(entries)
-}
-
 // One client cannot hold more than its share of upload sessions.
 func TestUploadCapPerClient(t *testing.T) {
 	t.Parallel()

@@ -240,37 +240,6 @@ func TestErrorsAndNoRule(t *testing.T) {
 	}
 }
 
-func TestIndexCachesOnlyRequestedPlatform(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, envOpt{})
-	idx := e.up.PushIndex(t, "oss/kubernetes/kube-proxy:v1.31.3", 256)
-	im, _ := idx.IndexManifest()
-	resp, body := e.do("GET", "/v2/aks-managed-repository/oss/kubernetes/kube-proxy/manifests/v1.31.3")
-	raw, _ := idx.RawManifest()
-	if resp.StatusCode != 200 || !bytes.Equal(body, raw) {
-		t.Fatalf("index not byte-identical")
-	}
-	amd := im.Manifests[0].Digest
-	arm := im.Manifests[1].Digest
-	if resp, _ := e.do("GET", "/v2/aks-managed-repository/oss/kubernetes/kube-proxy/manifests/"+amd.String()); resp.StatusCode != 200 {
-		t.Fatalf("child: %d", resp.StatusCode)
-	}
-	if n := e.up.Count("GET", "/manifests/"+arm.String()); n != 0 {
-		t.Fatalf("the other platform was fetched")
-	}
-	// Once cached, digests never go upstream again; the other platform
-	// is fetched when asked for.
-	e.up.Reset()
-	e.do("GET", "/v2/aks-managed-repository/oss/kubernetes/kube-proxy/manifests/"+amd.String())
-	if e.up.Total() != 0 {
-		t.Fatalf("cached digest went upstream")
-	}
-	e.do("GET", "/v2/aks-managed-repository/oss/kubernetes/kube-proxy/manifests/"+arm.String())
-	if n := e.up.Count("GET", "/manifests/"+arm.String()); n != 1 {
-		t.Fatalf("other platform fetched %d times, want 1", n)
-	}
-}
-
 // pushReferrer pushes an artifact whose subject is img to the upstream.
 func (e *env) pushReferrer(t *testing.T, upRepo string, img v1.Image, artifactType string) v1.Hash {
 	t.Helper()

@@ -56,7 +56,7 @@ func (reg *Registry) deleted(w http.ResponseWriter, err error) error {
 var errTooLarge = &apiError{code: errcode.ErrorCodeManifestInvalid, msg: "manifest too large", status: http.StatusRequestEntityTooLarge}
 
 func (reg *Registry) putManifest(w http.ResponseWriter, r *http.Request, req request, p cache.ManifestPutter) error {
-	limit := reg.push.maxManifest
+	limit := reg.limits.maxManifest
 	if r.ContentLength > limit {
 		return withDetail(errTooLarge, "the limit is "+strconv.FormatInt(limit, 10)+" bytes")
 	}
@@ -112,7 +112,7 @@ func blobCreated(w http.ResponseWriter, repo string, d digest.Digest) {
 // body is r's body, cut when the client sends nothing for the body idle
 // timeout (slow-loris uploads), so a stalled client frees its slot.
 func (reg *Registry) body(w http.ResponseWriter, r *http.Request) io.Reader {
-	return &idleReader{r: r.Body, rc: http.NewResponseController(w), idle: reg.push.bodyIdle}
+	return &idleReader{r: r.Body, rc: http.NewResponseController(w), idle: reg.limits.bodyIdle}
 }
 
 type idleReader struct {

@@ -23,25 +23,8 @@ type Registry struct {
 	m      *metrics
 	routes []extraRoute
 	now    func() time.Time
-	authz  auth.Authorizer // nil: auth off (options_push.go)
-	push   pushConfig
-}
-
-type extraRoute struct {
-	prefix string
-	label  string
-	h      http.Handler
-	public bool // served without auth; others need the admin access
-}
-
-// Option configures a Registry.
-type Option func(*Registry)
-
-// WithRoute serves paths equal to prefix, or under it when prefix ends in
-// "/", with h (metrics, health, admin API). label names the route in metrics.
-// With auth on, such a route needs the admin access (see WithPublicRoute).
-func WithRoute(prefix, label string, h http.Handler) Option {
-	return func(r *Registry) { r.routes = append(r.routes, extraRoute{prefix, label, h, false}) }
+	authz  auth.Authorizer // nil: auth off (WithAuth)
+	limits limits
 }
 
 // New returns a registry serving src.
@@ -50,7 +33,7 @@ func New(src cache.Source, log *zap.Logger, reg prometheus.Registerer, opts ...O
 	if err != nil {
 		return nil, err
 	}
-	r := &Registry{src: src, log: log, m: m, now: time.Now, push: defaultPushConfig()}
+	r := &Registry{src: src, log: log, m: m, now: time.Now, limits: defaultLimits()}
 	for _, o := range opts {
 		o(r)
 	}

@@ -1,6 +1,6 @@
 // Package rules holds ACR-style cache rules: their validation and the mapping
 // from a local repository to its upstream repository. It is pure: no I/O and
-// no imports of the rest of airlock.
+// no imports of the rest of airlock but the internal/units leaf (durations).
 package rules
 
 import (
@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/airlock/airlock/internal/units"
 )
 
 // DefaultTagTTL is how long a tag fetched from upstream is served without
@@ -18,28 +20,32 @@ const DefaultTagTTL = 5 * time.Minute
 // MaxRules is the most rules one registry may hold (ACR's limit).
 const MaxRules = 1000
 
+// Tag listing modes of a rule (Rule.TagList).
+const (
+	// TagListUpstream lists the union of the upstream repository's tags
+	// and the local ones (the default, when TagList is empty).
+	TagListUpstream = "upstream"
+	// TagListLocal lists only the tags held locally, as ACR does.
+	TagListLocal = "local"
+)
+
 // Rule maps a local target repository (or namespace, with a trailing "/*",
 // or every repository, with "*") to an upstream source that includes the
 // registry host, e.g. "mcr.microsoft.com/*".
+//
+// It is the one cache rule model of airlock. Its field names are contracts:
+// the yaml names are the configuration file's (rules:), the json names the
+// control module's API and stored state (ACR's sourceRepository and
+// targetRepository).
 type Rule struct {
-	Name          string        `json:"name" yaml:"name"`
-	Source        string        `json:"source" yaml:"source"`
-	Target        string        `json:"target" yaml:"target"`
-	CredentialSet string        `json:"credentialSet,omitempty" yaml:"credentialSet,omitempty"`
-	TagTTL        time.Duration `json:"tagTTL,omitempty" yaml:"tagTTL,omitempty"`
-	// TagList says what tags/list shows for a repository under the rule:
-	// TagListUpstream (the default, also when empty) or TagListLocal.
+	Name          string         `json:"name" yaml:"name"`
+	Source        string         `json:"sourceRepository" yaml:"source"`
+	Target        string         `json:"targetRepository" yaml:"target"`
+	CredentialSet string         `json:"credentialSet,omitempty" yaml:"credentialSet,omitempty"`
+	TagTTL        units.Duration `json:"tagTTL,omitempty" yaml:"tagTTL,omitempty"`
+	// TagList is TagListUpstream (or empty) or TagListLocal.
 	TagList string `json:"tagList,omitempty" yaml:"tagList,omitempty"`
 }
-
-// Values of Rule.TagList.
-const (
-	// TagListUpstream lists the union of the upstream's tags (fetched
-	// through the rule, cached for its tag TTL) and the tags held locally.
-	TagListUpstream = "upstream"
-	// TagListLocal lists only the tags held locally, as ACR's cache does.
-	TagListLocal = "local"
-)
 
 // Wildcard reports whether the rule maps a namespace rather than one repository.
 func (r Rule) Wildcard() bool { return strings.HasSuffix(r.Target, "*") }
@@ -47,7 +53,7 @@ func (r Rule) Wildcard() bool { return strings.HasSuffix(r.Target, "*") }
 // TTL is the rule's tag TTL, or DefaultTagTTL when unset.
 func (r Rule) TTL() time.Duration {
 	if r.TagTTL > 0 {
-		return r.TagTTL
+		return time.Duration(r.TagTTL)
 	}
 	return DefaultTagTTL
 }
@@ -194,11 +200,14 @@ func Validate(r Rule) error {
 	switch r.TagList {
 	case "", TagListUpstream, TagListLocal:
 	default:
-		return invalid(r.Name, CodeInvalidTagList, "tagList %q must be %s (the default: the upstream's tags and the local ones) or %s (the local ones only)", r.TagList, TagListUpstream, TagListLocal)
+		return invalid(r.Name, CodeInvalidTagList, "tagList %q must be %s or %s", r.TagList, TagListUpstream, TagListLocal)
 	}
 	host, path, ok := strings.Cut(r.Source, "/")
+	if !ok && hostRE.MatchString(host) && looksLikeHost(host) {
+		return invalid(r.Name, CodeInvalidSource, "source %q names a registry but no repository: add a repository path, or /* for every repository, e.g. %s/*", r.Source, r.Source)
+	}
 	if !ok || !hostRE.MatchString(host) || !looksLikeHost(host) {
-		return invalid(r.Name, CodeInvalidSource, "source %q must start with a registry host, e.g. mcr.microsoft.com/*", r.Source)
+		return invalid(r.Name, CodeInvalidSource, "source %q must start with a registry host: the upstream repository's full name, e.g. mcr.microsoft.com/*", r.Source)
 	}
 	srcWild, err := checkPattern(path, true)
 	if err != nil {

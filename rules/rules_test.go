@@ -1,11 +1,14 @@
 package rules
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/airlock/airlock/internal/units"
 )
 
 func aks() Rule {
@@ -38,8 +41,10 @@ func TestValidate(t *testing.T) {
 		{"target bare star prefix", Rule{Name: "starpre", Source: "mcr.microsoft.com/*", Target: "a*"}, CodeInvalidTarget},
 		{"wildcard source static target", Rule{Name: "mismatch", Source: "mcr.microsoft.com/*", Target: "x"}, CodeWildcardMismatch},
 		{"static source wildcard target", Rule{Name: "mismatch2", Source: "mcr.microsoft.com/x", Target: "x/*"}, CodeWildcardMismatch},
-		{"negative ttl", Rule{Name: "negttl", Source: "mcr.microsoft.com/*", Target: "x/*", TagTTL: -time.Second}, CodeInvalidTTL},
-		{"bad tag list", Rule{Name: "taglist", Source: "mcr.microsoft.com/*", Target: "x/*", TagList: "all"}, CodeInvalidTagList},
+		{"negative ttl", Rule{Name: "negttl", Source: "mcr.microsoft.com/*", Target: "x/*", TagTTL: units.Duration(-time.Second)}, CodeInvalidTTL},
+		{"tag list local", Rule{Name: "local", Source: "mcr.microsoft.com/*", Target: "x/*", TagList: TagListLocal}, ""},
+		{"tag list upstream", Rule{Name: "upstr", Source: "mcr.microsoft.com/*", Target: "x/*", TagList: TagListUpstream}, ""},
+		{"tag list unknown", Rule{Name: "cached", Source: "mcr.microsoft.com/*", Target: "x/*", TagList: "cached"}, CodeInvalidTagList},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -209,28 +214,11 @@ func TestTTLAndExisting(t *testing.T) {
 		t.Fatalf("default TTL %v", got)
 	}
 	r := aks()
-	r.TagTTL = time.Minute
+	r.TagTTL = units.Duration(time.Minute)
 	if r.TTL() != time.Minute {
 		t.Fatalf("TTL %v", r.TTL())
 	}
-	if aks().TagList == TagListLocal {
-		t.Fatal("the default tag listing is local")
-	}
-	r.TagList = TagListLocal
-	if Validate(r) != nil {
-		t.Fatalf("tagList local: %v", Validate(r))
-	}
-	s, err := NewSet([]Rule{aks()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s, err = s.Update(Rule{Name: aks().Name, TagList: TagListLocal}); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := s.Get(aks().Name); got.TagList != TagListLocal {
-		t.Fatal("Update did not change the tag listing")
-	}
-	err = CheckExisting(aks(), []string{"myteam/app", "aks-managed-repository/custom"})
+	err := CheckExisting(aks(), []string{"myteam/app", "aks-managed-repository/custom"})
 	checkCode(t, err, CodeExistingRepoMatch)
 	if err := CheckExisting(aks(), []string{"aks-managed-repository", "myteam/app"}); err != nil {
 		t.Fatalf("unexpected: %v", err)
@@ -250,5 +238,71 @@ func TestValidRepository(t *testing.T) {
 		if ValidRepository(b) {
 			t.Errorf("%q should be invalid", b)
 		}
+	}
+}
+
+// TestValidateMessages checks that a refused rule says what to write.
+func TestValidateMessages(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		source string
+		want   string
+	}{
+		{"mcr.microsoft.com", `source "mcr.microsoft.com" names a registry but no repository: add a repository path, or /* for every repository, e.g. mcr.microsoft.com/*`},
+		{"127.0.0.1:6000", `e.g. 127.0.0.1:6000/*`},
+		{"dotnet/runtime", `source "dotnet/runtime" must start with a registry host: the upstream repository's full name, e.g. mcr.microsoft.com/*`},
+		{"dotnet", `source "dotnet" must start with a registry host`},
+		{"mcr.microsoft.com/", `needs a repository path or /* after the host`},
+	} {
+		err := Validate(Rule{Name: "dotnet", Source: tc.source, Target: "dotnet"})
+		var ve *ValidationError
+		if !errors.As(err, &ve) || ve.Code != CodeInvalidSource || !strings.Contains(ve.Reason, tc.want) {
+			t.Errorf("source %q: %v; want SourceRepositoryInvalid saying %q", tc.source, err, tc.want)
+		}
+	}
+	err := Validate(Rule{Name: "dotnet", Source: "mcr.microsoft.com/*", Target: "x/*", TagList: "all"})
+	if err == nil || !strings.Contains(err.Error(), `tagList "all" must be upstream or local`) {
+		t.Errorf("tagList all: %v", err)
+	}
+}
+
+// TestRuleJSON pins the JSON field names: the control module's API and
+// stored state are a contract.
+func TestRuleJSON(t *testing.T) {
+	t.Parallel()
+	r := Rule{Name: "dotnet", Source: "mcr.microsoft.com/dotnet/*", Target: "dotnet/*", CredentialSet: "creds", TagTTL: units.Duration(5 * time.Minute), TagList: TagListLocal}
+	b, err := json.Marshal(r)
+	want := `{"name":"dotnet","sourceRepository":"mcr.microsoft.com/dotnet/*","targetRepository":"dotnet/*","credentialSet":"creds","tagTTL":"5m0s","tagList":"local"}`
+	if err != nil || string(b) != want {
+		t.Fatalf("json %s, %v\nwant %s", b, err, want)
+	}
+	var back Rule
+	if err := json.Unmarshal(b, &back); err != nil || back != r {
+		t.Fatalf("round trip %+v, %v", back, err)
+	}
+	if b, _ := json.Marshal(Rule{Name: "a", Source: "b", Target: "c"}); string(b) != `{"name":"a","sourceRepository":"b","targetRepository":"c"}` {
+		t.Errorf("optional fields written: %s", b)
+	}
+}
+
+func TestUpdateTagList(t *testing.T) {
+	t.Parallel()
+	s, err := NewSet([]Rule{aks()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := s.Update(Rule{Name: "aks-managed-mcr", TagList: TagListLocal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := s2.Get("aks-managed-mcr"); r.TagList != TagListLocal {
+		t.Fatalf("tagList %q after update", r.TagList)
+	}
+	s3, err := s2.Update(Rule{Name: "aks-managed-mcr", CredentialSet: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := s3.Get("aks-managed-mcr"); r.TagList != TagListLocal || r.CredentialSet != "c" {
+		t.Fatalf("update without tagList changed it: %+v", r)
 	}
 }

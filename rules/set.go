@@ -148,10 +148,9 @@ func (s *Set) Without(name string) (*Set, error) {
 	return NewSet(keep)
 }
 
-// Update returns a new Set where the named rule's credential set, and its
-// tag TTL and tag listing when given, are replaced. Source and target are
-// immutable, as in ACR: an update that changes them is refused with
-// CodeImmutable.
+// Update returns a new Set where the named rule's credential set is
+// replaced, and its tag TTL and tag listing when r sets them. Source and target are immutable, as in ACR: an update that
+// changes them is refused with CodeImmutable.
 func (s *Set) Update(r Rule) (*Set, error) {
 	old, ok := s.Get(r.Name)
 	if !ok {

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs the external tools the tests use. Go tools are built at pinned
 # versions into ./bin/tools (override with TOOLS_BIN); containerd, skopeo and
-# iproute2 come from the distribution's packages (apt-get, needs root).
-# Idempotent: a Go tool already at its pinned version, or a package whose
-# binary is already on PATH, is left alone.
+# iproute2 come from the distribution's packages (apt-get, needs root);
+# Azurite (the Azure Storage emulator) is an npm package installed at a
+# pinned version into ./bin/tools/azurite, with node and npm from the
+# distribution's packages when they are missing.
+# Idempotent: a Go tool or npm package already at its pinned version, or a
+# package whose binary is already on PATH, is left alone.
 #
 #   scripts/install-tools.sh            # every tool
 #   scripts/install-tools.sh conformance  # only the named ones
-#   (tools: conformance crane oras containerd skopeo ip)
+#   (tools: conformance crane oras containerd skopeo ip azurite)
 #
 # Each tool is one install_<name> function listed in TOOLS. Outside CI a
 # failed install only warns (the tests that need the tool then skip, naming
@@ -17,7 +20,7 @@ cd "$(dirname "$0")/.."
 
 TOOLS_BIN="${TOOLS_BIN:-$PWD/bin/tools}"
 GO="${GO:-go}"
-TOOLS=(conformance crane oras containerd skopeo ip)
+TOOLS=(conformance crane oras containerd skopeo ip azurite)
 
 # OCI distribution-spec conformance suite (binary "conformance").
 CONFORMANCE_MOD=github.com/opencontainers/distribution-spec/conformance
@@ -100,6 +103,35 @@ install_skopeo() {
 # ip (iproute2): network namespaces and veth pairs for the zero-egress test.
 install_ip() {
 	apt_install ip iproute2
+}
+
+# Azurite's blob service (azurite-blob), which the Azure storage tests start
+# on a free loopback port (internal/azuritetest). 3.35.0 is the newest
+# release for node 20, the machines' Node.js (3.36 and later need node 21+);
+# where node is missing it comes from the distribution's packages.
+AZURITE_VERSION=3.35.0
+AZURITE_PREFIX="$TOOLS_BIN/azurite"
+
+# npm_package_version PREFIX NAME prints the version of an npm package
+# installed under PREFIX, or nothing.
+npm_package_version() {
+	local pkg="$1/node_modules/$2/package.json"
+	[[ -f "$pkg" ]] || return 0
+	node -e 'process.stdout.write(require(process.argv[1]).version)' "$pkg" 2>/dev/null || true
+}
+
+install_azurite() {
+	apt_install node nodejs || return 1
+	apt_install npm npm || return 1
+	if [[ -x "$AZURITE_PREFIX/node_modules/.bin/azurite-blob" &&
+		"$(npm_package_version "$AZURITE_PREFIX" azurite)" == "$AZURITE_VERSION" ]]; then
+		echo "install-tools: azurite $AZURITE_VERSION already installed ($AZURITE_PREFIX)"
+		return 0
+	fi
+	mkdir -p "$AZURITE_PREFIX"
+	echo "install-tools: installing azurite@$AZURITE_VERSION into $AZURITE_PREFIX"
+	npm install --prefix "$AZURITE_PREFIX" --no-audit --no-fund --omit=dev \
+		--save-exact "azurite@$AZURITE_VERSION"
 }
 
 main() {

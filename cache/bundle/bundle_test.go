@@ -9,11 +9,9 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/cache/bundle"
-	"github.com/airlock/airlock/cache/content/fsstore"
 	"github.com/airlock/airlock/cache/meta"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"go.uber.org/zap"
 )
 
 func blob(t *testing.T, w *bundle.Writer, b []byte) digest.Digest {
@@ -26,16 +24,19 @@ func blob(t *testing.T, w *bundle.Writer, b []byte) digest.Digest {
 }
 
 // Import loads what it can verify and links images only when each one is
-// complete; a layer missing from the bundle refuses the whole import.
+// complete; a layer missing from the bundle refuses the whole import, but a
+// foreign (non-distributable) layer is not needed, as in a pull.
 func TestImport(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name      string
 		skipLayer bool
+		foreign   bool
 		wantErr   string
 	}{
-		{"complete", false, ""},
-		{"missing layer", true, "incomplete image"},
+		{"complete", false, false, ""},
+		{"missing layer", true, false, "incomplete image"},
+		{"foreign layer", true, true, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -52,7 +53,11 @@ func TestImport(t *testing.T) {
 			}
 			cfg := []byte(`{"architecture":"amd64","os":"linux"}`)
 			cd := blob(t, w, cfg)
-			man := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` + cd.String() + `","size":37},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"` + ld.String() + `","size":11}]}`)
+			layerType := "application/vnd.oci.image.layer.v1.tar"
+			if c.foreign {
+				layerType = "application/vnd.oci.image.layer.nondistributable.v1.tar"
+			}
+			man := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` + cd.String() + `","size":37},"layers":[{"mediaType":"` + layerType + `","digest":"` + ld.String() + `","size":11}]}`)
 			md := blob(t, w, man)
 			if w.Blob(md, int64(len(man)), bytes.NewReader(man)) != nil || !w.Has(md) {
 				t.Fatal("a blob added twice must be skipped")
@@ -61,16 +66,7 @@ func TestImport(t *testing.T) {
 			if err := w.Close(); err != nil {
 				t.Fatal(err)
 			}
-			dir := t.TempDir()
-			store, err := fsstore.New(dir + "/content")
-			if err != nil {
-				t.Fatal(err)
-			}
-			index, err := meta.Open("", zap.NewNop(), meta.Options{InMemory: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer index.Close()
+			_, store, index := newStore(t)
 			mapper := func(ref string) (bundle.Target, error) {
 				if ref != "example.com/team/app:v1" {
 					t.Errorf("ref %q", ref)
@@ -82,7 +78,7 @@ func TestImport(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 					t.Fatalf("err %v, want %q", err, c.wantErr)
 				}
-				if _, err := index.Tag("team/app", "v1"); !errors.Is(err, meta.ErrNotFound) {
+				if _, err := index.Tag(context.Background(), "team/app", "v1"); !errors.Is(err, meta.ErrNotFound) {
 					t.Fatalf("a refused import linked the tag: %v", err)
 				}
 				return
@@ -90,18 +86,25 @@ func TestImport(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if c.foreign {
+				m, err := index.Manifest(context.Background(), "team/app", md)
+				if err != nil || len(m.Refs) != 1 || m.Refs[0] != cd {
+					t.Fatalf("manifest with a foreign layer %+v %v: want only the config as a ref", m, err)
+				}
+				return
+			}
 			if rep.Images != 1 || rep.Pushed != 1 || rep.Blobs != 3 || rep.Manifests != 1 {
 				t.Fatalf("report %+v", rep)
 			}
-			tag, err := index.Tag("team/app", "v1")
+			tag, err := index.Tag(context.Background(), "team/app", "v1")
 			if err != nil || tag.Digest != md || tag.Origin != meta.OriginPush {
 				t.Fatalf("tag %+v %v", tag, err)
 			}
-			m, err := index.Manifest("team/app", md)
+			m, err := index.Manifest(context.Background(), "team/app", md)
 			if err != nil || len(m.Refs) != 2 {
 				t.Fatalf("manifest %+v %v", m, err)
 			}
-			if _, err := index.Blob("team/app", ld); err != nil {
+			if _, err := index.Blob(context.Background(), "team/app", ld); err != nil {
 				t.Fatalf("layer link: %v", err)
 			}
 		})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/cache/content"
+	"github.com/airlock/airlock/cache/manifest"
 	"github.com/airlock/airlock/cache/meta"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -27,17 +28,21 @@ type Target struct {
 // goes.
 type Mapper func(ref string) (Target, error)
 
-// Store is what import needs of the content store.
+// Store is what import needs of the content store: Delete removes the
+// blobs of a refused import.
 type Store interface {
 	content.Ingester
 	content.Provider
+	content.Deleter
 }
 
 // Report is what an import loaded.
 type Report struct {
 	Images, Cached, Pushed int
-	Manifests, Blobs       int   // blobs in the tarball, manifests among them
-	Bytes                  int64 // bytes of the blobs
+	// Blobs are the blobs of the tarball (each once), Manifests the
+	// distinct manifests among them that the images use.
+	Manifests, Blobs int
+	Bytes            int64 // bytes of the blobs
 	// Skipped lists index.json entries without a reference name.
 	Skipped []string
 }
@@ -45,18 +50,43 @@ type Report struct {
 // maxIndex bounds index.json and oci-layout.
 const maxIndex = 16 << 20
 
-// Import reads a bundle from r: every blob is written to store and
-// verified against its digest as it streams; then each image named in
-// index.json is checked complete (every manifest it lists and every blob
-// they need, except the platforms left out of an index) and linked under
-// the repository and tag map gives it. Nothing is linked unless every image
-// maps and is complete.
-func Import(ctx context.Context, r io.Reader, store Store, index *meta.Index, mapRef Mapper, now time.Time) (Report, error) {
+// Import reads a bundle from r: every blob is verified against its digest
+// as it streams and written to store unless store holds it already; then
+// each image named in index.json is checked complete (every manifest it
+// lists and every blob they need, except the platforms left out of an
+// index) and linked under the repository and tag map gives it. Nothing is
+// linked unless every image maps and is complete.
+//
+// A refused import (a blob that does not verify, a truncated or malformed
+// tarball, an incomplete image, a reference map refuses, ctx ended, an
+// index write failed) leaves store and index as they were: the blobs it
+// committed that store did not hold are deleted and the index records it
+// wrote are put back; the error says so. The caller keeps other writers
+// out of store and index while Import runs (the CLI holds the index's
+// lock, which airlock serve takes too).
+func Import(ctx context.Context, r io.Reader, store Store, index Index, mapRef Mapper, now time.Time) (Report, error) {
+	j := &journal{store: store, index: index}
+	rep, err := j.run(ctx, r, mapRef, now)
+	if err == nil {
+		return rep, nil
+	}
+	if uerr := j.rollback(context.WithoutCancel(ctx)); uerr != nil {
+		return rep, fmt.Errorf("%w; undoing the partial import failed, some of it remains: %w", err, uerr)
+	}
+	return rep, fmt.Errorf("%w (nothing was imported)", err)
+}
+
+// run is Import without the rollback; j records what it changes.
+func (j *journal) run(ctx context.Context, r io.Reader, mapRef Mapper, now time.Time) (Report, error) {
+	store := j.store
 	var rep Report
 	var idx *ocispec.Index
 	layout := false
 	tr := tar.NewReader(r)
 	for {
+		if err := ctx.Err(); err != nil {
+			return rep, fmt.Errorf("bundle: %w", err)
+		}
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			break
@@ -87,7 +117,7 @@ func Import(ctx context.Context, r io.Reader, store Store, index *meta.Index, ma
 			if err := d.Validate(); err != nil {
 				return rep, fmt.Errorf("%w: entry %q: %v", ErrBadBundle, name, err)
 			}
-			if err := ingest(ctx, store, d, h.Size, tr); err != nil {
+			if err := j.blob(ctx, d, h.Size, ctxReader{ctx, tr}); err != nil {
 				return rep, err
 			}
 			rep.Blobs++
@@ -117,12 +147,16 @@ func Import(ctx context.Context, r io.Reader, store Store, index *meta.Index, ma
 		}
 		plans = append(plans, p)
 	}
+	manifests := map[digest.Digest]bool{}
 	for _, p := range plans {
-		if err := p.link(index, now); err != nil {
+		if err := p.link(ctx, j, now); err != nil {
 			return rep, fmt.Errorf("bundle: %s: %w", p.ref, err)
 		}
 		rep.Images++
-		rep.Manifests += len(p.manifests)
+		for _, m := range p.manifests {
+			manifests[m.d] = true
+		}
+		rep.Manifests = len(manifests)
 		if p.target.Origin == meta.OriginPush {
 			rep.Pushed++
 		} else {
@@ -130,6 +164,23 @@ func Import(ctx context.Context, r io.Reader, store Store, index *meta.Index, ma
 		}
 	}
 	return rep, nil
+}
+
+// blob loads one blob of the bundle: a blob store holds already is only
+// verified, not written again; a new one is ingested, and remembered so a
+// refused import deletes it.
+func (j *journal) blob(ctx context.Context, d digest.Digest, size int64, r io.Reader) error {
+	_, err := j.store.Stat(ctx, d)
+	switch {
+	case err == nil:
+		return verify(d, size, r)
+	case !errors.Is(err, content.ErrNotFound):
+		return fmt.Errorf("bundle: blob %s: %w", d, err)
+	}
+	// Remembered before the write: a commit that fails after its rename
+	// may still leave the blob.
+	j.blobs = append(j.blobs, d)
+	return ingest(ctx, j.store, d, size, r)
 }
 
 // ingest streams one blob into the store; Commit verifies size and digest.
@@ -140,7 +191,7 @@ func ingest(ctx context.Context, store Store, d digest.Digest, size int64, r io.
 	}
 	defer w.Close()
 	if _, err := io.Copy(w, r); err != nil {
-		return fmt.Errorf("bundle: blob %s: %w", d, err)
+		return readErr(d, err)
 	}
 	if _, err := w.Commit(ctx); err != nil {
 		return fmt.Errorf("bundle: blob %s does not verify: %w", d, err)
@@ -148,12 +199,50 @@ func ingest(ctx context.Context, store Store, d digest.Digest, size int64, r io.
 	return nil
 }
 
+// verify reads a blob's bytes and checks them against its size and digest
+// as Commit would, without storing them. d's algorithm is available (the
+// caller validated d).
+func verify(d digest.Digest, size int64, r io.Reader) error {
+	h := d.Algorithm().Hash()
+	n, err := io.Copy(h, r)
+	if err != nil {
+		return readErr(d, err)
+	}
+	if got := digest.NewDigest(d.Algorithm(), h); n != size || got != d {
+		return fmt.Errorf("bundle: blob %s does not verify: %w", d,
+			&content.MismatchError{WantDigest: d, GotDigest: got, WantSize: size, GotSize: n})
+	}
+	return nil
+}
+
+// readErr is the error of reading blob d from the tarball.
+func readErr(d digest.Digest, err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: it ends inside blob %s (truncated?): %w", ErrBadBundle, d, err)
+	}
+	return fmt.Errorf("bundle: blob %s: %w", d, err)
+}
+
+// ctxReader ends a read when ctx ends, so a cancelled import stops inside
+// a large blob.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
 // plan is one image to link: its manifests (root last) and blobs.
 type plan struct {
 	ref       string
 	target    Target
 	manifests []planned
-	blobs     []descriptor
+	blobs     []ocispec.Descriptor
 }
 
 type planned struct {
@@ -178,7 +267,7 @@ func (p *plan) walk(ctx context.Context, store Store, d digest.Digest, mediaType
 	if err != nil {
 		return err
 	}
-	m, err := parseManifest(body, mediaType)
+	m, err := manifest.Parse(body, mediaType)
 	if err != nil {
 		return fmt.Errorf("manifest %s: %w", d, err)
 	}
@@ -187,7 +276,7 @@ func (p *plan) walk(ctx context.Context, store Store, d digest.Digest, mediaType
 			return err
 		}
 	}
-	for _, b := range m.blobs() {
+	for _, b := range m.Blobs() {
 		bi, err := store.Stat(ctx, b.Digest)
 		if err != nil {
 			return fmt.Errorf("incomplete image: blob %s of manifest %s: %w", b.Digest, d, err)
@@ -197,7 +286,7 @@ func (p *plan) walk(ctx context.Context, store Store, d digest.Digest, mediaType
 		}
 		p.blobs = append(p.blobs, b)
 	}
-	rec := meta.Manifest{MediaType: m.MediaType, Size: info.Size, ArtifactType: m.ArtifactType, Refs: m.refs(), Origin: p.target.Origin}
+	rec := meta.Manifest{MediaType: m.MediaType, Size: info.Size, ArtifactType: m.ArtifactType, Refs: m.Refs(), Origin: p.target.Origin}
 	if m.Subject != nil {
 		rec.Subject, rec.Annotations = m.Subject.Digest, m.Annotations
 	}
@@ -209,11 +298,17 @@ func (p *plan) walk(ctx context.Context, store Store, d digest.Digest, mediaType
 }
 
 // link records the image in the index: blobs, then children, then the
-// root with its tag.
-func (p *plan) link(index *meta.Index, now time.Time) error {
+// root with its tag. j remembers each record before it is written.
+func (p *plan) link(ctx context.Context, j *journal, now time.Time) error {
 	t := p.target
+	if err := j.repo(ctx, t.Repo); err != nil {
+		return err
+	}
 	for _, b := range p.blobs {
-		if err := index.LinkBlob(t.Repo, b.Digest, meta.Blob{Size: b.Size, Origin: t.Origin, Added: now}); err != nil {
+		if err := j.blobLink(ctx, t.Repo, b.Digest); err != nil {
+			return err
+		}
+		if err := j.index.LinkBlob(ctx, t.Repo, b.Digest, meta.Blob{Size: b.Size, Origin: t.Origin, Added: now}); err != nil {
 			return err
 		}
 	}
@@ -224,8 +319,14 @@ func (p *plan) link(index *meta.Index, now time.Time) error {
 		if i == len(p.manifests)-1 && t.Tag != "" {
 			tag = t.Tag
 			tr = meta.Tag{Digest: m.d, MediaType: m.rec.MediaType, Size: m.rec.Size, FetchedAt: now, Origin: t.Origin}
+			if err := j.tag(ctx, t.Repo, tag); err != nil {
+				return err
+			}
 		}
-		if err := index.PutManifest(t.Repo, m.d, m.rec, tag, tr); err != nil {
+		if err := j.manifest(ctx, t.Repo, m.d); err != nil {
+			return err
+		}
+		if err := j.index.PutManifest(ctx, t.Repo, m.d, m.rec, tag, tr); err != nil {
 			return err
 		}
 	}

@@ -25,6 +25,13 @@ type Store interface {
 	content.Walker
 }
 
+// Index is what the check needs of the metadata index: a walk of every
+// link, and their removal with nothing linked meanwhile.
+type Index interface {
+	meta.Walker
+	meta.Remover
+}
+
 // Report is what a check found and did.
 type Report struct {
 	Blobs int   // files in the store
@@ -44,7 +51,7 @@ type Report struct {
 func (r Report) Dropped() int { return r.DroppedManifests + r.DroppedBlobLinks + r.DroppedTags }
 
 // Run checks store and index against each other and repairs the index.
-func Run(ctx context.Context, store Store, index *meta.Index, log *zap.Logger) (Report, error) {
+func Run(ctx context.Context, store Store, index Index, log *zap.Logger) (Report, error) {
 	start := time.Now()
 	var rep Report
 	sizes := map[digest.Digest]int64{}
@@ -57,7 +64,7 @@ func Run(ctx context.Context, store Store, index *meta.Index, log *zap.Logger) (
 	if err != nil {
 		return rep, fmt.Errorf("check: walk store: %w", err)
 	}
-	err = index.Exclusive(func() error { return repair(ctx, store, index, log, sizes, &rep) })
+	err = index.Exclusive(ctx, func(ctx context.Context) error { return repair(ctx, store, index, log, sizes, &rep) })
 	rep.Took = time.Since(start)
 	if err != nil {
 		return rep, fmt.Errorf("check: %w", err)
@@ -75,11 +82,11 @@ func Run(ctx context.Context, store Store, index *meta.Index, log *zap.Logger) (
 	return rep, nil
 }
 
-func repair(ctx context.Context, store Store, index *meta.Index, log *zap.Logger, sizes map[digest.Digest]int64, rep *Report) error {
+func repair(ctx context.Context, store Store, index Index, log *zap.Logger, sizes map[digest.Digest]int64, rep *Report) error {
 	var mans []meta.ManifestLink
 	var blobs []meta.BlobLink
 	suspect := map[digest.Digest]bool{}
-	if err := index.Manifests("", func(l meta.ManifestLink) error {
+	if err := index.EachManifest(ctx, "", func(l meta.ManifestLink) error {
 		mans = append(mans, l)
 		if size, ok := sizes[l.Digest]; ok && size != l.Size {
 			suspect[l.Digest] = true
@@ -88,7 +95,7 @@ func repair(ctx context.Context, store Store, index *meta.Index, log *zap.Logger
 	}); err != nil {
 		return err
 	}
-	if err := index.EachBlob("", func(l meta.BlobLink) error {
+	if err := index.EachBlob(ctx, "", func(l meta.BlobLink) error {
 		blobs = append(blobs, l)
 		if size, ok := sizes[l.Digest]; ok && l.Size > 0 && size != l.Size {
 			suspect[l.Digest] = true
@@ -138,7 +145,7 @@ func repair(ctx context.Context, store Store, index *meta.Index, log *zap.Logger
 			rep.DroppedBlobLinks++
 		}
 	}
-	if err := index.EachTag("", func(t meta.TagLink) error {
+	if err := index.EachTag(ctx, "", func(t meta.TagLink) error {
 		rep.Tags++
 		if !kept[t.Repo+"@"+t.Digest.String()] {
 			removal(t.Repo).Tags = append(removal(t.Repo).Tags, t.Name)
@@ -152,7 +159,7 @@ func repair(ctx context.Context, store Store, index *meta.Index, log *zap.Logger
 		log.Warn("store check: dropping links whose bytes are gone",
 			zap.String("repo", r.Repo), zap.Strings("tags", r.Tags),
 			zap.Int("manifests", len(r.Manifests)), zap.Int("blobs", len(r.Blobs)))
-		if err := index.Remove(*r); err != nil {
+		if err := index.Remove(ctx, *r); err != nil {
 			return err
 		}
 	}

@@ -3,6 +3,7 @@ package check_test
 import (
 	"context"
 	"errors"
+	"github.com/airlock/airlock/cache/meta/badgermeta"
 	"io"
 	"os"
 	"path/filepath"
@@ -39,7 +40,7 @@ func TestCheckDropsWhatDoesNotVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := &countingStore{Store: fs}
-	index, err := meta.Open(filepath.Join(dir, "meta"), zap.NewNop(), meta.Options{})
+	index, err := badgermeta.Open(filepath.Join(dir, "meta"), zap.NewNop(), badgermeta.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,13 +54,13 @@ func TestCheckDropsWhatDoesNotVerify(t *testing.T) {
 		return d
 	}
 	link := func(repo string, d digest.Digest, size int) {
-		if err := index.LinkBlob(repo, d, meta.Blob{Size: int64(size), Origin: meta.OriginCache, Added: now}); err != nil {
+		if err := index.LinkBlob(context.Background(), repo, d, meta.Blob{Size: int64(size), Origin: meta.OriginCache, Added: now}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	manifest := func(repo, tag string, d digest.Digest, size int, refs ...digest.Digest) {
 		mt := "application/vnd.oci.image.manifest.v1+json"
-		if err := index.PutManifest(repo, d, meta.Manifest{MediaType: mt, Size: int64(size), Refs: refs, Origin: meta.OriginCache, Added: now},
+		if err := index.PutManifest(context.Background(), repo, d, meta.Manifest{MediaType: mt, Size: int64(size), Refs: refs, Origin: meta.OriginCache, Added: now},
 			tag, meta.Tag{Digest: d, MediaType: mt, Size: int64(size), FetchedAt: now, Origin: meta.OriginCache}); err != nil {
 			t.Fatal(err)
 		}
@@ -98,16 +99,16 @@ func TestCheckDropsWhatDoesNotVerify(t *testing.T) {
 	if n := store.opens.Load(); n != 1 {
 		t.Fatalf("the check read %d blobs; only the suspect should be read", n)
 	}
-	if _, err := index.Tag("lost", "v1"); !errors.Is(err, meta.ErrNotFound) {
+	if _, err := index.Tag(context.Background(), "lost", "v1"); !errors.Is(err, meta.ErrNotFound) {
 		t.Fatalf("tag of a lost manifest: %v", err)
 	}
 	if _, err := fs.Stat(ctx, badD); !errors.Is(err, content.ErrNotFound) {
 		t.Fatalf("corrupt file kept: %v", err)
 	}
-	if _, err := index.Tag("good", "v1"); err != nil {
+	if _, err := index.Tag(context.Background(), "good", "v1"); err != nil {
 		t.Fatalf("good tag: %v", err)
 	}
-	if _, err := index.Blob("good", ld); err != nil {
+	if _, err := index.Blob(context.Background(), "good", ld); err != nil {
 		t.Fatalf("good blob link: %v", err)
 	}
 	rep, err = check.Run(ctx, store, index, zap.NewNop())

@@ -1,6 +1,11 @@
 package content
 
-import "github.com/opencontainers/go-digest"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/opencontainers/go-digest"
+)
 
 // ValidateDigest is digest.Digest.Validate (same answers, same errors) with
 // a fast path for lowercase sha256 and sha512 digests, which skips the
@@ -23,4 +28,28 @@ func lowerHex(s string) bool {
 		}
 	}
 	return true
+}
+
+// ValidateWrite checks the digest a blob is written under: the error
+// wraps ErrUnsupportedDigest if its algorithm is not available, and is
+// ValidateDigest's if it is malformed.
+func ValidateWrite(d digest.Digest) error {
+	if err := ValidateDigest(d); err != nil {
+		if errors.Is(err, digest.ErrDigestUnsupported) {
+			return fmt.Errorf("%w: %s", ErrUnsupportedDigest, d)
+		}
+		return err
+	}
+	return nil
+}
+
+// ValidateLookup checks a digest a blob is looked up by (Open, Stat,
+// Delete): the error wraps ErrUnsupportedDigest if its algorithm is not
+// available, ErrNotFound if it is malformed (no blob can have it).
+func ValidateLookup(d digest.Digest) error {
+	err := ValidateWrite(d)
+	if err != nil && !errors.Is(err, ErrUnsupportedDigest) {
+		return fmt.Errorf("%w: %s: %v", ErrNotFound, d, err)
+	}
+	return err
 }

@@ -3,6 +3,7 @@ package content
 import (
 	"crypto/sha256"
 	"crypto/sha512"
+	"errors"
 	"strings"
 	"testing"
 
@@ -29,6 +30,28 @@ func TestValidateDigestAlgorithms(t *testing.T) {
 	for _, d := range []digest.Digest{digest.NewDigestFromBytes(digest.SHA256, s256[:]), digest.NewDigestFromBytes(digest.SHA512, s512[:])} {
 		if err := ValidateDigest(d); err != nil {
 			t.Fatalf("%s: %v", d, err)
+		}
+	}
+}
+
+func TestValidateWriteAndLookup(t *testing.T) {
+	t.Parallel()
+	good := digest.FromString("x")
+	for _, tc := range []struct {
+		d                       digest.Digest
+		writeErr, lookupErr     error // sentinel wanted, nil for none
+		writeFails, lookupFails bool
+	}{
+		{good, nil, nil, false, false},
+		{"md5:d41d8cd98f00b204e9800998ecf8427e", ErrUnsupportedDigest, ErrUnsupportedDigest, true, true},
+		{"sha256:XYZ", nil, ErrNotFound, true, true},
+	} {
+		werr, lerr := ValidateWrite(tc.d), ValidateLookup(tc.d)
+		if (werr != nil) != tc.writeFails || tc.writeErr != nil && !errors.Is(werr, tc.writeErr) || errors.Is(werr, ErrNotFound) {
+			t.Errorf("ValidateWrite(%s) = %v", tc.d, werr)
+		}
+		if (lerr != nil) != tc.lookupFails || tc.lookupErr != nil && !errors.Is(lerr, tc.lookupErr) {
+			t.Errorf("ValidateLookup(%s) = %v", tc.d, lerr)
 		}
 	}
 }

@@ -22,7 +22,7 @@ func (e *Engine) blob(ctx context.Context, repo string, d digest.Digest, head bo
 		return nil, fmt.Errorf("%w: %q: %v", cache.ErrDigestInvalid, d, err)
 	}
 	t := e.resolve(repo)
-	if _, err := e.index.Blob(repo, d); err == nil {
+	if _, err := e.index.Blob(ctx, repo, d); err == nil {
 		b, err := e.open(ctx, d, head)
 		if err == nil {
 			e.m.hits.WithLabelValues(t.rule, "blob").Inc()
@@ -32,14 +32,14 @@ func (e *Engine) blob(ctx context.Context, repo string, d digest.Digest, head bo
 			return nil, err
 		}
 		// Linked but gone from the store (evicted or lost): fill again.
-		if uerr := e.index.UnlinkBlob(repo, d); uerr != nil && !errors.Is(uerr, meta.ErrNotFound) {
+		if uerr := e.index.UnlinkBlob(ctx, repo, d); uerr != nil && !errors.Is(uerr, meta.ErrNotFound) {
 			return nil, uerr
 		}
 	} else if !errors.Is(err, meta.ErrNotFound) {
 		return nil, err
 	}
 	if !t.cached() {
-		return nil, e.unknown(repo, cache.ErrBlobUnknown, d.String())
+		return nil, e.unknown(ctx, repo, cache.ErrBlobUnknown, d.String())
 	}
 	e.missed(ctx, "blob")
 	// Being filled from the same upstream repository, or for this
@@ -58,7 +58,7 @@ func (e *Engine) blob(ctx context.Context, repo string, d digest.Digest, head bo
 			return e.fromFill(ctx, c.Val, repo, t, head)
 		}
 		if !filling {
-			if _, err := e.index.Blob(repo, d); err == nil {
+			if _, err := e.index.Blob(ctx, repo, d); err == nil {
 				if b, err := e.open(ctx, d, head); err == nil {
 					e.m.hits.WithLabelValues(t.rule, "blob").Inc()
 					return b, nil
@@ -124,7 +124,7 @@ func (e *Engine) confirm(ctx context.Context, repo string, d digest.Digest, t ta
 	v, _, err := e.flights.Do(ctx, "confirm\x00"+repo+"\x00"+d.String(), func() (any, error) {
 		fctx, cancel := detached(ctx, e.revalidateTimeout)
 		defer cancel()
-		if _, err := e.index.Blob(repo, d); err == nil {
+		if _, err := e.index.Blob(fctx, repo, d); err == nil {
 			if info, err := e.store.Stat(fctx, d); err == nil {
 				return info.Size, nil // confirmed and linked just before
 			}
@@ -140,7 +140,7 @@ func (e *Engine) confirm(ctx context.Context, repo string, d digest.Digest, t ta
 			return size, nil
 		}
 		if _, err := e.store.Stat(fctx, d); err == nil {
-			if err := e.index.LinkBlob(repo, d, meta.Blob{Size: size, Origin: meta.OriginCache, Added: e.now()}); err != nil {
+			if err := e.index.LinkBlob(fctx, repo, d, meta.Blob{Size: size, Origin: meta.OriginCache, Added: e.now()}); err != nil {
 				return nil, err
 			}
 		}
@@ -187,7 +187,7 @@ func (e *Engine) joinFill(ctx context.Context, repo string, d digest.Digest, t t
 			return f, nil
 		})
 		if errors.Is(err, errCommitted) {
-			if err := e.index.LinkBlob(repo, d, meta.Blob{Origin: meta.OriginCache, Added: e.now()}); err != nil {
+			if err := e.index.LinkBlob(ctx, repo, d, meta.Blob{Origin: meta.OriginCache, Added: e.now()}); err != nil {
 				return nil, err
 			}
 			return e.open(ctx, d, false)
@@ -234,7 +234,7 @@ func (e *Engine) privateFill(ctx context.Context, repo string, d digest.Digest, 
 func (e *Engine) followFill(ctx context.Context, f *fill, r *fillReader, repo string, joined bool) (*cache.Blob, error) {
 	d := f.d
 	if joined && !f.addRepo(repo) {
-		if err := e.index.LinkBlob(repo, d, meta.Blob{Size: f.written, Origin: meta.OriginCache, Added: e.now()}); err != nil {
+		if err := e.index.LinkBlob(ctx, repo, d, meta.Blob{Size: f.written, Origin: meta.OriginCache, Added: e.now()}); err != nil {
 			e.log.Warn("link blob", zap.Error(err))
 		}
 	}

@@ -25,7 +25,7 @@ import (
 // Engine implements cache.Source. It is safe for concurrent use.
 type Engine struct {
 	store content.Store
-	index *meta.Index
+	index Index
 	up    upstream.Client
 	log   *zap.Logger
 	m     *metrics
@@ -102,7 +102,7 @@ func WithResumeAttempts(n int) Option { return func(e *Engine) { e.resumeAttempt
 func WithMaxManifestSize(n int64) Option { return func(e *Engine) { e.maxManifest = n } }
 
 // New returns an engine with no rules; call SetRules.
-func New(store content.Store, index *meta.Index, up upstream.Client, log *zap.Logger, reg prometheus.Registerer, opts ...Option) (*Engine, error) {
+func New(store content.Store, index Index, up upstream.Client, log *zap.Logger, reg prometheus.Registerer, opts ...Option) (*Engine, error) {
 	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, fmt.Errorf("engine: metrics: %w", err)
@@ -169,8 +169,8 @@ func (e *Engine) localTagList(t target) bool {
 }
 
 // unknown returns ErrNameUnknown when repo holds nothing, else notFound.
-func (e *Engine) unknown(repo string, notFound error, what string) error {
-	if _, err := e.index.Repo(repo); errors.Is(err, meta.ErrNotFound) {
+func (e *Engine) unknown(ctx context.Context, repo string, notFound error, what string) error {
+	if _, err := e.index.Repo(ctx, repo); errors.Is(err, meta.ErrNotFound) {
 		return fmt.Errorf("%w: %s", cache.ErrNameUnknown, repo)
 	}
 	return fmt.Errorf("%w: %s %s", notFound, repo, what)

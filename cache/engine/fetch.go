@@ -27,7 +27,7 @@ func (e *Engine) runFill(f *fill, c *flight.Call[*fill]) {
 	err := e.fetchBlob(ctx, f, log, start)
 	kept := f.isKept()
 	if err == nil && kept {
-		err = e.linkFilled(f)
+		err = e.linkFilled(ctx, f)
 	}
 	switch {
 	case errors.Is(err, errNoReaders):
@@ -55,7 +55,7 @@ func (e *Engine) runFill(f *fill, c *flight.Call[*fill]) {
 
 // linkFilled links the committed blob to the fill's repositories; a
 // repository added after this (addRepo) is linked by whoever adds it.
-func (e *Engine) linkFilled(f *fill) error {
+func (e *Engine) linkFilled(ctx context.Context, f *fill) error {
 	f.mu.Lock()
 	f.linked = true
 	repos := make([]string, 0, len(f.repos))
@@ -65,7 +65,7 @@ func (e *Engine) linkFilled(f *fill) error {
 	size := f.written
 	f.mu.Unlock()
 	for _, r := range repos {
-		if err := e.index.LinkBlob(r, f.d, meta.Blob{Size: size, Origin: meta.OriginCache, Added: e.now()}); err != nil {
+		if err := e.index.LinkBlob(ctx, r, f.d, meta.Blob{Size: size, Origin: meta.OriginCache, Added: e.now()}); err != nil {
 			return err
 		}
 	}

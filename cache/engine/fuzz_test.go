@@ -4,42 +4,10 @@ import (
 	"regexp"
 	"testing"
 
+	"github.com/airlock/airlock/reference"
 	"github.com/airlock/airlock/rules"
 	"github.com/opencontainers/go-digest"
 )
-
-// FuzzParseManifest: the manifest parser never panics, and whatever it
-// accepts names only valid digests.
-func FuzzParseManifest(f *testing.F) {
-	d := digest.FromString("x").String()
-	for _, s := range []string{
-		`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` + d + `","size":1},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"` + d + `","size":1}]}`,
-		`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + d + `","size":1,"platform":{"os":"linux","architecture":"amd64"}}]}`,
-		`{"schemaVersion":2,"config":{"digest":"` + d + `"},"layers":[{"mediaType":"application/vnd.oci.image.layer.nondistributable.v1.tar","digest":"` + d + `","urls":["https://x"]}],"subject":{"digest":"` + d + `"},"artifactType":"a/b"}`,
-		`{"schemaVersion":1}`, `{"layers":[{"digest":"sha256:zz"}]}`, `[]`, `null`, `{`, ``,
-	} {
-		f.Add([]byte(s), "application/vnd.oci.image.manifest.v1+json")
-	}
-	f.Fuzz(func(t *testing.T, body []byte, mediaType string) {
-		p, err := parseManifest(body, mediaType)
-		if err != nil {
-			return
-		}
-		all := append(append(append([]digest.Digest{}, p.Children...), p.Blobs...), p.Foreign...)
-		if p.Subject != "" {
-			all = append(all, p.Subject)
-		}
-		for _, x := range all {
-			if x.Validate() != nil {
-				t.Fatalf("accepted an invalid digest %q", x)
-			}
-		}
-		if len(p.refs()) != len(p.Children)+len(p.Blobs) {
-			t.Fatal("refs lost entries")
-		}
-		checkPushed(body, mediaType) // must not panic either
-	})
-}
 
 // The distribution spec's grammar, as regular expressions.
 var (
@@ -59,10 +27,10 @@ func FuzzReference(f *testing.F) {
 		if got, want := rules.ValidRepository(name), len(name) <= 255 && specName.MatchString(name); got != want {
 			t.Fatalf("ValidRepository(%q) = %v, the spec says %v", name, got, want)
 		}
-		if got, want := ValidTag(ref), specTag.MatchString(ref); got != want {
-			t.Fatalf("ValidTag(%q) = %v, the spec says %v", ref, got, want)
+		if got, want := reference.ValidTag(ref), specTag.MatchString(ref); got != want {
+			t.Fatalf("reference.ValidTag(%q) = %v, the spec says %v", ref, got, want)
 		}
-		if _, err := digest.Parse(ref); err == nil && ValidTag(ref) {
+		if _, err := digest.Parse(ref); err == nil && reference.ValidTag(ref) {
 			t.Fatalf("%q is both a digest and a tag", ref)
 		}
 	})

@@ -8,10 +8,12 @@ import (
 
 	"github.com/airlock/airlock/cache"
 	"github.com/airlock/airlock/cache/content"
+	"github.com/airlock/airlock/cache/manifest"
 	"github.com/airlock/airlock/cache/meta"
 	"github.com/airlock/airlock/rules"
 	"github.com/airlock/airlock/upstream"
 	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.uber.org/zap"
 )
 
@@ -25,12 +27,12 @@ func (e *Engine) Tags(ctx context.Context, repo, last string, n int) ([]string, 
 	if t := e.resolve(repo); t.cached() && !e.localTagList(t) {
 		return e.unionTags(ctx, repo, last, n, t)
 	}
-	tags, more, err := e.index.Tags(repo, last, n)
+	tags, more, err := e.index.Tags(ctx, repo, last, n)
 	if err != nil {
 		return nil, false, err
 	}
 	if len(tags) == 0 && last == "" {
-		if _, err := e.index.Repo(repo); errors.Is(err, meta.ErrNotFound) {
+		if _, err := e.index.Repo(ctx, repo); errors.Is(err, meta.ErrNotFound) {
 			return nil, false, fmt.Errorf("%w: %s", cache.ErrNameUnknown, repo)
 		}
 	}
@@ -39,18 +41,18 @@ func (e *Engine) Tags(ctx context.Context, repo, last string, n int) ([]string, 
 
 // Catalog implements cache.Lister.
 func (e *Engine) Catalog(ctx context.Context, last string, n int) ([]string, bool, error) {
-	return e.index.Repos(last, n)
+	return e.index.Repos(ctx, last, n)
 }
 
 // referrersIndex is the OCI image index a referrers response carries.
 type referrersIndex struct {
-	SchemaVersion int              `json:"schemaVersion"`
-	MediaType     string           `json:"mediaType"`
-	Manifests     []descriptorJSON `json:"manifests"`
+	SchemaVersion int             `json:"schemaVersion"`
+	MediaType     string          `json:"mediaType"`
+	Manifests     []v1.Descriptor `json:"manifests"`
 }
 
 func emptyReferrers() referrersIndex {
-	return referrersIndex{SchemaVersion: 2, MediaType: MediaTypeOCIIndex, Manifests: []descriptorJSON{}}
+	return referrersIndex{SchemaVersion: 2, MediaType: manifest.MediaTypeOCIIndex, Manifests: []v1.Descriptor{}}
 }
 
 // Referrers implements cache.ReferrersSource.
@@ -69,9 +71,9 @@ func (e *Engine) Referrers(ctx context.Context, repo string, d digest.Digest, ar
 		}
 		idx.Manifests = append(idx.Manifests, up.Manifests...)
 	}
-	err := e.index.Manifests(repo, func(l meta.ManifestLink) error {
+	err := e.index.EachManifest(ctx, repo, func(l meta.ManifestLink) error {
 		if l.Subject == d && l.Origin == meta.OriginPush {
-			idx.Manifests = append(idx.Manifests, descriptorJSON{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size, ArtifactType: l.ArtifactType, Annotations: l.Annotations})
+			idx.Manifests = append(idx.Manifests, v1.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size, ArtifactType: l.ArtifactType, Annotations: l.Annotations})
 		}
 		return nil
 	})
@@ -100,29 +102,29 @@ func (e *Engine) Referrers(ctx context.Context, repo string, d digest.Digest, ar
 // upstreamReferrers returns the upstream's referrers of d, cached for the
 // rule's tag TTL; the last copy is used while the upstream is down.
 func (e *Engine) upstreamReferrers(ctx context.Context, repo string, d digest.Digest, t target) (referrersIndex, error) {
-	rec, err := e.index.Referrers(repo, d)
+	rec, err := e.index.Referrers(ctx, repo, d)
 	if err != nil && !errors.Is(err, meta.ErrNotFound) {
 		return referrersIndex{}, err
 	}
 	have := err == nil
 	if !have || e.now().Sub(rec.FetchedAt) >= e.ttl(t) {
 		v, _, ferr := e.flights.Do(ctx, "referrers\x00"+repo+"\x00"+d.String(), func() (any, error) {
-			if now, err := e.index.Referrers(repo, d); err == nil && e.now().Sub(now.FetchedAt) < e.ttl(t) {
-				return now, nil // fetched just before this began
-			}
 			fctx, cancel := detached(ctx, e.revalidateTimeout)
 			defer cancel()
+			if now, err := e.index.Referrers(fctx, repo, d); err == nil && e.now().Sub(now.FetchedAt) < e.ttl(t) {
+				return now, nil // fetched just before this began
+			}
 			e.m.upstream(t.rule, "referrers", "GET")
 			r, err := e.up.Referrers(fctx, t.repo, d, "")
 			if errors.Is(err, upstream.ErrNotFound) {
 				b, _ := json.Marshal(emptyReferrers())
-				r, err = upstream.Referrers{Body: b, MediaType: MediaTypeOCIIndex}, nil
+				r, err = upstream.Referrers{Body: b, MediaType: manifest.MediaTypeOCIIndex}, nil
 			}
 			if err != nil {
 				return nil, err
 			}
 			nr := meta.Referrers{Body: r.Body, MediaType: r.MediaType, FetchedAt: e.now()}
-			return nr, e.index.PutReferrers(repo, d, nr)
+			return nr, e.index.PutReferrers(fctx, repo, d, nr)
 		})
 		switch {
 		case ferr == nil:

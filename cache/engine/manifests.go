@@ -7,30 +7,14 @@ import (
 
 	"github.com/airlock/airlock/cache"
 	"github.com/airlock/airlock/cache/content"
+	"github.com/airlock/airlock/cache/manifest"
 	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/reference"
 	"github.com/airlock/airlock/rules"
 	"github.com/airlock/airlock/upstream"
 	"github.com/opencontainers/go-digest"
 	"go.uber.org/zap"
 )
-
-const maxTagLen = 128
-
-// ValidTag reports whether s matches the distribution spec's tag grammar.
-func ValidTag(s string) bool {
-	if s == "" || len(s) > maxTagLen {
-		return false
-	}
-	for i, c := range []byte(s) {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_':
-		case (c == '.' || c == '-') && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
 
 // manifest serves Manifest (see access.go).
 func (e *Engine) manifest(ctx context.Context, repo, ref string, head bool) (*cache.Manifest, error) {
@@ -40,7 +24,7 @@ func (e *Engine) manifest(ctx context.Context, repo, ref string, head bool) (*ca
 	if d, err := digest.Parse(ref); err == nil {
 		return e.manifestByDigest(ctx, repo, d, head)
 	}
-	if !ValidTag(ref) {
+	if !reference.ValidTag(ref) {
 		return nil, fmt.Errorf("%w: %q", cache.ErrTagInvalid, ref)
 	}
 	return e.manifestByTag(ctx, repo, ref, head)
@@ -48,7 +32,7 @@ func (e *Engine) manifest(ctx context.Context, repo, ref string, head bool) (*ca
 
 func (e *Engine) manifestByTag(ctx context.Context, repo, tag string, head bool) (*cache.Manifest, error) {
 	t := e.resolve(repo)
-	rec, err := e.index.Tag(repo, tag)
+	rec, err := e.index.Tag(ctx, repo, tag)
 	switch {
 	case err == nil:
 		if !t.cached() || rec.Origin == meta.OriginPush || e.now().Sub(rec.FetchedAt) < e.ttl(t) {
@@ -59,7 +43,7 @@ func (e *Engine) manifestByTag(ctx context.Context, repo, tag string, head bool)
 	case !errors.Is(err, meta.ErrNotFound):
 		return nil, err
 	case !t.cached():
-		return nil, e.unknown(repo, cache.ErrManifestUnknown, tag)
+		return nil, e.unknown(ctx, repo, cache.ErrManifestUnknown, tag)
 	}
 	e.missed(ctx, "manifest")
 	return e.fetchManifest(ctx, repo, tag, t, head)
@@ -96,11 +80,11 @@ func (e *Engine) serveFetched(m upstream.Manifest, head bool) *cache.Manifest {
 // moved, and serves the stale copy if the upstream fails.
 func (e *Engine) revalidate(ctx context.Context, repo, tag string, t target, rec meta.Tag, head bool) (*cache.Manifest, error) {
 	v, shared, err := e.flights.Do(ctx, "revalidate\x00"+repo+"\x00"+tag, func() (any, error) {
-		if now, ok := e.storedManifest(repo, tag, t); ok {
-			return now, nil // revalidated (or moved) just before this began
-		}
 		fctx, cancel := detached(ctx, e.revalidateTimeout)
 		defer cancel()
+		if now, ok := e.storedManifest(fctx, repo, tag, t); ok {
+			return now, nil // revalidated (or moved) just before this began
+		}
 		e.m.upstream(t.rule, "manifest", "HEAD")
 		h, err := e.up.Manifest(fctx, t.repo, tag, true)
 		if err != nil {
@@ -108,7 +92,7 @@ func (e *Engine) revalidate(ctx context.Context, repo, tag string, t target, rec
 		}
 		if h.Digest == rec.Digest {
 			rec.FetchedAt = e.now()
-			if err := e.index.PutTag(repo, tag, rec); err != nil {
+			if err := e.index.PutTag(fctx, repo, tag, rec); err != nil {
 				return nil, err
 			}
 			return nil, nil
@@ -129,7 +113,7 @@ func (e *Engine) revalidate(ctx context.Context, repo, tag string, t target, rec
 		return e.serveFetched(v.(upstream.Manifest), head), nil
 	case errors.Is(err, upstream.ErrNotFound):
 		// The upstream is authoritative for its tags: it no longer has it.
-		if derr := e.index.DeleteTag(repo, tag); derr != nil && !errors.Is(derr, meta.ErrNotFound) {
+		if derr := e.index.DeleteTag(ctx, repo, tag); derr != nil && !errors.Is(derr, meta.ErrNotFound) {
 			e.log.Warn("drop tag deleted upstream", zap.String("repo", repo), zap.String("tag", tag), zap.Error(derr))
 		}
 		return nil, fmt.Errorf("%w: %s:%s (deleted upstream)", cache.ErrManifestUnknown, repo, tag)
@@ -146,11 +130,11 @@ func (e *Engine) fetchManifest(ctx context.Context, repo, ref string, t target, 
 	v, shared, err := e.flights.Do(ctx, "manifest\x00"+repo+"\x00"+ref, func() (any, error) {
 		// A fetch of ref that ended just before this one began has stored
 		// it: this request missed the index before that.
-		if rec, ok := e.storedManifest(repo, ref, t); ok {
-			return rec, nil
-		}
 		fctx, cancel := detached(ctx, e.fillTimeout)
 		defer cancel()
+		if rec, ok := e.storedManifest(fctx, repo, ref, t); ok {
+			return rec, nil
+		}
 		return e.fetchManifestNow(fctx, repo, ref, t)
 	})
 	kind := "manifest"
@@ -177,12 +161,12 @@ func (e *Engine) fetchManifest(ctx context.Context, repo, ref string, t target, 
 
 // storedManifest looks ref up in the index: a manifest by digest, or a tag
 // still fresh.
-func (e *Engine) storedManifest(repo, ref string, t target) (meta.Tag, bool) {
+func (e *Engine) storedManifest(ctx context.Context, repo, ref string, t target) (meta.Tag, bool) {
 	if d, err := digest.Parse(ref); err == nil {
-		m, err := e.index.Manifest(repo, d)
+		m, err := e.index.Manifest(ctx, repo, d)
 		return meta.Tag{Digest: d, MediaType: m.MediaType, Size: m.Size}, err == nil
 	}
-	rec, err := e.index.Tag(repo, ref)
+	rec, err := e.index.Tag(ctx, repo, ref)
 	return rec, err == nil && (rec.Origin == meta.OriginPush || e.now().Sub(rec.FetchedAt) < e.ttl(t))
 }
 
@@ -197,7 +181,7 @@ func (e *Engine) fetchManifestNow(ctx context.Context, repo, ref string, t targe
 	if int64(len(m.Body)) > e.maxManifest {
 		return upstream.Manifest{}, fmt.Errorf("%w: manifest %s is larger than %d bytes", errBadUpstream, ref, e.maxManifest)
 	}
-	p, err := parseManifest(m.Body, m.MediaType)
+	p, err := manifest.Parse(m.Body, m.MediaType)
 	if err != nil {
 		return upstream.Manifest{}, fmt.Errorf("%w: manifest %s: %v", errBadUpstream, ref, err)
 	}
@@ -214,22 +198,39 @@ func (e *Engine) fetchManifestNow(ctx context.Context, repo, ref string, t targe
 		return upstream.Manifest{}, err
 	}
 	now := e.now()
-	rec := meta.Manifest{MediaType: m.MediaType, Size: m.Size, ArtifactType: p.ArtifactType, Subject: p.Subject, Refs: p.refs(), Origin: meta.OriginCache, Added: now}
+	rec := meta.Manifest{MediaType: m.MediaType, Size: m.Size, ArtifactType: p.ArtifactType, Subject: p.SubjectDigest(), Refs: p.Refs(), Origin: meta.OriginCache, Added: now}
 	tag := ""
 	if _, err := digest.Parse(ref); err != nil {
 		tag = ref
 	}
 	e.m.upBytes.WithLabelValues(t.rule).Add(float64(len(m.Body)))
-	err = e.index.PutManifest(repo, m.Digest, rec, tag, meta.Tag{Digest: m.Digest, MediaType: m.MediaType, Size: m.Size, FetchedAt: now, Origin: meta.OriginCache})
+	err = e.index.PutManifest(ctx, repo, m.Digest, rec, tag, meta.Tag{Digest: m.Digest, MediaType: m.MediaType, Size: m.Size, FetchedAt: now, Origin: meta.OriginCache})
 	if err != nil {
 		return upstream.Manifest{}, err
 	}
+	e.keepLinked(ctx, m)
 	return m, nil
+}
+
+// keepLinked writes m's bytes again if a collection deleted them while
+// the link waited for it: writing bytes does not wait for a collection,
+// linking does, so a collection may find the bytes unreferenced, and
+// delete them, between the write and the link. Once linked, the next
+// collection keeps them.
+func (e *Engine) keepLinked(ctx context.Context, m upstream.Manifest) {
+	if _, err := e.store.Stat(ctx, m.Digest); !errors.Is(err, content.ErrNotFound) {
+		return
+	}
+	if _, err := content.WriteBlob(ctx, e.store, m.Digest, m.Body); err != nil {
+		// The link stays without bytes; the next request for it drops
+		// the link and fetches again (dropDangling).
+		e.log.Warn("write again a manifest collected while it was linked", zap.String("digest", m.Digest.String()), zap.Error(err))
+	}
 }
 
 func (e *Engine) manifestByDigest(ctx context.Context, repo string, d digest.Digest, head bool) (*cache.Manifest, error) {
 	t := e.resolve(repo)
-	rec, err := e.index.Manifest(repo, d)
+	rec, err := e.index.Manifest(ctx, repo, d)
 	if err == nil {
 		e.m.hits.WithLabelValues(t.rule, "manifest").Inc()
 		return e.local(ctx, d, rec.MediaType, rec.Size, head)
@@ -238,7 +239,7 @@ func (e *Engine) manifestByDigest(ctx context.Context, repo string, d digest.Dig
 		return nil, err
 	}
 	if !t.cached() {
-		return nil, e.unknown(repo, cache.ErrManifestUnknown, d.String())
+		return nil, e.unknown(ctx, repo, cache.ErrManifestUnknown, d.String())
 	}
 	e.missed(ctx, "manifest")
 	return e.fetchManifest(ctx, repo, d.String(), t, head)

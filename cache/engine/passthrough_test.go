@@ -1,4 +1,4 @@
-package engine
+package engine_test
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/airlock/airlock/cache"
 	"github.com/airlock/airlock/cache/content"
+	"github.com/airlock/airlock/cache/engine"
 	"github.com/airlock/airlock/upstream/upstreamtest"
 	"github.com/opencontainers/go-digest"
 )
@@ -55,84 +56,68 @@ func readFor(t *testing.T, b *cache.Blob, n int) []byte {
 // byte gets a fill of its own; every body that completes is the blob,
 // verified, and nothing is kept.
 func TestPassThroughWindow(t *testing.T) {
-	t.Parallel()
-	e, up, _ := newTestEngineWith(t, testEngineOpts{
-		store: func(s content.Store) content.Store { return noRoomStore{Store: s, limit: 1 << 20} },
-		opts:  []Option{WithStallTimeout(300 * time.Millisecond)},
-	})
-	img := up.PushImage(t, testUp+":1", 6<<20, 1)
-	layers, _ := img.Layers()
-	ld, _ := layers[0].Digest()
-	d := digest.Digest(ld.String())
-	rc, _ := layers[0].Compressed()
-	want, _ := io.ReadAll(rc)
-	rc.Close()
-	if len(want) <= passWindow+passWindow/8 {
-		t.Fatalf("a layer of %d bytes does not outgrow the window", len(want))
-	}
-	ctx := context.Background()
-	a, err := e.Blob(ctx, testLocal, d, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Content.Close()
-	stalled, err := e.Blob(ctx, testLocal, d, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stalled.Content.Close()
-	readFor(t, stalled, 256<<10) // then it reads no more
+	forEachBackend(t, func(t *testing.T, s stores) {
+		under := s.content
+		s.content = noRoomStore{Store: under, limit: 1 << 20}
+		e := newEnv(t, s, envOpt{engine: []engine.Option{engine.WithStallTimeout(300 * time.Millisecond)}})
+		d, want := layer(t, e.up, upRepo+":1", 6<<20)
+		if len(want) <= engine.PassWindow+engine.PassWindow/8 {
+			t.Fatalf("a layer of %d bytes does not outgrow the window", len(want))
+		}
+		ctx := context.Background()
+		a, err := e.eng.Blob(ctx, repo, d, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Content.Close()
+		stalled, err := e.eng.Blob(ctx, repo, d, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stalled.Content.Close()
+		readFor(t, stalled, 256<<10) // then it reads no more
 
-	// a reads past the window beyond the stalled reader: it can only once
-	// the stalled one is cut off.
-	head := readFor(t, a, passWindow+passWindow/8)
-	late, err := e.Blob(ctx, testLocal, d, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body, err := readBlob(ctx, late); err != nil || !bytes.Equal(body, want) {
-		t.Fatalf("the late request: %d bytes, %v", len(body), err)
-	}
-	rest, err := io.ReadAll(a.Content)
-	if err == nil {
-		err = a.Wait(ctx)
-	}
-	if err != nil || !bytes.Equal(append(head, rest...), want) {
-		t.Fatalf("the first request: %d bytes, %v", len(head)+len(rest), err)
-	}
-	if _, err := stalled.Content.Read(make([]byte, 1)); !errors.Is(err, errSlowReader) {
-		t.Fatalf("the stalled reader reads on: %v", err)
-	}
-	if n := up.Count("GET", "/blobs/"+d.String()); n != 2 {
-		t.Fatalf("upstream GETs %d, want 2 (the shared fill and the late request's own)", n)
-	}
-	if n := counterValue(t, e.m.uncached.WithLabelValues("aks-managed-mcr", "blob")); n != 2 {
-		t.Fatalf("blobs passed through: %v, want 2", n)
-	}
-	if _, err := e.store.Stat(ctx, d); !errors.Is(err, content.ErrNotFound) {
-		t.Fatalf("a blob passed through was kept: %v", err)
-	}
+		// a reads past the window beyond the stalled reader: it can only
+		// once the stalled one is cut off.
+		head := readFor(t, a, engine.PassWindow+engine.PassWindow/8)
+		if body, err := e.read(ctx, repo, d); err != nil || !bytes.Equal(body, want) {
+			t.Fatalf("the late request: %d bytes, %v", len(body), err)
+		}
+		rest, err := io.ReadAll(a.Content)
+		if err == nil {
+			err = a.Wait(ctx)
+		}
+		if err != nil || !bytes.Equal(append(head, rest...), want) {
+			t.Fatalf("the first request: %d bytes, %v", len(head)+len(rest), err)
+		}
+		if _, err := stalled.Content.Read(make([]byte, 1)); !errors.Is(err, engine.ErrSlowReader) {
+			t.Fatalf("the stalled reader reads on: %v", err)
+		}
+		if n := e.up.Count("GET", "/blobs/"+d.String()); n != 2 {
+			t.Fatalf("upstream GETs %d, want 2 (the shared fill and the late request's own)", n)
+		}
+		if n := e.metric("airlock_fill_uncached_total", "rule", "aks-managed-mcr", "kind", "blob"); n != 2 {
+			t.Fatalf("blobs passed through: %v, want 2", n)
+		}
+		if _, err := under.Stat(ctx, d); !errors.Is(err, content.ErrNotFound) {
+			t.Fatalf("a blob passed through was kept: %v", err)
+		}
+	})
 }
 
 // A pass-through verifies as a kept fill does: a body that does not match
 // its digest fails every reader's wait, so no response completes.
 func TestPassThroughVerifies(t *testing.T) {
-	t.Parallel()
-	e, up, _ := newTestEngineWith(t, testEngineOpts{
-		store: func(s content.Store) content.Store { return noRoomStore{Store: s, limit: 0} },
+	forEachBackend(t, func(t *testing.T, s stores) {
+		s.content = noRoomStore{Store: s.content, limit: 0}
+		e := newEnv(t, s, envOpt{})
+		d, _ := layer(t, e.up, upRepo+":1", 100_000)
+		e.up.AddFault(upstreamtest.Fault{Method: "GET", PathContains: "/blobs/" + d.String(), Corrupt: true})
+		_, err := e.read(context.Background(), repo, d)
+		// Failed before the answer started (503), or during it (aborted).
+		var mismatch *content.MismatchError
+		if !errors.As(err, &mismatch) && !errors.Is(err, engine.ErrFillFailed) {
+			t.Fatalf("a corrupt body passed through: %v", err)
+		}
 	})
-	img := up.PushImage(t, testUp+":1", 100_000, 1)
-	layers, _ := img.Layers()
-	ld, _ := layers[0].Digest()
-	d := digest.Digest(ld.String())
-	up.AddFault(upstreamtest.Fault{Method: "GET", PathContains: "/blobs/" + d.String(), Corrupt: true})
-	b, err := e.Blob(context.Background(), testLocal, d, false)
-	if err == nil {
-		_, err = readBlob(context.Background(), b)
-	}
-	// Failed before the answer started (503), or during it (aborted).
-	var mismatch *content.MismatchError
-	if !errors.As(err, &mismatch) && !errors.Is(err, errFillFailed) {
-		t.Fatalf("a corrupt body passed through: %v", err)
-	}
 }

@@ -7,7 +7,9 @@ import (
 
 	"github.com/airlock/airlock/cache"
 	"github.com/airlock/airlock/cache/content"
+	"github.com/airlock/airlock/cache/manifest"
 	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/reference"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -46,7 +48,7 @@ func (e *Engine) PutManifest(ctx context.Context, repo, ref, mediaType string, b
 		tags = append([]string{ref}, tags...)
 	}
 	for _, t := range tags {
-		if !ValidTag(t) {
+		if !reference.ValidTag(t) {
 			return nil, fmt.Errorf("%w: %q", cache.ErrTagInvalid, t)
 		}
 	}
@@ -61,8 +63,8 @@ func (e *Engine) PutManifest(ctx context.Context, repo, ref, mediaType string, b
 		return nil, quotaDenied(err)
 	}
 	now := e.now()
-	rec := meta.Manifest{MediaType: p.MediaType, Size: int64(len(body)), ArtifactType: p.ArtifactType, Subject: p.Subject, Refs: p.refs(), Origin: meta.OriginPush, Added: now}
-	if p.Subject != "" {
+	rec := meta.Manifest{MediaType: p.MediaType, Size: int64(len(body)), ArtifactType: p.ArtifactType, Subject: p.SubjectDigest(), Refs: p.Refs(), Origin: meta.OriginPush, Added: now}
+	if p.Subject != nil {
 		rec.Annotations = p.Annotations
 	}
 	tag := meta.Tag{Digest: d, MediaType: p.MediaType, Size: int64(len(body)), FetchedAt: now, Origin: meta.OriginPush}
@@ -70,53 +72,33 @@ func (e *Engine) PutManifest(ctx context.Context, repo, ref, mediaType string, b
 	if len(tags) > 0 {
 		first = tags[0]
 	}
-	if err := e.index.PutManifest(repo, d, rec, first, tag); err != nil {
+	if err := e.index.PutManifest(ctx, repo, d, rec, first, tag); err != nil {
 		return nil, err
 	}
 	for _, t := range tags[min(1, len(tags)):] {
-		if err := e.index.PutTag(repo, t, tag); err != nil {
+		if err := e.index.PutTag(ctx, repo, t, tag); err != nil {
 			return nil, err
 		}
 	}
 	e.m.push.pushed.WithLabelValues("manifest").Inc()
-	return &cache.PushedManifest{Digest: d, Subject: p.Subject}, nil
+	return &cache.PushedManifest{Digest: d, Subject: p.SubjectDigest()}, nil
 }
 
 // checkPushed parses a pushed manifest and checks it is one airlock can
-// serve: schema 2, a known media type agreeing with the Content-Type.
-func checkPushed(body []byte, contentType string) (parsed, error) {
-	p, err := parseManifest(body, contentType)
+// serve (manifest.ParsePushed).
+func checkPushed(body []byte, contentType string) (manifest.Manifest, error) {
+	p, err := manifest.ParsePushed(body, contentType)
 	if err != nil {
-		return parsed{}, fmt.Errorf("%w: %v", cache.ErrManifestInvalid, err)
-	}
-	if contentType != "" && p.MediaType != contentType {
-		return parsed{}, fmt.Errorf("%w: mediaType %q differs from Content-Type %q", cache.ErrManifestInvalid, p.MediaType, contentType)
-	}
-	if p.MediaType == "" {
-		p.MediaType = MediaTypeOCIIndex
-		if p.HasConfig {
-			p.MediaType = MediaTypeOCIManifest
-		}
-	}
-	if p.SchemaVersion != 2 {
-		return parsed{}, fmt.Errorf("%w: schemaVersion must be 2", cache.ErrManifestInvalid)
-	}
-	switch p.MediaType {
-	case MediaTypeOCIManifest, MediaTypeDockerManifest:
-		if !p.HasConfig {
-			return parsed{}, fmt.Errorf("%w: an image manifest needs a config", cache.ErrManifestInvalid)
-		}
-	case MediaTypeOCIIndex, MediaTypeDockerList:
-	default:
-		return parsed{}, fmt.Errorf("%w: unsupported manifest media type %q", cache.ErrManifestInvalid, p.MediaType)
+		return manifest.Manifest{}, fmt.Errorf("%w: %v", cache.ErrManifestInvalid, err)
 	}
 	return p, nil
 }
 
 // checkRefs checks that repo holds every blob and child manifest p names.
-func (e *Engine) checkRefs(ctx context.Context, repo string, p parsed) error {
-	for _, b := range p.Blobs {
-		if _, err := e.index.Blob(repo, b); errors.Is(err, meta.ErrNotFound) {
+func (e *Engine) checkRefs(ctx context.Context, repo string, p manifest.Manifest) error {
+	for _, bd := range p.Blobs() {
+		b := bd.Digest
+		if _, err := e.index.Blob(ctx, repo, b); errors.Is(err, meta.ErrNotFound) {
 			return fmt.Errorf("%w: blob %s", cache.ErrManifestBlobUnknown, b)
 		} else if err != nil {
 			return err
@@ -127,8 +109,9 @@ func (e *Engine) checkRefs(ctx context.Context, repo string, p parsed) error {
 			return err
 		}
 	}
-	for _, c := range p.Children {
-		if _, err := e.index.Manifest(repo, c); errors.Is(err, meta.ErrNotFound) {
+	for _, cd := range p.Manifests {
+		c := cd.Digest
+		if _, err := e.index.Manifest(ctx, repo, c); errors.Is(err, meta.ErrNotFound) {
 			return fmt.Errorf("%w: manifest %s", cache.ErrManifestBlobUnknown, c)
 		} else if err != nil {
 			return err
@@ -143,19 +126,19 @@ func (e *Engine) DeleteManifest(ctx context.Context, repo, ref string) error {
 		return err
 	}
 	if d, err := digest.Parse(ref); err == nil {
-		if _, err := e.index.RemoveManifest(repo, d); errors.Is(err, meta.ErrNotFound) {
-			return e.unknown(repo, cache.ErrManifestUnknown, ref)
+		if _, err := e.index.RemoveManifest(ctx, repo, d); errors.Is(err, meta.ErrNotFound) {
+			return e.unknown(ctx, repo, cache.ErrManifestUnknown, ref)
 		} else if err != nil {
 			return err
 		}
 		e.m.push.deleted.WithLabelValues("manifest").Inc()
 		return nil
 	}
-	if !ValidTag(ref) {
+	if !reference.ValidTag(ref) {
 		return fmt.Errorf("%w: %q", cache.ErrTagInvalid, ref)
 	}
-	if err := e.index.DeleteTag(repo, ref); errors.Is(err, meta.ErrNotFound) {
-		return e.unknown(repo, cache.ErrManifestUnknown, ref)
+	if err := e.index.DeleteTag(ctx, repo, ref); errors.Is(err, meta.ErrNotFound) {
+		return e.unknown(ctx, repo, cache.ErrManifestUnknown, ref)
 	} else if err != nil {
 		return err
 	}
@@ -171,8 +154,8 @@ func (e *Engine) DeleteBlob(ctx context.Context, repo string, d digest.Digest) e
 	if err := d.Validate(); err != nil {
 		return fmt.Errorf("%w: %q: %v", cache.ErrDigestInvalid, d, err)
 	}
-	if err := e.index.UnlinkBlob(repo, d); errors.Is(err, meta.ErrNotFound) {
-		return e.unknown(repo, cache.ErrBlobUnknown, d.String())
+	if err := e.index.UnlinkBlob(ctx, repo, d); errors.Is(err, meta.ErrNotFound) {
+		return e.unknown(ctx, repo, cache.ErrBlobUnknown, d.String())
 	} else if err != nil {
 		return err
 	}

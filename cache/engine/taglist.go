@@ -10,6 +10,7 @@ import (
 
 	"github.com/airlock/airlock/cache"
 	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/reference"
 	"github.com/airlock/airlock/upstream"
 	"go.uber.org/zap"
 )
@@ -41,7 +42,7 @@ func (l tagListing) cost() int64 {
 // upstream's error when there are none: never "unknown" for a repository
 // the upstream may have.
 func (e *Engine) unionTags(ctx context.Context, repo, last string, n int, t target) ([]string, bool, error) {
-	local, _, err := e.index.Tags(repo, "", 0)
+	local, _, err := e.index.Tags(ctx, repo, "", 0)
 	if err != nil {
 		return nil, false, err
 	}
@@ -57,7 +58,7 @@ func (e *Engine) unionTags(ctx context.Context, repo, last string, n int, t targ
 	}
 	all := union(up.tags, local)
 	if len(all) == 0 && up.missing {
-		if _, err := e.index.Repo(repo); errors.Is(err, meta.ErrNotFound) {
+		if _, err := e.index.Repo(ctx, repo); errors.Is(err, meta.ErrNotFound) {
 			return nil, false, fmt.Errorf("%w: %s", cache.ErrNameUnknown, repo)
 		}
 	}
@@ -114,7 +115,7 @@ func (e *Engine) upstreamTags(ctx context.Context, t target) (tagListing, error)
 func validTags(tags []string) []string {
 	out := make([]string, 0, len(tags))
 	for _, t := range tags {
-		if ValidTag(t) {
+		if reference.ValidTag(t) {
 			out = append(out, t)
 		}
 	}

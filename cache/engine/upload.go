@@ -157,7 +157,7 @@ func (e *Engine) Mount(ctx context.Context, repo, from string, d digest.Digest) 
 		if !rules.ValidRepository(from) {
 			return 0, fmt.Errorf("%w: mount from %q", cache.ErrBlobUnknown, from)
 		}
-		if _, err := e.index.Blob(from, d); errors.Is(err, meta.ErrNotFound) {
+		if _, err := e.index.Blob(ctx, from, d); errors.Is(err, meta.ErrNotFound) {
 			return 0, fmt.Errorf("%w: %s@%s", cache.ErrBlobUnknown, from, d)
 		} else if err != nil {
 			return 0, err
@@ -169,7 +169,7 @@ func (e *Engine) Mount(ctx context.Context, repo, from string, d digest.Digest) 
 	} else if err != nil {
 		return 0, err
 	}
-	if err := e.index.LinkBlob(repo, d, meta.Blob{Size: info.Size, Origin: meta.OriginPush, Added: e.now()}); err != nil {
+	if err := e.index.LinkBlob(ctx, repo, d, meta.Blob{Size: info.Size, Origin: meta.OriginPush, Added: e.now()}); err != nil {
 		return 0, err
 	}
 	return info.Size, nil
@@ -258,7 +258,7 @@ func (s *session) Commit(ctx context.Context, d digest.Digest) (int64, error) {
 	case err != nil:
 		return 0, err
 	}
-	if err := s.e.index.LinkBlob(s.repo, d, meta.Blob{Size: info.Size, Origin: meta.OriginPush, Added: s.e.now()}); err != nil {
+	if err := s.e.index.LinkBlob(ctx, s.repo, d, meta.Blob{Size: info.Size, Origin: meta.OriginPush, Added: s.e.now()}); err != nil {
 		return 0, err
 	}
 	s.e.m.push.pushed.WithLabelValues("blob").Inc()

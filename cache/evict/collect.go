@@ -17,8 +17,8 @@ import (
 // bytes more, as many as it takes to fit them beside the store and the
 // reservations, but none if even that would not make room (nothing is
 // evicted in vain).
-func (c *Collector) plan(p *policy, used, need int64, sizes map[digest.Digest]int64) (*model, *plan, error) {
-	m, err := c.load(p)
+func (c *Collector) plan(ctx context.Context, p *policy, used, need int64, sizes map[digest.Digest]int64) (*model, *plan, error) {
+	m, err := c.load(ctx, p)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -31,7 +31,7 @@ func (c *Collector) plan(p *policy, used, need int64, sizes map[digest.Digest]in
 		if used-pl.bytes+reserved+need <= p.MaxBytes {
 			return m, pl, nil
 		}
-		if m, err = c.load(p); err != nil { // start again from the index as it is
+		if m, err = c.load(ctx, p); err != nil { // start again from the index as it is
 			return nil, nil, err
 		}
 	}
@@ -77,7 +77,7 @@ func (c *Collector) collect(ctx context.Context, need int64) (Report, error) {
 	start := time.Now()
 	p := c.policy.Load()
 	rep := Report{Quota: p.MaxBytes}
-	if err := c.tracker.Flush(c.index); err != nil {
+	if err := c.tracker.Flush(ctx, c.index); err != nil {
 		c.log.Warn("flush access times", zap.Error(err))
 	}
 	// Commits during the walk stay counted (the walk may count them
@@ -97,8 +97,8 @@ func (c *Collector) collect(ctx context.Context, need int64) (Report, error) {
 	c.walked.Store(rep.Before)
 	c.pending.Add(-before)
 	c.walkedOnce.Store(true)
-	err = c.index.Exclusive(func() error {
-		m, pl, err := c.plan(p, rep.Before, need, sizes)
+	err = c.index.Exclusive(ctx, func(ctx context.Context) error {
+		m, pl, err := c.plan(ctx, p, rep.Before, need, sizes)
 		if err != nil {
 			return err
 		}
@@ -112,7 +112,7 @@ func (c *Collector) collect(ctx context.Context, need int64) (Report, error) {
 			if len(rm.Tags)+len(rm.Manifests)+len(rm.Blobs) == 0 {
 				continue
 			}
-			if err := c.index.Remove(rm); err != nil {
+			if err := c.index.Remove(ctx, rm); err != nil {
 				return err
 			}
 			for _, d := range append(append([]digest.Digest(nil), rm.Manifests...), rm.Blobs...) {
@@ -121,7 +121,7 @@ func (c *Collector) collect(ctx context.Context, need int64) (Report, error) {
 		}
 		c.tracker.forget(forget)
 		if len(m.stale) > 0 {
-			if err := c.index.DeleteAccess(m.stale); err != nil {
+			if err := c.index.DeleteAccess(ctx, m.stale); err != nil {
 				c.log.Warn("drop stale access times", zap.Error(err))
 			}
 		}

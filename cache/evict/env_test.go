@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/airlock/airlock/cache/meta/badgermeta"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 	"github.com/airlock/airlock/cache/engine"
 	"github.com/airlock/airlock/cache/evict"
 	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/internal/units"
 	"github.com/airlock/airlock/registry"
 	"github.com/airlock/airlock/rules"
 	"github.com/airlock/airlock/upstream/ociclient"
@@ -60,7 +62,7 @@ type env struct {
 	eng   *engine.Engine
 	col   *evict.Collector
 	store *fsstore.Store
-	index *meta.Index
+	index *badgermeta.Index
 	clock *clock
 	prom  *prometheus.Registry
 	dir   string
@@ -96,7 +98,7 @@ func newEnvOpts(t *testing.T, p evict.Policy, o envOpts) *env {
 	if e.store, err = fsstore.New(dir + "/content"); err != nil {
 		t.Fatal(err)
 	}
-	if e.index, err = meta.Open(dir+"/meta", log, meta.Options{}); err != nil {
+	if e.index, err = badgermeta.Open(dir+"/meta", log, badgermeta.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.index.Close() })
@@ -126,7 +128,7 @@ func newEnvOpts(t *testing.T, p evict.Policy, o envOpts) *env {
 		t.Fatal(err)
 	}
 	e.eng = eng
-	set, err := rules.NewSet([]rules.Rule{{Name: "aks-managed-mcr", Source: mcr + "/*", Target: prefix + "*", TagTTL: time.Hour}})
+	set, err := rules.NewSet([]rules.Rule{{Name: "aks-managed-mcr", Source: mcr + "/*", Target: prefix + "*", TagTTL: units.Duration(time.Hour)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +224,7 @@ func (e *env) consistent() {
 			e.t.Errorf("%s %s: %v", what, d, err)
 		}
 	}
-	e.index.Manifests("", func(l meta.ManifestLink) error {
+	e.index.EachManifest(context.Background(), "", func(l meta.ManifestLink) error {
 		check("manifest "+l.Repo, l.Digest)
 		needed[l.Digest] = true
 		for _, r := range l.Refs {
@@ -230,7 +232,7 @@ func (e *env) consistent() {
 		}
 		return nil
 	})
-	e.index.EachBlob("", func(l meta.BlobLink) error {
+	e.index.EachBlob(context.Background(), "", func(l meta.BlobLink) error {
 		check("blob "+l.Repo, l.Digest)
 		needed[l.Digest] = true
 		return nil

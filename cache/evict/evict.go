@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/cache/content"
-	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/reference"
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -46,7 +46,7 @@ const (
 
 type policy struct {
 	Policy
-	pins []Ref
+	pins []reference.Ref
 }
 
 func (p *policy) high() int64 { return int64(float64(p.MaxBytes) * p.HighWatermark) }
@@ -56,7 +56,7 @@ func (p *policy) low() int64  { return int64(float64(p.MaxBytes) * p.LowWatermar
 // engine's content store with Store, feed Tracker to the engine, then Run.
 type Collector struct {
 	store   Store
-	index   *meta.Index
+	index   Index
 	log     *zap.Logger
 	m       *metrics
 	tracker *Tracker
@@ -105,7 +105,7 @@ func WithFlushInterval(d time.Duration) Option { return func(c *Collector) { c.f
 func WithKickGap(d time.Duration) Option { return func(c *Collector) { c.kickGap = d } }
 
 // New returns a collector over store and index.
-func New(store Store, index *meta.Index, log *zap.Logger, reg prometheus.Registerer, p Policy, opts ...Option) (*Collector, error) {
+func New(store Store, index Index, log *zap.Logger, reg prometheus.Registerer, p Policy, opts ...Option) (*Collector, error) {
 	c := &Collector{
 		store: store, index: index, log: log,
 		busy:       func(digest.Digest) bool { return false },
@@ -152,7 +152,7 @@ func compile(p Policy) (*policy, error) {
 	}
 	cp := &policy{Policy: p}
 	for _, s := range p.Pins {
-		r, err := ParseRef(s)
+		r, err := reference.ParseLocal(s)
 		if err != nil {
 			return nil, fmt.Errorf("pin: %w", err)
 		}
@@ -229,7 +229,8 @@ func (c *Collector) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			if err := c.tracker.Flush(c.index); err != nil {
+			// ctx has ended: the last flush runs without its cancellation.
+			if err := c.tracker.Flush(context.WithoutCancel(ctx), c.index); err != nil {
 				c.log.Warn("flush access times", zap.Error(err))
 			}
 			return
@@ -245,7 +246,7 @@ func (c *Collector) Run(ctx context.Context) {
 		case <-tick.C:
 			collect()
 		case <-flush.C:
-			if err := c.tracker.Flush(c.index); err != nil {
+			if err := c.tracker.Flush(ctx, c.index); err != nil {
 				c.log.Warn("flush access times", zap.Error(err))
 			}
 		}

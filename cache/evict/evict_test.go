@@ -55,11 +55,11 @@ func (e *env) putPushed(repo, tag string) digest.Digest {
 		e.t.Fatal(err)
 	}
 	old := e.clock.Now().Add(-24 * time.Hour)
-	if err := e.index.LinkBlob(repo, cd, meta.Blob{Size: int64(len(cfg)), Origin: meta.OriginPush, Added: old}); err != nil {
+	if err := e.index.LinkBlob(context.Background(), repo, cd, meta.Blob{Size: int64(len(cfg)), Origin: meta.OriginPush, Added: old}); err != nil {
 		e.t.Fatal(err)
 	}
 	mt := "application/vnd.oci.image.manifest.v1+json"
-	err := e.index.PutManifest(repo, md, meta.Manifest{MediaType: mt, Size: int64(len(man)), Refs: []digest.Digest{cd}, Origin: meta.OriginPush, Added: old},
+	err := e.index.PutManifest(context.Background(), repo, md, meta.Manifest{MediaType: mt, Size: int64(len(man)), Refs: []digest.Digest{cd}, Origin: meta.OriginPush, Added: old},
 		tag, meta.Tag{Digest: md, MediaType: mt, Size: int64(len(man)), FetchedAt: old, Origin: meta.OriginPush})
 	if err != nil {
 		e.t.Fatal(err)
@@ -73,7 +73,7 @@ func (e *env) links() map[string][]string {
 	out := map[string][]string{}
 	have := map[string]bool{}
 	var all []meta.ManifestLink
-	e.index.Manifests("", func(l meta.ManifestLink) error {
+	e.index.EachManifest(context.Background(), "", func(l meta.ManifestLink) error {
 		have[l.Repo+"@"+l.Digest.String()] = true
 		all = append(all, l)
 		return nil
@@ -91,7 +91,7 @@ func (e *env) links() map[string][]string {
 }
 
 func (e *env) hasTag(repo, tag string) bool {
-	_, err := e.index.Tag(repo, tag)
+	_, err := e.index.Tag(context.Background(), repo, tag)
 	if err != nil && !errors.Is(err, meta.ErrNotFound) {
 		e.t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestEvictionKeepsSharedBlobs(t *testing.T) {
 	baseD, _ := base.Digest()
 	b := pushWithBase(t, e.up, "oss/b:1", base)
 	c := pushWithBase(t, e.up, "oss/c:1", base)
-	if err := e.col.Pin([]string{prefix + "oss/b:1"}, "cluster-1"); err != nil {
+	if err := e.col.Pin(context.Background(), []string{prefix + "oss/b:1"}, "cluster-1"); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range []string{"c", "b"} {
@@ -243,11 +243,11 @@ func TestEvictionKeepsSharedBlobs(t *testing.T) {
 	}
 	e.up.ClearFaults()
 
-	ps, err := e.col.Pins()
+	ps, err := e.col.Pins(context.Background())
 	if err != nil || len(ps) != 1 || ps[0].Source != "api" || ps[0].Owner != "cluster-1" {
 		t.Fatalf("pins %+v %v", ps, err)
 	}
-	if n, err := e.col.Unpin(nil, "cluster-1"); n != 1 || err != nil {
+	if n, err := e.col.Unpin(context.Background(), nil, "cluster-1"); n != 1 || err != nil {
 		t.Fatalf("unpin by owner: %d %v", n, err)
 	}
 	e.clock.Advance(time.Minute)
@@ -259,10 +259,10 @@ func TestEvictionKeepsSharedBlobs(t *testing.T) {
 		t.Fatalf("unpinned b should be gone with its layers: %+v", rep)
 	}
 	bd, _ := b.Digest()
-	if _, err := e.index.Manifest(prefix+"oss/b", digest.Digest(bd.String())); !errors.Is(err, meta.ErrNotFound) {
+	if _, err := e.index.Manifest(context.Background(), prefix+"oss/b", digest.Digest(bd.String())); !errors.Is(err, meta.ErrNotFound) {
 		t.Fatalf("b's manifest link: %v", err)
 	}
-	if repos, _, _ := e.index.Repos("", 0); slices.Contains(repos, prefix+"oss/b") {
+	if repos, _, _ := e.index.Repos(context.Background(), "", 0); slices.Contains(repos, prefix+"oss/b") {
 		t.Fatalf("empty cached repository still listed: %v", repos)
 	}
 	e.consistent()

@@ -2,13 +2,15 @@ package evict
 
 import (
 	"container/heap"
+	"context"
 	"time"
 
 	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/reference"
 	"github.com/opencontainers/go-digest"
 )
 
-// model is the index as the collector sees it under meta.Index.Exclusive:
+// model is the index as the collector sees it under Index.Exclusive:
 // per repository, a graph of manifests (parent index -> child manifests)
 // with their tags, and the blob links; globally, how many links need each
 // digest.
@@ -50,7 +52,7 @@ func (n *node) protected() bool { return n.pinned || n.rec.Origin == meta.Origin
 
 // load reads the whole index (tags, manifests, blob links, access times,
 // pins) into a model.
-func (c *Collector) load(p *policy) (*model, error) {
+func (c *Collector) load(ctx context.Context, p *policy) (*model, error) {
 	m := &model{repos: map[string]*repoModel{}, holders: map[digest.Digest]int{}}
 	repo := func(name string) *repoModel {
 		r, ok := m.repos[name]
@@ -60,7 +62,7 @@ func (c *Collector) load(p *policy) (*model, error) {
 		}
 		return r
 	}
-	err := c.index.Manifests("", func(l meta.ManifestLink) error {
+	err := c.index.EachManifest(ctx, "", func(l meta.ManifestLink) error {
 		r := repo(l.Repo)
 		r.nodes[l.Digest] = &node{repo: r, d: l.Digest, rec: l.Manifest, access: l.Added}
 		return nil
@@ -68,7 +70,7 @@ func (c *Collector) load(p *policy) (*model, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = c.index.EachBlob("", func(l meta.BlobLink) error {
+	err = c.index.EachBlob(ctx, "", func(l meta.BlobLink) error {
 		repo(l.Repo).blobs[l.Digest] = &blobLink{Blob: l.Blob, access: l.Added}
 		m.holders[l.Digest]++
 		return nil
@@ -77,7 +79,7 @@ func (c *Collector) load(p *policy) (*model, error) {
 		return nil, err
 	}
 	tags := map[string]map[string]digest.Digest{}
-	err = c.index.EachTag("", func(t meta.TagLink) error {
+	err = c.index.EachTag(ctx, "", func(t meta.TagLink) error {
 		if tags[t.Repo] == nil {
 			tags[t.Repo] = map[string]digest.Digest{}
 		}
@@ -104,7 +106,7 @@ func (c *Collector) load(p *policy) (*model, error) {
 			}
 		}
 	}
-	err = c.index.EachAccess(func(a meta.Access) error {
+	err = c.index.EachAccess(ctx, func(a meta.Access) error {
 		if n := m.node(a.Repo, a.Digest); n != nil {
 			n.access = later(n.access, a.At)
 		} else if r, ok := m.repos[a.Repo]; ok && r.blobs[a.Digest] != nil {
@@ -117,13 +119,13 @@ func (c *Collector) load(p *policy) (*model, error) {
 	if err != nil {
 		return nil, err
 	}
-	stored, err := c.index.Pins()
+	stored, err := c.index.Pins(ctx)
 	if err != nil {
 		return nil, err
 	}
-	pins := append([]Ref(nil), p.pins...)
+	pins := append([]reference.Ref(nil), p.pins...)
 	for _, sp := range stored {
-		if r, err := ParseRef(sp.Ref); err == nil {
+		if r, err := reference.ParseLocal(sp.Ref); err == nil {
 			pins = append(pins, r)
 		}
 	}

@@ -1,6 +1,7 @@
 package evict
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -8,7 +9,11 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/distribution/distribution/v3/registry/api/errcode"
+
 	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/internal/ocierr"
+	"github.com/airlock/airlock/reference"
 )
 
 // PinInfo is a pin as listed: from the configuration file or set at run
@@ -22,40 +27,40 @@ type PinInfo struct {
 // Pin keeps refs ("repo:tag" or "repo@digest") from eviction until
 // unpinned; owner (optional) groups them. Pins set this way are stored in
 // the index and survive restarts.
-func (c *Collector) Pin(refs []string, owner string) error {
+func (c *Collector) Pin(ctx context.Context, refs []string, owner string) error {
 	ps := make([]meta.Pin, 0, len(refs))
 	for _, s := range refs {
-		r, err := ParseRef(s)
+		r, err := reference.ParseLocal(s)
 		if err != nil {
 			return err
 		}
 		ps = append(ps, meta.Pin{Ref: r.String(), Owner: owner, Added: c.now()})
 	}
-	return c.index.PutPins(ps)
+	return c.index.PutPins(ctx, ps)
 }
 
 // Unpin removes run-time pins: those of refs, and all of owner's when owner
 // is not empty. Pins from the configuration stay. It returns how many it
 // removed.
-func (c *Collector) Unpin(refs []string, owner string) (int, error) {
+func (c *Collector) Unpin(ctx context.Context, refs []string, owner string) (int, error) {
 	norm := make([]string, 0, len(refs))
 	for _, s := range refs {
-		r, err := ParseRef(s)
+		r, err := reference.ParseLocal(s)
 		if err != nil {
 			return 0, err
 		}
 		norm = append(norm, r.String())
 	}
-	return c.index.DeletePins(norm, owner)
+	return c.index.DeletePins(ctx, norm, owner)
 }
 
 // Pins lists every pin, sorted by reference.
-func (c *Collector) Pins() ([]PinInfo, error) {
+func (c *Collector) Pins(ctx context.Context) ([]PinInfo, error) {
 	var out []PinInfo
 	for _, r := range c.policy.Load().pins {
 		out = append(out, PinInfo{Ref: r.String(), Source: "config"})
 	}
-	stored, err := c.index.Pins()
+	stored, err := c.index.Pins(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -78,13 +83,16 @@ type pinRequest struct {
 //	POST   {"refs":[...],"owner":"..."} -> 204: pin
 //	DELETE {"refs":[...],"owner":"..."} -> 200 {"removed":N}: unpin refs, and
 //	       all of owner's pins when owner is set
+//
+// Errors are OCI error JSON: NAME_INVALID for a bad reference, UNKNOWN (400)
+// for a bad body.
 func (c *Collector) PinsHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
 		case http.MethodGet:
-			ps, err := c.Pins()
+			ps, err := c.Pins(r.Context())
 			if err != nil {
-				httpError(w, http.StatusInternalServerError, err)
+				writeError(w, r, http.StatusInternalServerError, errcode.ErrorCodeUnknown, err)
 				return
 			}
 			if ps == nil {
@@ -96,30 +104,30 @@ func (c *Collector) PinsHandler() http.Handler {
 			dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&req); err != nil {
-				httpError(w, http.StatusBadRequest, fmt.Errorf("body: %w", err))
+				writeError(w, r, http.StatusBadRequest, errcode.ErrorCodeUnknown, fmt.Errorf("body: %w", err))
 				return
 			}
 			if r.Method == http.MethodPost {
 				if len(req.Refs) == 0 {
-					httpError(w, http.StatusBadRequest, fmt.Errorf("refs is empty"))
+					writeError(w, r, http.StatusBadRequest, errcode.ErrorCodeUnknown, fmt.Errorf("refs is empty"))
 					return
 				}
-				if err := c.Pin(req.Refs, req.Owner); err != nil {
-					httpError(w, http.StatusBadRequest, err)
+				if err := c.Pin(r.Context(), req.Refs, req.Owner); err != nil {
+					writeError(w, r, http.StatusBadRequest, errcode.ErrorCodeNameInvalid, err)
 					return
 				}
 				w.WriteHeader(http.StatusNoContent)
 				return
 			}
-			n, err := c.Unpin(req.Refs, req.Owner)
+			n, err := c.Unpin(r.Context(), req.Refs, req.Owner)
 			if err != nil {
-				httpError(w, http.StatusBadRequest, err)
+				writeError(w, r, http.StatusBadRequest, errcode.ErrorCodeNameInvalid, err)
 				return
 			}
 			writeJSON(w, http.StatusOK, map[string]int{"removed": n})
 		default:
 			w.Header().Set("Allow", "GET, POST, DELETE")
-			httpError(w, http.StatusMethodNotAllowed, fmt.Errorf("method %s", r.Method))
+			writeError(w, r, http.StatusMethodNotAllowed, errcode.ErrorCodeUnsupported, fmt.Errorf("method %s", r.Method))
 		}
 	})
 }
@@ -130,15 +138,18 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-func httpError(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, map[string]string{"error": err.Error()})
+// writeError answers with OCI error JSON.
+func writeError(w http.ResponseWriter, r *http.Request, status int, code errcode.ErrorCode, err error) {
+	_ = ocierr.Write(w, r, status, code.WithMessage(err.Error()))
 }
 
 // SyncPins makes the run-time pins whose owner starts with prefix exactly
 // want (owner -> references): the control module's deploy.Pinner. An
-// owner's set is replaced as a whole when it changed.
+// owner's set is replaced as a whole when it changed. deploy.Pinner has no
+// context: the index is written on a background one.
 func (c *Collector) SyncPins(prefix string, want map[string][]string) error {
-	stored, err := c.index.Pins()
+	ctx := context.Background()
+	stored, err := c.index.Pins(ctx)
 	if err != nil {
 		return err
 	}
@@ -151,7 +162,7 @@ func (c *Collector) SyncPins(prefix string, want map[string][]string) error {
 	for owner, refs := range want {
 		norm := make([]string, 0, len(refs))
 		for _, s := range refs {
-			r, err := ParseRef(s)
+			r, err := reference.ParseLocal(s)
 			if err != nil {
 				return err
 			}
@@ -161,7 +172,7 @@ func (c *Collector) SyncPins(prefix string, want map[string][]string) error {
 	}
 	for owner, refs := range have {
 		if w, ok := want[owner]; !ok || !sameRefs(refs, w) {
-			if _, err := c.Unpin(nil, owner); err != nil {
+			if _, err := c.Unpin(ctx, nil, owner); err != nil {
 				return err
 			}
 		}
@@ -170,7 +181,7 @@ func (c *Collector) SyncPins(prefix string, want map[string][]string) error {
 		if h, ok := have[owner]; ok && sameRefs(h, refs) {
 			continue
 		}
-		if err := c.Pin(refs, owner); err != nil {
+		if err := c.Pin(ctx, refs, owner); err != nil {
 			return err
 		}
 	}

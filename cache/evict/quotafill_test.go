@@ -213,7 +213,7 @@ func pinFull(t *testing.T, e *env, room int64) {
 	if err := e.pull(prefix+"oss/pinned", "1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.col.Pin([]string{prefix + "oss/pinned:1"}, "test"); err != nil {
+	if err := e.col.Pin(context.Background(), []string{prefix + "oss/pinned:1"}, "test"); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := e.col.Collect(context.Background())

@@ -1,6 +1,7 @@
 package evict
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -41,7 +42,7 @@ func (t *Tracker) Touch(repo string, d digest.Digest) {
 
 // Flush writes the accesses recorded since the last flush to index. On
 // failure they are kept for the next one.
-func (t *Tracker) Flush(index *meta.Index) error {
+func (t *Tracker) Flush(ctx context.Context, index meta.AccessRecorder) error {
 	t.mu.Lock()
 	taken := t.dirty
 	t.dirty = make(map[accessKey]time.Time, len(taken))
@@ -53,7 +54,7 @@ func (t *Tracker) Flush(index *meta.Index) error {
 	for k, at := range taken {
 		as = append(as, meta.Access{Repo: k.repo, Digest: k.d, At: at})
 	}
-	if err := index.PutAccess(as); err != nil {
+	if err := index.PutAccess(ctx, as); err != nil {
 		t.mu.Lock()
 		for k, at := range taken {
 			if cur, ok := t.dirty[k]; !ok || cur.Before(at) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/bench"
+	"github.com/spf13/cobra"
 )
 
 // airlock bench end to end on a tiny storm: airlock (a child process) makes
@@ -23,10 +24,13 @@ func TestBenchColdOneStormWarm(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	code := benchMain(ctx, []string{"--scenario", "cold-one,storm,warm", "--nodes", "3", "--runs", "1",
-		"--targets", "airlock,direct", "--out", out}, &stdout, &stderr, []string{asMainEnv})
-	if code != 0 {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	root := newRoot(nil, &stdout, &stderr)
+	root.RemoveCommand(must2(root.Find([]string{"bench"})))
+	root.AddCommand(newBenchCmd([]string{asMainEnv}))
+	root.SetArgs([]string{"bench", "--scenario", "cold-one,storm,warm", "--nodes", "3", "--runs", "1",
+		"--targets", "airlock,direct", "--out", out})
+	if err := root.ExecuteContext(ctx); err != nil {
+		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
 	}
 	b, err := os.ReadFile(filepath.Join(out, "results.json"))
 	if err != nil {
@@ -76,6 +80,13 @@ func TestBenchColdOneStormWarm(t *testing.T) {
 	if !strings.Contains(stdout.String(), "storm: one upstream GET per blob") || !strings.Contains(stdout.String(), "PASS") {
 		t.Errorf("table:\n%s", stdout.String())
 	}
+}
+
+func must2(c *cobra.Command, _ []string, err error) *cobra.Command {
+	if err != nil {
+		panic(err)
+	}
+	return c
 }
 
 func must(r bench.Result, ok bool) bench.Result {

@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock/airlock/cache/meta/badgermeta"
+
 	"github.com/airlock/airlock/cache/meta"
-	"github.com/airlock/airlock/cmd/airlock/internal/config"
 	"github.com/airlock/airlock/deploy"
 	"github.com/airlock/airlock/upstream/upstreamtest"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
@@ -220,7 +221,7 @@ func TestControlCLIBadInput(t *testing.T) {
 		want string
 	}{
 		{[]string{"cluster", "create"}, 2, "--name is required"},
-		{[]string{"cluster", "create", "--name", "c", "--bogus"}, 2, "flag provided but not defined: -bogus"},
+		{[]string{"cluster", "create", "--name", "c", "--bogus"}, 2, "unknown flag: --bogus"},
 		{[]string{"cluster", "create", "--name", "c", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"cluster", "frob"}, 2, `unknown command "frob"`},
 		{[]string{"cluster", "upgrade", "--name", "c"}, 2, "--node-image-only"},
@@ -294,7 +295,7 @@ func TestServeRefusesBadControlConfig(t *testing.T) {
 		{"control:\n  advertise: 10.0.0.2\n", "control.advertise"},
 		{"control:\n  advertise: ftp://10.0.0.2:21\n", "control.advertise"},
 		{"control:\n  reconcileInterval: -1m\n", "reconcileInterval"},
-		{"control:\n  bogus: 1\n", "field bogus not found"},
+		{"control:\n  bogus: 1\n", "control.bogus: unknown key"},
 	}
 	for _, c := range cases {
 		p := writeConfig(t, serveConfig("127.0.0.1:0", t.TempDir(), "http://127.0.0.1:1", c.control))
@@ -335,12 +336,12 @@ func TestServeRefusesStateConflictingWithConfig(t *testing.T) {
 func TestCacheRuleRefusesPushedRepository(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	index, err := meta.Open(filepath.Join(dir, "meta"), zap.NewNop(), meta.Options{})
+	index, err := badgermeta.Open(filepath.Join(dir, "meta"), zap.NewNop(), badgermeta.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := digest.FromString("pushed manifest")
-	if err := index.PutManifest("team/app", d, meta.Manifest{Origin: meta.OriginPush, Added: time.Now()}, "v1", meta.Tag{Digest: d, Origin: meta.OriginPush}); err != nil {
+	if err := index.PutManifest(context.Background(), "team/app", d, meta.Manifest{Origin: meta.OriginPush, Added: time.Now()}, "v1", meta.Tag{Digest: d, Origin: meta.OriginPush}); err != nil {
 		t.Fatal(err)
 	}
 	if err := index.Close(); err != nil {
@@ -360,37 +361,5 @@ func TestCacheRuleRefusesPushedRepository(t *testing.T) {
 	}
 	if code, msg := cli("acr", "cache", "create", "-r", "airlockbootstrap", "-n", "other-rule", "--source-repo", "mcr.microsoft.com/other/*", "--target-repo", "other/*"); code != 0 {
 		t.Fatalf("unrelated rule: %q", msg)
-	}
-}
-
-// The Go API the lab uses: a server's control module creates a
-// network-isolated cluster whose managed registry is this server, and
-// writes the node's files pointing at its listener.
-func TestServerControlGoAPI(t *testing.T) {
-	t.Parallel()
-	cfg := &config.Config{Listen: "127.0.0.1:0", Storage: config.Storage{Dir: t.TempDir()}, Log: config.Log{Level: "warn", Format: "json"},
-		Rules: []config.Rule{{Name: "aks-managed-mcr", Source: "mcr.microsoft.com/*", Target: "aks-managed-repository/*"}}}
-	if err := cfg.Validate(); err != nil { // built without Parse, as the lab does
-		t.Fatal(err)
-	}
-	srv, err := newServer(cfg, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	ctx := context.Background()
-	c, err := srv.Control().CreateCluster(ctx, deploy.ClusterSpec{Name: "lab", NetworkIsolated: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r := c.BootstrapRegistry; r == nil || r.Name != "airlockbootstrap" || !r.Served || r.Endpoint != "http://"+srv.Addr() {
-		t.Fatalf("bootstrap registry %+v", c.BootstrapRegistry)
-	}
-	nc, err := srv.Control().NodeConfig(ctx, "lab", deploy.NodeConfigOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := deploy.HostsTOML("http", srv.Addr(), "", ""); nc.Files[0].Content != want || !strings.Contains(want, srv.Addr()+"/v2/aks-managed-repository") {
-		t.Fatalf("hosts.toml:\n%s", nc.Files[0].Content)
 	}
 }

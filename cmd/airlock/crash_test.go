@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/airlock/airlock/cache/meta/badgermeta"
 	"io/fs"
 	"math/rand/v2"
 	"net/http"
@@ -226,25 +227,25 @@ func verifyAtRest(t *testing.T, dir string) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		t.Fatal(err)
 	}
-	index, err := meta.Open(filepath.Join(dir, "meta"), zap.NewNop(), meta.Options{})
+	index, err := badgermeta.Open(filepath.Join(dir, "meta"), zap.NewNop(), badgermeta.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer index.Close()
-	index.Manifests("", func(l meta.ManifestLink) error {
+	index.EachManifest(context.Background(), "", func(l meta.ManifestLink) error {
 		if size, ok := sizes[l.Digest]; !ok || size != l.Size {
 			t.Errorf("manifest %s@%s: stored %v (%d bytes), record %d bytes", l.Repo, l.Digest, ok, size, l.Size)
 		}
 		return nil
 	})
-	index.EachBlob("", func(l meta.BlobLink) error {
+	index.EachBlob(context.Background(), "", func(l meta.BlobLink) error {
 		if size, ok := sizes[l.Digest]; !ok || (l.Size > 0 && size != l.Size) {
 			t.Errorf("blob %s@%s: stored %v (%d bytes), record %d bytes", l.Repo, l.Digest, ok, size, l.Size)
 		}
 		return nil
 	})
-	index.EachTag("", func(tl meta.TagLink) error {
-		if _, err := index.Manifest(tl.Repo, tl.Digest); err != nil {
+	index.EachTag(context.Background(), "", func(tl meta.TagLink) error {
+		if _, err := index.Manifest(context.Background(), tl.Repo, tl.Digest); err != nil {
 			t.Errorf("tag %s:%s points at %s: %v", tl.Repo, tl.Name, tl.Digest, err)
 		}
 		return nil

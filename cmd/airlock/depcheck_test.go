@@ -1,7 +1,10 @@
 package main
 
 import (
+	"go/build"
 	"os/exec"
+	"path"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -18,29 +21,56 @@ func TestDependencyDirection(t *testing.T) {
 		allowed []string // module packages it may depend on (transitively)
 	}{
 		{"rules", nil},
+		// References and tags: one grammar, on the rules' repository names.
+		{"reference", []string{"rules"}},
 		{"cache", nil},
 		{"cache/content", nil},
+		{"cache/meta", nil},
+		// The metadata index's implementations and its shared suite know
+		// only the contract.
+		{"cache/meta/badgermeta", []string{"cache/meta"}},
+		{"cache/meta/memmeta", []string{"cache/meta"}},
+		{"cache/meta/metatest", []string{"cache/meta"}},
 		{"upstream", nil},
 		{"registry", []string{"cache", "registry/auth"}},
 		{"registry/auth", nil},
 		// The ACR-style authorizer implements the auth contract and knows
 		// nothing else of airlock.
 		{"registry/auth/acrauth", []string{"registry/auth"}},
-		{"cache/engine", []string{"cache", "cache/content", "cache/meta", "rules", "upstream"}},
+		// Manifest bodies are read in one place, by the engine and the
+		// bundle importer alike.
+		{"cache/manifest", nil},
+		{"cache/engine", []string{"cache", "cache/content", "cache/manifest", "cache/meta", "reference", "rules", "upstream"}},
 		{"upstream/ociclient", []string{"upstream"}},
-		{"cache/evict", []string{"cache/content", "cache/meta", "rules"}},
+		{"cache/evict", []string{"cache/content", "cache/meta", "reference", "rules"}},
 		{"cache/check", []string{"cache/content", "cache/meta"}},
 		{"upstream/images", nil},
-		{"cache/bundle", []string{"cache/content", "cache/meta"}},
+		{"cache/bundle", []string{"cache/content", "cache/manifest", "cache/meta"}},
+		// Azure Blob Storage: the container client knows nothing of
+		// airlock; the content store on it only the content contract (and
+		// the local ingest file it shares with fsstore).
+		{"storage/azure", nil},
+		{"cache/content/azstore", []string{"cache/content", "cache/content/internal/blobfile", "storage/azure"}},
 		// The control module reaches the data plane only through rules and
 		// the engine's SetRules (RuleSetter); never cache internals.
-		{"deploy", []string{"rules", "upstream"}},
-		{"deploy/badgerstore", []string{"deploy", "rules", "upstream"}},
-		{"deploy/adminapi", []string{"deploy", "rules", "upstream"}},
+		{"deploy", []string{"deploy/aks", "rules", "upstream"}},
+		{"deploy/badgerstore", []string{"deploy", "deploy/aks", "rules", "upstream"}},
+		{"deploy/adminapi", []string{"deploy", "deploy/aks", "rules", "upstream"}},
+		// The control CLI builds admin API calls: it knows the API, not the
+		// service's storage or the data plane.
+		{"deploy/controlcli", []string{"deploy", "deploy/adminapi", "deploy/aks", "rules", "upstream"}},
+		// What a node pulls at bootstrap: pure data, which the MAR emulator
+		// may import to generate its catalog.
+		{"deploy/aks", nil},
 		// Shared utilities import nothing of ours; anyone may use them.
 		{"internal/badgerutil", nil},
 		{"internal/flight", nil},
-		{"bench", []string{"upstream/mar", "upstream/mar/catalog", "upstream/mar/fault", "upstream/mar/fromdir", "upstream/mar/internal/units"}},
+		{"internal/progress", nil},
+		{"internal/azuritetest", nil},
+		{"internal/units", nil},
+		{"internal/ocierr", nil},
+		{"internal/promtest", nil},
+		{"bench", []string{"deploy/aks", "upstream/mar", "upstream/mar/catalog", "upstream/mar/fault", "upstream/mar/fromdir", "reference", "rules"}},
 	}
 	for _, c := range cases {
 		t.Run(c.pkg, func(t *testing.T) {
@@ -66,4 +96,82 @@ func TestDependencyDirection(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The product does not lean on the lab: no package outside the MAR
+// emulator (upstream/mar/...) and the bench depends on the emulator, even
+// indirectly, except this command's main package (which hosts the lab and
+// `airlock mar`: only its files named lab*, mar* and bench* import it), its
+// e2e tests, and packages under cmd/airlock named lab*, mar* or bench*
+// (those launchers). Test files may use the emulator as an upstream; they
+// are not part of the product.
+func TestProductDoesNotImportEmulator(t *testing.T) {
+	t.Parallel()
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}{{range .Deps}} {{.}}{{end}}", module+"/...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	const emulator = module + "/upstream/mar"
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) < 10 {
+		t.Fatalf("go list listed %d packages: %s", len(lines), out)
+	}
+	checked := 0
+	for _, line := range lines {
+		f := strings.Fields(line)
+		pkg := strings.TrimPrefix(f[0], module+"/")
+		if emulatorSide(pkg) {
+			continue
+		}
+		checked++
+		for _, dep := range f[1:] {
+			if dep == emulator || strings.HasPrefix(dep, emulator+"/") {
+				t.Errorf("%s depends on the MAR emulator (%s)", pkg, dep)
+				break
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no product package checked")
+	}
+	// Within this package, only the lab, mar and bench launchers do.
+	pkg, err := build.ImportDir(".", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for imp, pos := range pkg.ImportPos {
+		if imp != emulator && !strings.HasPrefix(imp, emulator+"/") {
+			continue
+		}
+		for _, p := range pos {
+			if !launcher(filepath.Base(p.Filename)) {
+				t.Errorf("%s imports %s: only the lab, mar and bench launchers may", filepath.Base(p.Filename), imp)
+			}
+		}
+	}
+}
+
+// launcher reports whether a file or package name is one of the lab, mar
+// or bench launchers.
+func launcher(name string) bool {
+	for _, p := range []string{"lab", "mar", "bench"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// emulatorSide reports whether a package (path within the module) may
+// depend on the MAR emulator.
+func emulatorSide(pkg string) bool {
+	switch {
+	case pkg == "upstream/mar" || strings.HasPrefix(pkg, "upstream/mar/"),
+		pkg == "bench" || strings.HasPrefix(pkg, "bench/"),
+		pkg == "cmd/airlock", pkg == "cmd/airlock/e2e":
+		return true
+	case strings.HasPrefix(pkg, "cmd/airlock/"):
+		return launcher(path.Base(pkg))
+	}
+	return false
 }

@@ -2,41 +2,44 @@ package main
 
 import (
 	"bufio"
-	"context"
+	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
+	"github.com/spf13/cobra"
 	"golang.org/x/crypto/bcrypt"
 )
 
-// runHashPassword prints the bcrypt hash of a password read from stdin,
-// for auth.users and auth.tokens (passwordHash).
-func runHashPassword(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return hashPassword(os.Stdin, args, stdout, stderr)
+func hashPasswordCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "hash-password < FILE",
+		Short: "Print the bcrypt hash of a password read from standard input",
+		Long: `Read one line from standard input and print its bcrypt hash, for
+passwordHash in the configuration's auth.users and auth.tokens.`,
+		Example: `  echo "$PW" | airlock hash-password
+  airlock hash-password < password.txt`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return hashPassword(cmd.InOrStdin(), cmd.OutOrStdout())
+		},
+	}
 }
 
-func hashPassword(stdin io.Reader, args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 {
-		fmt.Fprintln(stderr, "airlock hash-password: usage: airlock hash-password < password-file")
-		return 2
-	}
+// hashPassword prints the bcrypt hash of the first line of stdin.
+func hashPassword(stdin io.Reader, stdout io.Writer) error {
 	line, err := bufio.NewReader(stdin).ReadString('\n')
-	if err != nil && err != io.EOF {
-		fmt.Fprintf(stderr, "airlock hash-password: %v\n", err)
-		return 1
+	if err != nil && !errors.Is(err, io.EOF) {
+		return err
 	}
 	pw := strings.TrimRight(line, "\r\n")
 	if pw == "" {
-		fmt.Fprintln(stderr, "airlock hash-password: empty password")
-		return 2
+		return usagef("empty password: give it on standard input, e.g. echo \"$PW\" | airlock hash-password")
 	}
 	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.DefaultCost)
 	if err != nil {
-		fmt.Fprintf(stderr, "airlock hash-password: %v\n", err)
-		return 1
+		return err
 	}
 	fmt.Fprintln(stdout, string(h))
-	return 0
+	return nil
 }

@@ -44,7 +44,7 @@ func TestMarUsageErrors(t *testing.T) {
 		{"--log-level", "loud"},
 	} {
 		var stdout, stderr bytes.Buffer
-		code := runMar(context.Background(), args, &stdout, &stderr)
+		code := run(context.Background(), append([]string{"mar"}, args...), &stdout, &stderr)
 		if code != 2 || strings.Count(stderr.String(), "\n") != 1 || !strings.HasPrefix(stderr.String(), "airlock mar: ") {
 			t.Errorf("%v: exit %d, stderr %q", args, code, stderr.String())
 		}
@@ -54,7 +54,7 @@ func TestMarUsageErrors(t *testing.T) {
 func TestMarHelp(t *testing.T) {
 	t.Parallel()
 	var stdout, stderr bytes.Buffer
-	if code := runMar(context.Background(), []string{"--help"}, &stdout, &stderr); code != 0 {
+	if code := run(context.Background(), []string{"mar", "--help"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 	for _, want := range []string{"-listen", "kind=blob-data,cut=1000,count=1", "unreachable", "/_mar/stats"} {
@@ -71,7 +71,7 @@ func TestMarRunsAndShutsDown(t *testing.T) {
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- runMar(ctx, []string{"--listen", "127.0.0.1:0", "--cache-dir", t.TempDir(), "--log-level", "warn",
+		done <- run(ctx, []string{"mar", "--listen", "127.0.0.1:0", "--cache-dir", t.TempDir(), "--log-level", "warn",
 			"--fault", "kind=manifest,status=503,count=1"}, &stdout, &stderr)
 	}()
 	re := regexp.MustCompile(`registry (http://127\.0\.0\.1:\d+) data`)
@@ -130,7 +130,7 @@ func TestMarListenError(t *testing.T) {
 	}
 	defer ln.Close()
 	var stdout, stderr bytes.Buffer
-	code := runMar(context.Background(), []string{"--listen", ln.Addr().String(), "--cache-dir", t.TempDir()}, &stdout, &stderr)
+	code := run(context.Background(), []string{"mar", "--listen", ln.Addr().String(), "--cache-dir", t.TempDir()}, &stdout, &stderr)
 	if code == 0 || code == 2 || !strings.Contains(stderr.String(), "listen") {
 		t.Errorf("exit %d, stderr %q", code, stderr.String())
 	}

@@ -207,13 +207,13 @@ func TestServeRefusesRuleOverPushedRepo(t *testing.T) {
 func TestHashPassword(t *testing.T) {
 	t.Parallel()
 	var out, errb bytes.Buffer
-	if code := hashPassword(strings.NewReader("s3cret\n"), nil, &out, &errb); code != 0 {
+	if code := runIO(context.Background(), []string{"hash-password"}, strings.NewReader("s3cret\n"), &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	if err := bcrypt.CompareHashAndPassword([]byte(strings.TrimSpace(out.String())), []byte("s3cret")); err != nil {
 		t.Fatal(err)
 	}
-	if code := hashPassword(strings.NewReader("\n"), nil, &out, &errb); code != 2 {
+	if code := runIO(context.Background(), []string{"hash-password"}, strings.NewReader("\n"), &out, &errb); code != 2 {
 		t.Fatalf("empty password: exit %d", code)
 	}
 }

@@ -1,63 +1,33 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"flag"
-	"fmt"
-	"io"
-	"os"
-	"os/signal"
-	"syscall"
-
-	"github.com/airlock/airlock/cmd/airlock/internal/config"
-	"go.uber.org/zap"
+	"github.com/airlock/airlock/cmd/airlock/internal/server"
+	"github.com/spf13/cobra"
 )
 
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "", "configuration file (YAML)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+func serveCmd() *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "serve --config FILE",
+		Short: "Run the registry cache",
+		Long: `Run the registry cache: the OCI distribution API with ACR-style cache rules in
+front of the upstream registries, /metrics, /healthz, /readyz, the pins API and
+the control module's admin API (/admin/).
+
+SIGTERM or SIGINT stops it gracefully; SIGHUP reloads rules, credential sets,
+upstream endpoints, quota and pins from the file without dropping a connection.
+A configuration that does not validate is refused with one line, exit code 2.`,
+		Example: `  airlock serve --config examples/airlock.yaml
+  # reload the configuration file of a running server
+  kill -HUP "$(pidof airlock)"`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := required(cmd, "config"); err != nil {
+				return err
+			}
+			return server.Run(cmd.Context(), path, cmd.OutOrStdout())
+		},
 	}
-	if *path == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "airlock serve: usage: airlock serve --config FILE")
-		return 2
-	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		fmt.Fprintf(stderr, "airlock serve: %v\n", err)
-		return 2
-	}
-	log, err := newLogger(cfg.Log)
-	if err != nil {
-		fmt.Fprintf(stderr, "airlock serve: %v\n", err)
-		return 2
-	}
-	defer log.Sync()
-	srv, err := newServer(cfg, log)
-	if err != nil {
-		var ce *config.Error
-		if errors.As(err, &ce) {
-			fmt.Fprintf(stderr, "airlock serve: %v\n", err)
-			return 2
-		}
-		fmt.Fprintf(stderr, "airlock serve: %v\n", err)
-		return 1
-	}
-	fmt.Fprintf(stdout, "airlock: serving on %s://%s (storage %s, %d cache rules)\n", srv.scheme, srv.Addr(), cfg.Storage.Dir, len(cfg.Rules))
-	if srv.caFile != "" {
-		fmt.Fprintf(stdout, "airlock: TLS CA certificate %s (hosts.toml: ca = %q)\n", srv.caFile, srv.caFile)
-	}
-	log.Info("serving", zap.String("addr", srv.Addr()), zap.String("storage", cfg.Storage.Dir))
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP) // reload the configuration
-	defer signal.Stop(hup)
-	go srv.watchReload(ctx, *path, hup)
-	if err := srv.Serve(ctx); err != nil {
-		fmt.Fprintf(stderr, "airlock serve: %v\n", err)
-		return 1
-	}
-	return 0
+	cmd.Flags().StringVar(&path, "config", "", "configuration file (YAML); required")
+	return cmd
 }

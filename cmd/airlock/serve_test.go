@@ -35,8 +35,8 @@ func TestServeRefusesBadConfig(t *testing.T) {
 		{"overlap", "  - {name: all-mcr, source: mcr.microsoft.com/*, target: \"*\"}\n  - {name: library, source: mcr.microsoft.com/library/*, target: library/*}\n", `cache rule "library": WildcardTargetOverlap`},
 		{"duplicate", "  - {name: one-rule, source: mcr.microsoft.com/a, target: a}\n  - {name: one-rule, source: mcr.microsoft.com/b, target: b}\n", `CacheRuleNameAlreadyExists`},
 		{"no host", "  - {name: nohost, source: dotnet/*, target: dotnet/*}\n", `SourceRepositoryInvalid`},
-		{"unknown key", "  - {name: aks-managed-mcr, source: mcr.microsoft.com/*, target: x/*, ttl: 5m}\n", `field ttl not found`},
-		{"bad ttl", "  - {name: aks-managed-mcr, source: mcr.microsoft.com/*, target: x/*, tagTTL: soon}\n", `invalid duration`},
+		{"unknown key", "  - {name: aks-managed-mcr, source: mcr.microsoft.com/*, target: x/*, ttl: 5m}\n", `rules[0].ttl: unknown key; did you mean tagTTL?`},
+		{"bad ttl", "  - {name: aks-managed-mcr, source: mcr.microsoft.com/*, target: x/*, tagTTL: soon}\n", `rules[0].tagTTL: "soon" is not a duration`},
 		{"missing credential set", "  - {name: aks-managed-mcr, source: mcr.microsoft.com/*, target: x/*, credentialSet: nope}\n", `credential set "nope" is not defined`},
 	}
 	for _, c := range cases {

@@ -37,7 +37,7 @@ type Options struct {
 // wrapping ErrLocked when another process holds dir.
 func Open(dir string, log *zap.Logger, o Options) (*Store, error) {
 	opts := badger.DefaultOptions(dir).
-		WithLogger(logger{log.Named("badger").Sugar()}).
+		WithLogger(badgerutil.Logger(log)).
 		WithMetricsEnabled(false).
 		WithSyncWrites(true).
 		WithMemTableSize(4 << 20).
@@ -55,7 +55,7 @@ func Open(dir string, log *zap.Logger, o Options) (*Store, error) {
 	}
 	db, err := badgerutil.Open(opts)
 	if err != nil {
-		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+		if badgerutil.IsLocked(err) {
 			return nil, fmt.Errorf("control state %s: %w (badger allows one process at a time: stop airlock serve, or talk to it with --server)", dir, ErrLocked)
 		}
 		return nil, fmt.Errorf("control state: open %s: %w", dir, err)
@@ -197,11 +197,3 @@ func (s *Store) Save(ctx context.Context, st *deploy.State) error {
 		return nil
 	})
 }
-
-// logger routes badger's logs to zap; its info chatter goes to debug.
-type logger struct{ s *zap.SugaredLogger }
-
-func (l logger) Errorf(f string, a ...any)   { l.s.Errorf(f, a...) }
-func (l logger) Warningf(f string, a ...any) { l.s.Warnf(f, a...) }
-func (l logger) Infof(f string, a ...any)    { l.s.Debugf(f, a...) }
-func (l logger) Debugf(f string, a ...any)   { l.s.Debugf(f, a...) }

@@ -44,7 +44,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 	if _, err := svc.CreateRegistry(ctx, deploy.RegistrySpec{Name: "teamacr"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.CreateCacheRule(ctx, "teamacr", deploy.CacheRule{Name: "dotnet", Source: "mcr.microsoft.com/dotnet/*", Target: "dotnet/*"}); err != nil {
+	if _, err := svc.CreateCacheRule(ctx, "teamacr", deploy.CacheRule{Rule: rules.Rule{Name: "dotnet", Source: "mcr.microsoft.com/dotnet/*", Target: "dotnet/*"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc.CreateRegistry(ctx, deploy.RegistrySpec{Name: "goneacr"}); err != nil {

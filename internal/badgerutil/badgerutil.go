@@ -6,19 +6,40 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
 
+// lockWait is how long Open keeps trying a directory lock that is held.
+const lockWait = 2 * time.Second
+
 // Open repairs the database's directories (see RemoveEmptyLogs) and opens
-// it.
+// it. A directory lock that is held is tried again for up to lockWait: the
+// lock is an flock, and a child process forked by this one (os/exec) holds a
+// copy of the descriptor until it execs, so a database closed just now can
+// look locked for a moment. A lock held by another running process is still
+// reported, after lockWait.
 func Open(opts badger.Options) (*badger.DB, error) {
 	if !opts.InMemory && !opts.ReadOnly {
 		if err := RemoveEmptyLogs(opts.Dir, opts.ValueDir); err != nil {
 			return nil, err
 		}
 	}
-	return badger.Open(opts)
+	deadline := time.Now().Add(lockWait)
+	for wait := 5 * time.Millisecond; ; wait *= 2 {
+		db, err := badger.Open(opts)
+		if err == nil || !IsLocked(err) || time.Now().After(deadline) {
+			return db, err
+		}
+		time.Sleep(wait)
+	}
+}
+
+// IsLocked reports whether err is badger's "directory lock held" error.
+func IsLocked(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "Cannot acquire directory lock")
 }
 
 // RemoveEmptyLogs deletes zero-length value logs (*.vlog) and memtable

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/distribution/distribution/v3/registry/api/errcode"
+
+	"github.com/airlock/airlock/internal/ocierr"
 )
 
 // sign returns the base64url HMAC-SHA256 of the parts under the server key.
@@ -53,7 +55,7 @@ func (s *Server) challenge(w http.ResponseWriter, r *http.Request, rt route) {
 		h += fmt.Sprintf(`,scope="repository:%s:pull"`, rt.repo)
 	}
 	w.Header().Set("Www-Authenticate", h)
-	writeError(w, r, http.StatusUnauthorized, errcode.ErrorCodeUnauthorized.WithMessage("authentication required"))
+	_ = ocierr.Write(w, r, 0, errcode.ErrorCodeUnauthorized.WithMessage("authentication required"))
 }
 
 // token serves GET|POST /oauth2/token: any anonymous caller gets a token.

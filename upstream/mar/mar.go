@@ -37,6 +37,8 @@ type Config struct {
 	Faults     []fault.Fault   // initial faults
 	TokenTTL   time.Duration   // bearer token lifetime; default 1h
 	URLTTL     time.Duration   // lifetime of a redirect's signed data URL; default 10m
+	// Progress, if set, follows the catalog's generation (catalog.Options).
+	Progress func(done, total int64)
 }
 
 // Server is a running (after Start) MAR emulator.
@@ -97,7 +99,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	start := time.Now()
 	b := catalog.NewBuilder()
-	opts := catalog.Options{Name: s.cfg.Catalog, Scale: s.cfg.Scale, Seed: s.cfg.Seed, CacheDir: s.cfg.CacheDir, Extra: s.cfg.Extra}
+	opts := catalog.Options{Name: s.cfg.Catalog, Scale: s.cfg.Scale, Seed: s.cfg.Seed, CacheDir: s.cfg.CacheDir, Extra: s.cfg.Extra, Progress: s.cfg.Progress}
 	if err := b.Generate(ctx, opts); err != nil {
 		return fmt.Errorf("mar: catalog: %w", err)
 	}

@@ -1,7 +1,6 @@
 package mar
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -10,6 +9,7 @@ import (
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"go.uber.org/zap"
 
+	"github.com/airlock/airlock/internal/ocierr"
 	"github.com/airlock/airlock/upstream/mar/catalog"
 	"github.com/airlock/airlock/upstream/mar/fault"
 )
@@ -59,7 +59,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route, h handl
 		if eff.RetryAfter > 0 {
 			rec.Header().Set("Retry-After", strconv.Itoa(eff.RetryAfter))
 		}
-		writeError(rec, r, eff.Status, faultError(eff.Status, rt.kind))
+		_ = ocierr.Write(rec, r, eff.Status, faultError(eff.Status, rt.kind))
 		return
 	}
 	bw := eff.BodyWriter(rec, r.Context().Done())
@@ -105,17 +105,7 @@ func (s *Server) handleError(w http.ResponseWriter, r *http.Request, err error) 
 		s.log.Error("request failed", zap.String("path", r.URL.Path), zap.Error(err))
 		ec = errcode.ErrorCodeUnknown.WithMessage(err.Error())
 	}
-	writeError(w, r, ec.Code.Descriptor().HTTPStatusCode, ec)
-}
-
-// writeError writes {"errors":[...]} with the given status (no body for HEAD).
-func writeError(w http.ResponseWriter, r *http.Request, status int, ec errcode.Error) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	if r.Method == http.MethodHead {
-		return
-	}
-	_ = json.NewEncoder(w).Encode(errcode.Errors{ec})
+	_ = ocierr.Write(w, r, 0, ec)
 }
 
 // unsupported answers a write or unknown method on the read-only registry.

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/airlock/airlock/deploy/aks"
 	"github.com/airlock/airlock/upstream/mar/catalog"
 	"github.com/airlock/airlock/upstream/mar/fault"
 	"github.com/airlock/airlock/upstream/mar/fromdir"
@@ -48,7 +49,7 @@ func TestGGCRPullCountsOneFetchPerBlob(t *testing.T) {
 	t.Parallel()
 	s := start(t, Config{})
 	opts := remoteOpts(t)
-	refs, err := catalog.BootstrapSet("1.31")
+	refs, err := aks.Bootstrap("1.31")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/airlock/airlock/upstream/mar/catalog"
+	"github.com/airlock/airlock/reference"
+	"github.com/airlock/airlock/rules"
 	"github.com/airlock/airlock/upstream/mar/fault"
 )
 
@@ -54,7 +55,7 @@ func parseRoute(r *http.Request) route {
 		}
 		if h, err := v1.NewHash(rt.ref); err == nil {
 			rt.digest = h.String()
-		} else if s.kind != fault.KindManifest || !catalog.ValidTag(rt.ref) {
+		} else if s.kind != fault.KindManifest || !reference.ValidTag(rt.ref) {
 			rt.badRef = true
 		}
 		return named(rt)
@@ -63,7 +64,7 @@ func parseRoute(r *http.Request) route {
 }
 
 func named(rt route) route {
-	if !catalog.ValidRepo(rt.repo) {
+	if !rules.ValidRepository(rt.repo) {
 		rt.badRef = true
 	}
 	return rt

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/airlock/airlock/internal/ocierr"
+	"github.com/distribution/distribution/v3/registry/api/errcode"
 )
 
 // AuthRedirect fronts a test upstream the way MAR does: an anonymous (or basic)
@@ -46,7 +49,7 @@ func (m *AuthRedirect) serve(w http.ResponseWriter, r *http.Request) {
 		if m.user != "" {
 			want := "Basic " + base64.StdEncoding.EncodeToString([]byte(m.user+":"+m.pass))
 			if r.Header.Get("Authorization") != want {
-				http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}`, http.StatusUnauthorized)
+				_ = ocierr.Write(w, r, 0, errcode.ErrorCodeUnauthorized.WithMessage("bad credentials"))
 				return
 			}
 		}
@@ -56,7 +59,7 @@ func (m *AuthRedirect) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer tok-") {
 		w.Header().Set("Www-Authenticate", fmt.Sprintf(`Bearer realm="%s/token",service="test"`, m.API.URL))
-		http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
+		_ = ocierr.Write(w, r, 0, errcode.ErrorCodeUnauthorized.WithMessage("authentication required"))
 		return
 	}
 	if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -28,6 +27,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/airlock/airlock/internal/ocierr"
+	"github.com/distribution/distribution/v3/registry/api/errcode"
 )
 
 // Fault changes the answer to matching requests.
@@ -58,10 +60,11 @@ type Upstream struct {
 	// Host is host:port of the server, for rules' upstream endpoints.
 	Host string
 
-	mu       sync.Mutex
-	counts   map[string]int
-	faults   []*faultState
-	tagsPage int // > 0: tags/list answers pages of at most this many, with Link
+	counter
+	mu     sync.Mutex
+	faults []*faultState
+	// tagsPage > 0: tags/list answers pages of at most this many, with Link.
+	tagsPage int
 	inner    http.Handler
 	pool     *http.Transport
 }
@@ -73,7 +76,7 @@ type faultState struct {
 
 // New starts an upstream with referrers support; it is closed with t.
 func New(t testing.TB) *Upstream {
-	u := &Upstream{counts: map[string]int{}, pool: &http.Transport{}, inner: registry.New(registry.WithReferrersSupport(true), registry.Logger(log.New(io.Discard, "", 0)))}
+	u := &Upstream{pool: &http.Transport{}, inner: registry.New(registry.WithReferrersSupport(true), registry.Logger(log.New(io.Discard, "", 0)))}
 	u.Server = httptest.NewServer(http.HandlerFunc(u.serve))
 	t.Cleanup(u.Server.Close)
 	t.Cleanup(u.pool.CloseIdleConnections)
@@ -88,44 +91,15 @@ func (u *Upstream) URL() string { return u.Server.URL }
 // Count returns how many requests had this method and a path containing
 // part (e.g. "/blobs/sha256:..." or "/manifests/").
 func (u *Upstream) Count(method, part string) int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	n := 0
-	for k, c := range u.counts {
+	return u.sum(func(k string) bool {
 		m, p, _ := strings.Cut(k, " ")
-		if (method == "" || m == method) && strings.Contains(p, part) {
-			n += c
-		}
-	}
-	return n
-}
-
-// Counts returns how many requests were made, by "METHOD /path" (pings
-// included, as "GET /v2/").
-func (u *Upstream) Counts() map[string]int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return maps.Clone(u.counts)
+		return (method == "" || m == method) && strings.Contains(p, part)
+	})
 }
 
 // Total is the number of requests other than pings (GET /v2/).
 func (u *Upstream) Total() int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	n := 0
-	for k, c := range u.counts {
-		if !strings.HasSuffix(k, " /v2/") {
-			n += c
-		}
-	}
-	return n
-}
-
-// Reset zeroes the counters.
-func (u *Upstream) Reset() {
-	u.mu.Lock()
-	u.counts = map[string]int{}
-	u.mu.Unlock()
+	return u.sum(func(k string) bool { return !strings.HasSuffix(k, " /v2/") })
 }
 
 // AddFault installs a fault; later faults are checked after earlier ones.
@@ -180,8 +154,8 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 		u.inner.ServeHTTP(w, r)
 		return
 	}
+	u.add(r.Method + " " + r.URL.Path)
 	u.mu.Lock()
-	u.counts[r.Method+" "+r.URL.Path]++
 	var f *Fault
 	for _, fs := range u.faults {
 		if (fs.Method == "" || fs.Method == r.Method) && strings.Contains(r.URL.Path, fs.PathContains) && (fs.Times == 0 || fs.used < fs.Times) {
@@ -215,9 +189,7 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 		if f.RetryAfter > 0 {
 			w.Header().Set("Retry-After", fmt.Sprint(f.RetryAfter))
 		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(f.Status)
-		fmt.Fprintf(w, `{"errors":[{"code":"UNAVAILABLE","message":"injected %d"}]}`, f.Status)
+		_ = ocierr.Write(w, r, f.Status, errcode.ErrorCodeUnavailable.WithMessage(fmt.Sprintf("injected %d", f.Status)))
 	case f.CutAfter > 0 || f.Corrupt || f.PauseAfter > 0 || f.IgnoreRange:
 		if f.IgnoreRange {
 			r = r.Clone(r.Context())

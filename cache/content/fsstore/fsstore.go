@@ -5,19 +5,16 @@ package fsstore
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 
 	"github.com/airlock/airlock/cache/content"
+	"github.com/airlock/airlock/cache/content/internal/blobfile"
 	"github.com/opencontainers/go-digest"
 
 	_ "crypto/sha256" // register digest algorithms
@@ -64,19 +61,9 @@ func (s *Store) path(d digest.Digest) string {
 	return filepath.Join(s.blobDir(), string(d.Algorithm()), h[:2], h)
 }
 
-func validate(d digest.Digest) error {
-	if err := content.ValidateDigest(d); err != nil {
-		if errors.Is(err, digest.ErrDigestUnsupported) {
-			return fmt.Errorf("%w: %s", content.ErrUnsupportedDigest, d)
-		}
-		return fmt.Errorf("%w: %s: %v", content.ErrNotFound, d, err)
-	}
-	return nil
-}
-
 // Open returns the blob's *os.File, so http.ServeContent can use sendfile.
 func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, content.Info, error) {
-	if err := validate(d); err != nil {
+	if err := content.ValidateLookup(d); err != nil {
 		return nil, content.Info{}, err
 	}
 	f, err := os.Open(s.path(d))
@@ -93,7 +80,7 @@ func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, c
 
 // Stat implements content.Provider.
 func (s *Store) Stat(ctx context.Context, d digest.Digest) (content.Info, error) {
-	if err := validate(d); err != nil {
+	if err := content.ValidateLookup(d); err != nil {
 		return content.Info{}, err
 	}
 	fi, err := os.Stat(s.path(d))
@@ -112,7 +99,7 @@ func notFound(d digest.Digest, err error) error {
 
 // Delete implements content.Deleter.
 func (s *Store) Delete(ctx context.Context, d digest.Digest) error {
-	if err := validate(d); err != nil {
+	if err := content.ValidateLookup(d); err != nil {
 		return err
 	}
 	if err := os.Remove(s.path(d)); err != nil {
@@ -153,39 +140,27 @@ func (s *Store) Walk(ctx context.Context, fn func(content.Info) error) error {
 
 // Ingest implements content.Ingester.
 func (s *Store) Ingest(ctx context.Context, d digest.Digest, size int64) (content.Ingest, error) {
-	if err := content.ValidateDigest(d); err != nil {
-		if errors.Is(err, digest.ErrDigestUnsupported) {
-			return nil, fmt.Errorf("%w: %s", content.ErrUnsupportedDigest, d)
-		}
+	if err := content.ValidateWrite(d); err != nil {
 		return nil, fmt.Errorf("fsstore: ingest %q: %w", d, err)
 	}
-	var rnd [8]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return nil, fmt.Errorf("fsstore: %w", err)
-	}
-	name := filepath.Join(s.ingestDir(), d.Encoded()[:16]+"-"+hex.EncodeToString(rnd[:]))
-	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
+	bf, err := blobfile.Create(s.ingestDir(), d.Encoded()[:16]+"-", d.Algorithm())
 	if err != nil {
 		return nil, fmt.Errorf("fsstore: ingest %s: %w", d, err)
 	}
-	if err := preallocate(f, size); err != nil {
-		f.Close()
-		os.Remove(name)
+	if err := preallocate(bf.F, size); err != nil {
+		bf.Close(true)
 		return nil, fmt.Errorf("fsstore: ingest %s: reserve %d bytes: %w", d, size, err)
 	}
-	return &ingest{s: s, f: f, name: name, want: d, size: size, h: d.Algorithm().Hash()}, nil
+	return &ingest{s: s, bf: bf, want: d, size: size}, nil
 }
 
 type ingest struct {
 	s    *Store
-	f    *os.File
-	name string
+	bf   *blobfile.File
 	want digest.Digest
 	size int64
 
-	mu        sync.Mutex // guards h, committed, closed against Write/Commit/Close
-	h         hash.Hash
-	written   atomic.Int64
+	mu        sync.Mutex // guards the hash, committed, closed against Write/Commit/Close
 	committed bool
 	closed    bool
 }
@@ -196,9 +171,7 @@ func (w *ingest) Write(p []byte) (int, error) {
 	if w.closed || w.committed {
 		return 0, content.ErrClosed
 	}
-	n, err := w.f.WriteAt(p, w.written.Load())
-	w.h.Write(p[:n])
-	w.written.Add(int64(n))
+	n, err := w.bf.Write(p)
 	if err != nil {
 		return n, fmt.Errorf("fsstore: write %s: %w", w.want, err)
 	}
@@ -207,22 +180,9 @@ func (w *ingest) Write(p []byte) (int, error) {
 
 // ReadAt reads bytes already written. It is safe to call concurrently with
 // Write and after Commit (the open file survives the rename).
-func (w *ingest) ReadAt(p []byte, off int64) (int, error) {
-	n := w.written.Load()
-	if off >= n {
-		return 0, io.EOF
-	}
-	if rest := n - off; int64(len(p)) > rest {
-		got, err := w.f.ReadAt(p[:rest], off)
-		if err == nil {
-			err = io.EOF
-		}
-		return got, err
-	}
-	return w.f.ReadAt(p, off)
-}
+func (w *ingest) ReadAt(p []byte, off int64) (int, error) { return w.bf.ReadAt(p, off) }
 
-func (w *ingest) Written() int64 { return w.written.Load() }
+func (w *ingest) Written() int64 { return w.bf.Written() }
 
 func (w *ingest) Commit(ctx context.Context) (content.Info, error) {
 	w.mu.Lock()
@@ -230,15 +190,14 @@ func (w *ingest) Commit(ctx context.Context) (content.Info, error) {
 	if w.closed {
 		return content.Info{}, content.ErrClosed
 	}
-	n := w.written.Load()
-	got := digest.NewDigest(w.want.Algorithm(), w.h)
-	if (w.size >= 0 && n != w.size) || got != w.want {
-		return content.Info{}, &content.MismatchError{WantDigest: w.want, GotDigest: got, WantSize: w.size, GotSize: n}
+	if err := w.bf.Verify(ctx, w.want, w.size); err != nil {
+		return content.Info{}, err
 	}
+	n := w.bf.Written()
 	if w.committed {
 		return w.info(n)
 	}
-	if err := w.f.Sync(); err != nil {
+	if err := w.bf.F.Sync(); err != nil {
 		return content.Info{}, fmt.Errorf("fsstore: sync %s: %w", w.want, err)
 	}
 	final := w.s.path(w.want)
@@ -248,7 +207,7 @@ func (w *ingest) Commit(ctx context.Context) (content.Info, error) {
 	// An identical blob may be committed already: replacing it atomically
 	// (readers keep the file they opened) leaves the blob in place even if
 	// a collector deletes the old file at the same moment.
-	if err := os.Rename(w.name, final); err != nil {
+	if err := os.Rename(w.bf.Name, final); err != nil {
 		return content.Info{}, fmt.Errorf("fsstore: commit %s: %w", w.want, err)
 	} else if err := syncDir(filepath.Dir(final)); err != nil {
 		return content.Info{}, err
@@ -258,7 +217,7 @@ func (w *ingest) Commit(ctx context.Context) (content.Info, error) {
 }
 
 func (w *ingest) info(n int64) (content.Info, error) {
-	fi, err := w.f.Stat() // the committed file, even if already deleted again
+	fi, err := w.bf.F.Stat() // the committed file, even if already deleted again
 	if err != nil {
 		return content.Info{}, fmt.Errorf("fsstore: stat %s: %w", w.want, err)
 	}
@@ -272,13 +231,7 @@ func (w *ingest) Close() error {
 		return nil
 	}
 	w.closed = true
-	err := w.f.Close()
-	if !w.committed {
-		if rerr := os.Remove(w.name); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
-			err = rerr
-		}
-	}
-	if err != nil {
+	if err := w.bf.Close(!w.committed); err != nil {
 		return fmt.Errorf("fsstore: close %s: %w", w.want, err)
 	}
 	return nil

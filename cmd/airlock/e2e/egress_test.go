@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock/airlock/deploy/aks"
 	"github.com/airlock/airlock/upstream/mar"
 	"github.com/airlock/airlock/upstream/mar/catalog"
 )
@@ -69,7 +70,7 @@ func TestZeroEgress(t *testing.T) {
 	}
 
 	imgs := m.images(t, ctx)
-	refs, err := catalog.BootstrapSet("1.31")
+	refs, err := aks.Bootstrap("1.31")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ package acrauth
 
 import (
 	"crypto/ecdsa"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/http"
@@ -77,7 +78,13 @@ type Service struct {
 	signer     *signer
 	now        func() time.Time
 	basic      basicCache
-	dummy      []byte // a bcrypt hash compared against for unknown names
+	// dummy is compared against for names that do not exist, so that they
+	// cost what a wrong password does: a bcrypt hash of a random secret
+	// nobody knows, at the highest cost of the configured hashes.
+	dummy []byte
+	// compare checks a password against a bcrypt hash
+	// (bcrypt.CompareHashAndPassword; tests count the calls).
+	compare func(hash, pass []byte) error
 }
 
 var _ auth.Authorizer = (*Service)(nil)
@@ -91,7 +98,8 @@ func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = 
 // New validates c and loads (or creates) the signing key.
 func New(c Config, log *zap.Logger, opts ...Option) (*Service, error) {
 	s := &Service{log: log, principals: map[string]*principal{}, service: c.Service,
-		accessTTL: c.AccessTTL, refreshTTL: c.RefreshTTL, now: time.Now}
+		accessTTL: c.AccessTTL, refreshTTL: c.RefreshTTL, now: time.Now,
+		compare: bcrypt.CompareHashAndPassword}
 	for _, o := range opts {
 		o(s)
 	}
@@ -144,8 +152,35 @@ func New(c Config, log *zap.Logger, opts ...Option) (*Service, error) {
 	if s.signer, err = loadSigner(c.KeyFile); err != nil {
 		return nil, err
 	}
-	s.dummy, _ = bcrypt.GenerateFromPassword([]byte("airlock-dummy"), bcrypt.MinCost)
+	if s.dummy, err = s.dummyHash(); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// dummyHash is a bcrypt hash of a random secret at the highest cost among
+// the configured hashes. Comparing an unknown name's password against it
+// takes as long as a wrong password for the costliest principal; a
+// principal whose hash is cheaper than another's stays distinguishable by
+// time, so give every hash the same cost (airlock hash-password uses
+// bcrypt.DefaultCost). With no principals every name is unknown and there
+// is nothing to hide: the cost is bcrypt.MinCost.
+func (s *Service) dummyHash() ([]byte, error) {
+	cost := bcrypt.MinCost
+	for _, p := range s.principals {
+		if c, _ := bcrypt.Cost(p.hash); c > cost { // newPrincipal checked it
+			cost = c
+		}
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, fmt.Errorf("auth: random secret: %w", err)
+	}
+	h, err := bcrypt.GenerateFromPassword(secret, cost)
+	if err != nil {
+		return nil, fmt.Errorf("auth: dummy hash: %w", err)
+	}
+	return h, nil
 }
 
 func (s *Service) add(p *principal) error {
@@ -250,7 +285,9 @@ func (s *Service) anonymousMay(want []auth.Access) bool {
 
 // login checks a name and password: a user's or token's bcrypt password,
 // or ACR's null GUID with a refresh token as the password. Failures say
-// nothing about which part was wrong, and take as long.
+// nothing about which part was wrong, and take as long: an unknown name
+// costs one bcrypt comparison against s.dummy, at the configured cost,
+// through the same verification cache a wrong password goes through.
 func (s *Service) login(name, pass, service string) (*principal, error) {
 	if name == nullGUID {
 		c, err := s.signer.verify(pass, grantRefresh, service, s.now)
@@ -264,7 +301,7 @@ func (s *Service) login(name, pass, service string) (*principal, error) {
 	if p != nil {
 		hash = p.hash
 	}
-	if !s.basic.check(name, pass, hash, s.now()) {
+	if !s.basic.check(name, pass, hash, s.now(), s.compare) {
 		return nil, fmt.Errorf("%w: invalid credentials", auth.ErrUnauthenticated)
 	}
 	if p == nil {
@@ -290,7 +327,9 @@ const (
 	basicCacheSize = 4096
 )
 
-func (b *basicCache) check(name, pass string, hash []byte, now time.Time) bool {
+// check reports whether pass matches hash, from the cache or by one call
+// of compare; only a match is remembered.
+func (b *basicCache) check(name, pass string, hash []byte, now time.Time, compare func(hash, pass []byte) error) bool {
 	k := cacheKey(name, pass, hash)
 	b.mu.Lock()
 	exp, hit := b.ok[k]
@@ -298,7 +337,7 @@ func (b *basicCache) check(name, pass string, hash []byte, now time.Time) bool {
 	if hit && now.Before(exp) {
 		return true
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(pass)) != nil {
+	if compare(hash, []byte(pass)) != nil {
 		return false
 	}
 	b.mu.Lock()

@@ -1,10 +1,10 @@
 package catalog
 
 import (
-	"fmt"
 	"sort"
 	"time"
 
+	"github.com/airlock/airlock/deploy/aks"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
@@ -22,53 +22,6 @@ var (
 	winAmd64   = v1.Platform{OS: "windows", Architecture: "amd64", OSVersion: "10.0.20348.2966"}
 	linuxArchs = []v1.Platform{linuxAmd64, linuxArm64}
 )
-
-// release is what a node of one Kubernetes minor version pulls.
-type release struct {
-	minor, kubernetes, cloudProvider, coredns, cns, cilium string
-	date                                                   string
-}
-
-var releases = []release{
-	{"1.30", "v1.30.7", "v1.30.8", "v1.11.3-2", "v1.6.18", "v1.14.19-250129", "2024-11-20"},
-	{"1.31", "v1.31.3", "v1.31.2", "v1.11.3-2", "v1.6.18", "v1.16.6-250129", "2024-11-21"},
-	{"1.32", "v1.32.0", "v1.32.1", "v1.11.3-5", "v1.6.21", "v1.16.6-250129", "2025-01-15"},
-}
-
-// pauseTag is the pause image every node pulls.
-const pauseTag = "3.10"
-
-// KubernetesVersions returns the minor versions BootstrapSet knows ("1.30", ...).
-func KubernetesVersions() []string {
-	out := make([]string, len(releases))
-	for i, r := range releases {
-		out[i] = r.minor
-	}
-	return out
-}
-
-// BootstrapSet returns the references an AKS node of the given Kubernetes
-// minor version ("1.31") pulls from MAR at bootstrap: container images and the
-// kubelet / binary artifacts for linux/amd64.
-func BootstrapSet(minor string) ([]Ref, error) {
-	for _, r := range releases {
-		if r.minor != minor {
-			continue
-		}
-		return []Ref{
-			{"oss/kubernetes/pause", pauseTag},
-			{"oss/kubernetes/kube-proxy", r.kubernetes},
-			{"oss/kubernetes/coredns", r.coredns},
-			{"oss/kubernetes/azure-cloud-node-manager", r.cloudProvider},
-			{"containernetworking/azure-cns", r.cns},
-			{"containernetworking/cilium/cilium", r.cilium},
-			{"aks/packages/kubernetes/kubelet", r.kubernetes},
-			{"oss/binaries/kubernetes/kubernetes-node", r.kubernetes + "-linux-amd64"},
-			{"oss/binaries/kubernetes/azure-acr-credential-provider", r.cloudProvider + "-linux-amd64"},
-		}, nil
-	}
-	return nil, fmt.Errorf("kubernetes version %q not in catalog (have %v)", minor, KubernetesVersions())
-}
 
 // platformDef is one manifest of an image.
 type platformDef struct {
@@ -193,7 +146,7 @@ func (p *plan) linuxPlatforms(entry string, layers func(arch string) []string) [
 func aksPlan(scale Scale) *plan {
 	p := &plan{scale: scale, layers: map[string]layerSpec{}}
 	p.pause("3.9", "2024-03-01", nil)
-	p.pause(pauseTag, "2024-06-10", []referrerDef{
+	p.pause(aks.PauseTag, "2024-06-10", []referrerDef{
 		{artifactType: ArtifactTypeNotarySignature, blobType: "application/jose+json"},
 		{artifactType: ArtifactTypeSPDX, blobType: "application/spdx+json"},
 	})
@@ -202,21 +155,23 @@ func aksPlan(scale Scale) *plan {
 	}
 	seen := map[string]bool{}
 	once := func(k string) bool { ok := !seen[k]; seen[k] = true; return ok }
-	for _, r := range releases {
-		if once("coredns" + r.coredns) {
-			p.coredns(r.coredns, r.date)
+	// Every image of every release's bootstrap set (deploy/aks), each
+	// version once, dated by the first release that ships it.
+	for _, r := range aks.Releases() {
+		if once("coredns" + r.CoreDNS) {
+			p.coredns(r.CoreDNS, r.Published)
 		}
-		if once("cnm" + r.cloudProvider) {
-			p.cloudNodeManager(r.cloudProvider, r.date)
-			p.credentialProvider(r.cloudProvider, r.date)
+		if once("cnm" + r.CloudProvider) {
+			p.cloudNodeManager(r.CloudProvider, r.Published)
+			p.credentialProvider(r.CloudProvider, r.Published)
 		}
-		if once("cns" + r.cns) {
-			p.azureCNS(r.cns, r.date)
+		if once("cns" + r.CNS) {
+			p.azureCNS(r.CNS, r.Published)
 		}
-		if once("cilium" + r.cilium) {
-			p.cilium(r.cilium, r.date)
+		if once("cilium" + r.Cilium) {
+			p.cilium(r.Cilium, r.Published)
 		}
-		p.kubelet(r.kubernetes, r.date)
+		p.kubelet(r.Kubernetes, r.Published)
 	}
 	return p
 }
@@ -229,7 +184,7 @@ func (p *plan) pause(tag, date string, refs []referrerDef) {
 	}
 	plats = append(plats, platformDef{platform: winAmd64, entrypoint: []string{"cmd", "/c", "pause.exe"},
 		layers: []string{p.windowsBase(), p.layer("pause/"+tag+"/windows/amd64", p.bin("Files/pause.exe", sz{8 * kib, 1 * mib}))}})
-	p.images = append(p.images, imageDef{repo: "oss/kubernetes/pause", tag: tag, index: true, created: day(date), platforms: plats, referrers: refs})
+	p.images = append(p.images, imageDef{repo: aks.RepoPause, tag: tag, index: true, created: day(date), platforms: plats, referrers: refs})
 }
 
 func (p *plan) kubeProxy(tag, date string) {
@@ -244,14 +199,14 @@ func (p *plan) kubeProxy(tag, date string) {
 			p.layer("kube-proxy/"+tag+"/"+arch, p.bin("usr/local/bin/kube-proxy", sz{64 * kib, 14 * mib})),
 		}
 	})
-	p.images = append(p.images, imageDef{repo: "oss/kubernetes/kube-proxy", tag: tag, docker: true, index: true, created: day(date), platforms: plats})
+	p.images = append(p.images, imageDef{repo: aks.RepoKubeProxy, tag: tag, docker: true, index: true, created: day(date), platforms: plats})
 }
 
 func (p *plan) coredns(tag, date string) {
 	plats := p.linuxPlatforms("/coredns", func(arch string) []string {
 		return []string{p.layer("coredns/"+tag+"/"+arch, p.bin("coredns", sz{48 * kib, 12 * mib}))}
 	})
-	p.images = append(p.images, imageDef{repo: "oss/kubernetes/coredns", tag: tag, index: true, created: day(date), platforms: plats})
+	p.images = append(p.images, imageDef{repo: aks.RepoCoreDNS, tag: tag, index: true, created: day(date), platforms: plats})
 }
 
 func (p *plan) cloudNodeManager(tag, date string) {
@@ -260,7 +215,7 @@ func (p *plan) cloudNodeManager(tag, date string) {
 	})
 	plats = append(plats, platformDef{platform: winAmd64, entrypoint: []string{"cloud-node-manager.exe"},
 		layers: []string{p.windowsBase(), p.layer("cloud-node-manager/"+tag+"/windows/amd64", p.bin("Files/cloud-node-manager.exe", sz{40 * kib, 10 * mib}))}})
-	p.images = append(p.images, imageDef{repo: "oss/kubernetes/azure-cloud-node-manager", tag: tag, index: true, created: day(date), platforms: plats})
+	p.images = append(p.images, imageDef{repo: aks.RepoCloudNodeManager, tag: tag, index: true, created: day(date), platforms: plats})
 }
 
 func (p *plan) azureCNS(tag, date string) {
@@ -274,7 +229,7 @@ func (p *plan) azureCNS(tag, date string) {
 		layers: []string{p.windowsBase(),
 			p.layer("azure-cns/deps/windows", p.bin("Files/hns/hnsdiag.exe", sz{16 * kib, 4 * mib})),
 			p.layer("azure-cns/"+tag+"/windows/amd64", p.bin("Files/azure-cns.exe", sz{48 * kib, 12 * mib}))}})
-	p.images = append(p.images, imageDef{repo: "containernetworking/azure-cns", tag: tag, docker: true, index: true, created: day(date), platforms: plats})
+	p.images = append(p.images, imageDef{repo: aks.RepoCNS, tag: tag, docker: true, index: true, created: day(date), platforms: plats})
 }
 
 func (p *plan) cilium(tag, date string) {
@@ -294,7 +249,7 @@ func (p *plan) cilium(tag, date string) {
 				txt("etc/cni/net.d/05-cilium.conflist", `{"cniVersion":"0.3.1","name":"cilium","plugins":[{"type":"cilium-cni"}]}`+"\n")),
 		}
 	})
-	p.images = append(p.images, imageDef{repo: "containernetworking/cilium/cilium", tag: tag, docker: true, index: true, created: day(date), platforms: plats})
+	p.images = append(p.images, imageDef{repo: aks.RepoCilium, tag: tag, docker: true, index: true, created: day(date), platforms: plats})
 }
 
 // kubelet adds the kubelet package (an index of per-arch artifacts) and the
@@ -306,12 +261,12 @@ func (p *plan) kubelet(version, date string) {
 		kubelet := p.layer("kubelet/"+version+"/"+a, p.bin("kubelet", sz{64 * kib, 24 * mib}))
 		kubectl := p.layer("kubectl/"+version+"/"+a, p.bin("kubectl", sz{32 * kib, 12 * mib}))
 		pkg = append(pkg, platformDef{platform: pl, layers: []string{kubelet}, titles: []string{"kubelet-linux-" + a + ".tar.gz"}})
-		p.images = append(p.images, imageDef{repo: "oss/binaries/kubernetes/kubernetes-node", tag: version + "-linux-" + a,
+		p.images = append(p.images, imageDef{repo: aks.RepoKubernetesNode, tag: version + "-linux-" + a,
 			artifactType: ArtifactTypeBinaryPackage, created: day(date),
 			platforms: []platformDef{{platform: pl, layers: []string{kubelet, kubectl},
 				titles: []string{"kubelet-linux-" + a + ".tar.gz", "kubectl-linux-" + a + ".tar.gz"}}}})
 	}
-	p.images = append(p.images, imageDef{repo: "aks/packages/kubernetes/kubelet", tag: version, index: true,
+	p.images = append(p.images, imageDef{repo: aks.RepoKubeletPackage, tag: version, index: true,
 		artifactType: ArtifactTypeKubeletPackage, created: day(date), platforms: pkg})
 }
 
@@ -319,7 +274,7 @@ func (p *plan) credentialProvider(version, date string) {
 	for _, pl := range linuxArchs {
 		a := pl.Architecture
 		l := p.layer("acr-credential-provider/"+version+"/"+a, p.bin("azure-acr-credential-provider", sz{24 * kib, 8 * mib}))
-		p.images = append(p.images, imageDef{repo: "oss/binaries/kubernetes/azure-acr-credential-provider", tag: version + "-linux-" + a,
+		p.images = append(p.images, imageDef{repo: aks.RepoCredentialProvider, tag: version + "-linux-" + a,
 			artifactType: ArtifactTypeBinaryPackage, created: day(date),
 			platforms: []platformDef{{platform: pl, layers: []string{l}, titles: []string{"azure-acr-credential-provider-linux-" + a + ".tar.gz"}}}})
 	}

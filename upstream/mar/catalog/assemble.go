@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/airlock/airlock/deploy/aks"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -156,7 +157,7 @@ func (a *assembler) referrerBody(rd referrerDef, subject v1.Descriptor, created 
 			"name":              "oss/kubernetes/pause@" + subject.Digest.String(),
 			"documentNamespace": fmt.Sprintf("https://sbom.example.invalid/%x", h[:8]),
 			"creationInfo":      map[string]any{"created": ts, "creators": []string{"Tool: airlock-mar"}},
-			"packages":          []map[string]string{{"SPDXID": "SPDXRef-pause", "name": "pause", "versionInfo": pauseTag, "downloadLocation": "NOASSERTION"}},
+			"packages":          []map[string]string{{"SPDXID": "SPDXRef-pause", "name": "pause", "versionInfo": aks.PauseTag, "downloadLocation": "NOASSERTION"}},
 		}
 		raw, _ := json.Marshal(doc)
 		return raw, map[string]string{"org.opencontainers.image.created": ts}

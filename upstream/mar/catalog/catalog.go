@@ -1,8 +1,9 @@
 // Package catalog holds the content the MAR emulator serves: repositories,
 // tags, manifests (stored byte for byte) and blobs, plus the deterministic
-// generator of the "aks" catalog (the images and artifacts an AKS node pulls
-// at bootstrap). Tests, the bench and the lab read it as Go data to know what
-// exists upstream.
+// generator of the "aks" catalog: every image and artifact an AKS node pulls
+// at bootstrap, for each release of deploy/aks (the control module's table),
+// and a few more tags. Tests, the bench and the lab read it as Go data to
+// know what exists upstream.
 package catalog
 
 import (
@@ -11,9 +12,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"sort"
 
+	"github.com/airlock/airlock/deploy/aks"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -40,14 +41,9 @@ const (
 	ArtifactTypeSPDX = "application/spdx+json"
 )
 
-// Ref names a tagged manifest, without registry host.
-type Ref struct {
-	Repo string
-	Tag  string
-}
-
-// String returns "repo:tag".
-func (r Ref) String() string { return r.Repo + ":" + r.Tag }
+// Ref names a tagged manifest, without registry host. It is the control
+// module's type: the aks catalog serves every reference deploy/aks lists.
+type Ref = aks.Ref
 
 // Blob is one blob (layer, config, artifact file) and where its bytes live.
 type Blob struct {
@@ -267,15 +263,3 @@ func (c *Catalog) TotalBlobSize() int64 {
 	}
 	return n
 }
-
-// repoName is the OCI distribution spec's repository name grammar.
-var repoName = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$`)
-
-// tagName is the OCI distribution spec's tag grammar.
-var tagName = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
-
-// ValidRepo reports whether name is a valid repository name.
-func ValidRepo(name string) bool { return len(name) <= 255 && repoName.MatchString(name) }
-
-// ValidTag reports whether tag is a valid tag.
-func ValidTag(tag string) bool { return tagName.MatchString(tag) }

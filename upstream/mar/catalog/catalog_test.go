@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock/airlock/deploy/aks"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"go.uber.org/goleak"
@@ -299,32 +300,27 @@ func TestCatalogShape(t *testing.T) {
 	}
 }
 
-func TestBootstrapSet(t *testing.T) {
+// The emulator serves everything a node of every supported version asks
+// for at bootstrap (the control module's table), for linux/amd64.
+func TestCatalogServesEveryBootstrapSet(t *testing.T) {
 	t.Parallel()
 	c := generate(t, Options{Seed: 1})
-	for _, v := range []string{"1.30", "1.31", "1.32"} {
-		refs, err := BootstrapSet(v)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, rel := range aks.Releases() {
 		kinds := map[string]bool{}
-		for _, r := range refs {
+		for _, r := range rel.Bootstrap() {
 			img, ok := c.Image(r.Repo, r.Tag)
 			if !ok {
-				t.Errorf("%s: %s not in catalog", v, r)
+				t.Errorf("%s: %s not in catalog", rel.Minor, r)
 				continue
 			}
 			kinds[img.ArtifactType] = true
-			if r.Repo == "oss/kubernetes/kube-proxy" && !strings.HasPrefix(r.Tag, "v"+v+".") {
-				t.Errorf("%s: kube-proxy tag %s", v, r.Tag)
+			if _, ok := img.Platform("linux/amd64"); !ok {
+				t.Errorf("%s: %s has no linux/amd64 manifest", rel.Minor, r)
 			}
 		}
-		if !kinds[ArtifactTypeKubeletPackage] || !kinds[""] || !slices.Contains(refs, Ref{"oss/kubernetes/pause", "3.10"}) {
-			t.Errorf("%s: bootstrap set %v", v, refs)
+		if !kinds[ArtifactTypeKubeletPackage] || !kinds[ArtifactTypeBinaryPackage] || !kinds[""] {
+			t.Errorf("%s: bootstrap set of kinds %v", rel.Minor, kinds)
 		}
-	}
-	if _, err := BootstrapSet("1.29"); err == nil {
-		t.Error("BootstrapSet(1.29) succeeded")
 	}
 }
 

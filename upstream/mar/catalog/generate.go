@@ -13,7 +13,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/airlock/airlock/upstream/mar/internal/units"
+	"github.com/airlock/airlock/internal/units"
 )
 
 // Version names the generator and plan; it is part of the cache key and must
@@ -70,6 +70,10 @@ type Options struct {
 	CacheDir    string // root of the layer cache; default <os.TempDir()>/airlock-mar
 	Extra       []Extra
 	Parallelism int // layers generated at once; default GOMAXPROCS
+	// Progress, if set, is told how much of the layers' content is ready
+	// (done of total bytes, cached layers included): once before
+	// generation starts and after each layer. Calls do not overlap.
+	Progress func(done, total int64)
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -131,7 +135,7 @@ func (b *Builder) Generate(ctx context.Context, opts Options) error {
 		return nil
 	}
 	dir := opts.Dir()
-	results, err := generateLayers(ctx, dir, opts.Seed, p, opts.Parallelism)
+	results, err := generateLayers(ctx, dir, opts.Seed, p, opts.Parallelism, opts.Progress)
 	if err != nil {
 		return err
 	}
@@ -156,7 +160,7 @@ func (p *plan) extra(e Extra) {
 
 // generateLayers makes sure every layer of the plan exists under dir and
 // returns the results by layer id.
-func generateLayers(ctx context.Context, dir string, seed uint64, p *plan, parallel int) (map[string]layerResult, error) {
+func generateLayers(ctx context.Context, dir string, seed uint64, p *plan, parallel int, progress func(done, total int64)) (map[string]layerResult, error) {
 	blobDir := filepath.Join(dir, "blobs", "sha256")
 	metaDir := filepath.Join(dir, "layers")
 	for _, d := range []string{blobDir, metaDir} {
@@ -173,14 +177,29 @@ func generateLayers(ctx context.Context, dir string, seed uint64, p *plan, paral
 		wg      sync.WaitGroup
 		sem     = make(chan struct{}, parallel)
 	)
+	var done, total int64 // layer content bytes, for progress
+	for _, id := range p.layerIDs() {
+		total += p.layers[id].contentSize()
+	}
+	report := func(n int64) { // with mu held
+		done += n
+		if progress != nil {
+			progress(done, total)
+		}
+	}
+	var todo []string
 	for _, id := range p.layerIDs() {
 		meta := filepath.Join(metaDir, strings.ReplaceAll(id, "/", "_")+".json")
 		if r, ok := cachedLayer(meta, blobDir); ok {
-			mu.Lock()
 			results[id] = r
-			mu.Unlock()
+			done += p.layers[id].contentSize()
 			continue
 		}
+		todo = append(todo, id)
+	}
+	report(0)
+	for _, id := range todo {
+		meta := filepath.Join(metaDir, strings.ReplaceAll(id, "/", "_")+".json")
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -202,6 +221,7 @@ func generateLayers(ctx context.Context, dir string, seed uint64, p *plan, paral
 				return
 			}
 			results[id] = r
+			report(p.layers[id].contentSize())
 		}()
 	}
 	wg.Wait()
@@ -256,4 +276,14 @@ func writeJSONAtomic(path string, v any) error {
 func (a *assembler) layerBlob(id string, mt types.MediaType) (Blob, layerResult) {
 	r := a.layers[id]
 	return FileBlob(r.Digest, r.Size, mt, filepath.Join(a.blobDir, r.Digest.Hex)), r
+}
+
+// contentSize is the bytes of the layer's files, the measure of
+// generation's progress.
+func (l layerSpec) contentSize() int64 {
+	var n int64
+	for _, f := range l.files {
+		n += f.contentSize()
+	}
+	return n
 }

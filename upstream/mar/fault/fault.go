@@ -4,7 +4,6 @@
 package fault
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,7 +16,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/airlock/airlock/upstream/mar/internal/units"
+	"github.com/airlock/airlock/internal/units"
 )
 
 // Kind is the kind of request, as routed by the emulator.
@@ -46,31 +45,6 @@ func Kinds() []Kind {
 // ErrInvalid is wrapped by every parse or validation error.
 var ErrInvalid = errors.New("invalid fault")
 
-// Duration is a time.Duration that reads and writes JSON as "1.5s".
-type Duration time.Duration
-
-// MarshalJSON writes the duration as a string.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
-
-// UnmarshalJSON accepts "1.5s" or a number of nanoseconds.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		var n int64
-		if err := json.Unmarshal(b, &n); err != nil {
-			return fmt.Errorf("%w: duration %s", ErrInvalid, b)
-		}
-		*d = Duration(n)
-		return nil
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("%w: duration %q", ErrInvalid, s)
-	}
-	*d = Duration(v)
-	return nil
-}
-
 // Fault is one rule: a match and the actions applied to matching requests.
 // Empty match fields match everything.
 type Fault struct {
@@ -82,15 +56,15 @@ type Fault struct {
 	RepoRegexp string `json:"repoRegexp,omitempty"` // Go regexp, unanchored
 	Digest     string `json:"digest,omitempty"`     // manifest or blob digest
 
-	Delay       Duration `json:"delay,omitempty"`       // before the response header
-	Bandwidth   int64    `json:"bandwidth,omitempty"`   // body bytes per second
-	ErrorRate   float64  `json:"errorRate,omitempty"`   // 0..1, see Set.Evaluate
-	Status      int      `json:"status,omitempty"`      // error status (default 503)
-	RetryAfter  int      `json:"retryAfter,omitempty"`  // seconds, sent as Retry-After with the error
-	Cut         *int64   `json:"cut,omitempty"`         // close the connection after this many body bytes
-	Corrupt     bool     `json:"corrupt,omitempty"`     // flip body bytes, keep headers
-	Unreachable bool     `json:"unreachable,omitempty"` // reset the connection, no response
-	Count       int64    `json:"count,omitempty"`       // apply to the first Count matches only; 0 = all
+	Delay       units.Duration `json:"delay,omitempty"`       // before the response header
+	Bandwidth   int64          `json:"bandwidth,omitempty"`   // body bytes per second
+	ErrorRate   float64        `json:"errorRate,omitempty"`   // 0..1, see Set.Evaluate
+	Status      int            `json:"status,omitempty"`      // error status (default 503)
+	RetryAfter  int            `json:"retryAfter,omitempty"`  // seconds, sent as Retry-After with the error
+	Cut         *int64         `json:"cut,omitempty"`         // close the connection after this many body bytes
+	Corrupt     bool           `json:"corrupt,omitempty"`     // flip body bytes, keep headers
+	Unreachable bool           `json:"unreachable,omitempty"` // reset the connection, no response
+	Count       int64          `json:"count,omitempty"`       // apply to the first Count matches only; 0 = all
 
 	Applied int64 `json:"applied"` // read-only: requests the fault applied to
 	Errors  int64 `json:"errors"`  // read-only: error responses it caused
@@ -169,9 +143,7 @@ func Parse(spec string) (Fault, error) {
 		case "digest":
 			f.Digest = v
 		case "delay":
-			var d time.Duration
-			d, err = time.ParseDuration(v)
-			f.Delay = Duration(d)
+			f.Delay, err = units.ParseDuration(v)
 		case "bw", "bandwidth":
 			f.Bandwidth, err = units.ParseBytes(strings.TrimSuffix(v, "/s"))
 		case "rate", "error-rate":

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/airlock/airlock/internal/units"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -31,7 +33,7 @@ func TestParse(t *testing.T) {
 		{"kind=any,unreachable", Fault{Kind: KindAny, Unreachable: true}},
 		{"kind=blob-data,bw=1MiB/s,method=get", Fault{Kind: KindBlobData, Bandwidth: 1 << 20, Method: "GET"}},
 		{"corrupt=true,digest=" + d, Fault{Kind: KindAny, Corrupt: true, Digest: d}},
-		{"delay=1.5s,repo=oss/kubernetes/*,repo-re=^oss/", Fault{Kind: KindAny, Delay: Duration(1500 * time.Millisecond), Repo: "oss/kubernetes/*", RepoRegexp: "^oss/"}},
+		{"delay=1.5s,repo=oss/kubernetes/*,repo-re=^oss/", Fault{Kind: KindAny, Delay: units.Duration(1500 * time.Millisecond), Repo: "oss/kubernetes/*", RepoRegexp: "^oss/"}},
 		{"cut=0", Fault{Kind: KindAny, Cut: ptr(0)}},
 	} {
 		got, err := Parse(tc.spec)
@@ -75,7 +77,7 @@ func TestJSON(t *testing.T) {
 func TestEvaluateMatch(t *testing.T) {
 	t.Parallel()
 	s, err := NewSet(
-		Fault{Kind: KindManifest, Method: "GET", Repo: "oss/kubernetes/*", Delay: Duration(time.Second)},
+		Fault{Kind: KindManifest, Method: "GET", Repo: "oss/kubernetes/*", Delay: units.Duration(time.Second)},
 		Fault{Kind: KindBlobData, Digest: "sha256:" + string(bytes.Repeat([]byte("b"), 64)), Corrupt: true},
 		Fault{RepoRegexp: "cilium", Bandwidth: 100},
 		Fault{RepoRegexp: "cilium", Bandwidth: 50, Cut: ptr(10)},

@@ -22,6 +22,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"go.uber.org/zap"
 
+	"github.com/airlock/airlock/reference"
+	"github.com/airlock/airlock/rules"
 	"github.com/airlock/airlock/upstream/mar/catalog"
 )
 
@@ -107,7 +109,7 @@ func loadLayout(b *catalog.Builder, dir, dirRepo string, log *zap.Logger) error 
 		if strings.ContainsAny(ref, "/:") {
 			repo, tag = SplitRef(ref)
 		}
-		if !catalog.ValidRepo(repo) || (tag != "" && !catalog.ValidTag(tag)) {
+		if !rules.ValidRepository(repo) || (tag != "" && !reference.ValidTag(tag)) {
 			log.Warn("skipping layout entry with an unusable name", zap.String("layout", dir), zap.String("ref", ref), zap.String("repo", repo))
 			continue
 		}
@@ -265,7 +267,7 @@ func addImage(ctx context.Context, b *catalog.Builder, img v1.Image, blobDir str
 	}
 	for _, rt := range repoTags {
 		repo, tag := SplitRef(rt)
-		if !catalog.ValidRepo(repo) || !catalog.ValidTag(tag) {
+		if !rules.ValidRepository(repo) || !reference.ValidTag(tag) {
 			log.Warn("skipping unusable RepoTag", zap.String("repoTag", rt))
 			continue
 		}

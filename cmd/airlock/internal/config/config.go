@@ -2,18 +2,15 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
 	"strings"
-	"time"
 
+	"github.com/airlock/airlock/internal/units"
 	"github.com/airlock/airlock/rules"
-	"gopkg.in/yaml.v3"
 )
 
 // Config is the whole file.
@@ -21,7 +18,7 @@ type Config struct {
 	Listen         string          `yaml:"listen"`
 	Storage        Storage         `yaml:"storage"`
 	Upstreams      []Upstream      `yaml:"upstreams"`
-	Rules          []Rule          `yaml:"rules"`
+	Rules          []rules.Rule    `yaml:"rules"`
 	CredentialSets []CredentialSet `yaml:"credentialSets"`
 	Log            Log             `yaml:"log"`
 	Cache          Cache           `yaml:"cache"`
@@ -42,11 +39,11 @@ type Storage struct {
 	// MaxBytes bounds the content store ("100GiB", "500MB" or bytes); 0:
 	// unbounded. Past HighWatermark of it, least recently used cached
 	// images are evicted down to LowWatermark of it.
-	MaxBytes      ByteSize `yaml:"maxBytes"`
-	HighWatermark float64  `yaml:"highWatermark"`
-	LowWatermark  float64  `yaml:"lowWatermark"`
+	MaxBytes      units.ByteSize `yaml:"maxBytes"`
+	HighWatermark float64        `yaml:"highWatermark"`
+	LowWatermark  float64        `yaml:"lowWatermark"`
 	// GCInterval is how often unreferenced blobs are collected (default 1h).
-	GCInterval Duration `yaml:"gcInterval"`
+	GCInterval units.Duration `yaml:"gcInterval"`
 }
 
 // Upstream overrides how a registry host is reached.
@@ -54,16 +51,6 @@ type Upstream struct {
 	Host     string `yaml:"host"`
 	Endpoint string `yaml:"endpoint"`
 	Insecure bool   `yaml:"insecure"`
-}
-
-// Rule is a cache rule as written in the file.
-type Rule struct {
-	Name          string   `yaml:"name"`
-	Source        string   `yaml:"source"`
-	Target        string   `yaml:"target"`
-	CredentialSet string   `yaml:"credentialSet"`
-	TagTTL        Duration `yaml:"tagTTL"`
-	TagList       string   `yaml:"tagList"` // upstream (default) or local
 }
 
 // CredentialSet holds upstream credentials. The password is taken from
@@ -85,58 +72,37 @@ type Log struct {
 
 // Cache tunes the pull-through engine.
 type Cache struct {
-	FillTimeout       Duration `yaml:"fillTimeout"`
-	StallTimeout      Duration `yaml:"stallTimeout"`
-	RevalidateTimeout Duration `yaml:"revalidateTimeout"`
-	MaxManifestBytes  int64    `yaml:"maxManifestBytes"`
+	FillTimeout       units.Duration `yaml:"fillTimeout"`
+	StallTimeout      units.Duration `yaml:"stallTimeout"`
+	RevalidateTimeout units.Duration `yaml:"revalidateTimeout"`
+	MaxManifestBytes  int64          `yaml:"maxManifestBytes"`
 }
 
-// Duration is a time.Duration written as "5m", "30s".
-type Duration time.Duration
-
-// UnmarshalYAML implements yaml.Unmarshaler.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	var s string
-	if err := n.Decode(&s); err != nil {
-		return fmt.Errorf("line %d: duration must be a string like 5m: %w", n.Line, err)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalYAML implements yaml.Marshaler.
-func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
-
-// Error is a configuration that cannot be used; the command exits with 2.
-type Error struct{ Msg string }
-
-func (e *Error) Error() string { return e.Msg }
-
-func errorf(format string, a ...any) error { return &Error{Msg: fmt.Sprintf(format, a...)} }
-
-// Load reads, decodes (unknown keys are errors) and validates a file.
+// Load reads, decodes (unknown keys are errors) and validates a file. A
+// problem is an *Error naming the file, line, column and key.
 func Load(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, errorf("config: %v", err)
 	}
-	return Parse(b)
+	return parse(path, b)
 }
 
-// Parse decodes and validates a configuration.
-func Parse(b []byte) (*Config, error) {
+// Parse decodes and validates a configuration that is not from a file.
+func Parse(b []byte) (*Config, error) { return parse("", b) }
+
+func parse(file string, b []byte) (*Config, error) {
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, errorf("config: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+	pos, err := decode(file, b, &c)
+	if err != nil {
+		return nil, err
 	}
 	c.defaults()
 	if err := c.Validate(); err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			pos.place(e, file)
+		}
 		return nil, err
 	}
 	return &c, nil
@@ -157,48 +123,41 @@ func (c *Config) defaults() {
 	}
 }
 
-// Validate checks everything but the rules' overlap, which RuleSet checks.
+// Validate checks the whole configuration, the rules' overlap included.
+// A problem is an *Error whose Key names the setting.
 func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return errorf("config: listen %q must be host:port: %v", c.Listen, err)
+		return keyErr("listen", "%q must be host:port: %v", c.Listen, err)
 	}
 	seen := map[string]bool{}
-	for _, u := range c.Upstreams {
+	for i, u := range c.Upstreams {
+		key := fmt.Sprintf("upstreams[%d]", i)
 		if u.Host == "" {
-			return errorf("config: upstreams: an entry has no host")
+			return keyErr(key, "needs a host")
 		}
 		if seen[u.Host] {
-			return errorf("config: upstreams: host %q is listed twice", u.Host)
+			return keyErr(key+".host", "host %q is listed twice", u.Host)
 		}
 		seen[u.Host] = true
 		if u.Endpoint != "" {
 			p, err := url.Parse(u.Endpoint)
 			if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" || (p.Path != "" && p.Path != "/") {
-				return errorf("config: upstream %s: endpoint %q must be http(s)://host[:port]", u.Host, u.Endpoint)
+				return keyErr(key+".endpoint", "%q must be http(s)://host[:port]", u.Endpoint)
 			}
 		}
 	}
-	sets := map[string]bool{}
-	for _, cs := range c.CredentialSets {
-		if cs.Name == "" || cs.Username == "" {
-			return errorf("config: credentialSets: each needs a name and a username")
-		}
-		sets[cs.Name] = true
-	}
-	for _, r := range c.Rules {
-		if r.CredentialSet != "" && !sets[r.CredentialSet] {
-			return errorf("config: cache rule %q: credential set %q is not defined", r.Name, r.CredentialSet)
-		}
+	if err := c.validateCredentialSets(); err != nil {
+		return err
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		return errorf("config: log.level %q must be debug, info, warn or error", c.Log.Level)
+		return keyErr("log.level", "%q must be debug, info, warn or error", c.Log.Level)
 	}
 	switch c.Log.Format {
 	case "json", "console":
 	default:
-		return errorf("config: log.format %q must be json or console", c.Log.Format)
+		return keyErr("log.format", "%q must be json or console", c.Log.Format)
 	}
 	if err := c.validateStorage(); err != nil {
 		return err
@@ -213,17 +172,80 @@ func (c *Config) Validate() error {
 	return err
 }
 
-// RuleSet validates the rules (SPEC §3) and returns them as a set.
+func (c *Config) validateCredentialSets() error {
+	sets := map[string]bool{}
+	for i, cs := range c.CredentialSets {
+		if cs.Name == "" || cs.Username == "" {
+			return keyErr(fmt.Sprintf("credentialSets[%d]", i), "needs a name and a username")
+		}
+		sets[cs.Name] = true
+	}
+	for i, r := range c.Rules {
+		if r.CredentialSet != "" && !sets[r.CredentialSet] {
+			return keyErr(fmt.Sprintf("rules[%d].credentialSet", i), "cache rule %q: credential set %q is not defined under credentialSets", r.Name, r.CredentialSet)
+		}
+	}
+	return nil
+}
+
+// RuleSet validates the rules (SPEC §3) and returns them as a set. A
+// refused rule is an *Error keyed by the rule's index and field.
 func (c *Config) RuleSet() (*rules.Set, error) {
-	rs := make([]rules.Rule, 0, len(c.Rules))
-	for _, r := range c.Rules {
-		rs = append(rs, rules.Rule{Name: r.Name, Source: r.Source, Target: r.Target, CredentialSet: r.CredentialSet, TagTTL: time.Duration(r.TagTTL), TagList: r.TagList})
+	s, err := rules.NewSet(c.Rules)
+	if err == nil {
+		return s, nil
 	}
-	s, err := rules.NewSet(rs)
-	if err != nil {
-		return nil, errorf("config: %v", err)
+	var ve *rules.ValidationError
+	if !errors.As(err, &ve) {
+		return nil, errorf("config: rules: %v", err)
 	}
-	return s, nil
+	return nil, keyErr(ruleKey(c.Rules, ve), "%v", ve)
+}
+
+// ruleKey names the rule and field a refusal is about: the rule with the
+// refused name that fails on its own (or the second of a duplicated name),
+// and the field the code concerns.
+func ruleKey(rs []rules.Rule, ve *rules.ValidationError) string {
+	idx, first := -1, -1
+	for i, r := range rs {
+		if !strings.EqualFold(r.Name, ve.Rule) {
+			continue
+		}
+		if ve.Code == rules.CodeDuplicateName {
+			if first >= 0 {
+				idx = i
+				break
+			}
+			first = i
+			continue
+		}
+		if first < 0 {
+			first = i
+		}
+		var own *rules.ValidationError
+		if errors.As(rules.Validate(r), &own) && own.Code == ve.Code {
+			idx = i
+			break
+		}
+	}
+	if idx < 0 {
+		idx = first
+	}
+	if idx < 0 {
+		return "rules"
+	}
+	field := map[rules.Code]string{
+		rules.CodeInvalidName: "name", rules.CodeDuplicateName: "name",
+		rules.CodeInvalidSource: "source", rules.CodeInvalidTarget: "target",
+		rules.CodeWildcardMismatch: "target", rules.CodeDuplicateTarget: "target",
+		rules.CodeWildcardOverlap: "target", rules.CodeInvalidTTL: "tagTTL",
+		rules.CodeInvalidTagList: "tagList",
+	}[ve.Code]
+	key := fmt.Sprintf("rules[%d]", idx)
+	if field != "" {
+		key += "." + field
+	}
+	return key
 }
 
 // Secret resolves a credential set's password.

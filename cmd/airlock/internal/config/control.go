@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/airlock/airlock/internal/units"
 )
 
 // Control configures the control module (emulated ACR/AKS, package deploy):
@@ -24,7 +26,7 @@ type Control struct {
 	// this process (the private endpoint address). Default: listen.
 	Advertise string `yaml:"advertise"`
 	// ReconcileInterval is how often managed resources are reconciled.
-	ReconcileInterval Duration `yaml:"reconcileInterval"`
+	ReconcileInterval units.Duration `yaml:"reconcileInterval"`
 }
 
 // DefaultRegistry is the registry a process serves when the file names none.
@@ -61,13 +63,13 @@ func (c *Control) Interval() time.Duration {
 
 func (c *Control) validate() error {
 	if c.Registry != "" && !controlRegistryRE.MatchString(c.Registry) {
-		return errorf("config: control.registry %q must be 5-50 lowercase letters and digits", c.Registry)
+		return keyErr("control.registry", "%q must be 5-50 lowercase letters and digits", c.Registry)
 	}
 	if c.Region != "" && !controlRegionRE.MatchString(c.Region) {
-		return errorf("config: control.region %q must be a region name like westus2", c.Region)
+		return keyErr("control.region", "%q must be a region name like westus2", c.Region)
 	}
 	if c.ReconcileInterval < 0 {
-		return errorf("config: control.reconcileInterval must not be negative")
+		return keyErr("control.reconcileInterval", "must not be negative")
 	}
 	if c.Advertise != "" {
 		if _, _, err := c.Endpoint(""); err != nil {
@@ -87,12 +89,12 @@ func (c *Control) Endpoint(listen string) (addr, scheme string, err error) {
 	if strings.Contains(addr, "://") {
 		u, perr := url.Parse(addr)
 		if perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
-			return "", "", errorf("config: control.advertise %q must be host:port or http(s)://host:port", c.Advertise)
+			return "", "", keyErr("control.advertise", "%q must be host:port or http(s)://host:port", c.Advertise)
 		}
 		addr, scheme = u.Host, u.Scheme
 	}
 	if _, _, serr := net.SplitHostPort(addr); serr != nil {
-		return "", "", errorf("config: control.advertise %q must be host:port or http(s)://host:port", c.Advertise)
+		return "", "", keyErr("control.advertise", "%q must be host:port or http(s)://host:port", c.Advertise)
 	}
 	return addr, scheme, nil
 }

@@ -1,8 +1,11 @@
 package config
 
 import (
+	"fmt"
 	"net"
 	"strings"
+
+	"github.com/airlock/airlock/internal/units"
 )
 
 // Auth turns authentication on (it is off when the section is absent):
@@ -14,9 +17,9 @@ type Auth struct {
 	AnonymousPull []string    `yaml:"anonymousPull"`
 	// Service is the token audience and challenge service; default the
 	// Host the client used.
-	Service         string   `yaml:"service"`
-	TokenTTL        Duration `yaml:"tokenTTL"`
-	RefreshTokenTTL Duration `yaml:"refreshTokenTTL"`
+	Service         string         `yaml:"service"`
+	TokenTTL        units.Duration `yaml:"tokenTTL"`
+	RefreshTokenTTL units.Duration `yaml:"refreshTokenTTL"`
 }
 
 // AuthUser may do everything to every repository; Admin also reads the
@@ -55,56 +58,68 @@ func (t TLS) Enabled() bool { return t.Auto || t.Cert != "" }
 
 // Push tunes blob uploads.
 type Push struct {
-	UploadTimeout       Duration `yaml:"uploadTimeout"`       // idle upload sessions are discarded after this
-	MaxUploadsPerClient int      `yaml:"maxUploadsPerClient"` // open sessions per user or address
-	MaxUploads          int      `yaml:"maxUploads"`          // open sessions in all
+	UploadTimeout       units.Duration `yaml:"uploadTimeout"`       // idle upload sessions are discarded after this
+	MaxUploadsPerClient int            `yaml:"maxUploadsPerClient"` // open sessions per user or address
+	MaxUploads          int            `yaml:"maxUploads"`          // open sessions in all
 }
 
 // HTTP tunes the server against slow or idle clients.
 type HTTP struct {
-	ReadHeaderTimeout Duration `yaml:"readHeaderTimeout"`
-	IdleTimeout       Duration `yaml:"idleTimeout"`
-	BodyIdleTimeout   Duration `yaml:"bodyIdleTimeout"` // a request body silent this long is cut
+	ReadHeaderTimeout units.Duration `yaml:"readHeaderTimeout"`
+	IdleTimeout       units.Duration `yaml:"idleTimeout"`
+	BodyIdleTimeout   units.Duration `yaml:"bodyIdleTimeout"` // a request body silent this long is cut
 }
 
 // validatePush checks the auth, tls, push and http sections.
 func (c *Config) validatePush() error {
 	if a := c.Auth; a != nil {
 		if len(a.Users)+len(a.Tokens)+len(a.AnonymousPull) == 0 {
-			return errorf("config: auth: define users, tokens or anonymousPull (remove the section to turn auth off)")
+			return keyErr("auth", "define users, tokens or anonymousPull (remove the section to turn auth off)")
 		}
-		for _, u := range a.Users {
+		for i, u := range a.Users {
 			if u.Name == "" || u.PasswordHash == "" {
-				return errorf("config: auth.users: each needs a name and a passwordHash")
+				return keyErr(fmt.Sprintf("auth.users[%d]", i), "each user needs a name and a passwordHash")
 			}
 		}
-		for _, t := range a.Tokens {
+		for i, t := range a.Tokens {
 			if t.Name == "" || t.PasswordHash == "" || len(t.Scopes) == 0 {
-				return errorf("config: auth.tokens: each needs a name, a passwordHash and scopes")
+				return keyErr(fmt.Sprintf("auth.tokens[%d]", i), "each token needs a name, a passwordHash and scopes")
 			}
+		}
+		if a.TokenTTL < 0 {
+			return keyErr("auth.tokenTTL", "must not be negative")
+		}
+		if a.RefreshTokenTTL < 0 {
+			return keyErr("auth.refreshTokenTTL", "must not be negative")
 		}
 	}
 	t := c.TLS
 	switch {
 	case t.Auto && (t.Cert != "" || t.Key != ""):
-		return errorf("config: tls: set either auto or cert and key, not both")
+		return keyErr("tls", "set either auto or cert and key, not both")
 	case (t.Cert == "") != (t.Key == ""):
-		return errorf("config: tls: cert and key go together")
+		return keyErr("tls", "cert and key go together")
 	case len(t.Hosts) > 0 && !t.Auto:
-		return errorf("config: tls.hosts only applies with tls.auto")
+		return keyErr("tls.hosts", "only applies with tls.auto")
 	}
-	for _, h := range t.Hosts {
+	for i, h := range t.Hosts {
 		if h == "" || (strings.ContainsAny(h, " /:") && net.ParseIP(h) == nil) {
-			return errorf("config: tls.hosts: %q is not a host name or IP address", h)
+			return keyErr(fmt.Sprintf("tls.hosts[%d]", i), "%q is not a host name or IP address", h)
 		}
 	}
-	if c.Push.MaxUploadsPerClient < 0 || c.Push.MaxUploads < 0 {
-		return errorf("config: push: limits must not be negative")
+	if c.Push.MaxUploadsPerClient < 0 {
+		return keyErr("push.maxUploadsPerClient", "must not be negative")
 	}
-	for name, d := range map[string]Duration{"push.uploadTimeout": c.Push.UploadTimeout, "http.readHeaderTimeout": c.HTTP.ReadHeaderTimeout,
-		"http.idleTimeout": c.HTTP.IdleTimeout, "http.bodyIdleTimeout": c.HTTP.BodyIdleTimeout} {
-		if d < 0 {
-			return errorf("config: %s must not be negative", name)
+	if c.Push.MaxUploads < 0 {
+		return keyErr("push.maxUploads", "must not be negative")
+	}
+	for _, d := range []struct {
+		key string
+		v   units.Duration
+	}{{"push.uploadTimeout", c.Push.UploadTimeout}, {"http.readHeaderTimeout", c.HTTP.ReadHeaderTimeout},
+		{"http.idleTimeout", c.HTTP.IdleTimeout}, {"http.bodyIdleTimeout", c.HTTP.BodyIdleTimeout}} {
+		if d.v < 0 {
+			return keyErr(d.key, "must not be negative")
 		}
 	}
 	return nil

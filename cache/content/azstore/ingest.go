@@ -1,0 +1,220 @@
+package azstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+	"github.com/airlock/airlock/cache/content"
+	"github.com/airlock/airlock/cache/content/internal/blobfile"
+	"github.com/airlock/airlock/storage/azure"
+	"github.com/opencontainers/go-digest"
+)
+
+// Ingest implements content.Ingester. The bytes go to a local file (which
+// ReadAt serves to readers following the fill) and are hashed and staged
+// as blocks while they arrive; Commit verifies them and then commits.
+func (s *Store) Ingest(ctx context.Context, d digest.Digest, size int64) (content.Ingest, error) {
+	if err := content.ValidateWrite(d); err != nil {
+		return nil, fmt.Errorf("azstore: ingest %q: %w", d, err)
+	}
+	bf, err := blobfile.Create(s.ingestDir, "in-", d.Algorithm())
+	if err != nil {
+		return nil, fmt.Errorf("azstore: ingest %s: %w", d, err)
+	}
+	name := blobName(d)
+	b, err := newBlocks(s.ctr.Client().NewBlockBlobClient(name), name, bf.F, s.blockSize(size))
+	if err != nil {
+		bf.Close(true)
+		return nil, err
+	}
+	// Staging serves everyone waiting on this fill: it is not tied to the
+	// caller's request, only to the ingest (Close stops it).
+	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	go b.run(bctx)
+	return &ingest{s: s, bf: bf, want: d, size: size, blocks: b, cancel: cancel}, nil
+}
+
+// blockSize is the configured block size, raised if a blob of size bytes
+// would need more blocks than the service takes.
+func (s *Store) blockSize(size int64) int64 {
+	if size > s.block*maxBlocks {
+		return (size + maxBlocks - 1) / maxBlocks
+	}
+	return s.block
+}
+
+type ingest struct {
+	s      *Store
+	bf     *blobfile.File
+	want   digest.Digest
+	size   int64
+	blocks *blocks
+	cancel context.CancelFunc
+
+	mu        sync.Mutex // guards the hash, committed, closed, info against Write/Commit/Close
+	committed bool
+	closed    bool
+	info      content.Info
+}
+
+func (w *ingest) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed || w.committed {
+		return 0, content.ErrClosed
+	}
+	n, err := w.bf.Write(p)
+	w.blocks.grow(w.bf.Written(), false)
+	if err != nil {
+		return n, fmt.Errorf("azstore: write %s: %w", w.want, err)
+	}
+	return n, nil
+}
+
+// ReadAt reads bytes already written, from the local file; it works until
+// Close, also after Commit.
+func (w *ingest) ReadAt(p []byte, off int64) (int, error) { return w.bf.ReadAt(p, off) }
+
+func (w *ingest) Written() int64 { return w.bf.Written() }
+
+// Commit checks size and digest, then makes the blob visible in the
+// container; the verified local file also enters the spool.
+func (w *ingest) Commit(ctx context.Context) (content.Info, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return content.Info{}, content.ErrClosed
+	}
+	if err := w.bf.Verify(ctx, w.want, w.size); err != nil {
+		return content.Info{}, err
+	}
+	if w.committed {
+		return w.info, nil
+	}
+	n := w.bf.Written()
+	mod, err := w.s.put(ctx, w.want, w.bf.F, n, w.blocks)
+	if err != nil {
+		return content.Info{}, err
+	}
+	w.committed = true
+	w.info = content.Info{Digest: w.want, Size: n, ModTime: mod}
+	w.s.adopt(w.bf, w.info)
+	return w.info, nil
+}
+
+func (w *ingest) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	w.cancel()
+	<-w.blocks.done
+	if err := w.bf.Close(true); err != nil {
+		return fmt.Errorf("azstore: close %s: %w", w.want, err)
+	}
+	return nil
+}
+
+// adopt links a committed ingest's verified file into the spool, so the
+// first Open after a fill is already warm. The file is synced first: after
+// a crash the spool is trusted as it is found. A full spool skips it.
+func (s *Store) adopt(bf *blobfile.File, info content.Info) {
+	if !s.spool.reserve(info.Size) {
+		return
+	}
+	if err := bf.F.Sync(); err != nil {
+		s.spool.unreserve(info.Size)
+		return
+	}
+	s.spool.add(bf.Name, entry{d: info.Digest, size: info.Size, mod: info.ModTime, checked: s.now()}, true)
+}
+
+// maxPutTries bounds how often put writes a blob that keeps vanishing
+// between an "already exists" answer and the touch that follows.
+const maxPutTries = 3
+
+// put makes the blob d from the first n verified bytes of src, create-only
+// (If-None-Match: *): in one Put Blob if nothing was staged and it fits one
+// block, else by committing the staged blocks (b, which may be nil: the
+// bytes are then staged now). A blob already there is success: it is
+// touched so its Last-Modified shows the new write (a collector comparing
+// ModTime spares it); if it vanished meanwhile, or our staged blocks were
+// dropped by another writer's commit, the bytes are sent again. It returns
+// the blob's Last-Modified.
+func (s *Store) put(ctx context.Context, d digest.Digest, src io.ReaderAt, n int64, b *blocks) (time.Time, error) {
+	name := blobName(d)
+	bb := s.ctr.Client().NewBlockBlobClient(name)
+	create := azure.Cond{IfNoneMatch: azcore.ETagAny}.Access()
+	for try := 1; ; try++ {
+		if b == nil {
+			var err error
+			if b, err = newBlocks(bb, name, src, s.blockSize(n)); err != nil {
+				return time.Time{}, err
+			}
+			b.grow(n, true)
+			go b.run(ctx)
+		}
+		var mod *time.Time
+		var err error
+		staged := true
+		if b.oneShot(n) {
+			body := streaming.NopCloser(io.NewSectionReader(src, 0, n))
+			var r blockblob.UploadResponse
+			r, err = bb.Upload(ctx, body, &blockblob.UploadOptions{AccessConditions: create})
+			mod = r.LastModified
+		} else {
+			var ids []string
+			if ids, err = b.finish(ctx, n); err != nil {
+				staged = false
+			} else {
+				var r blockblob.CommitBlockListResponse
+				r, err = bb.CommitBlockList(ctx, ids, &blockblob.CommitBlockListOptions{AccessConditions: create})
+				mod = r.LastModified
+			}
+		}
+		if err == nil {
+			return deref(mod), nil
+		}
+		// Staging failed (not for want of time), or another writer's commit
+		// dropped our staged blocks: send the bytes again.
+		retry := !staged && ctx.Err() == nil || bloberror.HasCode(err, bloberror.InvalidBlockList)
+		if err = azure.Classify("commit", name, err); errors.Is(err, azure.ErrExists) {
+			var t time.Time
+			if t, err = s.touch(ctx, bb, name, n); err == nil {
+				return t, nil
+			}
+			retry = errors.Is(err, azure.ErrNotFound)
+		}
+		if !retry || try >= maxPutTries {
+			return time.Time{}, err
+		}
+		b = nil
+	}
+}
+
+// touch checks that the existing blob name has n bytes (the name is its
+// digest, and only verified bytes are committed) and marks it written now.
+func (s *Store) touch(ctx context.Context, bb *blockblob.Client, name string, n int64) (time.Time, error) {
+	p, err := bb.GetProperties(ctx, nil)
+	if err != nil {
+		return time.Time{}, azure.Classify("stat", name, err)
+	}
+	if size := deref(p.ContentLength); size != n {
+		return time.Time{}, fmt.Errorf("azstore: %s exists with %d bytes, not %d", name, size, n)
+	}
+	r, err := bb.SetMetadata(ctx, nil, nil)
+	if err != nil {
+		return time.Time{}, azure.Classify("touch", name, err)
+	}
+	return deref(r.LastModified), nil
+}

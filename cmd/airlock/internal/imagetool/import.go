@@ -1,0 +1,73 @@
+package imagetool
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/airlock/airlock/cache/bundle"
+	"github.com/airlock/airlock/cache/content/fsstore"
+	"github.com/airlock/airlock/cache/meta/badgermeta"
+	"github.com/airlock/airlock/cmd/airlock/internal/config"
+	"go.uber.org/zap"
+)
+
+// RunImport is airlock bundle import: it imports the bundle at path ("-":
+// stdin) into the storage of the configuration at cfgPath and prints what
+// it loaded.
+func RunImport(ctx context.Context, cfgPath, path string, asPushed bool, stdin io.Reader, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return err
+	}
+	set, err := cfg.RuleSet()
+	if err != nil {
+		return err
+	}
+	rep, err := importBundle(ctx, cfg, path, stdin, importTarget(set, asPushed))
+	if err != nil {
+		return err
+	}
+	// The report's blobs are every blob of the tarball, its manifests among
+	// them: count them as export does.
+	c := counts{images: rep.Images, manifests: rep.Manifests, blobs: rep.Blobs - rep.Manifests, bytes: rep.Bytes}
+	fmt.Fprintf(stdout, "imported %d images (%d cached under rules, %d pushed): %s\n", rep.Images, rep.Cached, rep.Pushed, c.contents())
+	for _, s := range rep.Skipped {
+		fmt.Fprintf(stderr, "skipped %s: no reference name in index.json\n", s)
+	}
+	return nil
+}
+
+// importBundle loads a bundle into the storage of cfg. The server must not
+// be running: the index is opened directly.
+func importBundle(ctx context.Context, cfg *config.Config, path string, stdin io.Reader, m bundle.Mapper) (bundle.Report, error) {
+	r := stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return bundle.Report{}, err
+		}
+		defer f.Close()
+		r = f
+	}
+	store, err := fsstore.New(filepath.Join(cfg.Storage.Dir, "content"))
+	if err != nil {
+		return bundle.Report{}, err
+	}
+	index, err := badgermeta.Open(filepath.Join(cfg.Storage.Dir, "meta"), zap.NewNop(), badgermeta.Options{})
+	if err != nil {
+		if strings.Contains(err.Error(), "lock") {
+			err = fmt.Errorf("%w (is airlock serve running on %s? stop it first)", err, cfg.Storage.Dir)
+		}
+		return bundle.Report{}, err
+	}
+	rep, err := bundle.Import(ctx, r, store, index, m, time.Now())
+	if cerr := index.Close(); err == nil {
+		err = cerr
+	}
+	return rep, err
+}

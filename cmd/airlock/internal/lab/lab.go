@@ -1,0 +1,211 @@
+// Package lab runs the whole product on one machine (airlock lab, make
+// run): the MAR emulator, airlock in front of it as the AKS-managed
+// registry of a network-isolated cluster "lab", and that cluster's node
+// configuration.
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"github.com/airlock/airlock/cmd/airlock/internal/logging"
+	"github.com/airlock/airlock/cmd/airlock/internal/server"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/airlock/airlock/cmd/airlock/internal/config"
+	"github.com/airlock/airlock/deploy"
+	"github.com/airlock/airlock/internal/progress"
+	"github.com/airlock/airlock/upstream/mar"
+	"github.com/airlock/airlock/upstream/mar/catalog"
+	"go.uber.org/zap/zapcore"
+)
+
+// Options configure a lab.
+type Options struct {
+	Dir       string // state: airlock store, control state, generated catalog, node config
+	Listen    string // airlock's address
+	MarListen string // the emulator's address
+	Scale     catalog.Scale
+	Seed      uint64
+	LogLevel  zapcore.Level
+}
+
+// Lab is a running MAR emulator with airlock in front of it.
+type Lab struct {
+	mar     *mar.Server
+	srv     *server.Server
+	nodeDir string // what the node configuration writes, AKS-style
+	hosts   string // certs.d/mcr.microsoft.com/hosts.toml
+}
+
+// Start starts the emulator and the registry and provisions the lab's
+// cluster; Serve runs the registry. Logs go to logOut.
+func Start(ctx context.Context, o Options, logOut io.Writer) (*Lab, error) {
+	log := logging.Console(logOut, o.LogLevel)
+	// Paths are resolved where the user typed them: the node configuration
+	// needs absolute paths (containerd's config_path, hosts.toml's ca).
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("--dir %q: %w", o.Dir, err)
+	}
+	o.Dir = dir
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	// Generating the full catalog takes seconds the first time: show it.
+	gen := progress.NewTask(logOut, fmt.Sprintf("generating the emulator's %s catalog", o.Scale))
+	m, err := mar.New(mar.Config{
+		Listen: o.MarListen, DataListen: "127.0.0.1:0", Catalog: catalog.NameAKS,
+		Scale: o.Scale, Seed: o.Seed, CacheDir: filepath.Join(o.Dir, "mar-catalog"),
+		Progress: gen.Update,
+	}, log.Named("mar"))
+	if err != nil {
+		return nil, err
+	}
+	err = m.Start(ctx)
+	gen.Close()
+	if err != nil {
+		return nil, fmt.Errorf("mar: %w", err)
+	}
+	cfg := &config.Config{
+		Listen:    o.Listen,
+		Storage:   config.Storage{Dir: filepath.Join(o.Dir, "airlock")},
+		Upstreams: []config.Upstream{{Host: "mcr.microsoft.com", Endpoint: m.URL()}},
+		// No rules in the file: the lab's cluster creates its AKS-managed
+		// registry (this process) with the aks-managed-mcr rule.
+		Log: config.Log{Level: o.LogLevel.String(), Format: "console"},
+	}
+	if err := cfg.Validate(); err != nil {
+		m.Close()
+		return nil, err
+	}
+	srv, err := server.New(cfg, log.Named("airlock"))
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	l := &Lab{mar: m, srv: srv, nodeDir: filepath.Join(o.Dir, "node")}
+	if err := l.provision(ctx); err != nil {
+		srv.Close()
+		m.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// labCluster is the network-isolated cluster the lab provisions.
+const labCluster = "lab"
+
+// provision creates (once; the state persists in the lab's directory) a
+// network-isolated cluster whose AKS-managed bootstrap registry is this
+// process, and writes the node configuration AKS would: hosts.toml,
+// containerd's config_path and the kubelet credential provider config.
+func (l *Lab) provision(ctx context.Context) error {
+	ctl := l.srv.Control()
+	_, err := ctl.CreateCluster(ctx, deploy.ClusterSpec{
+		Name: labCluster, NetworkIsolated: true, OutboundType: "none", ArtifactSource: "Cache",
+	})
+	created := err == nil
+	if err != nil && !errors.Is(err, deploy.ErrConflict) {
+		return fmt.Errorf("create cluster %s: %w", labCluster, err)
+	}
+	nc, err := l.nodeConfig(ctx)
+	if err != nil && created {
+		// A failed start leaves nothing half-made: the next start creates
+		// the cluster again from scratch.
+		if _, derr := ctl.DeleteCluster(context.WithoutCancel(ctx), labCluster); derr != nil {
+			err = errors.Join(err, fmt.Errorf("delete half-created cluster %s: %w", labCluster, derr))
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := nc.WriteTo(l.nodeDir); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(filepath.Join(l.certsDir(), "mcr.microsoft.com", "hosts.toml"))
+	if err != nil {
+		return err
+	}
+	l.hosts = string(b)
+	return nil
+}
+
+// nodeConfig reconciles the lab's cluster and returns its node configuration.
+func (l *Lab) nodeConfig(ctx context.Context) (*deploy.NodeConfig, error) {
+	ctl := l.srv.Control()
+	if _, err := ctl.Reconcile(ctx, labCluster); err != nil {
+		return nil, fmt.Errorf("reconcile cluster %s: %w", labCluster, err)
+	}
+	return ctl.NodeConfig(ctx, labCluster, deploy.NodeConfigOptions{Scheme: "http", CertsDir: l.certsDir()})
+}
+
+func (l *Lab) certsDir() string { return filepath.Join(l.nodeDir, "certs.d") }
+
+// Serve runs until ctx ends, then stops the registry and the emulator.
+func (l *Lab) Serve(ctx context.Context) error {
+	err := l.srv.Serve(ctx)
+	if cerr := l.mar.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (l *Lab) instructions(w io.Writer) {
+	addr := l.srv.Addr()
+	c := l.mar.Catalog()
+	fmt.Fprintf(w, `airlock lab is up.
+
+  registry (airlock)   http://%[1]s   AKS-managed registry of cluster %[7]q (network isolated, outbound none)
+                       rule aks-managed-mcr: aks-managed-repository/* -> mcr.microsoft.com/*
+  upstream (MAR emu)   %[2]s   %[3]d images, %.1[4]f MiB
+  metrics              http://%[1]s/metrics    upstream counters: %[2]s/_mar/stats
+
+Node configuration (airlock cluster nodeconfig --name %[7]s) written to %[8]s;
+containerd's mirror config %[5]s/mcr.microsoft.com/hosts.toml:
+
+%[6]s
+Pull through it:
+
+  crane pull --insecure %[1]s/aks-managed-repository/oss/kubernetes/pause:3.10 pause.tar
+  sudo ctr images pull --hosts-dir %[5]s mcr.microsoft.com/oss/kubernetes/pause:3.10
+  curl -sI http://%[1]s/v2/aks-managed-repository/oss/kubernetes/pause/manifests/3.10
+  bin/airlock cluster show --name %[7]s --server http://%[1]s
+
+(crane: go install github.com/google/go-containerregistry/cmd/crane@v0.22.1; ctr: apt-get install containerd)
+Ctrl-C stops the lab.
+`, addr, l.mar.URL(), len(c.Images()), float64(c.TotalBlobSize())/(1<<20), l.certsDir(), indent(l.hosts, "  "), labCluster, l.nodeDir)
+}
+
+func indent(s, prefix string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, ln := range lines {
+		lines[i] = prefix + ln
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+// Run is airlock lab: it starts the lab, prints how to use it once it is
+// ready, and runs it until ctx ends. Logs and progress go to stderr.
+func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
+	l, err := Start(ctx, o, stderr)
+	if err != nil {
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- l.Serve(ctx) }()
+	select {
+	case <-l.srv.Ready():
+		l.instructions(stdout)
+		err = <-served
+	case err = <-served:
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "airlock lab: stopped")
+	return nil
+}

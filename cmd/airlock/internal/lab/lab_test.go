@@ -1,0 +1,172 @@
+package lab
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/airlock/airlock/upstream/mar"
+	"github.com/airlock/airlock/upstream/mar/catalog"
+	"go.uber.org/zap/zapcore"
+)
+
+// The lab end to end: every image of the emulated catalog, every platform,
+// every blob, pulled through airlock by several clients at once; every
+// digest verifies and the emulator saw exactly one fetch per blob.
+func TestLabPullsWholeCatalogOnce(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l, err := Start(ctx, Options{
+		Dir: t.TempDir(), Listen: "127.0.0.1:0", MarListen: "127.0.0.1:0",
+		Scale: catalog.ScaleSmall, Seed: 1, LogLevel: zapcore.ErrorLevel,
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- l.Serve(ctx) }()
+	select {
+	case <-l.srv.Ready():
+	case err := <-served:
+		t.Fatalf("lab stopped: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("lab never became ready")
+	}
+	base := "http://" + l.srv.Addr() + "/v2/aks-managed-repository/"
+	client := &http.Client{Timeout: 30 * time.Second}
+
+	get := func(path, wantDigest string) ([]byte, error) {
+		resp, err := client.Get(base + path + "?ns=mcr.microsoft.com")
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if resp.StatusCode != 200 {
+			return nil, fmt.Errorf("%s: status %d: %s", path, resp.StatusCode, b)
+		}
+		sum := sha256.Sum256(b)
+		if got := "sha256:" + hex.EncodeToString(sum[:]); got != wantDigest {
+			return nil, fmt.Errorf("%s: digest %s, want %s", path, got, wantDigest)
+		}
+		return b, nil
+	}
+
+	images := l.mar.Catalog().Images()
+	blobs := map[string]bool{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make(chan error, len(images))
+	sem := make(chan struct{}, 8)
+	for _, img := range images {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if _, err := get(img.Repo+"/manifests/"+img.Tag, img.Digest.String()); err != nil {
+				errs <- err
+				return
+			}
+			for _, p := range img.Platforms {
+				if _, err := get(img.Repo+"/manifests/"+p.Digest.String(), p.Digest.String()); err != nil {
+					errs <- err
+					return
+				}
+				for _, d := range append(p.Layers, p.Config) {
+					if _, err := get(img.Repo+"/blobs/"+d.Digest.String(), d.Digest.String()); err != nil {
+						errs <- err
+						return
+					}
+					mu.Lock()
+					blobs[d.Digest.String()] = true
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	// The lab's cluster pulls from this registry: its bootstrap images are
+	// pinned against eviction, under the cluster's name.
+	resp, err := client.Get("http://" + l.srv.Addr() + "/admin/pins")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pins, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`"ref":"aks-managed-repository/oss/kubernetes/pause:3.10"`, `"owner":"cluster/lab"`} {
+		if !strings.Contains(string(pins), want) {
+			t.Errorf("pins lack %s: %s", want, pins)
+		}
+	}
+	st, err := mar.FetchStats(ctx, l.mar.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(blobs) < 50 {
+		t.Fatalf("only %d distinct blobs pulled", len(blobs))
+	}
+	for d := range blobs {
+		if n := st.Fetches(d); n != 1 {
+			t.Errorf("blob %s fetched from the emulator %d times, want 1", d, n)
+		}
+	}
+	cancel()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("lab shutdown: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("lab did not stop")
+	}
+}
+
+// The README's `make run` uses the default ./data: a relative directory is
+// resolved where the user typed it, the lab starts, and a second start on
+// the same directory finds its state.
+func TestLabRelativeDir(t *testing.T) {
+	t.Chdir(t.TempDir())
+	for round := range 2 {
+		ctx, cancel := context.WithCancel(context.Background())
+		l, err := Start(ctx, Options{
+			Dir: "./data", Listen: "127.0.0.1:0", MarListen: "127.0.0.1:0",
+			Scale: catalog.ScaleSmall, Seed: 1, LogLevel: zapcore.ErrorLevel,
+		}, io.Discard)
+		if err != nil {
+			cancel()
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if !strings.HasPrefix(l.certsDir(), "/") || !strings.Contains(l.hosts, "aks-managed-repository") {
+			t.Errorf("round %d: certs dir %q, hosts.toml %q", round, l.certsDir(), l.hosts)
+		}
+		served := make(chan error, 1)
+		go func() { served <- l.Serve(ctx) }()
+		select {
+		case <-l.srv.Ready():
+		case err := <-served:
+			t.Fatalf("round %d: lab stopped: %v", round, err)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("round %d: lab never became ready", round)
+		}
+		cancel()
+		if err := <-served; err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+	}
+}

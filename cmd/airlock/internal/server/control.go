@@ -1,0 +1,169 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/airlock/airlock/cache/meta/badgermeta"
+	"github.com/airlock/airlock/cmd/airlock/internal/config"
+	"github.com/airlock/airlock/deploy"
+	"github.com/airlock/airlock/deploy/adminapi"
+	"github.com/airlock/airlock/deploy/badgerstore"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// control is the control module inside serve: its state in
+// <storage>/control, the service bound to this process's engine, the admin
+// API (mounted at /admin/) and the reconcile loop.
+type control struct {
+	store    *badgerstore.Store
+	svc      *deploy.Service
+	api      http.Handler
+	interval time.Duration
+	// followListener: no control.advertise, so the private endpoint
+	// address is wherever the listener ends up.
+	followListener bool
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// controlBinding is the binding serve uses: the configured registry, at
+// the advertised (or listen) address, with the file's rules as the base.
+func controlBinding(cfg *config.Config) (deploy.Binding, error) {
+	set, err := cfg.RuleSet()
+	if err != nil {
+		return deploy.Binding{}, err
+	}
+	creds, err := credentialSets(cfg)
+	if err != nil {
+		return deploy.Binding{}, err
+	}
+	addr, scheme, err := cfg.Control.Endpoint(cfg.Listen)
+	if err != nil {
+		return deploy.Binding{}, err
+	}
+	return deploy.Binding{
+		Registry: cfg.Control.RegistryName(), Region: cfg.Control.RegionName(), Address: addr, Scheme: scheme,
+		BaseRules: set.Rules(), BaseCredentials: creds,
+	}, nil
+}
+
+// openControl opens the control state and binds it to the engine (rs), the
+// index (repos) and the collector (pins: clusters' bootstrap images are
+// never evicted), serving the bound registry's rules at once.
+func openControl(cfg *config.Config, log *zap.Logger, rs deploy.RuleSetter, repos deploy.RepoLister, pins deploy.Pinner, reg prometheus.Registerer) (*control, error) {
+	b, err := controlBinding(cfg)
+	if err != nil {
+		return nil, err
+	}
+	b.Rules, b.Repos, b.Pins = rs, repos, pins
+	store, err := badgerstore.Open(filepath.Join(cfg.Storage.Dir, "control"), log, badgerstore.Options{})
+	if err != nil {
+		return nil, err
+	}
+	svc, err := deploy.New(context.Background(), store, b, log, reg)
+	if err != nil {
+		store.Close()
+		if errors.Is(err, deploy.ErrInvalid) || errors.Is(err, deploy.ErrConflict) {
+			// The file's rules conflict with the stored ones.
+			return nil, &config.Error{Msg: "control: " + err.Error()}
+		}
+		return nil, err
+	}
+	if host, _, _ := net.SplitHostPort(b.Address); host == "" || net.ParseIP(host).IsUnspecified() {
+		log.Warn("control.advertise is not set: nodes cannot reach the private endpoint at the listen address",
+			zap.String("address", b.Address), zap.String("registry", b.Registry))
+	}
+	return &control{
+		store: store, svc: svc, api: adminapi.New(svc, log), interval: cfg.Control.Interval(),
+		followListener: cfg.Control.Advertise == "",
+	}, nil
+}
+
+// Control is the control module of a server built by newServer: the Go
+// API (CreateCluster, NodeConfig, ...) for in-process callers such as the
+// lab. Without control.advertise, the served registry's private endpoint
+// is the listener's address.
+func (s *Server) Control() *deploy.Service {
+	if s.ctl.followListener {
+		s.ctl.svc.SetAddress(s.Addr())
+	}
+	return s.ctl.svc
+}
+
+// ServeHTTP serves the admin API.
+func (c *control) ServeHTTP(w http.ResponseWriter, r *http.Request) { c.api.ServeHTTP(w, r) }
+
+// start runs the reconcile loop until ctx ends or Close; addr is the
+// listener's address.
+func (c *control) start(ctx context.Context, addr string) {
+	if c.followListener {
+		c.svc.SetAddress(addr)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	c.mu.Lock()
+	c.cancel, c.done = cancel, done
+	c.mu.Unlock()
+	go func() {
+		defer close(done)
+		c.svc.Run(ctx, c.interval)
+	}()
+}
+
+// Close stops the loop and closes the state.
+func (c *control) Close() error {
+	c.mu.Lock()
+	cancel, done := c.cancel, c.done
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+	return c.store.Close()
+}
+
+// OpenLocal opens a stopped server's control state in this process, for
+// the CLI's --config/--dir mode. Pushed repositories are read from the
+// index when there is one.
+func OpenLocal(ctx context.Context, cfg *config.Config, log *zap.Logger) (*adminapi.Client, func(), error) {
+	b, err := controlBinding(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	var index *badgermeta.Index
+	if _, err := os.Stat(filepath.Join(cfg.Storage.Dir, "meta")); err == nil {
+		if index, err = badgermeta.Open(filepath.Join(cfg.Storage.Dir, "meta"), log, badgermeta.Options{}); err != nil {
+			return nil, nil, errors.New("cache index in use: " + err.Error() + " (is airlock serve running? use --server)")
+		}
+		b.Repos = index
+	}
+	store, err := badgerstore.Open(filepath.Join(cfg.Storage.Dir, "control"), log, badgerstore.Options{})
+	if err != nil {
+		if index != nil {
+			index.Close()
+		}
+		return nil, nil, err
+	}
+	closeAll := func() {
+		store.Close()
+		if index != nil {
+			index.Close()
+		}
+	}
+	svc, err := deploy.New(ctx, store, b, log, nil)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	return adminapi.Local(adminapi.New(svc, log)), closeAll, nil
+}

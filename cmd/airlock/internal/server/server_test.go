@@ -1,0 +1,65 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/airlock/airlock/cmd/airlock/internal/config"
+	"github.com/airlock/airlock/deploy"
+	"github.com/airlock/airlock/rules"
+	"go.uber.org/zap"
+)
+
+func serveConfig(addr, dir, upstreamURL, extra string) string {
+	return fmt.Sprintf("listen: %s\nstorage:\n  dir: %s\nupstreams:\n  - host: mcr.microsoft.com\n    endpoint: %s\nlog:\n  level: warn\n%s", addr, dir, upstreamURL, extra)
+}
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "airlock.yaml")
+	writeFile(t, p, body)
+	return p
+}
+
+func writeFile(t *testing.T, p, body string) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The Go API the lab uses: a server's control module creates a
+// network-isolated cluster whose managed registry is this server, and
+// writes the node's files pointing at its listener.
+func TestServerControlGoAPI(t *testing.T) {
+	t.Parallel()
+	cfg := &config.Config{Listen: "127.0.0.1:0", Storage: config.Storage{Dir: t.TempDir()}, Log: config.Log{Level: "warn", Format: "json"},
+		Rules: []rules.Rule{{Name: "aks-managed-mcr", Source: "mcr.microsoft.com/*", Target: "aks-managed-repository/*"}}}
+	if err := cfg.Validate(); err != nil { // built without Parse, as the lab does
+		t.Fatal(err)
+	}
+	srv, err := New(cfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ctx := context.Background()
+	c, err := srv.Control().CreateCluster(ctx, deploy.ClusterSpec{Name: "lab", NetworkIsolated: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.BootstrapRegistry; r == nil || r.Name != "airlockbootstrap" || !r.Served || r.Endpoint != "http://"+srv.Addr() {
+		t.Fatalf("bootstrap registry %+v", c.BootstrapRegistry)
+	}
+	nc, err := srv.Control().NodeConfig(ctx, "lab", deploy.NodeConfigOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := deploy.HostsTOML("http", srv.Addr(), "", ""); nc.Files[0].Content != want || !strings.Contains(want, srv.Addr()+"/v2/aks-managed-repository") {
+		t.Fatalf("hosts.toml:\n%s", nc.Files[0].Content)
+	}
+}

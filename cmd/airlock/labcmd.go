@@ -1,0 +1,48 @@
+package main
+
+import (
+	"github.com/airlock/airlock/cmd/airlock/internal/lab"
+	"github.com/airlock/airlock/upstream/mar/catalog"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap/zapcore"
+)
+
+func labCmd() *cobra.Command {
+	var o lab.Options
+	var scale, level string
+	cmd := &cobra.Command{
+		Use:   "lab",
+		Short: "Run the MAR emulator and airlock in front of it (make run)",
+		Long: `Start the whole product on this machine, in one process: the MAR emulator
+(upstream, mcr.microsoft.com) and airlock serving the aks-managed-mcr cache
+rule in front of it, as the AKS-managed registry of a network-isolated cluster
+"lab". Prints the registry address, a containerd hosts.toml and commands to
+pull through it. State stays in --dir; Ctrl-C stops everything cleanly.`,
+		Example: `  airlock lab
+  # 647 MiB of full-size layers, generated once into ./data/mar-catalog
+  airlock lab --dir ./data --scale full
+  # other ports
+  airlock lab --listen 127.0.0.1:5050 --mar-listen 127.0.0.1:6060`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Scale = catalog.Scale(scale)
+			if o.Scale != catalog.ScaleSmall && o.Scale != catalog.ScaleFull {
+				return usagef("--scale %q: want small or full", scale)
+			}
+			lvl, err := zapcore.ParseLevel(level)
+			if err != nil {
+				return usagef("--log-level: %v", err)
+			}
+			o.LogLevel = lvl
+			return lab.Run(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.Dir, "dir", "./data", "state `directory` (airlock store, control state, generated catalog, node config)")
+	fs.StringVar(&o.Listen, "listen", "127.0.0.1:5000", "airlock registry `address`")
+	fs.StringVar(&o.MarListen, "mar-listen", "127.0.0.1:6000", "MAR emulator `address`")
+	fs.StringVar(&scale, "scale", string(catalog.ScaleSmall), "catalog layer sizes: small or full")
+	fs.Uint64Var(&o.Seed, "seed", 1, "catalog content seed")
+	fs.StringVar(&level, "log-level", "warn", "debug, info, warn or error")
+	return cmd
+}

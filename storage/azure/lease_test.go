@@ -1,0 +1,202 @@
+package azure
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+// leased creates the blob name in a fresh container: leases need a blob.
+func leased(t *testing.T, e *env, name string) *Container {
+	t.Helper()
+	c := e.open(t)
+	if _, err := c.Put(context.Background(), name, []byte("record"), Cond{}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestLeaseDurationChecked(t *testing.T) {
+	t.Parallel()
+	for _, d := range []time.Duration{0, 14 * time.Second, 61 * time.Second, 15500 * time.Millisecond} {
+		if _, err := checkDuration(d); err == nil {
+			t.Errorf("duration %s accepted", d)
+		}
+	}
+	for _, d := range []time.Duration{MinLease, MaxLease, Infinite} {
+		if _, err := checkDuration(d); err != nil {
+			t.Errorf("duration %s: %v", d, err)
+		}
+	}
+}
+
+func testLeaseOneWinner(t *testing.T, e *env) {
+	ctx := context.Background()
+	c := leased(t, e, "fill")
+	if _, err := c.AcquireLease(ctx, "absent", MinLease); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("lease of a missing blob: %v", err)
+	}
+	const n = 8
+	var wg sync.WaitGroup
+	won := make(chan *Lease, n)
+	lost := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			l, err := c.AcquireLease(ctx, "fill", MinLease)
+			if err != nil {
+				lost <- err
+				return
+			}
+			won <- l
+		})
+	}
+	wg.Wait()
+	close(won)
+	close(lost)
+	if len(won) != 1 {
+		t.Fatalf("%d acquirers won, want exactly 1", len(won))
+	}
+	for err := range lost {
+		if !errors.Is(err, ErrLeaseConflict) {
+			t.Fatalf("a losing acquirer got %v, want ErrLeaseConflict", err)
+		}
+	}
+	l := <-won
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Released: the next acquirer gets it at once.
+	if _, err := c.AcquireLease(ctx, "fill", MinLease); err != nil {
+		t.Fatalf("acquire after release: %v", err)
+	}
+}
+
+func testLeaseFences(t *testing.T, e *env) {
+	ctx := context.Background()
+	c := leased(t, e, "fill")
+	l, err := c.AcquireLease(ctx, "fill", MaxLease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Put(ctx, "fill", []byte("no lease"), Cond{}); !errors.Is(err, ErrLeaseConflict) {
+		t.Fatalf("write without the lease: %v, want ErrLeaseConflict", err)
+	}
+	if _, err := c.Put(ctx, "fill", []byte("wrong"), Cond{LeaseID: "00000000-0000-0000-0000-000000000001"}); !errors.Is(err, ErrLeaseConflict) {
+		t.Fatalf("write with another lease ID: %v, want ErrLeaseConflict", err)
+	}
+	if err := c.Delete(ctx, "fill", Cond{}); !errors.Is(err, ErrLeaseConflict) {
+		t.Fatalf("delete without the lease: %v, want ErrLeaseConflict", err)
+	}
+	if _, err := c.Put(ctx, "fill", []byte("holder"), l.Cond()); err != nil {
+		t.Fatalf("holder's write: %v", err)
+	}
+	// The write kept the lease: a competitor still cannot take it.
+	if _, err := c.AcquireLease(ctx, "fill", MinLease); !errors.Is(err, ErrLeaseConflict) {
+		t.Fatalf("acquire after the holder wrote: %v", err)
+	}
+	// A handle made from the ID alone (a restarted holder) can release it.
+	h, err := c.Lease("fill", l.ID(), MaxLease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b, _, err := c.Get(ctx, "fill"); err != nil || string(b) != "holder" {
+		t.Fatalf("record: %q %v", b, err)
+	}
+}
+
+func testLeaseBreak(t *testing.T, e *env) {
+	ctx := context.Background()
+	c := leased(t, e, "fill")
+	old, err := c.AcquireLease(ctx, "fill", MaxLease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, err := c.BreakLease(ctx, "fill", 0)
+	if err != nil || left != 0 {
+		t.Fatalf("break: %s %v", left, err)
+	}
+	l, err := c.AcquireLease(ctx, "fill", MinLease)
+	if err != nil {
+		t.Fatalf("acquire after break: %v", err)
+	}
+	if _, err := c.Put(ctx, "fill", []byte("stale"), old.Cond()); !errors.Is(err, ErrLeaseConflict) {
+		t.Fatalf("the broken holder's write: %v, want ErrLeaseConflict", err)
+	}
+	if err := old.Renew(ctx); !errors.Is(err, ErrLeaseConflict) {
+		t.Fatalf("the broken holder's renew: %v, want ErrLeaseConflict", err)
+	}
+	if _, err := c.Put(ctx, "fill", []byte("new"), l.Cond()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testLeaseExpiry waits out the shortest lease the service grants (15 s);
+// it runs in parallel with testLeaseKeep.
+func testLeaseExpiry(t *testing.T, e *env) {
+	ctx := context.Background()
+	c := leased(t, e, "fill")
+	old, err := c.AcquireLease(ctx, "fill", MinLease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AcquireLease(ctx, "fill", MinLease); !errors.Is(err, ErrLeaseConflict) {
+		t.Fatalf("acquire while held: %v", err)
+	}
+	time.Sleep(MinLease + 500*time.Millisecond)
+	l, err := c.AcquireLease(ctx, "fill", MinLease)
+	if err != nil {
+		t.Fatalf("acquire after expiry: %v", err)
+	}
+	// The stalled ex-holder is fenced off: its write, renewal and release
+	// all fail.
+	if _, err := c.Put(ctx, "fill", []byte("stale"), old.Cond()); !errors.Is(err, ErrLeaseConflict) {
+		t.Fatalf("the ex-holder's write: %v, want ErrLeaseConflict", err)
+	}
+	if err := old.Renew(ctx); !errors.Is(err, ErrLeaseConflict) {
+		t.Fatalf("the ex-holder's renew: %v, want ErrLeaseConflict", err)
+	}
+	if _, err := c.Put(ctx, "fill", []byte("new holder"), l.Cond()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testLeaseKeep: a holder that renews keeps the lease past its first
+// expiry, and Keep reports the loss once someone breaks it.
+func testLeaseKeep(t *testing.T, e *env) {
+	ctx := context.Background()
+	c := leased(t, e, "fill")
+	l, err := c.AcquireLease(ctx, "fill", MinLease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kctx, cancel := context.WithCancel(ctx)
+	kept := make(chan error, 1)
+	go func() { kept <- l.Keep(kctx, 2*time.Second) }()
+	time.Sleep(MinLease + time.Second)
+	if _, err := c.AcquireLease(ctx, "fill", MinLease); !errors.Is(err, ErrLeaseConflict) {
+		cancel()
+		t.Fatalf("acquire while the holder renews: %v, want ErrLeaseConflict", err)
+	}
+	if _, err := c.Put(ctx, "fill", []byte("still mine"), l.Cond()); err != nil {
+		cancel()
+		t.Fatalf("the renewing holder's write: %v", err)
+	}
+	if _, err := c.BreakLease(ctx, "fill", 0); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	select {
+	case err := <-kept:
+		if !errors.Is(err, ErrLeaseLost) {
+			t.Fatalf("Keep after a break: %v, want ErrLeaseLost", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Keep did not notice the broken lease")
+	}
+	cancel()
+}
