@@ -92,6 +92,7 @@ func TestAzurite(t *testing.T) {
 	t.Run("ClaimOneWinner", func(t *testing.T) { t.Parallel(); testClaimOneWinner(t, e) })
 	t.Run("ClaimHolderDead", func(t *testing.T) { t.Parallel(); testClaimHolderDead(t, e) })
 	t.Run("ClaimRestartedHolder", func(t *testing.T) { t.Parallel(); testClaimRestartedHolder(t, e) })
+	t.Run("ThreeNodes", func(t *testing.T) { t.Parallel(); testThreeNodes(t, e) })
 	t.Run("ClaimUnnamedHolder", func(t *testing.T) { t.Parallel(); testClaimUnnamedHolder(t, e) })
 	// The two that wait out a lease run beside each other.
 	t.Run("ClaimStalledHolder", func(t *testing.T) { t.Parallel(); testClaimStalledHolder(t, e) })
