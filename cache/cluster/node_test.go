@@ -30,7 +30,7 @@ func startNode(t *testing.T, e *azEnv, container string, ln net.Listener, peers 
 	self := ln.Addr().String()
 	n, err := NewNode(context.Background(), Config{Self: self, Peers: peers}, e.open(t, container),
 		zaptest.NewLogger(t).Named(self), prometheus.NewRegistry(),
-		WithMembershipOptions(WithProbeInterval(200*time.Millisecond)))
+		WithMembershipOptions(WithProbeInterval(500*time.Millisecond)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func sees(ns []*liveNode, want ...string) func() bool {
-	slices.Sort(want)
+	want = slices.Sorted(slices.Values(want))
 	return func() bool {
 		for _, n := range ns {
 			if !slices.Equal(n.Members.Live(), want) {
@@ -89,20 +89,34 @@ func sees(ns []*liveNode, want ...string) func() bool {
 	}
 }
 
-// agreeOwners checks the replicas agree on the owner of every key and
-// returns the owners.
-func agreeOwners(t *testing.T, ns []*liveNode, ks []string) []string {
-	t.Helper()
+// agreed returns the owner of every key if the replicas agree on all.
+func agreed(ns []*liveNode, ks []string) ([]string, bool) {
 	first := make([]string, len(ks))
 	for i, k := range ks {
 		first[i] = ns[0].Members.Owner(k)
 		for _, n := range ns[1:] {
-			if o := n.Members.Owner(k); o != first[i] {
-				t.Fatalf("replicas disagree on %s: %s and %s", k, first[i], o)
+			if n.Members.Owner(k) != first[i] {
+				return nil, false
 			}
 		}
 	}
-	return first
+	return first, true
+}
+
+// settled waits until every replica of ns sees exactly want live and all
+// agree on the owners of ks, and returns the owners.
+func settled(t *testing.T, what string, ns []*liveNode, ks []string, want ...string) []string {
+	t.Helper()
+	var out []string
+	eventually(t, what, func() bool {
+		if !sees(ns, want...)() {
+			return false
+		}
+		o, ok := agreed(ns, ks)
+		out = o
+		return ok
+	})
+	return out
 }
 
 // Three replicas on one store find each other with the key they share,
@@ -124,9 +138,8 @@ func testThreeNodes(t *testing.T, e *azEnv) {
 	for _, ln := range lns {
 		ns = append(ns, startNode(t, e, container, ln, peers))
 	}
-	eventually(t, "every replica sees all three live", sees(ns, peers...))
 	ks := keys()[:1000]
-	before := agreeOwners(t, ns, ks)
+	before := settled(t, "every replica sees all three live", ns, ks, peers...)
 
 	// Replica 0 relays a key replica 1 owns from it.
 	i := slices.Index(before, peers[1])
@@ -142,15 +155,16 @@ func testThreeNodes(t *testing.T, e *azEnv) {
 
 	// Replica 2 goes away: a relay to it is refused and marks it down at
 	// once; replica 1 finds out by its probes. Its keys move, only them.
+	events, unsubscribe := ns[0].Members.Subscribe(16)
+	defer unsubscribe()
 	ns[2].stop()
 	if _, err := ns[0].Client.Relay(t.Context(), peers[2], http.MethodGet, "/v2/a/blobs/"+ks[0], 0); !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("relay to a stopped replica: %v", err)
 	}
-	if ns[0].Members.IsLive(peers[2]) {
+	if !slices.Contains(drain(events), Event{Peer: peers[2], Kind: Down, Reason: "unreachable"}) {
 		t.Fatal("a refused relay did not mark the replica down")
 	}
-	eventually(t, "the two left see each other only", sees(ns[:2], peers[:2]...))
-	after := agreeOwners(t, ns[:2], ks)
+	after := settled(t, "the two left see each other only", ns[:2], ks, peers[:2]...)
 	for j := range ks {
 		if after[j] != before[j] && before[j] != peers[2] {
 			t.Fatalf("key %s moved from %s, which stayed", ks[j], before[j])
@@ -163,8 +177,7 @@ func testThreeNodes(t *testing.T, e *azEnv) {
 		t.Fatal(err)
 	}
 	ns[2] = startNode(t, e, container, ln, peers)
-	eventually(t, "all three live again", sees(ns, peers...))
-	if back := agreeOwners(t, ns, ks); !slices.Equal(back, before) {
+	if back := settled(t, "all three live again", ns, ks, peers...); !slices.Equal(back, before) {
 		t.Fatal("owners differ from before the replica left")
 	}
 }
