@@ -215,6 +215,9 @@ func testClaimOneWinner(t *testing.T, e *azEnv) {
 		if err := winner.Release(ctx); err != nil {
 			t.Fatalf("second Release: %v", err)
 		}
+		if err := winner.Progress(ctx, 11); !errors.Is(err, ErrReleased) {
+			t.Fatalf("Progress after Release: %v", err)
+		}
 		// Released: the record is gone and the next miss claims afresh.
 		if _, _, err := rs[0].c.Get(ctx, FillName(d)); !errors.Is(err, azure.ErrNotFound) {
 			t.Fatalf("record after release: %v", err)

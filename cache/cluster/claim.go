@@ -11,6 +11,9 @@ import (
 	"go.uber.org/zap"
 )
 
+// ErrReleased means a claim was used after Release.
+var ErrReleased = errors.New("cluster: fill claim released")
+
 // Claim is this replica's hold on a fill record: while it lasts, this
 // replica alone fills the blob. Its lease is renewed in the background
 // until Release or until it is lost.
@@ -87,9 +90,13 @@ func (c *Claim) Err() error {
 // Progress records that the first verified bytes are stored, under the
 // lease: it is also the fence to pass right before publishing the blob.
 // Errors wrap azure.ErrLeaseConflict (and the claim is lost) when another
-// replica holds the record now.
+// replica holds the record now, ErrReleased after Release.
 func (c *Claim) Progress(ctx context.Context, verified int64) error {
 	c.mu.Lock()
+	if c.released {
+		c.mu.Unlock()
+		return fmt.Errorf("cluster: fill progress of %s: %w", c.d, ErrReleased)
+	}
 	rec := c.rec
 	rec.Verified = verified
 	c.mu.Unlock()
