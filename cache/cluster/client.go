@@ -163,7 +163,11 @@ func (c *Client) Ping(ctx context.Context, peer string) error {
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
-	if resp.StatusCode != http.StatusOK {
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusUnauthorized:
+		return fmt.Errorf("cluster: ping %s: %s: it refused our signature (another peer key, or clocks more than %s apart)", peer, resp.Status, MaxSkew)
+	default:
 		return fmt.Errorf("cluster: ping %s: %s", peer, resp.Status)
 	}
 	if got := resp.Header.Get(HeaderPeer); got != peer {

@@ -157,6 +157,15 @@ func TestPingChecksName(t *testing.T) {
 	if err := c.Ping(t.Context(), srv.Listener.Addr().String()); err == nil || !strings.Contains(err.Error(), "10.0.0.99:5000") {
 		t.Fatalf("ping of a misnamed replica: %v", err)
 	}
+	// A replica with another key refuses the probe: it is not a peer.
+	stranger, err := NewClient(mustCred(t, 2), a, &downs{}, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stranger.CloseIdleConnections()
+	if err := stranger.Ping(t.Context(), srv.Listener.Addr().String()); err == nil || !strings.Contains(err.Error(), "another peer key") {
+		t.Fatalf("ping with another key: %v", err)
+	}
 }
 
 func TestClientTimeouts(t *testing.T) {
