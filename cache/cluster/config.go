@@ -55,8 +55,8 @@ func (c Config) Validate() error {
 	if !c.Enabled() {
 		return nil
 	}
-	if d := c.Lease(); d < azure.MinLease || d > azure.MaxLease || d%time.Second != 0 {
-		return fmt.Errorf("cluster.leaseDuration %s: want whole seconds from %s to %s (Azure's lease limits)", d, azure.MinLease, azure.MaxLease)
+	if err := validLease(c.Lease()); err != nil {
+		return fmt.Errorf("cluster.leaseDuration %w", err)
 	}
 	if c.Self == "" {
 		return errors.New("cluster.self is required: the host:port peers reach this replica at")
@@ -94,6 +94,14 @@ func (c Config) Validate() error {
 	}
 	if !seen[self] {
 		return fmt.Errorf("cluster.self %q is not in cluster.peers: every replica lists the same peers, itself included, so that all agree on who owns what", c.Self)
+	}
+	return nil
+}
+
+// validLease checks a fill record's lease against Azure's limits.
+func validLease(d time.Duration) error {
+	if d < azure.MinLease || d > azure.MaxLease || d%time.Second != 0 {
+		return fmt.Errorf("%s: want whole seconds from %s to %s (Azure's lease limits)", d, azure.MinLease, azure.MaxLease)
 	}
 	return nil
 }

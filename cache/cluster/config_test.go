@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/internal/units"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -45,6 +47,9 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if got := (Config{Self: "r1:5000"}).Lease(); got != DefaultLeaseDuration {
 		t.Errorf("default lease %s", got)
+	}
+	if _, err := NewFills(nil, a, &liveSet{}, 10*time.Second, zap.NewNop(), prometheus.NewRegistry()); err == nil {
+		t.Error("NewFills took a 10 s lease")
 	}
 }
 

@@ -65,8 +65,8 @@ type Fills struct {
 // NewFills returns the fill records of replica self in c, with leases of
 // dur (15 s to 60 s), judging holders by live.
 func NewFills(c *azure.Container, self string, live Liveness, dur time.Duration, log *zap.Logger, reg prometheus.Registerer) (*Fills, error) {
-	if dur < azure.MinLease || dur > azure.MaxLease || dur%time.Second != 0 {
-		return nil, fmt.Errorf("cluster: fill lease %s: want whole seconds from %s to %s", dur, azure.MinLease, azure.MaxLease)
+	if err := validLease(dur); err != nil {
+		return nil, fmt.Errorf("cluster: fill lease %w", err)
 	}
 	f := &Fills{
 		c: c, self: self, instance: rand.Text()[:16], live: live, dur: dur, log: log,
@@ -134,7 +134,7 @@ func (f *Fills) ClaimFill(ctx context.Context, d digest.Digest) (*Claim, string,
 			return nil, "", fmt.Errorf("cluster: claim fill %s: %w", d, err)
 		}
 		switch state {
-		case lease.StateTypeAvailable, lease.StateTypeExpired, lease.StateTypeBroken:
+		case lease.StateTypeAvailable, lease.StateTypeExpired, lease.StateTypeBroken, "":
 			c, err := f.acquire(ctx, d, name, etag, rec)
 			if err == nil || !errors.Is(err, errRace) {
 				return c, "", err
@@ -229,7 +229,10 @@ func (f *Fills) acquire(ctx context.Context, d digest.Digest, name string, etag 
 	}
 	rec := FillRecord{Holder: f.self, Instance: f.instance, Started: time.Now().UTC()}
 	if _, err := f.c.Put(ctx, name, mustJSON(rec), l.Cond()); err != nil {
-		return nil, race(err) // broken under us already
+		// Broken under us already, or the store failed: let go at once
+		// rather than make others wait out a lease nobody renews.
+		l.Release(context.WithoutCancel(ctx))
+		return nil, race(err)
 	}
 	c := newClaim(ctx, f, d, l, rec)
 	f.acquired.Inc()
