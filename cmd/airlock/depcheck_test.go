@@ -51,6 +51,10 @@ func TestDependencyDirection(t *testing.T) {
 		// the local ingest file it shares with fsstore).
 		{"storage/azure", nil},
 		{"cache/content/azstore", []string{"cache/content", "cache/content/internal/blobfile", "storage/azure"}},
+		// What replicas need among themselves (membership, ownership, the
+		// peer credential, the peer HTTP surface, fill records) knows the
+		// container client and nothing of the engine or the registry.
+		{"cache/cluster", []string{"storage/azure"}},
 		// The control module reaches the data plane only through rules and
 		// the engine's SetRules (RuleSetter); never cache internals.
 		{"deploy", []string{"deploy/aks", "rules", "upstream"}},
