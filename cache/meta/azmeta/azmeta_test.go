@@ -1,0 +1,67 @@
+package azmeta_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"testing"
+	"time"
+
+	"github.com/airlock/airlock/cache/meta/azmeta"
+	"github.com/airlock/airlock/cache/meta/metatest"
+	"github.com/airlock/airlock/internal/azuritetest"
+	"github.com/airlock/airlock/storage/azure"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// The SDK's shared HTTP client keeps idle connections to Azurite.
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+	)
+}
+
+// testSettle is the settle time of the tests' indexes: long enough for a
+// write to Azurite on a busy machine, short enough to keep the suite fast.
+const testSettle = 300 * time.Millisecond
+
+// container returns a new, empty container on srv, reached through the
+// options given.
+func container(t *testing.T, srv *azuritetest.Server, opts ...azure.Option) *azure.Container {
+	t.Helper()
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	ctr, err := azure.Open(context.Background(), azure.Config{
+		ServiceURL: srv.ServiceURL, AccountName: srv.AccountName, AccountKey: srv.AccountKey,
+		Container: "m" + hex.EncodeToString(rnd[:]),
+	}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctr
+}
+
+// open returns an index on ctr with the tests' settle time; reg may be
+// nil.
+func open(t *testing.T, ctr *azure.Container, reg prometheus.Registerer, opts ...azmeta.Option) *azmeta.Index {
+	t.Helper()
+	x, err := azmeta.New(context.Background(), ctr, zap.NewNop(), reg, append([]azmeta.Option{azmeta.WithSettle(testSettle)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+// The shared suite, each subtest on its own container of one Azurite.
+func TestSuite(t *testing.T) {
+	t.Parallel()
+	srv := azuritetest.Start(t)
+	metatest.Run(t, func(t *testing.T) metatest.Open {
+		ctr := container(t, srv)
+		return func(t *testing.T) metatest.Index { return open(t, ctr, prometheus.NewRegistry()) }
+	})
+}
