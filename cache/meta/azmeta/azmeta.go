@@ -94,6 +94,11 @@ const (
 // service's minimum, so writers wait at most that long for a dead holder.
 const gateLease = azure.MinLease
 
+// gateKeep is how often the holder renews the gate's lease: often enough
+// that a holder whose lease was lost (broken by an operator, or expired
+// while renewals failed) learns it and stops fn within a few seconds.
+const gateKeep = 2 * time.Second
+
 // Index is the metadata index on an Azure Blob Storage container. It is
 // safe for concurrent use, by any number of replicas on one container.
 type Index struct {

@@ -35,9 +35,15 @@ func container(t *testing.T, srv *azuritetest.Server, opts ...azure.Option) *azu
 	t.Helper()
 	var rnd [6]byte
 	rand.Read(rnd[:])
+	return reopen(t, srv, "m"+hex.EncodeToString(rnd[:]), opts...)
+}
+
+// reopen returns the container name on srv (another replica's client of
+// it), reached through the options given.
+func reopen(t *testing.T, srv *azuritetest.Server, name string, opts ...azure.Option) *azure.Container {
+	t.Helper()
 	ctr, err := azure.Open(context.Background(), azure.Config{
-		ServiceURL: srv.ServiceURL, AccountName: srv.AccountName, AccountKey: srv.AccountKey,
-		Container: "m" + hex.EncodeToString(rnd[:]),
+		ServiceURL: srv.ServiceURL, AccountName: srv.AccountName, AccountKey: srv.AccountKey, Container: name,
 	}, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -56,12 +62,38 @@ func open(t *testing.T, ctr *azure.Container, reg prometheus.Registerer, opts ..
 	return x
 }
 
-// The shared suite, each subtest on its own container of one Azurite.
-func TestSuite(t *testing.T) {
+// TestAzurite runs everything that needs the service on one Azurite,
+// each subtest on its own container: the shared suite, two replicas on one
+// container, and what one replica does beyond the contract.
+func TestAzurite(t *testing.T) {
 	t.Parallel()
 	srv := azuritetest.Start(t)
-	metatest.Run(t, func(t *testing.T) metatest.Open {
-		ctr := container(t, srv)
-		return func(t *testing.T) metatest.Index { return open(t, ctr, prometheus.NewRegistry()) }
+	t.Run("Suite", func(t *testing.T) {
+		t.Parallel()
+		metatest.Run(t, func(t *testing.T) metatest.Open {
+			ctr := container(t, srv)
+			return func(t *testing.T) metatest.Index { return open(t, ctr, prometheus.NewRegistry()) }
+		})
 	})
+	for _, c := range []struct {
+		name string
+		run  func(t *testing.T, srv *azuritetest.Server)
+	}{
+		{"Replicas/SeeEachOthersWrites", testSeeEachOther},
+		{"Replicas/ConcurrentWritersOnBoth", testConcurrentReplicas},
+		{"Replicas/ExclusiveHoldsBackOtherReplicas", testExclusiveAcross},
+		{"Replicas/LinkStraddlingExclusive", testLinkStraddling},
+		{"Replicas/ExclusiveOneAtATime", testExclusiveOneAtATime},
+		{"Replicas/DeadHolder", testDeadHolder},
+		{"Replicas/ExclusiveLeaseLost", testLeaseLost},
+		{"ReadCache", testReadCache},
+		{"WalkReadsListings", testWalkReadsListings},
+		{"Uploads", testUploads},
+		{"Secrets", testSecrets},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			c.run(t, srv)
+		})
+	}
 }

@@ -158,7 +158,7 @@ func (x *Index) Exclusive(ctx context.Context, fn func(ctx context.Context) erro
 	keepCtx, stopKeep := context.WithCancel(ctx)
 	kept := make(chan error, 1)
 	go func() {
-		err := l.Keep(keepCtx, gateLease/3)
+		err := l.Keep(keepCtx, gateKeep)
 		if errors.Is(err, azure.ErrLeaseLost) {
 			cancel(err)
 		}

@@ -1,0 +1,117 @@
+package azmeta
+
+import (
+	"sync"
+	"testing"
+	"time"
+)
+
+// clock is a settable time for the cache's TTLs.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func TestReadCacheTTL(t *testing.T) {
+	t.Parallel()
+	clk := &clock{t: time.Unix(1000, 0)}
+	c := newReadCache(10, clk.now)
+	c.store("k", c.begin(), "v", false, time.Second)
+	c.store("gone", c.begin(), nil, true, time.Second)
+	if v, missing, ok := c.load("k"); !ok || missing || v != "v" {
+		t.Fatalf("load k: %v %v %v", v, missing, ok)
+	}
+	if _, missing, ok := c.load("gone"); !ok || !missing {
+		t.Fatalf("a cached NotFound: missing=%v ok=%v", missing, ok)
+	}
+	clk.add(time.Second)
+	if _, _, ok := c.load("k"); ok {
+		t.Fatal("served past its TTL")
+	}
+	if _, _, ok := c.load("gone"); ok {
+		t.Fatal("NotFound served past its TTL")
+	}
+	if c.len() != 0 {
+		t.Fatalf("%d expired entries kept", c.len())
+	}
+	c.store("zero", c.begin(), "v", false, 0)
+	if _, _, ok := c.load("zero"); ok {
+		t.Fatal("a TTL of 0 cached")
+	}
+}
+
+// A read that began before this replica's write ended never stores what
+// it read; one that began after does.
+func TestReadCacheWriteWins(t *testing.T) {
+	t.Parallel()
+	clk := &clock{t: time.Unix(1000, 0)}
+	c := newReadCache(10, clk.now)
+	c.store("k", c.begin(), "old", false, time.Hour)
+	before := c.begin() // a read in flight across the write
+	c.invalidate("k")
+	if _, _, ok := c.load("k"); ok {
+		t.Fatal("the value read before the write is served after it")
+	}
+	c.store("k", before, "old", false, time.Hour)
+	if _, _, ok := c.load("k"); ok {
+		t.Fatal("a read begun before the write stored its value")
+	}
+	after := c.begin()
+	c.store("k", after, "new", false, time.Hour)
+	if v, _, ok := c.load("k"); !ok || v != "new" {
+		t.Fatalf("a read begun after the write: %v %v", v, ok)
+	}
+	// A read that began before a later read stored does not overwrite it.
+	c.store("k", before, "old", false, time.Hour)
+	if v, _, _ := c.load("k"); v != "new" {
+		t.Fatalf("an older read replaced a newer one: %v", v)
+	}
+}
+
+// The cache holds at most max entries, least recently used out first; a
+// write's mark leaving raises the floor, so reads in flight across that
+// write still store nothing.
+func TestReadCacheBound(t *testing.T) {
+	t.Parallel()
+	clk := &clock{t: time.Unix(1000, 0)}
+	c := newReadCache(3, clk.now)
+	for _, k := range []string{"a", "b", "c"} {
+		c.store(k, c.begin(), k, false, time.Hour)
+	}
+	c.load("a") // b is now the least recently used
+	c.store("d", c.begin(), "d", false, time.Hour)
+	if _, _, ok := c.load("b"); ok {
+		t.Fatal("the least recently used entry stayed")
+	}
+	for _, k := range []string{"a", "c", "d"} {
+		if _, _, ok := c.load(k); !ok {
+			t.Fatalf("%s went", k)
+		}
+	}
+	before := c.begin()
+	c.invalidate("w")
+	clk.add(tombTTL) // the mark expires
+	c.load("w")
+	c.store("w", before, "stale", false, time.Hour)
+	if _, _, ok := c.load("w"); ok {
+		t.Fatal("a read begun before a write whose mark expired stored its value")
+	}
+	off := newReadCache(0, clk.now)
+	off.store("k", off.begin(), "v", false, time.Hour)
+	off.invalidate("k")
+	if _, _, ok := off.load("k"); ok || off.len() != 0 {
+		t.Fatal("a disabled cache holds entries")
+	}
+}
