@@ -19,8 +19,13 @@
 //
 // Writes are single requests, durable in Azure when they return. A tag,
 // manifest, blob link, pin or access time is written blind (the contract
-// says "replacing"); a repository record is created with If-None-Match: *
-// and upgraded to pushed with If-Match, retried on a conflict.
+// says "replacing": of two replicas flushing access times, the later
+// flush wins, each at most a flush interval old); a repository record is
+// created with If-None-Match: * and upgraded to pushed with If-Match,
+// retried on a conflict. A replica skips the create-only request for a
+// repository it recorded less than the mutable TTL ago under the same gate
+// ETag (repository records are dropped by Remove, which runs inside
+// Exclusive, and every section changes that ETag).
 //
 // # What a reader on another replica can see mid-way
 //
@@ -28,13 +33,13 @@
 // that no reader ever follows a link to something missing:
 //   - PutTag, PutManifest and LinkBlob record the repository first, then
 //     the manifest, then its tag. A reader may see the repository before
-//     its content, or the manifest before the tag moved to it; never the
-//     new tag without its manifest. A crash between leaves the manifest
-//     linked and untagged (as if DeleteTag had run), which eviction
-//     handles like any untagged manifest.
+//     its content, or the new manifest while the tag still points where
+//     it did; never the moved tag without its manifest. A crash in
+//     between leaves the manifest linked and the tag where it was.
 //   - RemoveManifest deletes the tags pointing at d (each If-Match the
 //     listing's ETag, so a tag moved meanwhile stays), then d. A reader may
-//     see some tags gone while d is still linked.
+//     see some tags gone while d is still linked, never a removed tag's
+//     record with d gone.
 //   - Remove deletes tags, then manifests (with their referrers and access
 //     times), then blob links, then an emptied cached repository's record
 //     (If-Match; re-created at once if a link arrived meanwhile).
@@ -42,19 +47,25 @@
 // # Exclusive
 //
 // Within one replica Exclusive is badgermeta's gate: linking writes wait.
-// Across replicas it holds a lease (15 s, renewed) on meta/exclusive and
-// rewrites that record, which changes its ETag. A linking write first
-// reads the gate (HEAD, reused for a quarter of the settle time), waits
-// while another replica holds the lease, then writes. The holder waits
-// the settle time (default 2 s) after taking the gate before fn runs, so a
-// link whose gate read was sent less than 3/4 of the settle time before
-// the link's last write returned is visible to fn's walks. A slower link
-// re-reads the gate: unchanged ETag, fine; changed, the write fails with
-// an error wrapping ErrLinkRaced (the link may stay, but the collector
-// may not have seen it: the caller must treat the write as failed, and a
-// client retry links again). The only assumption is that elapsed time runs
-// at the same rate on both machines. A dead holder's lease expires within
-// 15 s and writers go on.
+// Across replicas the section holds a lease on meta/exclusive (15 s,
+// renewed every 2 s; if it is lost, fn's context is cancelled and the
+// section fails) and rewrites that record, which changes its ETag. A
+// linking write first reads the gate (a HEAD, shared by the writes of a
+// quarter of the settle time), waits while another replica holds the
+// lease, then writes.
+//
+// The holder waits the settle time (WithSettle, default 2 s) after taking
+// the gate and before fn runs. A link whose gate read was sent at s and
+// found the gate free is applied before its last write returned at r;
+// the section's announcement came after that read was served, so fn's
+// walks start after s + settle. A link with r - s < 3/4 of the settle time
+// is therefore visible to fn; a slower one re-reads the gate: an unchanged
+// ETag means no section began since, a changed one fails the write with
+// ErrLinkRaced (the link may stay, but a collector may not have seen it:
+// the caller treats the write as failed, and a client's retry links
+// again). The only assumption is that elapsed time runs at the same rate
+// on both machines. A dead holder's lease expires within 15 s and writers
+// go on.
 //
 // # Read cache
 //
@@ -63,8 +74,8 @@
 // tags, repositories, referrers and every NotFound for WithMutableTTL
 // (default 1 s). That TTL is how long another replica's write may go
 // unseen here; this replica's own writes are seen at once. Concurrent
-// reads of one record share one request. Walks, listings and the reads
-// inside Exclusive ask Azure.
+// reads of one record share one request. Walks, listings, upload sessions
+// and the reads inside Exclusive ask Azure.
 package azmeta
 
 import (

@@ -16,14 +16,9 @@ import (
 	"go.uber.org/zap"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// The SDK's shared HTTP client keeps idle connections to Azurite.
-		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-	)
-}
+// No test may leave a goroutine behind: lease keepers, shared reads and
+// the SDK's connections (closed with Azurite) all end with their test.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // testSettle is the settle time of the tests' indexes: long enough for a
 // write to Azurite on a busy machine, short enough to keep the suite fast.
@@ -31,7 +26,7 @@ const testSettle = 300 * time.Millisecond
 
 // container returns a new, empty container on srv, reached through the
 // options given.
-func container(t *testing.T, srv *azuritetest.Server, opts ...azure.Option) *azure.Container {
+func container(t testing.TB, srv *azuritetest.Server, opts ...azure.Option) *azure.Container {
 	t.Helper()
 	var rnd [6]byte
 	rand.Read(rnd[:])
@@ -40,7 +35,7 @@ func container(t *testing.T, srv *azuritetest.Server, opts ...azure.Option) *azu
 
 // reopen returns the container name on srv (another replica's client of
 // it), reached through the options given.
-func reopen(t *testing.T, srv *azuritetest.Server, name string, opts ...azure.Option) *azure.Container {
+func reopen(t testing.TB, srv *azuritetest.Server, name string, opts ...azure.Option) *azure.Container {
 	t.Helper()
 	ctr, err := azure.Open(context.Background(), azure.Config{
 		ServiceURL: srv.ServiceURL, AccountName: srv.AccountName, AccountKey: srv.AccountKey, Container: name,
@@ -53,7 +48,7 @@ func reopen(t *testing.T, srv *azuritetest.Server, name string, opts ...azure.Op
 
 // open returns an index on ctr with the tests' settle time; reg may be
 // nil.
-func open(t *testing.T, ctr *azure.Container, reg prometheus.Registerer, opts ...azmeta.Option) *azmeta.Index {
+func open(t testing.TB, ctr *azure.Container, reg prometheus.Registerer, opts ...azmeta.Option) *azmeta.Index {
 	t.Helper()
 	x, err := azmeta.New(context.Background(), ctr, zap.NewNop(), reg, append([]azmeta.Option{azmeta.WithSettle(testSettle)}, opts...)...)
 	if err != nil {

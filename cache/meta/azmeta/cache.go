@@ -167,13 +167,13 @@ func read[T any](ctx context.Context, x *Index, kind, name string) (T, error) {
 		return rec, err
 	}
 	if v, missing, ok := x.cache.load(name); ok {
-		x.m.hits.WithLabelValues(kindLabel(kind)).Inc()
+		x.m.hit[kind].Inc()
 		if missing {
 			return zero, fmt.Errorf("azmeta: %s: %w", name, meta.ErrNotFound)
 		}
 		return v.(T), nil
 	}
-	x.m.misses.WithLabelValues(kindLabel(kind)).Inc()
+	x.m.miss[kind].Inc()
 	ch := x.flight.DoChan(name, func() (any, error) {
 		begun := x.cache.begin()
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readTimeout)

@@ -13,6 +13,9 @@ type metrics struct {
 	requests         *prometheus.CounterVec // op, result
 	hits, misses     *prometheus.CounterVec // kind
 	gateWaits, races prometheus.Counter
+	// hit and miss are hits and misses by kind of record, resolved once
+	// (a warm read is a map lookup, not a label hash).
+	hit, miss map[string]prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -37,6 +40,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "airlock_meta_gate_races_total",
 			Help: "Linking writes that failed because an exclusive section began on another replica while they were slow to commit.",
 		}),
+	}
+	m.hit, m.miss = map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
+	for _, k := range []string{kTag, kManifest, kBlob, kRepo, kReferrers} {
+		m.hit[k] = m.hits.WithLabelValues(kindLabel(k))
+		m.miss[k] = m.misses.WithLabelValues(kindLabel(k))
 	}
 	if reg == nil {
 		return m, nil
