@@ -85,6 +85,7 @@ func TestAzurite(t *testing.T) {
 		{"WalkReadsListings", testWalkReadsListings},
 		{"Uploads", testUploads},
 		{"Secrets", testSecrets},
+		{"LongNames", testLongNames},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

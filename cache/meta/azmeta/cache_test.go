@@ -1,33 +1,21 @@
 package azmeta
 
 import (
-	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
-// clock is a settable time for the cache's TTLs.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+// The cache's tests run in a synctest bubble: time.Sleep moves the clock
+// the TTLs are measured on, at once.
 
 func TestReadCacheTTL(t *testing.T) {
 	t.Parallel()
-	clk := &clock{t: time.Unix(1000, 0)}
-	c := newReadCache(10, clk.now)
+	synctest.Test(t, testReadCacheTTL)
+}
+
+func testReadCacheTTL(t *testing.T) {
+	c := newReadCache(10, time.Now)
 	c.store("k", c.begin(), "v", false, time.Second)
 	c.store("gone", c.begin(), nil, true, time.Second)
 	if v, missing, ok := c.load("k"); !ok || missing || v != "v" {
@@ -36,7 +24,7 @@ func TestReadCacheTTL(t *testing.T) {
 	if _, missing, ok := c.load("gone"); !ok || !missing {
 		t.Fatalf("a cached NotFound: missing=%v ok=%v", missing, ok)
 	}
-	clk.add(time.Second)
+	time.Sleep(time.Second)
 	if _, _, ok := c.load("k"); ok {
 		t.Fatal("served past its TTL")
 	}
@@ -56,8 +44,7 @@ func TestReadCacheTTL(t *testing.T) {
 // it read; one that began after does.
 func TestReadCacheWriteWins(t *testing.T) {
 	t.Parallel()
-	clk := &clock{t: time.Unix(1000, 0)}
-	c := newReadCache(10, clk.now)
+	c := newReadCache(10, time.Now)
 	c.store("k", c.begin(), "old", false, time.Hour)
 	before := c.begin() // a read in flight across the write
 	c.invalidate("k")
@@ -85,8 +72,11 @@ func TestReadCacheWriteWins(t *testing.T) {
 // write still store nothing.
 func TestReadCacheBound(t *testing.T) {
 	t.Parallel()
-	clk := &clock{t: time.Unix(1000, 0)}
-	c := newReadCache(3, clk.now)
+	synctest.Test(t, testReadCacheBound)
+}
+
+func testReadCacheBound(t *testing.T) {
+	c := newReadCache(3, time.Now)
 	for _, k := range []string{"a", "b", "c"} {
 		c.store(k, c.begin(), k, false, time.Hour)
 	}
@@ -102,13 +92,13 @@ func TestReadCacheBound(t *testing.T) {
 	}
 	before := c.begin()
 	c.invalidate("w")
-	clk.add(tombTTL) // the mark expires
+	time.Sleep(tombTTL) // the mark expires
 	c.load("w")
 	c.store("w", before, "stale", false, time.Hour)
 	if _, _, ok := c.load("w"); ok {
 		t.Fatal("a read begun before a write whose mark expired stored its value")
 	}
-	off := newReadCache(0, clk.now)
+	off := newReadCache(0, time.Now)
 	off.store("k", off.begin(), "v", false, time.Hour)
 	off.invalidate("k")
 	if _, _, ok := off.load("k"); ok || off.len() != 0 {

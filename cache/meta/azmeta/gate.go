@@ -199,7 +199,7 @@ func (x *Index) takeGate(ctx context.Context) (*azure.Lease, error) {
 			return l, nil
 		case errors.Is(err, azure.ErrNotFound):
 			_, err := x.put(ctx, gateName, gateRecord{}, azure.Cond{IfNoneMatch: azcore.ETagAny})
-			if err != nil && !errors.Is(err, azure.ErrExists) && !errors.Is(err, azure.ErrLeaseConflict) {
+			if err != nil && !errors.Is(err, azure.ErrExists) && !errors.Is(err, azure.ErrLeaseConflict) && !errors.Is(err, azure.ErrConditionNotMet) {
 				return nil, err
 			}
 			continue

@@ -6,6 +6,7 @@ import (
 	"encoding"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -234,5 +235,25 @@ func testSecrets(t *testing.T, srv *azuritetest.Server) {
 		if _, err := x.Secret(bg, name, create); err == nil {
 			t.Errorf("secret %q: no error", name)
 		}
+	}
+}
+
+// A name too long for the service is an error on write and NotFound on
+// read and delete, never a request the service refuses with a 400.
+func testLongNames(t *testing.T, srv *azuritetest.Server) {
+	reg := prometheus.NewRegistry()
+	x := open(t, container(t, srv), reg)
+	long := strings.Repeat("a/", 600)
+	if err := x.PutTag(bg, long, "v1", tagOf(dg("x"), meta.OriginCache)); err == nil {
+		t.Fatal("a tag of a repository named past the service's limit was written")
+	}
+	if _, err := x.Tag(bg, "r", long); !errors.Is(err, meta.ErrNotFound) {
+		t.Fatalf("reading it: %v, want NotFound", err)
+	}
+	if err := x.DeleteTag(bg, "r", long); !errors.Is(err, meta.ErrNotFound) {
+		t.Fatalf("deleting it: %v, want NotFound", err)
+	}
+	if n := promtest.Sum(t, reg, "airlock_meta_azure_requests_total", "result", "error"); n != 0 {
+		t.Fatalf("%v requests failed", n)
 	}
 }

@@ -40,9 +40,18 @@ func notFound(err error) error {
 	return err
 }
 
+// tooLong is the answer to a read or delete of a record whose name the
+// service could not hold: no such record can exist.
+func tooLong(name string) error {
+	return fmt.Errorf("azmeta: %.64s... (%d bytes): %w", name, len(name), meta.ErrNotFound)
+}
+
 // get reads the record blob name: its JSON and ETag. Errors wrap
 // meta.ErrNotFound if it does not exist.
 func (x *Index) get(ctx context.Context, name string) ([]byte, azcore.ETag, error) {
+	if len(name) > maxName {
+		return nil, "", tooLong(name)
+	}
 	b, p, err := x.ctr.Get(ctx, name)
 	x.m.request("get", err)
 	if err != nil {
@@ -100,6 +109,9 @@ func (x *Index) put(ctx context.Context, name string, v any, cond azure.Cond) (a
 // del deletes the record name under cond; errors wrap meta.ErrNotFound if
 // it does not exist.
 func (x *Index) del(ctx context.Context, name string, cond azure.Cond) error {
+	if len(name) > maxName {
+		return tooLong(name)
+	}
 	err := x.ctr.Delete(ctx, name, cond)
 	x.m.request("delete", err)
 	return notFound(err)

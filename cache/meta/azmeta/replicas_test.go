@@ -209,7 +209,7 @@ func testLinkStraddling(t *testing.T, srv *azuritetest.Server) {
 		settle, delay time.Duration
 		seen          bool
 	}{
-		{"CommitWithinSettle", 1500 * time.Millisecond, 100 * time.Millisecond, true},
+		{"CommitWithinSettle", 2 * time.Second, 100 * time.Millisecond, true},
 		{"CommitAfterSettle", 300 * time.Millisecond, 1500 * time.Millisecond, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
