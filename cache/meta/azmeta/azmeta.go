@@ -132,9 +132,10 @@ type Index struct {
 }
 
 var (
-	_ meta.Store = (*Index)(nil)
-	_ Uploads    = (*Index)(nil)
-	_ Secrets    = (*Index)(nil)
+	_ meta.Store   = (*Index)(nil)
+	_ Uploads      = (*Index)(nil)
+	_ UploadLister = (*Index)(nil)
+	_ Secrets      = (*Index)(nil)
 )
 
 // Option changes an Index's settings.

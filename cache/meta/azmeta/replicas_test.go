@@ -302,8 +302,11 @@ func testDeadHolder(t *testing.T, srv *azuritetest.Server) {
 // cancelled and returns an error wrapping azure.ErrLeaseLost.
 func testLeaseLost(t *testing.T, srv *azuritetest.Server) {
 	ctr := container(t, srv)
-	a := open(t, ctr, nil)
+	a := open(t, ctr, nil, azmeta.WithHolder("replica-a"))
 	err := a.Exclusive(bg, func(ctx context.Context) error {
+		if rec, _, err := ctr.Get(ctx, "meta/exclusive"); err != nil || !strings.Contains(string(rec), `"holder":"replica-a"`) {
+			return fmt.Errorf("the gate record names %s (%v), want the holder", rec, err)
+		}
 		if _, err := ctr.BreakLease(bg, "meta/exclusive", 0); err != nil {
 			return err
 		}

@@ -62,8 +62,13 @@ type Uploads interface {
 	// version for ""). Errors wrap meta.ErrNotFound if it is gone,
 	// ErrChanged if it moved past v.
 	DeleteUpload(ctx context.Context, id string, v Version) error
-	// EachUpload calls fn for every session (to expire abandoned ones), in
-	// no particular order, and stops at fn's first error.
+}
+
+// UploadLister lists the sessions of every replica, to expire abandoned
+// ones.
+type UploadLister interface {
+	// EachUpload calls fn for every session, in no particular order, and
+	// stops at fn's first error.
 	EachUpload(ctx context.Context, fn func(id string, u Upload) error) error
 }
 
@@ -112,7 +117,7 @@ func (x *Index) changed(ctx context.Context, id string, err error) error {
 	return fmt.Errorf("%w: upload %s: %w", ErrChanged, id, err)
 }
 
-// EachUpload implements Uploads.
+// EachUpload implements UploadLister.
 func (x *Index) EachUpload(ctx context.Context, fn func(id string, u Upload) error) error {
 	return wrap("uploads", each(ctx, x, kUpload, kindPrefix(kUpload), func(parts []string, _ azcore.ETag, u Upload) error {
 		if len(parts) != 1 {
