@@ -31,6 +31,9 @@ func TestDependencyDirection(t *testing.T) {
 		{"cache/meta/badgermeta", []string{"cache/meta"}},
 		{"cache/meta/memmeta", []string{"cache/meta"}},
 		{"cache/meta/metatest", []string{"cache/meta"}},
+		// The index on Azure Blob Storage: the contract and the container
+		// client, nothing else.
+		{"cache/meta/azmeta", []string{"cache/meta", "storage/azure"}},
 		{"upstream", nil},
 		{"registry", []string{"cache", "registry/auth"}},
 		{"registry/auth", nil},
