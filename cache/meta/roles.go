@@ -39,16 +39,18 @@ type ManifestStore interface {
 	// ErrNotFound.
 	Manifest(ctx context.Context, repo string, d digest.Digest) (Manifest, error)
 	// PutManifest links d to repo and, when tag is not empty, points tag
-	// at t in the same atomic write: a reader sees both or neither. It
-	// records repo if it is new.
+	// at t. A reader that sees the tag's new record also sees d linked
+	// (an embedded index writes both at once; a shared one writes the
+	// manifest first). It records repo if it is new.
 	PutManifest(ctx context.Context, repo string, d digest.Digest, m Manifest, tag string, t Tag) error
 	// DeleteManifest unlinks d from repo and nothing else (its tags stay),
 	// or returns an error wrapping ErrNotFound if it was not linked.
 	DeleteManifest(ctx context.Context, repo string, d digest.Digest) error
 	// RemoveManifest unlinks d from repo together with every tag of repo
-	// pointing at it, atomically, and returns those tags (in no particular
-	// order). It returns an error wrapping ErrNotFound, and removes
-	// nothing, if d was not linked to repo.
+	// pointing at it, and returns those tags (in no particular order). No
+	// reader sees a removed tag once d is unlinked (a shared index may
+	// remove some tags before d). It returns an error wrapping
+	// ErrNotFound, and removes nothing, if d was not linked to repo.
 	RemoveManifest(ctx context.Context, repo string, d digest.Digest) ([]string, error)
 }
 
@@ -151,7 +153,9 @@ type Remover interface {
 	// may read, walk, and call Remove, DeleteTag, DeleteManifest,
 	// RemoveManifest, UnlinkBlob and DeleteAccess, but must not call the
 	// linking methods (it would wait for itself). Exclusive returns fn's
-	// error.
+	// error. In an index shared by several processes, a linking write of
+	// another process that overlaps fn either commits after fn, or is
+	// visible to fn's walks, or fails.
 	Exclusive(ctx context.Context, fn func(ctx context.Context) error) error
 	// Remove deletes the links of r (missing ones are skipped), the access
 	// records of its manifests and blobs and the cached referrers of its

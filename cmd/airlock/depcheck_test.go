@@ -31,6 +31,9 @@ func TestDependencyDirection(t *testing.T) {
 		{"cache/meta/badgermeta", []string{"cache/meta"}},
 		{"cache/meta/memmeta", []string{"cache/meta"}},
 		{"cache/meta/metatest", []string{"cache/meta"}},
+		// The index on Azure Blob Storage: the contract and the container
+		// client, nothing else.
+		{"cache/meta/azmeta", []string{"cache/meta", "storage/azure"}},
 		{"upstream", nil},
 		{"registry", []string{"cache", "registry/auth"}},
 		{"registry/auth", nil},
@@ -51,6 +54,10 @@ func TestDependencyDirection(t *testing.T) {
 		// the local ingest file it shares with fsstore).
 		{"storage/azure", nil},
 		{"cache/content/azstore", []string{"cache/content", "cache/content/internal/blobfile", "storage/azure"}},
+		// What replicas need among themselves (membership, ownership, the
+		// peer credential, the peer HTTP surface, fill records) knows the
+		// container client and nothing of the engine or the registry.
+		{"cache/cluster", []string{"storage/azure"}},
 		// The control module reaches the data plane only through rules and
 		// the engine's SetRules (RuleSetter); never cache internals.
 		{"deploy", []string{"deploy/aks", "rules", "upstream"}},

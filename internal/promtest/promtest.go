@@ -1,5 +1,5 @@
-// Package promtest reads metrics back in tests: the sum of a counter's
-// series whose labels match.
+// Package promtest reads metrics back in tests: the sum of a counter's or
+// gauge's series whose labels match.
 package promtest
 
 import (
@@ -8,8 +8,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Sum gathers g and returns the sum of the counter name over the series
-// whose labels include every pair of labels (name1, value1, name2, ...).
+// Sum gathers g and returns the sum of the counter or gauge name over the
+// series whose labels include every pair of labels (name1, value1, name2,
+// ...).
 func Sum(t testing.TB, g prometheus.Gatherer, name string, labels ...string) float64 {
 	t.Helper()
 	mfs, err := g.Gather()
@@ -38,6 +39,9 @@ func Sum(t testing.TB, g prometheus.Gatherer, name string, labels ...string) flo
 			}
 			if c := m.GetCounter(); c != nil {
 				total += c.GetValue()
+			}
+			if g := m.GetGauge(); g != nil {
+				total += g.GetValue()
 			}
 		}
 	}

@@ -1,0 +1,95 @@
+package azmeta_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"testing"
+	"time"
+
+	"github.com/airlock/airlock/cache/meta/azmeta"
+	"github.com/airlock/airlock/cache/meta/metatest"
+	"github.com/airlock/airlock/internal/azuritetest"
+	"github.com/airlock/airlock/storage/azure"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+)
+
+// No test may leave a goroutine behind: lease keepers, shared reads and
+// the SDK's connections (closed with Azurite) all end with their test.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// testSettle is the settle time of the tests' indexes: long enough for a
+// write to Azurite on a busy machine, short enough to keep the suite fast.
+const testSettle = 300 * time.Millisecond
+
+// container returns a new, empty container on srv, reached through the
+// options given.
+func container(t testing.TB, srv *azuritetest.Server, opts ...azure.Option) *azure.Container {
+	t.Helper()
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	return reopen(t, srv, "m"+hex.EncodeToString(rnd[:]), opts...)
+}
+
+// reopen returns the container name on srv (another replica's client of
+// it), reached through the options given.
+func reopen(t testing.TB, srv *azuritetest.Server, name string, opts ...azure.Option) *azure.Container {
+	t.Helper()
+	ctr, err := azure.Open(context.Background(), azure.Config{
+		ServiceURL: srv.ServiceURL, AccountName: srv.AccountName, AccountKey: srv.AccountKey, Container: name,
+	}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctr
+}
+
+// open returns an index on ctr with the tests' settle time; reg may be
+// nil.
+func open(t testing.TB, ctr *azure.Container, reg prometheus.Registerer, opts ...azmeta.Option) *azmeta.Index {
+	t.Helper()
+	x, err := azmeta.New(context.Background(), ctr, zap.NewNop(), reg, append([]azmeta.Option{azmeta.WithSettle(testSettle)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+// TestAzurite runs everything that needs the service on one Azurite,
+// each subtest on its own container: the shared suite, two replicas on one
+// container, and what one replica does beyond the contract.
+func TestAzurite(t *testing.T) {
+	t.Parallel()
+	srv := azuritetest.Start(t)
+	t.Run("Suite", func(t *testing.T) {
+		t.Parallel()
+		metatest.Run(t, func(t *testing.T) metatest.Open {
+			ctr := container(t, srv)
+			return func(t *testing.T) metatest.Index { return open(t, ctr, prometheus.NewRegistry()) }
+		})
+	})
+	for _, c := range []struct {
+		name string
+		run  func(t *testing.T, srv *azuritetest.Server)
+	}{
+		{"Replicas/SeeEachOthersWrites", testSeeEachOther},
+		{"Replicas/ConcurrentWritersOnBoth", testConcurrentReplicas},
+		{"Replicas/ExclusiveHoldsBackOtherReplicas", testExclusiveAcross},
+		{"Replicas/LinkStraddlingExclusive", testLinkStraddling},
+		{"Replicas/ExclusiveOneAtATime", testExclusiveOneAtATime},
+		{"Replicas/DeadHolder", testDeadHolder},
+		{"Replicas/ExclusiveLeaseLost", testLeaseLost},
+		{"ReadCache", testReadCache},
+		{"WalkReadsListings", testWalkReadsListings},
+		{"Uploads", testUploads},
+		{"Secrets", testSecrets},
+		{"LongNames", testLongNames},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			c.run(t, srv)
+		})
+	}
+}

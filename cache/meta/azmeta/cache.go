@@ -1,0 +1,233 @@
+package azmeta
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/airlock/airlock/cache/meta"
+)
+
+// tombTTL is how long the mark a write leaves in the cache is kept. Its
+// expiry does not make the cache unsafe (see readCache), only less useful
+// to reads that were in flight across the write.
+const tombTTL = 10 * time.Second
+
+// readTimeout bounds a shared read (one request for every caller waiting
+// on it), whatever happens to the caller that started it.
+const readTimeout = time.Minute
+
+// readCache is this replica's bounded LRU of decoded records in front of
+// Azure. Entries expire after a TTL chosen by the caller (long for
+// immutable facts, short for mutable ones and for NotFound): that TTL is
+// how long a write of another replica may go unseen here.
+//
+// This replica's own writes are exact, not time-based: after every write
+// attempt the key is marked (a tomb stamped with a write counter), and a
+// read stores its result only if no write of that key ended after the
+// read began, so a value read before a write is never served after it.
+// When a tomb leaves the cache (evicted or expired) the cache's floor
+// rises to its stamp, and reads begun before the floor store nothing.
+type readCache struct {
+	max int
+	now func() time.Time
+
+	stamp atomic.Uint64 // counts ended writes
+
+	mu    sync.Mutex
+	ll    list.List // of *entry, most recently used first
+	m     map[string]*list.Element
+	floor uint64
+}
+
+type entry struct {
+	key     string
+	val     any  // the decoded record (a struct value)
+	missing bool // a cached NotFound
+	tomb    bool // a write's mark: never served
+	stamp   uint64
+	expires time.Time
+}
+
+func newReadCache(max int, now func() time.Time) *readCache {
+	return &readCache{max: max, now: now, m: map[string]*list.Element{}}
+}
+
+// begin returns the stamp a read begins at; pass it to store.
+func (c *readCache) begin() uint64 { return c.stamp.Load() }
+
+// load returns the cached record of key; ok is false on a miss, missing is
+// true for a cached NotFound.
+func (c *readCache) load(key string) (val any, missing, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el := c.m[key]
+	if el == nil {
+		return nil, false, false
+	}
+	e := el.Value.(*entry)
+	if !c.now().Before(e.expires) {
+		c.remove(el)
+		return nil, false, false
+	}
+	if e.tomb {
+		return nil, false, false
+	}
+	c.ll.MoveToFront(el)
+	return e.val, e.missing, true
+}
+
+// store caches what a read begun at begun found, for ttl, unless this
+// replica wrote key since the read began.
+func (c *readCache) store(key string, begun uint64, val any, missing bool, ttl time.Duration) {
+	if ttl <= 0 || c.max <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if begun < c.floor {
+		return
+	}
+	if el := c.m[key]; el != nil {
+		if el.Value.(*entry).stamp > begun {
+			return // a write ended, or a later read stored, after this read began
+		}
+		c.remove(el)
+	}
+	c.add(&entry{key: key, val: val, missing: missing, stamp: begun, expires: c.now().Add(ttl)})
+}
+
+// invalidate marks key after a write to it (successful or not: its outcome
+// may be unknown).
+func (c *readCache) invalidate(key string) {
+	if c.max <= 0 {
+		return
+	}
+	s := c.stamp.Add(1)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el := c.m[key]; el != nil {
+		c.ll.Remove(el)
+		delete(c.m, key)
+	}
+	c.add(&entry{key: key, tomb: true, stamp: s, expires: c.now().Add(tombTTL)})
+}
+
+// add puts e first and evicts the least recently used beyond max. The
+// caller holds mu.
+func (c *readCache) add(e *entry) {
+	c.m[e.key] = c.ll.PushFront(e)
+	for c.ll.Len() > c.max {
+		c.remove(c.ll.Back())
+	}
+}
+
+// remove drops an entry; a tomb leaving raises the floor. The caller holds
+// mu.
+func (c *readCache) remove(el *list.Element) {
+	e := el.Value.(*entry)
+	c.ll.Remove(el)
+	delete(c.m, e.key)
+	if e.tomb && e.stamp > c.floor {
+		c.floor = e.stamp
+	}
+}
+
+// len is the number of entries (tombs included).
+func (c *readCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ll.Len()
+}
+
+type freshKey struct{}
+
+// WithoutCache returns a context whose reads through an Index skip this
+// replica's read cache and ask Azure. The context an Exclusive section
+// hands its fn is one: the collector decides on the shared truth, not on
+// what this replica saw a while ago.
+func WithoutCache(ctx context.Context) context.Context {
+	return context.WithValue(ctx, freshKey{}, true)
+}
+
+func fresh(ctx context.Context) bool { v, _ := ctx.Value(freshKey{}).(bool); return v }
+
+// read returns the record name of kind, decoded into T, from the read
+// cache or (one request for every concurrent caller) from Azure. Errors
+// wrap meta.ErrNotFound if there is no such record.
+func read[T any](ctx context.Context, x *Index, kind, name string) (T, error) {
+	var zero T
+	if fresh(ctx) {
+		var rec T
+		_, err := x.getJSON(ctx, name, &rec)
+		return rec, err
+	}
+	if v, missing, ok := x.cache.load(name); ok {
+		x.m.hit[kind].Inc()
+		if missing {
+			return zero, fmt.Errorf("azmeta: %s: %w", name, meta.ErrNotFound)
+		}
+		return v.(T), nil
+	}
+	x.m.miss[kind].Inc()
+	ch := x.flight.DoChan(name, func() (any, error) {
+		begun := x.cache.begin()
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readTimeout)
+		defer cancel()
+		var rec T
+		_, err := x.getJSON(rctx, name, &rec)
+		switch {
+		case err == nil:
+			x.cache.store(name, begun, rec, false, x.ttl(kind))
+		case errors.Is(err, meta.ErrNotFound):
+			x.cache.store(name, begun, nil, true, x.mutableTTL)
+		}
+		return rec, err
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return zero, r.Err
+		}
+		return r.Val.(T), nil
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	}
+}
+
+// wrote tells the read cache that this replica wrote (or tried to write)
+// the record name: later reads do not get what was read before.
+func (x *Index) wrote(name string) {
+	x.cache.invalidate(name)
+	x.flight.Forget(name) // a read in flight began before the write
+}
+
+// ttl is how long a record of kind found in Azure is served from the
+// cache: blob links and manifests by digest are immutable facts once
+// present; tags, repositories and referrers move.
+func (x *Index) ttl(kind string) time.Duration {
+	if kind == kBlob || kind == kManifest {
+		return x.immutableTTL
+	}
+	return x.mutableTTL
+}
+
+func kindLabel(kind string) string {
+	switch kind {
+	case kTag:
+		return "tag"
+	case kManifest:
+		return "manifest"
+	case kBlob:
+		return "blob"
+	case kRepo:
+		return "repo"
+	case kReferrers:
+		return "referrers"
+	}
+	return kind
+}

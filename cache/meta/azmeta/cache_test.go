@@ -1,0 +1,107 @@
+package azmeta
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// The cache's tests run in a synctest bubble: time.Sleep moves the clock
+// the TTLs are measured on, at once.
+
+func TestReadCacheTTL(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, testReadCacheTTL)
+}
+
+func testReadCacheTTL(t *testing.T) {
+	c := newReadCache(10, time.Now)
+	c.store("k", c.begin(), "v", false, time.Second)
+	c.store("gone", c.begin(), nil, true, time.Second)
+	if v, missing, ok := c.load("k"); !ok || missing || v != "v" {
+		t.Fatalf("load k: %v %v %v", v, missing, ok)
+	}
+	if _, missing, ok := c.load("gone"); !ok || !missing {
+		t.Fatalf("a cached NotFound: missing=%v ok=%v", missing, ok)
+	}
+	time.Sleep(time.Second)
+	if _, _, ok := c.load("k"); ok {
+		t.Fatal("served past its TTL")
+	}
+	if _, _, ok := c.load("gone"); ok {
+		t.Fatal("NotFound served past its TTL")
+	}
+	if c.len() != 0 {
+		t.Fatalf("%d expired entries kept", c.len())
+	}
+	c.store("zero", c.begin(), "v", false, 0)
+	if _, _, ok := c.load("zero"); ok {
+		t.Fatal("a TTL of 0 cached")
+	}
+}
+
+// A read that began before this replica's write ended never stores what
+// it read; one that began after does.
+func TestReadCacheWriteWins(t *testing.T) {
+	t.Parallel()
+	c := newReadCache(10, time.Now)
+	c.store("k", c.begin(), "old", false, time.Hour)
+	before := c.begin() // a read in flight across the write
+	c.invalidate("k")
+	if _, _, ok := c.load("k"); ok {
+		t.Fatal("the value read before the write is served after it")
+	}
+	c.store("k", before, "old", false, time.Hour)
+	if _, _, ok := c.load("k"); ok {
+		t.Fatal("a read begun before the write stored its value")
+	}
+	after := c.begin()
+	c.store("k", after, "new", false, time.Hour)
+	if v, _, ok := c.load("k"); !ok || v != "new" {
+		t.Fatalf("a read begun after the write: %v %v", v, ok)
+	}
+	// A read that began before a later read stored does not overwrite it.
+	c.store("k", before, "old", false, time.Hour)
+	if v, _, _ := c.load("k"); v != "new" {
+		t.Fatalf("an older read replaced a newer one: %v", v)
+	}
+}
+
+// The cache holds at most max entries, least recently used out first; a
+// write's mark leaving raises the floor, so reads in flight across that
+// write still store nothing.
+func TestReadCacheBound(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, testReadCacheBound)
+}
+
+func testReadCacheBound(t *testing.T) {
+	c := newReadCache(3, time.Now)
+	for _, k := range []string{"a", "b", "c"} {
+		c.store(k, c.begin(), k, false, time.Hour)
+	}
+	c.load("a") // b is now the least recently used
+	c.store("d", c.begin(), "d", false, time.Hour)
+	if _, _, ok := c.load("b"); ok {
+		t.Fatal("the least recently used entry stayed")
+	}
+	for _, k := range []string{"a", "c", "d"} {
+		if _, _, ok := c.load(k); !ok {
+			t.Fatalf("%s went", k)
+		}
+	}
+	before := c.begin()
+	c.invalidate("w")
+	time.Sleep(tombTTL) // the mark expires
+	c.load("w")
+	c.store("w", before, "stale", false, time.Hour)
+	if _, _, ok := c.load("w"); ok {
+		t.Fatal("a read begun before a write whose mark expired stored its value")
+	}
+	off := newReadCache(0, time.Now)
+	off.store("k", off.begin(), "v", false, time.Hour)
+	off.invalidate("k")
+	if _, _, ok := off.load("k"); ok || off.len() != 0 {
+		t.Fatal("a disabled cache holds entries")
+	}
+}
