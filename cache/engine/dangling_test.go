@@ -12,18 +12,25 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
+// pulledTag pushes an image as upRepo:tag upstream and pulls its manifest
+// through the engine once; it returns the manifest's digest.
+func (e *env) pulledTag(tag string) digest.Digest {
+	e.t.Helper()
+	img := e.up.PushImage(e.t, upRepo+":"+tag, 64, 1)
+	md, _ := img.Digest()
+	if _, err := e.eng.Manifest(context.Background(), repo, tag, false); err != nil {
+		e.t.Fatal(err)
+	}
+	return digest.Digest(md.String())
+}
+
 // A manifest linked without its bytes (they were lost, or a collection
 // deleted them) is fetched again, once, and then served from the store.
 func TestManifestLinkedWithoutBytesFetchedAgain(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s stores) {
 		e := newEnv(t, s, envOpt{})
-		img := e.up.PushImage(t, upRepo+":3.10", 64, 1)
-		md, _ := img.Digest()
-		d := digest.Digest(md.String())
+		d := e.pulledTag("3.10")
 		ctx := context.Background()
-		if _, err := e.eng.Manifest(ctx, repo, "3.10", false); err != nil {
-			t.Fatal(err)
-		}
 		if err := s.content.Delete(ctx, d); err != nil {
 			t.Fatal(err)
 		}
@@ -72,14 +79,10 @@ func TestManifestBytesBackWhileLookingServed(t *testing.T) {
 		flaky := &missingOpens{Store: s.content}
 		s.content = flaky
 		e := newEnv(t, s, envOpt{})
-		img := e.up.PushImage(t, upRepo+":3.10", 64, 1)
-		md, _ := img.Digest()
+		d := e.pulledTag("3.10")
 		ctx := context.Background()
-		if _, err := e.eng.Manifest(ctx, repo, "3.10", false); err != nil {
-			t.Fatal(err)
-		}
 		flaky.mu.Lock()
-		flaky.d, flaky.n = digest.Digest(md.String()), 2
+		flaky.d, flaky.n = d, 2
 		flaky.mu.Unlock()
 		if _, err := e.eng.Manifest(ctx, repo, "3.10", false); err != nil {
 			t.Fatalf("bytes back while the request looked: %v", err)
@@ -115,13 +118,9 @@ func TestManifestCollectedWhileLinkedKept(t *testing.T) {
 		}
 		s.index = &collectedWhileLinking{Store: full, content: s.content}
 		e := newEnv(t, s, envOpt{})
-		img := e.up.PushImage(t, upRepo+":3.10", 64, 1)
-		md, _ := img.Digest()
+		d := e.pulledTag("3.10")
 		ctx := context.Background()
-		if _, err := e.eng.Manifest(ctx, repo, "3.10", false); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.content.Stat(ctx, digest.Digest(md.String())); err != nil {
+		if _, err := s.content.Stat(ctx, d); err != nil {
 			t.Fatalf("a manifest linked without its bytes: %v", err)
 		}
 		if _, err := e.eng.Manifest(ctx, repo, "3.10", false); err != nil {
