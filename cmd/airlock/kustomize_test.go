@@ -145,26 +145,19 @@ func (l *layout) decodeFile(t *testing.T, name string) {
 		var obj any
 		switch tm.APIVersion + " " + tm.Kind {
 		case "v1 ConfigMap":
-			o := &corev1.ConfigMap{}
-			m.configMaps, obj = append(m.configMaps, o), o
+			obj = appendNew(&m.configMaps)
 		case "v1 Service":
-			o := &corev1.Service{}
-			m.services, obj = append(m.services, o), o
+			obj = appendNew(&m.services)
 		case "v1 ServiceAccount":
-			o := &corev1.ServiceAccount{}
-			m.serviceAccounts, obj = append(m.serviceAccounts, o), o
+			obj = appendNew(&m.serviceAccounts)
 		case "v1 Namespace":
-			o := &corev1.Namespace{}
-			m.namespaces, obj = append(m.namespaces, o), o
+			obj = appendNew(&m.namespaces)
 		case "apps/v1 StatefulSet":
-			o := &appsv1.StatefulSet{}
-			m.statefulSets, obj = append(m.statefulSets, o), o
+			obj = appendNew(&m.statefulSets)
 		case "policy/v1 PodDisruptionBudget":
-			o := &policyv1.PodDisruptionBudget{}
-			m.pdbs, obj = append(m.pdbs, o), o
+			obj = appendNew(&m.pdbs)
 		case "monitoring.coreos.com/v1 ServiceMonitor":
-			o := &monitoringv1.ServiceMonitor{}
-			m.monitors, obj = append(m.monitors, o), o
+			obj = appendNew(&m.monitors)
 		default:
 			t.Fatalf("%s: unexpected apiVersion %q kind %q", where, tm.APIVersion, tm.Kind)
 		}
@@ -172,6 +165,13 @@ func (l *layout) decodeFile(t *testing.T, name string) {
 			t.Fatalf("%s: %v", where, err)
 		}
 	}
+}
+
+// appendNew appends a new object to list and returns it.
+func appendNew[T any](list *[]*T) *T {
+	o := new(T)
+	*list = append(*list, o)
+	return o
 }
 
 // checkMonitor checks that the ServiceMonitor scrapes /metrics of exactly
