@@ -79,21 +79,23 @@ type Cache struct {
 }
 
 // Load reads, decodes (unknown keys are errors) and validates a file. A
-// problem is an *Error naming the file, line, column and key.
+// value's ${NAME} is replaced by the environment variable NAME ($${ is a
+// literal ${). A problem is an *Error naming the file, line, column and
+// key.
 func Load(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, errorf("config: %v", err)
 	}
-	return parse(path, b)
+	return parse(path, b, os.LookupEnv)
 }
 
 // Parse decodes and validates a configuration that is not from a file.
-func Parse(b []byte) (*Config, error) { return parse("", b) }
+func Parse(b []byte) (*Config, error) { return parse("", b, os.LookupEnv) }
 
-func parse(file string, b []byte) (*Config, error) {
+func parse(file string, b []byte, env func(string) (string, bool)) (*Config, error) {
 	var c Config
-	pos, err := decode(file, b, &c)
+	pos, err := decode(file, b, &c, env)
 	if err != nil {
 		return nil, err
 	}
