@@ -17,6 +17,7 @@ import (
 
 	"github.com/airlock/airlock/cmd/airlock/internal/labnode"
 	"github.com/airlock/airlock/deploy"
+	"go.uber.org/zap"
 )
 
 // The lab's nodes are containerd daemons, each an emulated AKS node of the
@@ -59,10 +60,12 @@ func (n *node) pullCommand() string {
 
 // nodes are the lab's running nodes.
 type nodes struct {
-	list   []*node
-	runDir string // containerd roots, states and sockets: removed at stop
-	pe     string // the private endpoint's network namespace; "": none, the nodes share the host's network
-	notes  []string
+	log      *zap.Logger
+	stopping chan struct{} // closed by stop
+	list     []*node
+	runDir   string // containerd roots, states and sockets: removed at stop
+	pe       string // the private endpoint's network namespace; "": none, the nodes share the host's network
+	notes    []string
 }
 
 // nodesMissing says what this machine lacks to run nodes, each with how
@@ -94,10 +97,10 @@ func startNodes(ctx context.Context, l *Lab, n int, logOut io.Writer) (_ *nodes,
 		fmt.Fprintf(logOut, "airlock lab: --nodes %d: no nodes, this needs %s; the lab runs without nodes\n", n, strings.Join(missing, " and "))
 		return nil, nil
 	}
-	ns := &nodes{}
+	ns := &nodes{log: l.log.Named("nodes"), stopping: make(chan struct{})}
 	defer func() {
 		if err != nil {
-			ns.stop()
+			err = errors.Join(err, ns.stop())
 		}
 	}()
 	if err := ns.prepare(ctx, l.dir); err != nil {
@@ -110,7 +113,7 @@ func startNodes(ctx context.Context, l *Lab, n int, logOut io.Writer) (_ *nodes,
 		nd := &node{name: fmt.Sprintf("node%d", i), dir: filepath.Join(l.dir, "nodes", fmt.Sprintf("node%d", i))}
 		ns.list = append(ns.list, nd)
 		if err := ns.start(ctx, l, nd, i); err != nil {
-			return nil, fmt.Errorf("node %s: %w", nd.name, err)
+			return nil, fmt.Errorf("%s: %w", nd.name, err)
 		}
 	}
 	return ns, nil
@@ -241,7 +244,18 @@ func (ns *nodes) start(ctx context.Context, l *Lab, nd *node, i int) error {
 	if err != nil {
 		return fmt.Errorf("%w (its log: %s)", err, nd.logFile.Name())
 	}
+	go ns.watch(nd)
 	return nil
+}
+
+// watch says when a node's containerd ends before the lab stops it.
+func (ns *nodes) watch(nd *node) {
+	select {
+	case <-nd.ctd.Done():
+		ns.log.Warn("a node's containerd exited; the lab goes on without it",
+			zap.String("node", nd.name), zap.Error(nd.ctd.Err()), zap.String("log", nd.logFile.Name()))
+	case <-ns.stopping:
+	}
 }
 
 // stop stops every node's containerd, deletes its namespace (the kernel
@@ -250,6 +264,7 @@ func (ns *nodes) start(ctx context.Context, l *Lab, nd *node, i int) error {
 func (ns *nodes) stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	close(ns.stopping)
 	var errs []error
 	for _, nd := range ns.list {
 		if nd.ctd != nil {

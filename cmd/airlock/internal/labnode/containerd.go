@@ -133,6 +133,13 @@ func (d *Containerd) waitReady(ctx context.Context, timeout time.Duration) error
 	for {
 		argv := d.Ctr("version")
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		go func() { // a daemon that died answers nothing: stop asking
+			select {
+			case <-d.done:
+				cancel()
+			case <-cctx.Done():
+			}
+		}()
 		err := exec.CommandContext(cctx, argv[0], argv[1:]...).Run()
 		cancel()
 		if err == nil {
@@ -159,6 +166,12 @@ func (d *Containerd) Pid() int { return d.cmd.Process.Pid }
 
 // Done is closed when the daemon has exited.
 func (d *Containerd) Done() <-chan struct{} { return d.done }
+
+// Err is how the daemon exited, once Done is closed.
+func (d *Containerd) Err() error {
+	<-d.done
+	return d.err
+}
 
 // Ctr returns the command line that runs ctr with args against this
 // daemon, in its network namespace.
