@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,6 +36,86 @@ func runLab(t *testing.T, dir string, env []string, args ...string) (int, string
 	return cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()
 }
 
+// labRoot is a directory laid out as a checkout's root for the lab:
+// bin/airlock is the binary under test.
+func labRoot(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(airlockBinary(t), filepath.Join(root, "bin", "airlock")); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// labProc is `bin/airlock lab` running as a child process.
+type labProc struct {
+	base string      // the registry's URL
+	out  *syncBuffer // its stdout and stderr
+}
+
+// startLabProc runs root's bin/airlock lab (with args, and env if not nil)
+// with its state in root/data on free ports, as `make run` would, until the
+// test ends: then Ctrl-C must stop it within 30 s, with exit 0 and its last
+// line "airlock lab: stopped". It returns once the lab is ready.
+func startLabProc(t *testing.T, root string, env []string, args ...string) *labProc {
+	t.Helper()
+	addr, marAddr := upstreamtest.Unreachable(t), upstreamtest.Unreachable(t)
+	cmd := exec.Command(filepath.Join(root, "bin", "airlock"), append([]string{"lab", "--dir", filepath.Join(root, "data"),
+		"--listen", addr, "--mar-listen", marAddr}, args...)...)
+	cmd.Dir, cmd.Env = root, env
+	l := &labProc{base: "http://" + addr, out: &syncBuffer{}}
+	cmd.Stdout, cmd.Stderr = l.out, l.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGINT) // Ctrl-C, as the README says
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+			t.Errorf("the lab did not stop on SIGINT\n%s", l.out)
+			return
+		}
+		if code := cmd.ProcessState.ExitCode(); code != 0 || !strings.HasSuffix(l.out.String(), "airlock lab: stopped\n") {
+			t.Errorf("the lab exited %d on SIGINT:\n%s", code, l.out)
+		}
+	})
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			t.Fatalf("the lab exited\n%s", l.out)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if httpStatus(l.base+"/readyz") == http.StatusOK {
+			return l
+		}
+	}
+	t.Fatalf("the lab never became ready\n%s", l.out)
+	return nil
+}
+
+// waitOutput waits until the lab's output holds s (it is copied from the
+// process's pipe a little after the process writes it) and returns it.
+func (l *labProc) waitOutput(t *testing.T, s string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out := l.out.String()
+		if strings.Contains(out, s) || time.Now().After(deadline) {
+			return out
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // A lab whose registry port is taken exits 1 with one line saying so and
 // what to do, before it has made anything: no state directory. With its
 // emulator's port taken it also exits 1 naming --mar-listen, and leaves no
@@ -42,7 +124,7 @@ func runLab(t *testing.T, dir string, env []string, args ...string) (int, string
 // cluster.
 func TestLabFailedStartLeavesNothing(t *testing.T) {
 	t.Parallel()
-	root := t.TempDir()
+	root := labRoot(t)
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -71,13 +153,7 @@ func TestLabFailedStartLeavesNothing(t *testing.T) {
 
 	// The ports free: the lab comes up in ./data, its cluster made afresh.
 	taken.Close()
-	if err := os.Mkdir(filepath.Join(root, "bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(airlockBinary(t), filepath.Join(root, "bin", "airlock")); err != nil {
-		t.Fatal(err)
-	}
-	base := startLabProc(t, root)
+	base := startLabProc(t, root, nil).base
 	if code := httpStatus(base + "/admin/v1/clusters/lab"); code != 200 {
 		t.Fatalf("cluster lab after the start: %d", code)
 	}
@@ -87,46 +163,12 @@ func TestLabFailedStartLeavesNothing(t *testing.T) {
 // is missing and how to install it, and runs without nodes.
 func TestLabNodesMissingTools(t *testing.T) {
 	t.Parallel()
-	root := t.TempDir()
-	empty := t.TempDir()
-	env := []string{"PATH=" + empty, "HOME=" + root}
-	addr, marAddr := upstreamtest.Unreachable(t), upstreamtest.Unreachable(t)
-	cmd := exec.Command(airlockBinary(t), "lab", "--dir", filepath.Join(root, "data"), "--listen", addr, "--mar-listen", marAddr, "--nodes", "2")
-	cmd.Env = env
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
-	deadline := time.Now().Add(time.Minute)
-	for !strings.Contains(out.String(), "airlock lab is up.") {
-		select {
-		case <-exited:
-			t.Fatalf("the lab exited:\n%s", out)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the lab did not come up:\n%s", out)
-		}
-	}
-	want := "airlock lab: --nodes 2: no nodes, this needs "
-	if !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "containerd (install it: scripts/install-tools.sh containerd)") ||
-		(os.Geteuid() != 0) != strings.Contains(out.String(), "root (") {
+	root := labRoot(t)
+	l := startLabProc(t, root, []string{"PATH=" + t.TempDir(), "HOME=" + root}, "--nodes", "2")
+	out := l.waitOutput(t, "Ctrl-C stops the lab.")
+	if !strings.Contains(out, "airlock lab: --nodes 2: no nodes, this needs ") ||
+		!strings.Contains(out, "containerd (install it: scripts/install-tools.sh containerd)") ||
+		(os.Geteuid() != 0) != strings.Contains(out, "root (") || !strings.Contains(out, "the lab runs without nodes") {
 		t.Errorf("the lab did not say what nodes need:\n%s", out)
-	}
-	if httpStatus("http://"+addr+"/readyz") != 200 {
-		t.Errorf("the lab without nodes is not ready")
-	}
-	cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-exited:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the lab did not stop:\n%s", out)
-	}
-	if code := cmd.ProcessState.ExitCode(); code != 0 || !strings.HasSuffix(out.String(), "airlock lab: stopped\n") {
-		t.Errorf("exit %d:\n%s", code, out)
 	}
 }

@@ -165,7 +165,7 @@ func (m *makeRun) waitReady(t *testing.T, base string, timeout time.Duration) {
 			t.Fatalf("make run exited: %v\n%s", m.cmd.ProcessState, m.out)
 		case <-time.After(100 * time.Millisecond):
 		}
-		if strings.Contains(m.out.String(), "airlock lab is up.") && httpStatus(base+"/readyz") == 200 {
+		if strings.Contains(m.out.String(), "Ctrl-C stops the lab.") && httpStatus(base+"/readyz") == 200 {
 			return
 		}
 	}
