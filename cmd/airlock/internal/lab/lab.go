@@ -243,7 +243,7 @@ Pull through it:
 		fmt.Fprintf(w, `  sudo ctr images pull --hosts-dir %s %s   # a containerd running here
 
 Emulated AKS nodes (containerd, each in its own network namespace): sudo make run NODES=2
-`, l.certsDir(), PauseImage)
+`, l.certsDir(), pauseImage)
 	}
 	fmt.Fprint(w, `
 (crane: scripts/install-tools.sh crane, or go install github.com/google/go-containerregistry/cmd/crane@v0.22.1;

@@ -33,8 +33,8 @@ const (
 	peRole      = "pe"
 	peAddr      = "10.224.0.4" // the private endpoint
 	nodeDevice  = "eth0"
-	// PauseImage is the image the printed pull commands fetch.
-	PauseImage = deploy.MirroredHost + "/oss/kubernetes/pause:3.10"
+	// pauseImage is the image the printed pull commands fetch.
+	pauseImage = deploy.MirroredHost + "/oss/kubernetes/pause:3.10"
 )
 
 // nodeAddr is node i's address (i from 1).
@@ -53,9 +53,9 @@ type node struct {
 // certsDir is containerd's config_path on the node (ctr --hosts-dir).
 func (n *node) certsDir() string { return filepath.Join(n.dir, "certs.d") }
 
-// pullCommand is the command that pulls PauseImage on the node.
+// pullCommand is the command that pulls pauseImage on the node.
 func (n *node) pullCommand() string {
-	return n.ctd.CtrLine("images", "pull", "--hosts-dir", n.certsDir(), PauseImage)
+	return n.ctd.CtrLine("images", "pull", "--hosts-dir", n.certsDir(), pauseImage)
 }
 
 // nodes are the lab's running nodes.
