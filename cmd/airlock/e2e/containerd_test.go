@@ -2,84 +2,54 @@ package e2e
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/airlock/airlock/cmd/airlock/internal/labnode"
 	"github.com/airlock/airlock/upstream/mar"
 	"github.com/airlock/airlock/upstream/mar/catalog"
 )
 
-// containerd is a containerd 1.x daemon a test started as root, with its
-// root, state and sockets in its own temporary directory and the CRI plugin
-// off: only the content store, snapshotters and the image service pulls
-// need. ctr does the registry requests itself (the client-side resolver of
-// containerd 1.x), so ctr runs in the same network namespace.
+// containerd is a containerd 1.x daemon a test started as root
+// (labnode.StartContainerd: its own root, state and sockets in a temporary
+// directory, the CRI plugin off). ctr does the registry requests itself (the
+// client-side resolver of containerd 1.x), so ctr runs in the same network
+// namespace.
 type containerd struct {
-	*proc
-	ns, dir, sock, ctrBin string
+	*labnode.Containerd
 }
 
-// startContainerd starts a containerd in namespace ns and waits until ctr
-// can talk to it.
+// startContainerd starts a containerd in namespace ns, waits until ctr can
+// talk to it, and stops it at cleanup; if the test failed, the tail of its
+// output is logged.
 func startContainerd(t *testing.T, ctx context.Context, ns string) *containerd {
 	t.Helper()
 	bin, ctrBin := needTool(t, "containerd"), needTool(t, "ctr")
-	dir := socketDir(t, "e2e-ctd-")
-	c := &containerd{ns: ns, dir: dir, sock: filepath.Join(dir, "c.sock"), ctrBin: ctrBin}
-	cfg := fmt.Sprintf(`version = 2
-root = %q
-state = %q
-disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.internal.v1.tracing",
-]
-
-[grpc]
-  address = %q
-
-[ttrpc]
-  address = %q
-
-[debug]
-  level = "warn"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), c.sock, c.sock+".ttrpc", filepath.Join(dir, "opt"))
-	path := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
+	if ns != "" {
+		needTool(t, "ip")
 	}
-	c.proc = startProc(t, "containerd", nil, inNS(ns, bin, "--config", path)...)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err := c.ctr(ctx, 5*time.Second, "version")
-		if err == nil {
-			return c
-		}
-		select {
-		case <-c.done:
-			t.Fatalf("containerd exited: %v\n%s", c.err, tail(c.stderr.String(), 4000))
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("containerd did not answer within 30s: %v", err)
-		}
+	out := &syncBuffer{}
+	d, err := labnode.StartContainerd(ctx, labnode.ContainerdConfig{
+		Bin: bin, Ctr: ctrBin, Dir: socketDir(t, "e2e-ctd-"), NS: ns, Output: out,
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, tail(out.String(), 4000))
 	}
+	t.Cleanup(func() {
+		if err := d.Stop(10 * time.Second); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.Logf("containerd (pid %d):\n%s", d.Pid(), tail(out.String(), 6000))
+		}
+	})
+	return &containerd{d}
 }
 
 // ctr runs ctr against this containerd, in its namespace.
 func (c *containerd) ctr(ctx context.Context, timeout time.Duration, args ...string) (string, error) {
-	return runCmd(ctx, timeout, nil, inNS(c.ns, append([]string{c.ctrBin, "-a", c.sock}, args...)...)...)
+	return runCmd(ctx, timeout, nil, c.Ctr(args...)...)
 }
 
 func (c *containerd) mustCtr(t *testing.T, ctx context.Context, args ...string) string {
