@@ -159,6 +159,8 @@ func TestAzurite(t *testing.T) {
 		"WalkAndTouch":         testWalkAndTouch,
 		"TwoReplicasOneBlob":   testTwoReplicasOneBlob,
 		"StalledDownload":      testStalledDownload,
+		"LocalIngest":          testLocalIngest,
+		"LocalIngestShared":    testLocalIngestShared,
 	} {
 		t.Run(name, func(t *testing.T) { t.Parallel(); fn(t, e) })
 	}
