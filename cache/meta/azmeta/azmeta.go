@@ -129,6 +129,7 @@ type Index struct {
 	conc                     int
 	holder                   string
 	now                      func() time.Time
+	deferCheck               bool
 }
 
 var (
@@ -170,9 +171,13 @@ func WithConcurrency(n int) Option { return func(x *Index) { x.conc = n } }
 // Exclusive (default: host name and process ID), for operators.
 func WithHolder(name string) Option { return func(x *Index) { x.holder = name } }
 
-// New returns the index on ctr. It lists the container once, so that a
-// container it may not read fails here rather than on the first request.
-// reg may be nil (no metrics exported).
+// WithDeferredCheck makes New contact nothing, for a replica that starts
+// before its storage answers: the caller runs Check before it serves.
+func WithDeferredCheck() Option { return func(x *Index) { x.deferCheck = true } }
+
+// New returns the index on ctr. It lists the container once (Check), so
+// that a container it may not read fails here rather than on the first
+// request, unless WithDeferredCheck. reg may be nil (no metrics exported).
 func New(ctx context.Context, ctr *azure.Container, log *zap.Logger, reg prometheus.Registerer, opts ...Option) (*Index, error) {
 	if ctr == nil {
 		return nil, errors.New("azmeta: no container")
@@ -202,10 +207,21 @@ func New(ctx context.Context, ctr *azure.Container, log *zap.Logger, reg prometh
 	}
 	x.m = m
 	x.cache = newReadCache(x.entries, x.now)
-	if _, err := x.exists(ctx, prefix); err != nil {
-		return nil, fmt.Errorf("azmeta: container %s: %w", ctr.Name(), err)
+	if !x.deferCheck {
+		if err := x.Check(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return x, nil
+}
+
+// Check lists the container's records once: it fails if the container
+// cannot be reached or read.
+func (x *Index) Check(ctx context.Context) error {
+	if _, err := x.exists(ctx, prefix); err != nil {
+		return fmt.Errorf("azmeta: container %s: %w", x.ctr.Name(), err)
+	}
+	return nil
 }
 
 // Close releases nothing remote: every write is durable when it returns
