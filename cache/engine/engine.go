@@ -48,6 +48,10 @@ type Engine struct {
 
 	uploads uploads // push: open upload sessions (upload.go)
 
+	cluster    Cluster               // nil: this engine is alone (cluster.go)
+	relaySpool content.LocalIngester // where relay fills keep their bytes; nil: the store
+	cm         *clusterMetrics       // with cluster
+
 	hooks hooks // test seams; zero in production
 }
 
@@ -120,6 +124,11 @@ func New(store content.Store, index Index, up upstream.Client, log *zap.Logger, 
 	}
 	for _, o := range opts {
 		o(e)
+	}
+	if e.cluster != nil {
+		if e.cm, err = newClusterMetrics(reg); err != nil {
+			return nil, fmt.Errorf("engine: metrics: %w", err)
+		}
 	}
 	empty, _ := rules.NewSet(nil)
 	e.policy.Store(&policy{rules: empty, creds: map[string]upstream.Credentials{}})

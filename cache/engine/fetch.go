@@ -24,10 +24,22 @@ func (e *Engine) runFill(f *fill, c *flight.Call[*fill]) {
 	defer e.m.fillsInFlight.Dec()
 	log := e.log.With(zap.String("digest", f.d.String()), zap.String("rule", f.target.rule), zap.String("upstream", f.target.repo.String()))
 	start := e.now()
-	err := e.fetchBlob(ctx, f, log, start)
+	var err error
+	if e.cluster != nil && !f.private {
+		err = e.fetchClustered(ctx, f, log, start)
+	} else {
+		err = e.fetchBlob(ctx, f, log, start)
+	}
 	kept := f.isKept()
 	if err == nil && kept {
 		err = e.linkFilled(ctx, f)
+	}
+	if f.claim != nil {
+		// After the commit and the links: a replica claiming next finds
+		// the blob committed.
+		if rerr := f.claim.Release(ctx); rerr != nil {
+			log.Warn("release the blob's fill record", zap.Error(rerr))
+		}
 	}
 	switch {
 	case errors.Is(err, errNoReaders):
@@ -92,43 +104,24 @@ func (e *Engine) fetchBlob(ctx context.Context, f *fill, log *zap.Logger, start 
 	f.started(sp, kept, body.Size)
 	size := body.Size
 	sr := newStallReader(body.Body, e.stallTimeout)
-	buf := make([]byte, 256<<10)
+	buf := make([]byte, fillBuffer)
+	count := func(n int) { e.m.upBytes.WithLabelValues(rule).Add(float64(n)) }
 	var written int64
 	attempts := 0
 	for {
-		n, rerr := sr.readChunk(buf)
-		if n > 0 {
-			if size >= 0 && written+int64(n) > size {
-				sr.Close()
-				return fmt.Errorf("%w: more than the %d bytes it announced", errBadUpstream, size)
-			}
-			if !kept {
-				if err := f.waitRoom(ctx, int64(n), e.stallTimeout); err != nil {
-					sr.Close()
-					return err
-				}
-			}
-			if _, err := sp.Write(buf[:n]); err != nil {
-				sr.Close()
+		var brk *bodyBroken
+		if written, err = e.pump(ctx, f, sp, kept, sr, written, size, buf, count); !errors.As(err, &brk) {
+			if err != nil {
 				return err
 			}
-			written += int64(n)
-			e.m.upBytes.WithLabelValues(rule).Add(float64(n))
-			f.progress(written)
-		}
-		if rerr == nil {
-			continue
-		}
-		sr.Close()
-		if errors.Is(rerr, io.EOF) && (size < 0 || written == size) {
 			break
 		}
 		// A broken body: resume from where it stopped.
 		attempts++
 		if attempts > e.resumeAttempts {
-			return fmt.Errorf("%w: body broken after %d bytes, %d resumes: %v", errBadUpstream, written, attempts-1, rerr)
+			return fmt.Errorf("%w: body broken after %d bytes, %d resumes: %v", errBadUpstream, written, attempts-1, brk.cause)
 		}
-		log.Info("resuming broken upstream body", zap.Int64("offset", written), zap.Int("attempt", attempts), zap.NamedError("cause", rerr))
+		log.Info("resuming broken upstream body", zap.Int64("offset", written), zap.Int("attempt", attempts), zap.NamedError("cause", brk.cause))
 		next, err := e.resume(ctx, f, written, size, attempts)
 		if err != nil {
 			return err
@@ -136,6 +129,52 @@ func (e *Engine) fetchBlob(ctx context.Context, f *fill, log *zap.Logger, start 
 		sr = newStallReader(next.Body, e.stallTimeout)
 	}
 	return sp.commit(ctx)
+}
+
+// fillBuffer is the size of a fill's read buffer.
+const fillBuffer = 256 << 10
+
+// bodyBroken is how pump says a body broke before its end: the fill may
+// go on from the offset reached, with another request.
+type bodyBroken struct{ cause error }
+
+func (b *bodyBroken) Error() string { return "body broken: " + b.cause.Error() }
+
+// pump copies the body sr into sp from offset written until the body
+// ends (nil) or breaks (a *bodyBroken), and returns the offset reached;
+// any other error ends the fill. count is told of every chunk written.
+// It closes sr.
+func (e *Engine) pump(ctx context.Context, f *fill, sp spool, kept bool, sr *stallReader, written, size int64, buf []byte, count func(int)) (int64, error) {
+	for {
+		n, rerr := sr.readChunk(buf)
+		if n > 0 {
+			if size >= 0 && written+int64(n) > size {
+				sr.Close()
+				return written, fmt.Errorf("%w: more than the %d bytes it announced", errBadUpstream, size)
+			}
+			if !kept {
+				if err := f.waitRoom(ctx, int64(n), e.stallTimeout); err != nil {
+					sr.Close()
+					return written, err
+				}
+			}
+			if _, err := sp.Write(buf[:n]); err != nil {
+				sr.Close()
+				return written, err
+			}
+			written += int64(n)
+			count(n)
+			f.progress(written)
+		}
+		if rerr == nil {
+			continue
+		}
+		sr.Close()
+		if errors.Is(rerr, io.EOF) && (size < 0 || written == size) {
+			return written, nil
+		}
+		return written, &bodyBroken{cause: rerr}
+	}
 }
 
 // resume re-requests the blob from offset. If the upstream ignores Range it

@@ -85,6 +85,9 @@ func (e *Engine) revalidate(ctx context.Context, repo, tag string, t target, rec
 		if now, ok := e.storedManifest(fctx, repo, tag, t); ok {
 			return now, nil // revalidated (or moved) just before this began
 		}
+		if v, ok, err := e.revalidateWithOwner(fctx, repo, tag, rec); ok {
+			return v, err
+		}
 		e.m.upstream(t.rule, "manifest", "HEAD")
 		h, err := e.up.Manifest(fctx, t.repo, tag, true)
 		if err != nil {
@@ -134,6 +137,9 @@ func (e *Engine) fetchManifest(ctx context.Context, repo, ref string, t target, 
 		defer cancel()
 		if rec, ok := e.storedManifest(fctx, repo, ref, t); ok {
 			return rec, nil
+		}
+		if m, ok, err := e.fromOwner(fctx, repo, ref); ok {
+			return m, err
 		}
 		return e.fetchManifestNow(fctx, repo, ref, t)
 	})
