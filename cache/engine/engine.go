@@ -179,8 +179,11 @@ func (e *Engine) localTagList(t target) bool {
 
 // unknown returns ErrNameUnknown when repo holds nothing, else notFound.
 func (e *Engine) unknown(ctx context.Context, repo string, notFound error, what string) error {
-	if _, err := e.index.Repo(ctx, repo); errors.Is(err, meta.ErrNotFound) {
+	switch _, err := e.index.Repo(ctx, repo); {
+	case errors.Is(err, meta.ErrNotFound):
 		return fmt.Errorf("%w: %s", cache.ErrNameUnknown, repo)
+	case err != nil:
+		return err // the index failed: never "unknown"
 	}
 	return fmt.Errorf("%w: %s %s", notFound, repo, what)
 }

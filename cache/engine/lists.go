@@ -42,8 +42,11 @@ func (e *Engine) Tags(ctx context.Context, repo, last string, n int) ([]string, 
 		return nil, false, err
 	}
 	if len(tags) == 0 && last == "" {
-		if _, err := e.index.Repo(ctx, repo); errors.Is(err, meta.ErrNotFound) {
+		switch _, err := e.index.Repo(ctx, repo); {
+		case errors.Is(err, meta.ErrNotFound):
 			return nil, false, fmt.Errorf("%w: %s", cache.ErrNameUnknown, repo)
+		case err != nil:
+			return nil, false, err
 		}
 	}
 	return tags, more, nil

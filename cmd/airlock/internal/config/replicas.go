@@ -45,7 +45,7 @@ func (c *Config) replicaDefaults() {
 func (c *Config) validateReplicas() error {
 	s := c.Storage
 	switch s.Driver {
-	case DriverFilesystem:
+	case "", DriverFilesystem:
 		switch {
 		case s.Azure != nil:
 			return keyErr("storage.azure", "applies only with storage.driver: azure")

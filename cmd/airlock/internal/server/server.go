@@ -13,14 +13,13 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"path/filepath"
 	"time"
 
-	"github.com/airlock/airlock/cache/content/fsstore"
+	"github.com/airlock/airlock/cache/cluster"
 	"github.com/airlock/airlock/cache/engine"
-	"github.com/airlock/airlock/cache/meta/badgermeta"
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
 	"github.com/airlock/airlock/registry"
+	"github.com/airlock/airlock/storage/azure"
 	"github.com/airlock/airlock/upstream"
 	"github.com/airlock/airlock/upstream/ociclient"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -32,7 +31,8 @@ import (
 type Server struct {
 	cfg    *config.Config
 	log    *zap.Logger
-	index  *badgermeta.Index
+	index  index
+	node   *cluster.Node // nil: not one of a cluster's replicas
 	engine *engine.Engine
 	http   *http.Server
 	ln     net.Listener
@@ -63,7 +63,10 @@ func credentialSets(cfg *config.Config) (map[string]upstream.Credentials, error)
 type Option func(*options)
 
 type options struct {
-	ln net.Listener
+	ln      net.Listener
+	now     func() time.Time
+	azure   []azure.Option
+	cluster []cluster.NodeOption
 }
 
 // WithListener makes the server answer on ln (a TCP listener, wrapped in
@@ -71,6 +74,20 @@ type options struct {
 // caller that binds first fails before any state is opened when the address
 // is taken. New takes ln over: it is closed on failure and by Close.
 func WithListener(ln net.Listener) Option { return func(o *options) { o.ln = ln } }
+
+// WithClock sets the engine's time source (tests: tag TTLs).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithAzureOptions tunes the client of storage.azure (tests: a transport
+// that counts or fails requests).
+func WithAzureOptions(opts ...azure.Option) Option {
+	return func(o *options) { o.azure = append(o.azure, opts...) }
+}
+
+// WithClusterOptions tunes the cluster node (tests: faster probes).
+func WithClusterOptions(opts ...cluster.NodeOption) Option {
+	return func(o *options) { o.cluster = append(o.cluster, opts...) }
+}
 
 // New opens storage and binds the listener; Serve starts answering. A
 // configuration the stored state refuses is a *config.Error.
@@ -97,26 +114,30 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 	promReg := newMetricsRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	store, err := fsstore.New(filepath.Join(cfg.Storage.Dir, "content"))
+	be, err := openStorage(cfg, log, promReg, o)
 	if err != nil {
 		return nil, err
 	}
+	index := be.index
 	up, err := ociclient.New(endpoints(cfg), log.Named("upstream"), promReg)
 	if err != nil {
-		return nil, err
-	}
-	index, err := badgermeta.Open(filepath.Join(cfg.Storage.Dir, "meta"), log, badgermeta.Options{})
-	if err != nil {
-		return nil, err
-	}
-	if err := checkPushedRepos(set, index); err != nil {
 		index.Close()
 		return nil, err
 	}
-	ops, err := newOps(cfg, store, index, log, promReg)
+	if be.azure == nil {
+		if err := checkPushedRepos(set, index); err != nil {
+			index.Close()
+			return nil, err
+		}
+	}
+	ops, err := newOps(cfg, be, log, promReg)
 	if err != nil {
 		index.Close()
 		return nil, err
+	}
+	if be.azure != nil {
+		// The shared store is checked once it answers (ops.connect).
+		ops.connected = func() error { return checkPushedRepos(set, index) }
 	}
 	opts := ops.engineOptions()
 	if d := time.Duration(cfg.Cache.FillTimeout); d > 0 {
@@ -130,6 +151,15 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 	}
 	if n := cfg.Cache.MaxManifestBytes; n > 0 {
 		opts = append(opts, engine.WithMaxManifestSize(n))
+	}
+	if o.now != nil {
+		opts = append(opts, engine.WithClock(o.now))
+	}
+	var node *cluster.Node
+	if be.azure != nil && be.azure.node != nil {
+		node = be.azure.node
+		opts = append(opts, engine.WithCluster(&peers{node: node, maxManifest: maxManifest(cfg)}, be.azure.store))
+		ops.onReady = node.Members.SetReady
 	}
 	opts = append(opts, pushEngineOptions(cfg)...)
 	eng, err := engine.New(ops.col.Store(), index, up, log.Named("cache"), promReg, opts...)
@@ -154,6 +184,17 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 		index.Close()
 		return nil, err
 	}
+	if be.azure != nil {
+		ropts = append(ropts, registry.WithUnavailable(ops.unavailable))
+	}
+	if node != nil {
+		peer, err := peerSurface(cfg, node, eng, ops, log)
+		if err != nil {
+			index.Close()
+			return nil, err
+		}
+		ropts = append(ropts, registry.WithPublicRoute(cluster.PeerPrefix+"/", "peer", peer))
+	}
 	ropts = append(append(ropts, ops.routes()...), // /admin/pins before /admin/
 		registry.WithRoute("/metrics", "metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})),
 		registry.WithRoute("/admin/", "admin", ctl))
@@ -174,7 +215,7 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 		IdleTimeout:       idle,
 		ErrorLog:          zap.NewStdLog(log.Named("http-server")),
 	}
-	return &Server{cfg: cfg, log: log, index: index, engine: eng, http: hs, ln: ln, tlsCfg: tlsCfg, ctl: ctl, scheme: scheme, caFile: caFile, up: up, ops: ops, prom: promReg}, nil
+	return &Server{cfg: cfg, log: log, index: index, node: node, engine: eng, http: hs, ln: ln, tlsCfg: tlsCfg, ctl: ctl, scheme: scheme, caFile: caFile, up: up, ops: ops, prom: promReg}, nil
 }
 
 // AddListener makes the server answer on ln too (a TCP listener, wrapped in
@@ -209,10 +250,23 @@ func (s *Server) Serve(ctx context.Context) error {
 		go func() { errc <- s.http.Serve(ln) }()
 	}
 	s.ctl.start(ctx, s.Addr())
+	nodeDone := make(chan struct{})
+	if s.node != nil {
+		go func() {
+			defer close(nodeDone)
+			s.node.Run(opsCtx)
+		}()
+	} else {
+		close(nodeDone)
+	}
 	var serveErr error
 	select {
 	case <-ctx.Done():
 	case serveErr = <-errc:
+	}
+	if s.node != nil {
+		// Peers stop routing to this replica at their next probe.
+		s.node.Members.SetReady(false)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -220,6 +274,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.log.Warn("shutdown: in-flight requests cut", zap.Error(err))
 	}
 	s.shutdownOps(sctx, stopOps)
+	<-nodeDone
 	if err := s.ctl.Close(); err != nil {
 		s.log.Warn("shutdown: control state", zap.Error(err))
 	}
