@@ -1,7 +1,8 @@
 // Package azuritetest starts Azurite's blob service (the Azure Storage
 // emulator, installed by scripts/install-tools.sh azurite) for tests: one
 // process per call on a free 127.0.0.1 port with its data in a temp dir,
-// stopped when the test ends.
+// stopped when the test ends (Start), or one shared by a package's tests
+// (Shared, with Main in the package's TestMain).
 package azuritetest
 
 import (
@@ -12,10 +13,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -46,6 +49,21 @@ type Server struct {
 	ServiceURL string
 	// AccountName and AccountKey are the development account's.
 	AccountName, AccountKey string
+	// HTTPClient is a client for the SDK (azure.WithTransport) whose idle
+	// connections are closed when the server stops, so that no keep-alive
+	// goroutine outlives the tests (goleak).
+	HTTPClient *http.Client
+
+	bin, dir, port string
+	mu             sync.Mutex
+	proc           *process // nil while stopped
+}
+
+// process is one run of Azurite.
+type process struct {
+	cancel context.CancelFunc
+	exited chan error
+	out    *syncBuffer
 }
 
 // listening is the line Azurite prints once its blob service accepts
@@ -57,10 +75,60 @@ var listening = regexp.MustCompile(`successfully listens on (http://127\.0\.0\.1
 // CI=true.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	bin := find(t)
+	s := &Server{bin: find(t), dir: t.TempDir(), port: "0", AccountName: AccountName, AccountKey: AccountKey,
+		HTTPClient: newClient()}
+	t.Cleanup(func() {
+		if out := s.Stop(); t.Failed() {
+			t.Logf("azurite output:\n%s", out)
+		}
+	})
+	if err := s.launch(); err != nil {
+		t.Fatalf("azuritetest: %v", err)
+	}
+	return s
+}
+
+// newClient is an HTTP client of its own for the SDK: its idle
+// connections close with the server.
+func newClient() *http.Client { return &http.Client{Transport: &http.Transport{}} }
+
+// Stop stops Azurite (the data stays for Restart) and returns its output;
+// stopping a stopped server does nothing. Idle connections of HTTPClient
+// are closed.
+func (s *Server) Stop() string {
+	s.mu.Lock()
+	p := s.proc
+	s.proc = nil
+	s.mu.Unlock()
+	s.HTTPClient.CloseIdleConnections()
+	if p == nil {
+		return ""
+	}
+	p.cancel()
+	<-p.exited
+	s.HTTPClient.CloseIdleConnections()
+	return p.out.String()
+}
+
+// Restart starts a stopped Azurite again on the same port with the same
+// data, as a storage account that comes back after an outage.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	if err := s.launch(); err != nil {
+		t.Fatalf("azuritetest: restart: %v", err)
+	}
+}
+
+// launch starts Azurite and waits until it accepts connections.
+func (s *Server) launch() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil {
+		return errors.New("azurite is running already")
+	}
 	argv := []string{
-		bin, "--disableTelemetry", "--skipApiVersionCheck", "--loose", "--silent",
-		"--blobHost", "127.0.0.1", "--blobPort", "0", "--location", t.TempDir(),
+		s.bin, "--disableTelemetry", "--skipApiVersionCheck", "--loose", "--silent",
+		"--blobHost", "127.0.0.1", "--blobPort", s.port, "--location", s.dir,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
@@ -72,43 +140,40 @@ func Start(t testing.TB) *Server {
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		cancel()
-		t.Fatalf("azuritetest: %v", err)
+		return err
 	}
 	if err := cmd.Start(); err != nil {
 		cancel()
-		t.Fatalf("azuritetest: start %s: %v", bin, err)
+		return fmt.Errorf("start %s: %w", s.bin, err)
 	}
 	urls := make(chan string, 1)
 	go scan(stdout, out, urls)
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	p := &process{cancel: cancel, exited: make(chan error, 1), out: out}
+	go func() { p.exited <- cmd.Wait(); close(p.exited) }()
 	stop := func() {
 		cancel()
-		<-exited
+		<-p.exited
 	}
-
 	timer := time.NewTimer(startTimeout)
 	defer timer.Stop()
 	var base string
 	select {
 	case base = <-urls:
-	case err := <-exited:
+	case err := <-p.exited:
 		cancel()
-		t.Fatalf("azuritetest: azurite exited before listening: %v\n%s", err, out.String())
+		return fmt.Errorf("azurite exited before listening: %v\n%s", err, out.String())
 	case <-timer.C:
 		stop()
-		t.Fatalf("azuritetest: azurite did not listen within %s\n%s", startTimeout, out.String())
+		return fmt.Errorf("azurite did not listen within %s\n%s", startTimeout, out.String())
 	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("azurite output:\n%s", out.String())
-		}
-	})
 	if err := waitDial(base, startTimeout); err != nil {
-		t.Fatalf("azuritetest: %v\n%s", err, out.String())
+		stop()
+		return fmt.Errorf("%w\n%s", err, out.String())
 	}
-	return &Server{ServiceURL: base + "/" + AccountName, AccountName: AccountName, AccountKey: AccountKey}
+	s.port = base[strings.LastIndexByte(base, ':')+1:]
+	s.ServiceURL = base + "/" + AccountName
+	s.proc = p
+	return nil
 }
 
 // scan copies Azurite's stdout to out and sends the blob endpoint once it
