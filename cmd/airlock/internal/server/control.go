@@ -34,6 +34,7 @@ type control struct {
 	mu     sync.Mutex
 	cancel context.CancelFunc
 	done   chan struct{}
+	closed bool // start does nothing after Close
 }
 
 // controlBinding is the binding serve uses: the configured registry, at
@@ -103,8 +104,8 @@ func (s *Server) Control() *deploy.Service {
 // ServeHTTP serves the admin API.
 func (c *control) ServeHTTP(w http.ResponseWriter, r *http.Request) { c.api.ServeHTTP(w, r) }
 
-// start runs the reconcile loop until ctx ends or Close; addr is the
-// listener's address.
+// start runs the reconcile loop until ctx ends or Close (after Close it
+// does nothing); addr is the listener's address.
 func (c *control) start(ctx context.Context, addr string) {
 	if c.followListener {
 		c.svc.SetAddress(addr)
@@ -112,8 +113,12 @@ func (c *control) start(ctx context.Context, addr string) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		cancel()
+		return
+	}
 	c.cancel, c.done = cancel, done
-	c.mu.Unlock()
 	go func() {
 		defer close(done)
 		c.svc.Run(ctx, c.interval)
@@ -124,6 +129,7 @@ func (c *control) start(ctx context.Context, addr string) {
 func (c *control) Close() error {
 	c.mu.Lock()
 	cancel, done := c.cancel, c.done
+	c.closed = true
 	c.mu.Unlock()
 	if cancel != nil {
 		cancel()

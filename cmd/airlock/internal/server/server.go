@@ -249,7 +249,15 @@ func (s *Server) Serve(ctx context.Context) error {
 	for _, ln := range append([]net.Listener{s.ln}, s.extra...) {
 		go func() { errc <- s.http.Serve(ln) }()
 	}
-	s.ctl.start(ctx, s.Addr())
+	go func() {
+		// The control module pins and reconciles in the store: once it is
+		// checked (or, shared, reachable).
+		select {
+		case <-s.ops.readyCh:
+			s.ctl.start(ctx, s.Addr())
+		case <-opsCtx.Done():
+		}
+	}()
 	nodeDone := make(chan struct{})
 	if s.node != nil {
 		go func() {
