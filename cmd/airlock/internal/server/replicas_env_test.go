@@ -60,7 +60,7 @@ type replica struct {
 // testClock is the replicas' engine clock: real time plus what a test adds.
 type testClock struct{ off atomic.Int64 }
 
-func (c *testClock) now() time.Time            { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *testClock) now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
 func (c *testClock) advance(d time.Duration) { c.off.Add(int64(d)) }
 
 // switchTransport is a replica's way to Azure: it counts the requests that
@@ -99,7 +99,9 @@ func (s *switchTransport) commits(d digest.Digest) int {
 	return n
 }
 
-func hasSuffix(s, suffix string) bool { return len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix }
+func hasSuffix(s, suffix string) bool {
+	return len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix
+}
 
 // logBuffer keeps a replica's warnings and errors for a failed test.
 type logBuffer struct {
