@@ -45,16 +45,18 @@ type replicaSet struct {
 	lns       []net.Listener // reserved for replicas not started yet
 	clock     *testClock
 	rs        []*replica
+	images    int // pushed by blobOwnedBy
 }
 
 // replica is one running server of a replicaSet.
 type replica struct {
-	srv   *Server
-	addr  string
-	cfg   *config.Config
-	azure *switchTransport
-	stop  func() // graceful; waits until Serve returned
-	logs  *logBuffer
+	srv    *Server
+	addr   string
+	cfg    *config.Config
+	azure  *switchTransport
+	stop   func() // graceful; waits until Serve returned
+	served chan error
+	logs   *logBuffer
 }
 
 // testClock is the replicas' engine clock: real time plus what a test adds.
@@ -170,58 +172,76 @@ func (s *replicaSet) config(i int, peers []string) *config.Config {
 // start runs replica i with cfg (nil: config(i, nil)) and waits until it
 // is ready.
 func (s *replicaSet) start(i int, cfg *config.Config) *replica {
-	t := s.t
-	t.Helper()
+	s.t.Helper()
 	if cfg == nil {
 		cfg = s.config(i, nil)
 	}
+	ln := s.lns[i]
+	s.lns[i] = nil
+	r := runReplica(s.t, fmt.Sprint("r", i), cfg, ln, s.az.HTTPClient, WithClock(s.clock.now))
+	r.waitReady(s.t)
+	s.rs[i] = r
+	return r
+}
+
+// runReplica serves cfg on ln (nil: cfg.Listen) until the test ends,
+// reaching Azure through client; it does not wait until it is ready.
+func runReplica(t *testing.T, name string, cfg *config.Config, ln net.Listener, client *http.Client, opts ...Option) *replica {
+	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	r := &replica{addr: s.peers[i], cfg: cfg, azure: &switchTransport{base: s.az.HTTPClient}, logs: &logBuffer{}}
-	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), r.logs, zap.WarnLevel)).Named(fmt.Sprint("r", i))
-	ln := s.lns[i]
-	s.lns[i] = nil
+	r := &replica{addr: cfg.Listen, cfg: cfg, azure: &switchTransport{base: client}, logs: &logBuffer{}, served: make(chan error, 1)}
+	level := zap.WarnLevel
+	if os.Getenv("AIRLOCK_TEST_LOG") == "info" { // AIRLOCK_TEST_LOG=info: more of a failed test's story
+		level = zap.InfoLevel
+	}
+	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), r.logs, level)).Named(name)
 	if ln == nil { // started before: its address again
 		var err error
 		if ln, err = net.Listen("tcp", r.addr); err != nil {
 			t.Fatal(err)
 		}
 	}
-	srv, err := New(cfg, log, WithListener(ln), WithClock(s.clock.now),
+	opts = append([]Option{WithListener(ln),
 		WithAzureOptions(azure.WithTransport(r.azure)),
-		WithClusterOptions(cluster.WithMembershipOptions(cluster.WithProbeInterval(250*time.Millisecond))))
+		WithClusterOptions(cluster.WithMembershipOptions(cluster.WithProbeInterval(250 * time.Millisecond)))}, opts...)
+	srv, err := New(cfg, log, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.srv = srv
 	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx) }()
+	go func() { r.served <- srv.Serve(ctx) }()
 	var once sync.Once
 	r.stop = func() {
 		once.Do(func() {
 			cancel()
-			if err := <-served; err != nil {
-				t.Errorf("replica %d: %v", i, err)
+			if err := <-r.served; err != nil {
+				t.Errorf("replica %s: %v", name, err)
 			}
 		})
 	}
 	t.Cleanup(func() {
 		r.stop()
 		if t.Failed() {
-			t.Logf("replica %d (%s) logs:\n%s", i, r.addr, r.logs)
+			t.Logf("replica %s (%s) logs:\n%s", name, r.addr, r.logs)
 		}
 	})
-	select {
-	case <-srv.Ready():
-	case err := <-served:
-		t.Fatalf("replica %d stopped: %v", i, err)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("replica %d not ready after 30 s\n%s", i, r.logs)
-	}
-	s.rs[i] = r
 	return r
+}
+
+// waitReady waits until the replica is ready.
+func (r *replica) waitReady(t *testing.T) {
+	t.Helper()
+	select {
+	case <-r.srv.Ready():
+	case err := <-r.served:
+		r.served <- err // for stop
+		t.Fatalf("replica %s stopped: %v", r.addr, err)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("replica %s not ready after 30 s\n%s", r.addr, r.logs)
+	}
 }
 
 // settle waits until each running replica of want sees exactly want live.
@@ -267,8 +287,9 @@ func (s *replicaSet) owner(key string, live ...int) int {
 // name), tag and layer digest.
 func (s *replicaSet) blobOwnedBy(want int, size int64, live ...int) (repo string, layer digest.Digest) {
 	s.t.Helper()
-	for i := 0; ; i++ {
-		name := fmt.Sprintf("team/app%d", i)
+	for {
+		s.images++
+		name := fmt.Sprintf("team/app%d", s.images)
 		img := s.up.PushImage(s.t, name+":v1", size, 1)
 		ls, err := img.Layers()
 		if err != nil {
