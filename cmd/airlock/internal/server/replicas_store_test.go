@@ -85,7 +85,9 @@ func TestReplicaStoreLost(t *testing.T) {
 	base := "http://" + r.srv.Addr()
 	up.PushImage(t, "team/app:v1", 10<<10, 1)
 	md := pull(t, base, localRepo+"team/app", "v1")
-	var m struct{ Layers []struct{ Digest digest.Digest } }
+	var m struct {
+		Layers []struct{ Digest digest.Digest }
+	}
 	_, body, _ := get(t, base+"/v2/"+localRepo+"team/app/manifests/v1")
 	json.Unmarshal(body, &m)
 	cold := digest.FromString("never seen")
