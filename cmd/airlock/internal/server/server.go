@@ -22,6 +22,7 @@ import (
 	"github.com/airlock/airlock/storage/azure"
 	"github.com/airlock/airlock/upstream"
 	"github.com/airlock/airlock/upstream/ociclient"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
@@ -233,6 +234,9 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // URL is the server's base URL: http:// or https:// and its address.
 func (s *Server) URL() string { return s.scheme + "://" + s.Addr() }
+
+// Metrics is what /metrics serves.
+func (s *Server) Metrics() prometheus.Gatherer { return s.prom }
 
 // CAFile is the CA certificate nodes must trust with tls.auto, else "".
 func (s *Server) CAFile() string { return s.caFile }
