@@ -215,7 +215,11 @@ func peerErr(peer string, err error) error {
 // stay unexported, and it logs only warnings (the front logs each peer
 // request once).
 func peerSurface(cfg *config.Config, node *cluster.Node, eng *engine.Engine, o *ops, log *zap.Logger) (http.Handler, error) {
-	inner, err := registry.New(eng, log.Named("peer").WithOptions(zap.IncreaseLevel(zap.WarnLevel)), prometheus.NewRegistry(),
+	plog := log.Named("peer")
+	if plog.Core().Enabled(zap.InfoLevel) {
+		plog = plog.WithOptions(zap.IncreaseLevel(zap.WarnLevel))
+	}
+	inner, err := registry.New(eng, plog, prometheus.NewRegistry(),
 		registry.WithMaxManifestSize(cfg.Cache.MaxManifestBytes),
 		registry.WithBodyIdleTimeout(time.Duration(cfg.HTTP.BodyIdleTimeout)),
 		registry.WithUnavailable(o.unavailable))
