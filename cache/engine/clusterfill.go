@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/airlock/airlock/cache"
 	"github.com/airlock/airlock/cache/content"
 	"github.com/airlock/airlock/upstream"
 	"go.uber.org/zap"
@@ -89,7 +90,7 @@ func (e *Engine) fetchClustered(ctx context.Context, f *fill, log *zap.Logger, s
 			break
 		}
 		if claimLost(f.claim) {
-			return errClaimLost
+			return unavailable(errClaimLost)
 		}
 		if !errors.As(err, &brk) || !cf.failed(src, brk.cause) {
 			return err
@@ -97,10 +98,16 @@ func (e *Engine) fetchClustered(ctx context.Context, f *fill, log *zap.Logger, s
 	}
 	if f.claim != nil {
 		if err := f.claim.Progress(ctx, cf.written); err != nil {
-			return fmt.Errorf("%w: %v", errClaimLost, err)
+			return unavailable(fmt.Errorf("%w: %v", errClaimLost, err))
 		}
 	}
 	return cf.sp.commit(ctx)
+}
+
+// unavailable is a cluster's failure as the clients see it: 503, to retry
+// (another replica fills the blob now, or the store did not answer).
+func unavailable(err error) error {
+	return &cache.UpstreamError{Err: cache.ErrUnavailable, Cause: err}
 }
 
 // failed counts a source's failure and reports whether the fill may try
@@ -125,7 +132,7 @@ func (cf *clusterFill) next(ctx context.Context) (source, error) {
 	e, f := cf.e, cf.f
 	if f.claim != nil {
 		if claimLost(f.claim) {
-			return source{}, errClaimLost
+			return source{}, unavailable(errClaimLost)
 		}
 		return source{}, nil
 	}
@@ -139,7 +146,7 @@ func (cf *clusterFill) next(ctx context.Context) (source, error) {
 		claim, holder, err := e.cluster.ClaimFill(ctx, f.d)
 		switch {
 		case err != nil:
-			return source{}, fmt.Errorf("claim the fill of %s: %w", f.d, err)
+			return source{}, unavailable(fmt.Errorf("claim the fill of %s: %w", f.d, err))
 		case claim != nil:
 			if _, err := e.store.Stat(ctx, f.d); err == nil {
 				// Committed by a holder that then died, or let go just now.
