@@ -2,12 +2,16 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +20,7 @@ import (
 	"github.com/airlock/airlock/cache/engine"
 	"github.com/airlock/airlock/cache/manifest"
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
+	"github.com/airlock/airlock/cmd/airlock/internal/selfsigned"
 	"github.com/airlock/airlock/registry"
 	"github.com/airlock/airlock/upstream"
 	"github.com/opencontainers/go-digest"
@@ -235,4 +240,32 @@ func maxManifest(cfg *config.Config) int64 {
 		return n
 	}
 	return registry.DefaultMaxManifestSize
+}
+
+// peerTLS is how this replica reaches its peers when the replicas serve
+// tls:: HTTPS, trusting the system's roots and what this replica serves
+// with (tls.cert's certificates, or tls.auto's CA). Replicas share one
+// certificate, or certificates of one CA the system trusts; tls.auto's CA
+// is each replica's own, so it suits a replica alone.
+func peerTLS(cfg *config.Config) (*tls.Config, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	file := cfg.TLS.Cert
+	if cfg.TLS.Auto {
+		f, err := selfsigned.Ensure(filepath.Join(cfg.Storage.Dir, "tls"), tlsHosts(cfg), time.Now())
+		if err != nil {
+			return nil, err
+		}
+		file = f.CA
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, &config.Error{Msg: fmt.Sprintf("config: tls: %v (%s)", err, config.RelativePaths)}
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, &config.Error{Msg: "config: tls: no certificate in " + file}
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }

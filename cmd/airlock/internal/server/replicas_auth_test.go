@@ -2,14 +2,20 @@ package server
 
 import (
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
+	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/airlock/airlock/cache/cluster"
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
+	"github.com/airlock/airlock/cmd/airlock/internal/selfsigned"
+	"github.com/opencontainers/go-digest"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -89,5 +95,43 @@ func TestReplicasPeersTrustOnlyPeers(t *testing.T) {
 	}
 	if s.metric(1, "airlock_cluster_relayed_bytes_total") == 0 || s.up.Count("GET", "/blobs/"+d.String()) != 1 {
 		t.Fatal("alice's pull was not relayed from the owner")
+	}
+}
+
+// Replicas serving tls: reach each other over HTTPS, trusting the
+// certificate they share: they see each other live and relay.
+func TestReplicasOverTLS(t *testing.T) {
+	t.Parallel()
+	files, err := selfsigned.Ensure(t.TempDir(), []string{"127.0.0.1"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newReplicaSet(t, 2)
+	for i := range 2 {
+		cfg := s.config(i, nil)
+		cfg.TLS = config.TLS{Cert: files.Cert, Key: files.Key}
+		s.start(i, cfg)
+	}
+	s.settle(0, 1)
+	repo, d := s.blobOwnedBy(0, 64<<10, 0, 1)
+	ca, err := os.ReadFile(files.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get("https://" + s.peers[1] + "/v2/" + repo + "/blobs/" + d.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || digest.FromBytes(b) != d {
+		t.Fatalf("through the non-owner over HTTPS: %d, %d bytes, %v", resp.StatusCode, len(b), err)
+	}
+	if s.metric(1, "airlock_cluster_relayed_bytes_total") == 0 {
+		t.Fatal("not relayed")
 	}
 }

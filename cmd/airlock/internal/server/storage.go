@@ -80,10 +80,18 @@ func openStorage(cfg *config.Config, log *zap.Logger, reg prometheus.Registerer,
 	}
 	a := &azureBackend{ctr: ctr, store: store, index: idx}
 	if cfg.Cluster.Enabled() {
+		opts := o.cluster
+		if cfg.TLS.Enabled() {
+			tc, err := peerTLS(cfg)
+			if err != nil {
+				return nil, err
+			}
+			opts = append([]cluster.NodeOption{cluster.WithClientOptions(cluster.WithTLS(tc))}, opts...)
+		}
 		keys := cluster.KeyStoreFunc(func(ctx context.Context, name string, create func() ([]byte, error)) ([]byte, error) {
 			return idx.Secret(ctx, azmeta.SecretName(name), create)
 		})
-		if a.node, err = cluster.NewNode(cfg.Cluster, ctr, keys, log.Named("cluster"), reg, o.cluster...); err != nil {
+		if a.node, err = cluster.NewNode(cfg.Cluster, ctr, keys, log.Named("cluster"), reg, opts...); err != nil {
 			return nil, &config.Error{Msg: "config: " + err.Error()}
 		}
 	}
