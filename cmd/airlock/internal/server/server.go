@@ -188,9 +188,9 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 	if be.azure != nil {
 		ropts = append(ropts, registry.WithUnavailable(ops.unavailable))
 	}
+	var peer http.Handler
 	if node != nil {
-		peer, err := peerSurface(cfg, node, eng, ops, log)
-		if err != nil {
+		if peer, err = peerSurface(cfg, node, eng, ops, log); err != nil {
 			index.Close()
 			return nil, err
 		}
@@ -211,12 +211,28 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 	}
 	readHeader, idle := httpTimeouts(cfg)
 	hs := &http.Server{
-		Handler:           ops.gate(reg),
+		Handler:           pings(peer, ops.gate(reg)),
 		ReadHeaderTimeout: readHeader,
 		IdleTimeout:       idle,
 		ErrorLog:          zap.NewStdLog(log.Named("http-server")),
 	}
 	return &Server{cfg: cfg, log: log, index: index, node: node, engine: eng, http: hs, ln: ln, tlsCfg: tlsCfg, ctl: ctl, scheme: scheme, caFile: caFile, up: up, ops: ops, prom: promReg}, nil
+}
+
+// pings serves the peers' probes (every 2 s from every peer) with peer,
+// outside the registry's request log and metrics; everything else, peer
+// relays included, with next.
+func pings(peer, next http.Handler) http.Handler {
+	if peer == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == cluster.PingPath {
+			peer.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // AddListener makes the server answer on ln too (a TCP listener, wrapped in
