@@ -6,30 +6,25 @@
 package azuritetest
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/airlock/airlock/internal/azurite"
 )
 
 // The well-known development account every Azurite accepts. The key is
 // public (documented by Azure for the emulator) and protects nothing.
 const (
-	AccountName = "devstoreaccount1"
-	AccountKey  = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+	AccountName = azurite.AccountName
+	AccountKey  = azurite.AccountKey
 )
 
 // Install is the command that installs Azurite into the repository.
@@ -56,30 +51,20 @@ type Server struct {
 
 	bin, dir, port string
 	mu             sync.Mutex
-	proc           *process // nil while stopped
+	proc           *azurite.Process // nil while stopped
+	out            *syncBuffer      // its output, all runs
 }
-
-// process is one run of Azurite.
-type process struct {
-	cancel context.CancelFunc
-	exited chan error
-	out    *syncBuffer
-}
-
-// listening is the line Azurite prints once its blob service accepts
-// connections; with --blobPort 0 it names the port the kernel chose.
-var listening = regexp.MustCompile(`successfully listens on (http://127\.0\.0\.1:[0-9]+)`)
 
 // Start runs Azurite's blob service until the test ends. Without Azurite
 // installed the test is skipped naming the install command, or fails with
 // CI=true.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{bin: find(t), dir: t.TempDir(), port: "0", AccountName: AccountName, AccountKey: AccountKey,
-		HTTPClient: newClient()}
+	s := newServer(find(t), t.TempDir())
 	t.Cleanup(func() {
-		if out := s.Stop(); t.Failed() {
-			t.Logf("azurite output:\n%s", out)
+		s.Stop()
+		if t.Failed() {
+			t.Logf("azurite output:\n%s", s.out)
 		}
 	})
 	if err := s.launch(); err != nil {
@@ -88,26 +73,23 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
-// newClient is an HTTP client of its own for the SDK: its idle
-// connections close with the server.
-func newClient() *http.Client { return &http.Client{Transport: &http.Transport{}} }
+func newServer(bin, dir string) *Server {
+	return &Server{bin: bin, dir: dir, port: "0", AccountName: AccountName, AccountKey: AccountKey,
+		HTTPClient: &http.Client{Transport: &http.Transport{}}, out: &syncBuffer{}}
+}
 
-// Stop stops Azurite (the data stays for Restart) and returns its output;
-// stopping a stopped server does nothing. Idle connections of HTTPClient
-// are closed.
-func (s *Server) Stop() string {
+// Stop stops Azurite (the data stays for Restart); stopping a stopped
+// server does nothing. Idle connections of HTTPClient are closed.
+func (s *Server) Stop() {
 	s.mu.Lock()
 	p := s.proc
 	s.proc = nil
 	s.mu.Unlock()
 	s.HTTPClient.CloseIdleConnections()
-	if p == nil {
-		return ""
+	if p != nil {
+		p.Stop()
+		s.HTTPClient.CloseIdleConnections()
 	}
-	p.cancel()
-	<-p.exited
-	s.HTTPClient.CloseIdleConnections()
-	return p.out.String()
 }
 
 // Restart starts a stopped Azurite again on the same port with the same
@@ -126,85 +108,12 @@ func (s *Server) launch() error {
 	if s.proc != nil {
 		return errors.New("azurite is running already")
 	}
-	argv := []string{
-		s.bin, "--disableTelemetry", "--skipApiVersionCheck", "--loose", "--silent",
-		"--blobHost", "127.0.0.1", "--blobPort", s.port, "--location", s.dir,
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 5 * time.Second // then SIGKILL
-	setDeathSignal(cmd)
-	out := &syncBuffer{}
-	cmd.Stderr = out
-	stdout, err := cmd.StdoutPipe()
+	p, err := azurite.Start(s.bin, s.dir, s.port, s.out, startTimeout)
 	if err != nil {
-		cancel()
-		return err
+		return fmt.Errorf("%w\n%s", err, s.out)
 	}
-	if err := cmd.Start(); err != nil {
-		cancel()
-		return fmt.Errorf("start %s: %w", s.bin, err)
-	}
-	urls := make(chan string, 1)
-	go scan(stdout, out, urls)
-	p := &process{cancel: cancel, exited: make(chan error, 1), out: out}
-	go func() { p.exited <- cmd.Wait(); close(p.exited) }()
-	stop := func() {
-		cancel()
-		<-p.exited
-	}
-	timer := time.NewTimer(startTimeout)
-	defer timer.Stop()
-	var base string
-	select {
-	case base = <-urls:
-	case err := <-p.exited:
-		cancel()
-		return fmt.Errorf("azurite exited before listening: %v\n%s", err, out.String())
-	case <-timer.C:
-		stop()
-		return fmt.Errorf("azurite did not listen within %s\n%s", startTimeout, out.String())
-	}
-	if err := waitDial(base, startTimeout); err != nil {
-		stop()
-		return fmt.Errorf("%w\n%s", err, out.String())
-	}
-	s.port = base[strings.LastIndexByte(base, ':')+1:]
-	s.ServiceURL = base + "/" + AccountName
-	s.proc = p
+	s.proc, s.port, s.ServiceURL = p, p.Port(), p.ServiceURL()
 	return nil
-}
-
-// scan copies Azurite's stdout to out and sends the blob endpoint once it
-// is announced.
-func scan(r io.Reader, out io.Writer, urls chan<- string) {
-	sc := bufio.NewScanner(r)
-	sent := false
-	for sc.Scan() {
-		line := sc.Text()
-		fmt.Fprintln(out, line)
-		if m := listening.FindStringSubmatch(line); m != nil && !sent {
-			urls <- m[1]
-			sent = true
-		}
-	}
-}
-
-// waitDial waits until a TCP connection to base succeeds.
-func waitDial(base string, limit time.Duration) error {
-	addr := base[len("http://"):]
-	deadline := time.Now().Add(limit)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			return c.Close()
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("azurite at %s does not accept connections: %w", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // find returns the azurite-blob executable, or ends the test: skipped with

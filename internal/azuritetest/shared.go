@@ -66,7 +66,7 @@ func startShared(bin string) (*Server, error) {
 		return nil, err
 	}
 	shared.dir = dir
-	s := &Server{bin: bin, dir: dir, port: "0", AccountName: AccountName, AccountKey: AccountKey, HTTPClient: newClient()}
+	s := newServer(bin, dir)
 	if err := s.launch(); err != nil {
 		return nil, fmt.Errorf("shared azurite: %w", err)
 	}

@@ -9,22 +9,32 @@ import (
 	"testing"
 
 	"github.com/airlock/airlock/cache/content"
+	"github.com/opencontainers/go-digest"
 )
+
+// localIngest starts a local ingest of a 100,000-byte blob of seed on a
+// new container, its store staging blocks of 16 KiB, its requests
+// recorded from here on.
+func localIngest(t *testing.T, e *env, seed byte) (*Store, *recorder, content.LocalIngest, []byte, digest.Digest) {
+	t.Helper()
+	rec := &recorder{}
+	s := newStore(t, e.container(t, rec), WithBlockSize(16<<10))
+	rec.reset() // the container's creation
+	b, d := testBlob(100_000, seed)
+	w, err := s.IngestLocal(context.Background(), d, int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return s, rec, w, b, d
+}
 
 // A local ingest writes nothing to the container: its commit verifies the
 // bytes and spools them for this replica alone. A wrong body commits
 // nothing anywhere.
 func testLocalIngest(t *testing.T, e *env) {
 	ctx := context.Background()
-	rec := &recorder{}
-	s := newStore(t, e.container(t, rec), WithBlockSize(16<<10))
-	rec.reset() // the container's creation
-	b, d := testBlob(100_000, 11)
-	w, err := s.IngestLocal(ctx, d, int64(len(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	s, rec, w, b, d := localIngest(t, e, 11)
 	w.Write(b)
 	if _, err := w.Commit(ctx); err != nil {
 		t.Fatal(err)
@@ -62,15 +72,7 @@ func testLocalIngest(t *testing.T, e *env) {
 // the container does; another replica reads it.
 func testLocalIngestShared(t *testing.T, e *env) {
 	ctx := context.Background()
-	rec := &recorder{}
-	s := newStore(t, e.container(t, rec), WithBlockSize(16<<10))
-	rec.reset() // the container's creation
-	b, d := testBlob(100_000, 12)
-	w, err := s.IngestLocal(ctx, d, int64(len(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	s, rec, w, b, d := localIngest(t, e, 12)
 	w.Write(b[:40_000])
 	if n := len(rec.reqs); n != 0 {
 		t.Fatalf("before Share: %d requests (%v)", n, rec.reqs)
@@ -85,15 +87,7 @@ func testLocalIngestShared(t *testing.T, e *env) {
 	if _, err := w.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	blocks, _ := rec.count("PUT block")
-	commits, h := rec.count("PUT blocklist")
-	if blocks != 7 || commits != 1 || h.Get("If-None-Match") != "*" {
-		t.Fatalf("blocks %d, commits %d, If-None-Match %q; want 7, 1, *", blocks, commits, h.Get("If-None-Match"))
-	}
-	got, err := content.ReadAll(ctx, newStore(t, s.ctr), d) // another replica
-	if err != nil || !bytes.Equal(got, b) {
-		t.Fatalf("read back from another replica: %v", err)
-	}
+	stagedAndCommitted(t, rec, s, d, b)
 	if err := w.Share(ctx); !errors.Is(err, content.ErrClosed) {
 		t.Fatalf("Share after Commit: %v, want ErrClosed", err)
 	}

@@ -232,7 +232,7 @@ func (l *Lab) Serve(ctx context.Context) error {
 	err := l.srv.Serve(ctx)
 	if l.reps != nil {
 		err = errors.Join(err, <-reps)
-		l.reps.az.stop()
+		l.reps.az.Stop()
 	}
 	if l.nodes != nil {
 		if nerr := l.nodes.stop(); nerr != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
 	"github.com/airlock/airlock/cmd/airlock/internal/server"
 	"github.com/airlock/airlock/deploy"
+	"github.com/airlock/airlock/internal/azurite"
 	"github.com/airlock/airlock/storage/azure"
 	"go.uber.org/zap"
 )
@@ -28,7 +29,7 @@ const MaxReplicas = 5
 // first's does, so that all serve its rule and pin its bootstrap images
 // alike.
 type replicas struct {
-	az    *azurite
+	az    *azurite.Process
 	addrs []string         // every replica's address, the first's first
 	lns   []net.Listener   // replicas 2..N's, bound before anything starts
 	srvs  []*server.Server // replicas 2..N, once built
@@ -59,11 +60,11 @@ func reserveReplicas(ctx context.Context, o Options, ln net.Listener, logOut io.
 		r.dirs = append(r.dirs, filepath.Join(o.Dir, "replicas", fmt.Sprintf("airlock-%d", i)))
 	}
 	r.data = filepath.Join(o.Dir, "azurite")
-	az, err := startAzurite(ctx, r.data, logOut)
+	az, err := startAzurite(r.data, logOut)
 	if err != nil {
 		return nil, fmt.Errorf("--replicas %d: %w", o.Replicas, err)
 	}
-	rollback.push(az.stop)
+	rollback.push(az.Stop)
 	r.az = az
 	// The container exists before the replicas' control modules pin the
 	// cluster's images in it (they provision before serving).
@@ -75,7 +76,7 @@ func reserveReplicas(ctx context.Context, o Options, ln net.Listener, logOut io.
 
 // azureConfig is the replicas' storage.azure.
 func (r *replicas) azureConfig() azure.Config {
-	return azure.Config{ServiceURL: r.az.url, AccountName: azuriteAccount, AccountKey: azuriteKey, Container: config.DefaultContainer}
+	return azure.Config{ServiceURL: r.az.ServiceURL(), AccountName: azurite.AccountName, AccountKey: azurite.AccountKey, Container: config.DefaultContainer}
 }
 
 // configure makes cfg replica i's (from 1): on Azurite's container
@@ -161,6 +162,6 @@ func (r *replicas) describe(w io.Writer) {
   Pull through any of them, e.g.:
     crane pull --insecure %s/aks-managed-repository/oss/kubernetes/pause:3.10 pause.tar
     curl -s %s/metrics | grep airlock_cluster_
-`, len(r.addrs), strings.Join(urls, " "), r.az.url, config.DefaultContainer, r.data,
+`, len(r.addrs), strings.Join(urls, " "), r.az.ServiceURL(), config.DefaultContainer, r.data,
 		r.addrs[len(r.addrs)-1], urls[len(urls)-1])
 }
