@@ -1,7 +1,8 @@
 // Package engine is airlock's pull-through cache: it answers the cache
 // contract from the local content store and metadata index, and fills
 // misses from the upstream once per object, streaming to every waiter while
-// it verifies and stores.
+// it verifies and stores. Several engines sharing one store (replicas,
+// WithCluster) fill each object once between them (cluster.go).
 package engine
 
 import (
