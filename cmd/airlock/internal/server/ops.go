@@ -176,7 +176,10 @@ const (
 	connectTimeout = 15 * time.Second // one attempt to reach it
 	connectBackoff = 5 * time.Second  // most between attempts
 	healthEvery    = 2 * time.Second
-	healthTimeout  = 3 * time.Second
+	healthTimeout  = 5 * time.Second
+	// healthFailures in a row make the server not ready: one slow answer
+	// is not an outage.
+	healthFailures = 2
 )
 
 // connect tries until the shared store answers (or ctx ends), then runs
@@ -210,12 +213,13 @@ func (o *ops) connect(ctx context.Context) error {
 }
 
 // watch asks the shared store whether it answers every healthEvery, and
-// at once when a request found it unreachable: while it does not, the
-// server is not ready (503 on the API, never 404; peers stop routing to
-// it).
+// at once when a request found it unreachable: while it does not (for
+// healthFailures checks in a row), the server is not ready (503 on the
+// API, never 404; peers stop routing to it).
 func (o *ops) watch(ctx context.Context) {
 	t := time.NewTicker(healthEvery)
 	defer t.Stop()
+	fails := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -226,12 +230,19 @@ func (o *ops) watch(ctx context.Context) {
 		hctx, cancel := context.WithTimeout(ctx, healthTimeout)
 		err := o.azure.health(hctx)
 		cancel()
+		if err == nil {
+			fails = 0
+		} else {
+			fails++
+		}
 		switch {
 		case ctx.Err() != nil:
 			return
 		case err == nil && !o.ready.Load():
 			o.log.Info("storage reachable again: ready")
 			o.setReady(true)
+		case err != nil && fails < healthFailures:
+			o.log.Warn("storage did not answer", zap.Error(err))
 		case err != nil && o.ready.Load():
 			o.setReason("the storage cannot be reached: " + err.Error())
 			o.log.Error("storage unreachable: not ready until it answers", zap.Error(err))

@@ -205,7 +205,7 @@ func runReplica(t *testing.T, name string, cfg *config.Config, ln net.Listener, 
 	}
 	opts = append([]Option{WithListener(ln),
 		WithAzureOptions(azure.WithTransport(r.azure)),
-		WithClusterOptions(cluster.WithMembershipOptions(cluster.WithProbeInterval(250 * time.Millisecond)))}, opts...)
+		WithClusterOptions(cluster.WithMembershipOptions(cluster.WithProbeInterval(time.Second)))}, opts...)
 	srv, err := New(cfg, log, opts...)
 	if err != nil {
 		t.Fatal(err)

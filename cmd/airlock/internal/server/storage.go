@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/airlock/airlock/cache/cluster"
 	"github.com/airlock/airlock/cache/content/azstore"
 	"github.com/airlock/airlock/cache/content/fsstore"
@@ -100,8 +101,10 @@ func openStorage(cfg *config.Config, log *zap.Logger, reg prometheus.Registerer,
 
 // connect checks once that the store answers: the container exists
 // (created if missing), the index can be read, and, in a cluster, the
-// peer key is loaded (created by the first replica).
+// peer key is loaded (created by the first replica). Requests are not
+// retried: the caller tries again.
 func (a *azureBackend) connect(ctx context.Context) error {
+	ctx = policy.WithRetryOptions(ctx, policy.RetryOptions{MaxRetries: -1})
 	if err := a.ctr.Ensure(ctx); err != nil {
 		return err
 	}
@@ -114,8 +117,10 @@ func (a *azureBackend) connect(ctx context.Context) error {
 	return nil
 }
 
-// health asks the container for its properties: the store answers.
+// health asks the container for its properties, once (no retry: the
+// next check is the retry): the store answers.
 func (a *azureBackend) health(ctx context.Context) error {
+	ctx = policy.WithRetryOptions(ctx, policy.RetryOptions{MaxRetries: -1})
 	_, err := a.ctr.Client().GetProperties(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("storage: %w", azure.Classify("get container", a.ctr.Name(), err))
