@@ -27,10 +27,6 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// The tests of several replicas share one Azurite per test binary; each
-// runs its replicas on a container of its own.
-func TestMain(m *testing.M) { os.Exit(azuritetest.Main(m)) }
-
 // localRepo is where the tests' rule puts the upstream's repositories.
 const localRepo = "aks-managed-repository/"
 
