@@ -43,12 +43,22 @@ type nodeResult struct {
 	Retries  int64
 	Corrupt  int64
 	Failed   error // first image that could not be pulled after retries
+
+	Moves    int64         // times the node turned to another replica after a failed request
+	MaxStall time.Duration // longest silence of a blob transfer, request sent to first byte included
+	// With a watch (see stallClock), once the kill happened:
+	KillStall  time.Duration // the longest silence that ended after the kill
+	KillResume time.Duration // the longest wait after the kill for a byte of a body under way at the kill
+	KillGap    time.Duration // the longest wait for a byte of the watched blob after the kill
 }
 
 // node is one simulated AKS node: its own connection pool and token cache,
 // and the blobs it already holds (shared layers are fetched once).
 type node struct {
-	inst    *instance
+	inst    *instance   // the target, or the replica the node talks to first
+	mirrors []*instance // where it turns after a failed request, its own replica first; nil: inst alone
+	at      int         // index in mirrors of the replica it talks to now (under mu)
+	watch   *blobWatch  // the failover scenario's big blob; nil: none
 	tr      *http.Transport
 	base    *countingTransport
 	mu      sync.Mutex
@@ -65,6 +75,50 @@ func newNode(inst *instance) *node {
 		IdleConnTimeout:     30 * time.Second,
 	}
 	return &node{inst: inst, tr: tr, base: &countingTransport{inner: tr}, auth: map[string]http.RoundTripper{}, have: map[v1.Hash]bool{}}
+}
+
+// newNodeAt returns node i of a storm on inst: on a cluster, it talks to
+// replica i mod N first and to the next ones after a failed request.
+func newNodeAt(inst *instance, i int) *node {
+	n := newNode(inst.forNode(i))
+	if m := inst.members(); len(m) > 1 {
+		for k := range m {
+			n.mirrors = append(n.mirrors, m[(i+k)%len(m)])
+		}
+	}
+	return n
+}
+
+// endpoint returns the instance the node talks to now and its index among
+// the mirrors.
+func (n *node) endpoint() (*instance, int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.mirrors) == 0 {
+		return n.inst, 0
+	}
+	return n.mirrors[n.at], n.at
+}
+
+// moveOn turns the node to its next mirror after a request to mirror at
+// failed, as containerd tries the next host of hosts.toml; a failure on a
+// mirror the node has left already changes nothing.
+func (n *node) moveOn(at int) {
+	n.mu.Lock()
+	moved := len(n.mirrors) > 1 && n.at == at
+	if moved {
+		n.at = (at + 1) % len(n.mirrors)
+	}
+	n.mu.Unlock()
+	if moved {
+		n.note(func(r *nodeResult) { r.Moves++ })
+	}
+}
+
+// repoName is repo's name on the instance the node talks to now.
+func (n *node) repoName(repo string) string {
+	inst, _ := n.endpoint()
+	return inst.host() + "/" + inst.prefix + repo
 }
 
 // close drops the node's idle connections.
@@ -102,7 +156,7 @@ func (n *node) pull(ctx context.Context, refs []catalog.Ref) {
 	n.note(func(res *nodeResult) { res.Duration = time.Since(start) })
 }
 
-// retry runs f up to attempts times.
+// retry runs f up to attempts times, the next on the node's next mirror.
 func (n *node) retry(ctx context.Context, f func() error) error {
 	var err error
 	for i := range attempts {
@@ -114,15 +168,18 @@ func (n *node) retry(ctx context.Context, f func() error) error {
 			case <-time.After(retryPause):
 			}
 		}
+		_, at := n.endpoint()
 		if err = f(); err == nil || ctx.Err() != nil {
 			return err
 		}
+		n.moveOn(at)
 	}
 	return err
 }
 
 // transport returns a transport authorised to pull repo (ggcr's ping and
-// anonymous token flow), cached per repository.
+// anonymous token flow), cached per repository. The replicas of a cluster
+// run without auth here, so the transport serves each of them.
 func (n *node) transport(ctx context.Context, repo string) (http.RoundTripper, error) {
 	n.mu.Lock()
 	t, ok := n.auth[repo]
@@ -130,11 +187,11 @@ func (n *node) transport(ctx context.Context, repo string) (http.RoundTripper, e
 	if ok {
 		return t, nil
 	}
-	r, err := name.NewRepository(n.inst.host()+"/"+n.inst.prefix+repo, name.Insecure)
-	if err != nil {
-		return nil, err
-	}
-	err = n.retry(ctx, func() error {
+	err := n.retry(ctx, func() error {
+		r, err := name.NewRepository(n.repoName(repo), name.Insecure)
+		if err != nil {
+			return err
+		}
 		t, err = transport.NewWithContext(ctx, r.Registry, authn.Anonymous, n.base, []string{r.Scope(transport.PullScope)})
 		return err
 	})
@@ -194,17 +251,20 @@ func (n *node) pullImage(ctx context.Context, r catalog.Ref) error {
 // headAndGet resolves r with HEAD, GETs the manifest by digest and, for an
 // index, the linux/amd64 child.
 func (n *node) headAndGet(ctx context.Context, t http.RoundTripper, r catalog.Ref) (*v1.Manifest, error) {
-	repo := n.inst.host() + "/" + n.inst.prefix + r.Repo
 	opts := []remote.Option{remote.WithTransport(t), remote.WithContext(ctx)}
-	tag, err := name.NewTag(repo+":"+r.Tag, name.Insecure)
-	if err != nil {
-		return nil, err
-	}
 	var desc *v1.Descriptor
-	if err := n.retry(ctx, func() error { desc, err = remote.Head(tag, opts...); return err }); err != nil {
+	err := n.retry(ctx, func() error {
+		tag, err := name.NewTag(n.repoName(r.Repo)+":"+r.Tag, name.Insecure)
+		if err != nil {
+			return err
+		}
+		desc, err = remote.Head(tag, opts...)
+		return err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("resolve: %w", err)
 	}
-	raw, err := n.manifest(ctx, repo, desc.Digest, opts)
+	raw, err := n.manifest(ctx, r.Repo, desc.Digest, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +277,7 @@ func (n *node) headAndGet(ctx context.Context, t http.RoundTripper, r catalog.Re
 		if !ok {
 			return nil, errors.New("no linux/amd64 manifest")
 		}
-		if raw, err = n.manifest(ctx, repo, child.Digest, opts); err != nil {
+		if raw, err = n.manifest(ctx, r.Repo, child.Digest, opts); err != nil {
 			return nil, err
 		}
 	}
@@ -228,14 +288,19 @@ func (n *node) headAndGet(ctx context.Context, t http.RoundTripper, r catalog.Re
 	return m, nil
 }
 
-// manifest GETs a manifest by digest (ggcr verifies it) and counts its bytes.
+// manifest GETs a manifest of repo by digest (ggcr verifies it) and counts
+// its bytes.
 func (n *node) manifest(ctx context.Context, repo string, d v1.Hash, opts []remote.Option) ([]byte, error) {
-	ref, err := name.NewDigest(repo+"@"+d.String(), name.Insecure)
-	if err != nil {
-		return nil, err
-	}
 	var got *remote.Descriptor
-	if err := n.retry(ctx, func() error { got, err = remote.Get(ref, opts...); return err }); err != nil {
+	err := n.retry(ctx, func() error {
+		ref, err := name.NewDigest(n.repoName(repo)+"@"+d.String(), name.Insecure)
+		if err != nil {
+			return err
+		}
+		got, err = remote.Get(ref, opts...)
+		return err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", d, err)
 	}
 	n.note(func(r *nodeResult) { r.Bytes += int64(len(got.Manifest)) })
@@ -253,12 +318,19 @@ func pickPlatform(ds []v1.Descriptor, os, arch string) (v1.Descriptor, bool) {
 
 // blob GETs one blob (following the 307 to the data endpoint when talking
 // to the emulator), hashes it and records the time to its first byte. Like
-// containerd, a broken body is resumed once with Range from where it broke.
+// containerd, a broken body is resumed once with Range from where it broke
+// (on the node's next mirror).
 func (n *node) blob(ctx context.Context, c *http.Client, repo string, d v1.Descriptor) error {
-	url := n.inst.url + "/v2/" + n.inst.prefix + repo + "/blobs/" + d.Digest.String()
 	h := sha256.New()
 	var got int64
 	var err error
+	clock := &stallClock{watch: n.watch, watched: n.watch != nil && n.watch.digest == d.Digest}
+	defer n.note(func(r *nodeResult) {
+		r.MaxStall = max(r.MaxStall, clock.max)
+		r.KillStall = max(r.KillStall, clock.killStall)
+		r.KillResume = max(r.KillResume, clock.killResume)
+		r.KillGap = max(r.KillGap, clock.killGap)
+	})
 	for i := range attempts {
 		if i > 0 {
 			n.note(func(r *nodeResult) { r.Retries++ })
@@ -268,10 +340,13 @@ func (n *node) blob(ctx context.Context, c *http.Client, repo string, d v1.Descr
 			case <-time.After(retryPause):
 			}
 		}
+		inst, at := n.endpoint()
+		url := inst.url + "/v2/" + inst.prefix + repo + "/blobs/" + d.Digest.String()
 		var done bool
-		if done, err = n.blobPart(ctx, c, url, d, h, &got); done || ctx.Err() != nil {
+		if done, err = n.blobPart(ctx, c, url, d, h, &got, clock); done || ctx.Err() != nil {
 			break
 		}
+		n.moveOn(at)
 	}
 	if err != nil {
 		return err
@@ -285,7 +360,7 @@ func (n *node) blob(ctx context.Context, c *http.Client, repo string, d v1.Descr
 
 // blobPart GETs the blob from *got on, adding what arrives to h and *got;
 // done reports that the whole size arrived.
-func (n *node) blobPart(ctx context.Context, c *http.Client, url string, d v1.Descriptor, h io.Writer, got *int64) (done bool, err error) {
+func (n *node) blobPart(ctx context.Context, c *http.Client, url string, d v1.Descriptor, h io.Writer, got *int64, clock *stallClock) (done bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return false, err
@@ -296,17 +371,21 @@ func (n *node) blobPart(ctx context.Context, c *http.Client, url string, d v1.De
 		want = http.StatusPartialContent
 	}
 	start := time.Now()
+	clock.request(start)
 	resp, err := c.Do(req)
 	if err != nil {
 		return false, err
 	}
 	defer resp.Body.Close()
-	fr := &firstByteReader{r: resp.Body}
+	fr := &firstByteReader{r: resp.Body, clock: clock}
 	switch {
 	case resp.StatusCode == want:
 	case want == http.StatusPartialContent && resp.StatusCode == http.StatusOK:
 		// Range ignored: like containerd, skip what we already have.
-		if k, err := io.CopyN(io.Discard, fr, *got); err != nil {
+		fr.clock = nil // bytes the node has already: not progress
+		k, err := io.CopyN(io.Discard, fr, *got)
+		fr.clock = clock
+		if err != nil {
 			n.note(func(r *nodeResult) { r.Bytes += k; r.Errors++ })
 			return false, fmt.Errorf("blob %s: resume answered 200, broke after %d bytes: %w", d.Digest, k, err)
 		}
@@ -333,16 +412,24 @@ func (n *node) blobPart(ctx context.Context, c *http.Client, url string, d v1.De
 	return true, nil
 }
 
-// firstByteReader records when the first byte arrived.
+// firstByteReader records when the first byte arrived, and feeds the
+// blob's stall clock.
 type firstByteReader struct {
-	r  io.Reader
-	at time.Time
+	r     io.Reader
+	at    time.Time
+	clock *stallClock // nil: none
 }
 
 func (f *firstByteReader) Read(p []byte) (int, error) {
 	n, err := f.r.Read(p)
-	if n > 0 && f.at.IsZero() {
-		f.at = time.Now()
+	if n > 0 {
+		now := time.Now()
+		if f.at.IsZero() {
+			f.at = now
+		}
+		if f.clock != nil {
+			f.clock.tick(now, int64(n))
+		}
 	}
 	return n, err
 }

@@ -33,7 +33,8 @@ type Machine struct {
 	OS       string `json:"os"`
 	Arch     string `json:"arch"`
 	Go       string `json:"go"`
-	Load     string `json:"loadavg,omitempty"` // /proc/loadavg at the start
+	Load     string `json:"loadavg,omitempty"`    // /proc/loadavg at the start
+	LoadEnd  string `json:"loadavgEnd,omitempty"` // and at the end
 }
 
 // ReportOptions are the options that shaped the figures.
@@ -98,6 +99,8 @@ type RunResult struct {
 	FirstFailure string    `json:"firstFailure,omitempty"`
 	Upstream     Upstream  `json:"upstream"`
 	Proc         *Proc     `json:"proc,omitempty"` // child-process targets only
+
+	Failover *FailoverRun `json:"failover,omitempty"` // the failover scenario's own figures
 }
 
 // Upstream is what the emulator counted during the measured part of a run.
@@ -146,6 +149,7 @@ type Summary struct {
 	PullP99           float64 `json:"pullP99S"`
 	PullMax           float64 `json:"pullMaxS"`
 	TTFBP50           float64 `json:"ttfbP50S"`
+	TTFBP90           float64 `json:"ttfbP90S"`
 	TTFBP95           float64 `json:"ttfbP95S"`
 	MBps              float64 `json:"mbps"`
 	Errors            int64   `json:"errors"`      // sum over runs
@@ -201,6 +205,7 @@ func (r *Result) summarize() {
 	s.PullP99 = medianOf(ok, func(x RunResult) float64 { return x.Pull.P99 })
 	s.PullMax = medianOf(ok, func(x RunResult) float64 { return x.Pull.Max })
 	s.TTFBP50 = medianOf(ok, func(x RunResult) float64 { return x.TTFB.P50 })
+	s.TTFBP90 = medianOf(ok, func(x RunResult) float64 { return x.TTFB.P90 })
 	s.TTFBP95 = medianOf(ok, func(x RunResult) float64 { return x.TTFB.P95 })
 	s.MBps = medianOf(ok, func(x RunResult) float64 { return x.MBps })
 	s.UpstreamRequests = medianOf(ok, func(x RunResult) float64 { return float64(x.Upstream.Requests) })

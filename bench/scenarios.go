@@ -46,6 +46,9 @@ type pullSet struct {
 	blobs map[string]int64 // digest -> size
 	size  int64
 	large catalog.Blob // the ranges blob, when generated
+
+	failover catalog.Blob    // the failover scenario's big blob, when generated
+	relay    []v1.Descriptor // the relay scenario's blobs, when generated
 }
 
 // newPullSet reads the bootstrap set of minor from the catalog.
@@ -99,6 +102,15 @@ type runEnv struct {
 	mar  *mar.Server
 	inst *instance
 	set  *pullSet
+
+	// A scenario may change what pullNodes does: the images each node
+	// pulls (nil: set.refs), the blobs counted upstream (nil: set.blobs),
+	// a blob the nodes report progress on, and what runs while they pull
+	// (it returns by itself, at the latest once finished is closed).
+	refs   []catalog.Ref
+	scope  map[string]int64
+	watch  *blobWatch
+	during func(ctx context.Context, nodes []*node, finished <-chan struct{})
 }
 
 // phaseResult is a measured phase ("" unless the scenario has several).
@@ -143,7 +155,9 @@ func scenarioFuncs() map[string]scenarioFunc {
 			}
 			return one("", env.pullNodes(ctx, 1, 1)), nil
 		},
-		ScenarioRanges: rangesScenario,
+		ScenarioRanges:   rangesScenario,
+		ScenarioRelay:    relayScenario,
+		ScenarioFailover: failoverScenario,
 	}
 }
 
@@ -165,44 +179,61 @@ func flakyFaults(set *pullSet) []fault.Fault {
 	return append(fs, fault.Fault{Kind: fault.KindAny, Status: http.StatusServiceUnavailable, ErrorRate: flakyErrorRate})
 }
 
-// prime pulls the set once through the target (not measured) so it is warm.
+// prime pulls the set once through the target (not measured) so it is
+// warm; on a cluster, through every replica, so each has it in its spool.
 func (env *runEnv) prime(ctx context.Context) error {
-	n := newNode(env.inst)
-	defer n.close()
-	n.pull(ctx, env.set.refs)
-	if r := n.result(); r.Failed != nil {
-		return fmt.Errorf("priming pull: %w", r.Failed)
+	for _, inst := range env.inst.members() {
+		n := newNode(inst)
+		n.pull(ctx, env.set.refs)
+		n.close()
+		if r := n.result(); r.Failed != nil {
+			return fmt.Errorf("priming pull through %s: %w", inst.name, r.Failed)
+		}
 	}
 	return nil
 }
 
-// procMeter measures a child's RSS and CPU over the measured part of a run.
+// procMeter measures a target's child processes' RSS and CPU over the
+// measured part of a run, summed (the replicas of a cluster).
 type procMeter struct {
-	pid  int
-	idle procSample
+	pids []int
+	idle []procSample
 }
 
-func startMeter(pid int) *procMeter {
-	if pid == 0 {
+func startMeter(pids ...int) *procMeter {
+	m := &procMeter{}
+	for _, pid := range pids {
+		resetPeakRSS(pid)
+		if s, err := readProc(pid); err == nil {
+			m.pids, m.idle = append(m.pids, pid), append(m.idle, s)
+		}
+	}
+	if len(m.pids) == 0 {
 		return nil
 	}
-	resetPeakRSS(pid)
-	s, err := readProc(pid)
-	if err != nil {
-		return nil
-	}
-	return &procMeter{pid: pid, idle: s}
+	return m
 }
 
+// stop sums the processes still running (a killed replica is left out).
 func (m *procMeter) stop(served int64) *Proc {
 	if m == nil {
 		return nil
 	}
-	s, err := readProc(m.pid)
-	if err != nil {
+	p := &Proc{}
+	read := 0
+	for i, pid := range m.pids {
+		s, err := readProc(pid)
+		if err != nil {
+			continue
+		}
+		read++
+		p.IdleRSS += m.idle[i].RSS
+		p.PeakRSS += max(s.HWM, s.RSS)
+		p.CPUS += s.CPU - m.idle[i].CPU
+	}
+	if read == 0 {
 		return nil
 	}
-	p := &Proc{IdleRSS: m.idle.RSS, PeakRSS: max(s.HWM, s.RSS), CPUS: s.CPU - m.idle.CPU}
 	p.AboveIdle = max(0, p.PeakRSS-p.IdleRSS)
 	if served > 0 {
 		p.CPUSPerGiB = p.CPUS / (float64(served) / (1 << 30))
@@ -214,14 +245,19 @@ func (m *procMeter) stop(served int64) *Proc {
 // then (rounds > 1) n fresh nodes again after they finish, rounds times; it
 // measures the nodes, the emulator's counters and the target's process.
 func (env *runEnv) pullNodes(ctx context.Context, n, rounds int) RunResult {
+	refs, scope := env.refs, env.scope
+	if refs == nil {
+		refs, scope = env.set.refs, env.set.blobs
+	}
 	nodes := make([]*node, n*rounds)
 	for i := range nodes {
-		nodes[i] = newNode(env.inst)
+		nodes[i] = newNodeAt(env.inst, i)
+		nodes[i].watch = env.watch
 		defer nodes[i].close()
 	}
 	settledStats(ctx, env.mar) // let earlier requests (priming, a previous phase) finish counting
 	env.mar.ResetStats()
-	meter := startMeter(env.inst.pid)
+	meter := startMeter(env.inst.pids()...)
 	t0 := time.Now()
 	for r := range rounds {
 		start := make(chan struct{})
@@ -231,10 +267,15 @@ func (env *runEnv) pullNodes(ctx context.Context, n, rounds int) RunResult {
 			go func() {
 				defer wg.Done()
 				<-start
-				nd.pull(ctx, env.set.refs)
+				nd.pull(ctx, refs)
 			}()
 		}
 		close(start)
+		if env.during != nil {
+			finished := make(chan struct{})
+			go func() { wg.Wait(); close(finished) }()
+			env.during(ctx, nodes[r*n:(r+1)*n], finished)
+		}
 		wg.Wait()
 	}
 	res := RunResult{WallS: time.Since(t0).Seconds(), Clients: n * rounds}
@@ -261,7 +302,7 @@ func (env *runEnv) pullNodes(ctx context.Context, n, rounds int) RunResult {
 		res.MBps = float64(res.Bytes) / res.WallS / 1e6
 	}
 	res.Proc = meter.stop(res.Bytes)
-	res.Upstream = upstreamStats(settledStats(ctx, env.mar), env.set.blobs)
+	res.Upstream = upstreamStats(settledStats(ctx, env.mar), scope)
 	return res
 }
 

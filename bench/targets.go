@@ -38,6 +38,8 @@ type instance struct {
 	prefix string // prepended to upstream repository names
 	pid    int    // child process, 0 when in-process
 	stop   func() error
+
+	cluster *replicaSet // airlock-cluster: its replicas; url is the first's
 }
 
 // host returns host:port of the instance.
@@ -116,6 +118,7 @@ func startChild(ctx context.Context, name string, argv, env []string, dir string
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = childAttr()
 	cmd.Stderr = logf
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
