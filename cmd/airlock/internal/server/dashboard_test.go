@@ -98,8 +98,7 @@ func exportedMetrics(t *testing.T) map[string][]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.ln.Close()
-	srv.index.Close()
+	defer srv.Close()
 	return srv.prom.exported()
 }
 
