@@ -17,7 +17,7 @@ import (
 // earlier run of this suite left behind, and never touches anything else.
 const nsPrefix = "airlock-e2e-"
 
-var reOurNS = regexp.MustCompile(`^` + nsPrefix + `(\d+)-[a-z]+$`)
+var reOurNS = regexp.MustCompile(`^` + nsPrefix + `(\d+)-[a-z0-9]+$`)
 
 // ip runs an iproute2 command (or fails the test).
 func ip(t *testing.T, ctx context.Context, args ...string) string {
