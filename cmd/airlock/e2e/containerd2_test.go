@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,36 +33,11 @@ func containerd2Config(dir, sock string, node nodeConfig, opt ctdOptions) string
   concurrent_layer_fetch_buffer = %d
 `, opt.chunk)
 	}
-	return fmt.Sprintf(`version = 3
-root = %q
-state = %q
-imports = [%q]
-disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
-  "io.containerd.cri.v1.runtime",
-  "io.containerd.podsandbox.controller.v1.podsandbox",
-  "io.containerd.nri.v1.nri",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.internal.v1.tracing",
-]
-
-[grpc]
-  address = %q
-
-[ttrpc]
-  address = %q
-
-[debug]
-  level = "debug"
-  format = "json"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = %q
-%s`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), node.v3Snippet(), sock, sock+".ttrpc", filepath.Join(dir, "opt"), transfer)
+	return ctdConfig(3, dir, sock, fmt.Sprintf("imports = [%q]\n", node.v3Snippet()), []string{
+		"io.containerd.cri.v1.runtime",
+		"io.containerd.podsandbox.controller.v1.podsandbox",
+		"io.containerd.nri.v1.nri",
+	}, "  level = \"debug\"\n  format = \"json\"\n", transfer)
 }
 
 // checkConfigPath checks that containerd 2 took the registry config_path

@@ -108,34 +108,34 @@ func startContainerd(t *testing.T, ctx context.Context, rel release, ns string, 
 	return c
 }
 
+// ctdConfig is the configuration file of a test's containerd: format
+// version, root, state, sockets and opt directory under dir; the CRI
+// service, the snapshotters the machine lacks and tracing off, and the
+// plugins in disable; header lines (imports) before the plugin list, the
+// [debug] settings given, and tail (plugin tables) at the end.
+func ctdConfig(version int, dir, sock, header string, disable []string, debug, tail string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "version = %d\nroot = %q\nstate = %q\n%sdisabled_plugins = [\n", version, filepath.Join(dir, "root"), filepath.Join(dir, "state"), header)
+	for _, p := range append([]string{
+		"io.containerd.grpc.v1.cri",
+		"io.containerd.snapshotter.v1.btrfs",
+		"io.containerd.snapshotter.v1.zfs",
+		"io.containerd.snapshotter.v1.devmapper",
+		"io.containerd.snapshotter.v1.aufs",
+		"io.containerd.tracing.processor.v1.otlp",
+		"io.containerd.internal.v1.tracing",
+	}, disable...) {
+		fmt.Fprintf(&b, "  %q,\n", p)
+	}
+	fmt.Fprintf(&b, "]\n\n[grpc]\n  address = %q\n\n[ttrpc]\n  address = %q\n\n[debug]\n%s\n[plugins.\"io.containerd.internal.v1.opt\"]\n  path = %q\n%s",
+		sock, sock+".ttrpc", debug, filepath.Join(dir, "opt"), tail)
+	return b.String()
+}
+
 // containerd16Config is a containerd 1.6 configuration (version 2) with the
 // CRI plugin off: ctr does the registry requests itself.
 func containerd16Config(dir, sock string) string {
-	return fmt.Sprintf(`version = 2
-root = %q
-state = %q
-disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.internal.v1.tracing",
-]
-
-[grpc]
-  address = %q
-
-[ttrpc]
-  address = %q
-
-[debug]
-  level = "warn"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), sock, sock+".ttrpc", filepath.Join(dir, "opt"))
+	return ctdConfig(2, dir, sock, "", nil, "  level = \"warn\"\n", "")
 }
 
 // ctr runs ctr against this containerd, in its namespace.
