@@ -75,7 +75,8 @@ func (s *Service) CacheRule(ctx context.Context, registry, name string) (CacheRu
 	return CacheRule{}, notFound("cache rule %s not found in registry %s", name, registry)
 }
 
-// UpdateCacheRule changes a rule's credential set (and tag TTL, if given).
+// UpdateCacheRule changes a rule's credential set (and tag TTL and tag
+// listing, if given).
 // Source and target cannot change, as in ACR (CacheRuleImmutable).
 func (s *Service) UpdateCacheRule(ctx context.Context, registry string, r CacheRule) (CacheRule, error) {
 	var out CacheRule

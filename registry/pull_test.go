@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/airlock/airlock/rules"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
@@ -110,9 +111,14 @@ func TestBlobGetHeadRange(t *testing.T) {
 	}
 }
 
+// With tagList: local, a rule's repository lists what is held locally, as
+// ACR's cache does (the default union with the upstream's tags is in
+// taglist_test.go).
 func TestTagsListPaging(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOpt{})
+	local := aksRule()
+	local.TagList = rules.TagListLocal
+	e := newEnv(t, envOpt{rules: []rules.Rule{local}})
 	for _, tag := range []string{"a", "b", "c", "d", "e"} {
 		e.up.PushImage(t, "oss/app:"+tag, 64, 1)
 		if resp, _ := e.do("HEAD", "/v2/aks-managed-repository/oss/app/manifests/"+tag); resp.StatusCode != 200 {

@@ -80,6 +80,11 @@ type Client interface {
 	// Referrers fetches the referrers index of d, filtered by artifactType
 	// when the upstream supports it.
 	Referrers(ctx context.Context, r Repo, d digest.Digest, artifactType string) (Referrers, error)
+	// Tags lists the repository's tags, every page of them (following the
+	// upstream's pagination), in the order the upstream gave. It returns
+	// an error wrapping ErrNotFound if the upstream does not know the
+	// repository.
+	Tags(ctx context.Context, r Repo) ([]string, error)
 }
 
 // Error is a failed upstream request. It wraps ErrNotFound for a 404.

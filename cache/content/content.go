@@ -23,6 +23,10 @@ var (
 	ErrUnsupportedDigest = errors.New("content: unsupported digest algorithm")
 	// ErrClosed means an ingest was used after Close.
 	ErrClosed = errors.New("content: ingest closed")
+	// ErrNoRoom means a store with a quota cannot take the bytes without
+	// going over it, even after evicting what it may evict. Nothing was
+	// written past the quota.
+	ErrNoRoom = errors.New("content: no room within the store's quota")
 )
 
 // MismatchError says the written bytes do not match the expected size or

@@ -29,7 +29,12 @@ func (e *Engine) Manifest(ctx context.Context, repo, ref string, head bool) (*ca
 		// Evicted between the lookup and the read: eviction removes links
 		// before bytes, so a second look sees a miss.
 		m, err = e.manifest(ctx, repo, ref, head)
-		if errors.Is(err, content.ErrNotFound) && e.dropDangling(ctx, repo, ref) {
+		if errors.Is(err, content.ErrNotFound) {
+			// Still linked without its bytes: drop the link, unless the
+			// bytes are back by now, and look once more. Either way the
+			// third look finds the bytes or misses and fetches them; it
+			// never fails because another request healed the link first.
+			e.dropDangling(ctx, repo, ref)
 			m, err = e.manifest(ctx, repo, ref, head)
 		}
 	}
@@ -54,9 +59,7 @@ func (e *Engine) Blob(ctx context.Context, repo string, d digest.Digest, head bo
 // Filling reports whether blob d is being filled from an upstream now: its
 // bytes must not be collected.
 func (e *Engine) Filling(d digest.Digest) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	_, ok := e.fills[d]
+	_, ok := e.fills.Get(d)
 	return ok
 }
 
@@ -65,10 +68,7 @@ func (e *Engine) Idle(ctx context.Context) error {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
-		e.mu.Lock()
-		n := len(e.fills)
-		e.mu.Unlock()
-		if n == 0 {
+		if e.fills.Len() == 0 && e.private.Load() == 0 {
 			return nil
 		}
 		select {
@@ -81,31 +81,35 @@ func (e *Engine) Idle(ctx context.Context) error {
 
 // dropDangling unlinks a cached manifest whose bytes are gone from the
 // store (and the tag ref, if it points at it), so that the next lookup
-// fetches it again. It reports whether it dropped anything.
-func (e *Engine) dropDangling(ctx context.Context, repo, ref string) bool {
+// fetches it again. Bytes that are back (another request fetched them
+// meanwhile) keep the link. A request that heals the link between the
+// check and the removal loses it again, and the next lookup fetches it
+// once more: it costs an upstream request, never a failure or a link
+// without bytes.
+func (e *Engine) dropDangling(ctx context.Context, repo, ref string) {
 	if !e.resolve(repo).cached() {
-		return false
+		return
 	}
 	d, err := digest.Parse(ref)
 	tag := ""
 	if err != nil {
 		rec, err := e.index.Tag(ctx, repo, ref)
 		if err != nil {
-			return false
+			return
 		}
 		d, tag = rec.Digest, ref
 	}
 	if _, err := e.store.Stat(ctx, d); !errors.Is(err, content.ErrNotFound) {
-		return false
+		return
 	}
 	e.log.Warn("manifest linked without its bytes: fetching it again", zap.String("repo", repo), zap.String("digest", d.String()))
 	if err := e.index.DeleteManifest(ctx, repo, d); err != nil && !errors.Is(err, meta.ErrNotFound) {
-		return false
+		e.log.Warn("drop a manifest link without bytes", zap.String("repo", repo), zap.String("digest", d.String()), zap.Error(err))
+		return
 	}
 	if tag != "" {
 		if err := e.index.DeleteTag(ctx, repo, tag); err != nil && !errors.Is(err, meta.ErrNotFound) {
-			return false
+			e.log.Warn("drop a tag of a manifest without bytes", zap.String("repo", repo), zap.String("tag", tag), zap.Error(err))
 		}
 	}
-	return true
 }

@@ -41,26 +41,40 @@ func (e *Engine) blob(ctx context.Context, repo string, d digest.Digest, head bo
 	if !t.cached() {
 		return nil, e.unknown(ctx, repo, cache.ErrBlobUnknown, d.String())
 	}
+	e.missed(ctx, "blob")
 	// Being filled from the same upstream repository, or for this
 	// repository already: join at once.
-	e.mu.Lock()
-	f, filling := e.fills[d]
-	e.mu.Unlock()
-	if filling && !head && (f.target.repo == t.repo || f.hasRepo(repo)) {
-		return e.joinFill(ctx, repo, d, t)
+	c, filling := e.fills.Get(d)
+	if filling && joinable(c.Val, repo, t) {
+		return e.fromFill(ctx, c.Val, repo, t, head)
+	}
+	_, storeErr := e.store.Stat(ctx, d)
+	if storeErr == nil && !filling {
+		// Committed and no fill seen: a fill of this blob for this very
+		// repository may have committed, linked it and left since the
+		// index was read. A fill leaves the group only after linking, so
+		// look at the group and then at the index again, in this order.
+		if c, filling = e.fills.Get(d); filling && joinable(c.Val, repo, t) {
+			return e.fromFill(ctx, c.Val, repo, t, head)
+		}
+		if !filling {
+			if _, err := e.index.Blob(ctx, repo, d); err == nil {
+				if b, err := e.open(ctx, d, head); err == nil {
+					e.m.hits.WithLabelValues(t.rule, "blob").Inc()
+					return b, nil
+				}
+			}
+		}
 	}
 	// Held locally for another repository, or being filled for one: the
 	// upstream must confirm this repository has it before it is shared.
-	_, storeErr := e.store.Stat(ctx, d)
 	if storeErr == nil || filling || head {
 		size, err := e.confirm(ctx, repo, d, t)
 		if err != nil {
 			return nil, upstreamErr(err, cache.ErrBlobUnknown, repo+"@"+d.String())
 		}
+		e.missed(ctx, "confirmed")
 		if storeErr == nil {
-			if err := e.index.LinkBlob(ctx, repo, d, meta.Blob{Size: size, Origin: meta.OriginCache, Added: e.now()}); err != nil {
-				return nil, err
-			}
 			if b, err := e.open(ctx, d, head); err == nil {
 				e.m.hits.WithLabelValues(t.rule, "blob").Inc()
 				return b, nil
@@ -73,14 +87,64 @@ func (e *Engine) blob(ctx context.Context, repo string, d digest.Digest, head bo
 	return e.joinFill(ctx, repo, d, t)
 }
 
+// joinable reports whether a request for repo may follow fill f without
+// asking the upstream: f fetches from the same upstream repository, or is
+// known to be for repo already.
+func joinable(f *fill, repo string, t target) bool {
+	return f.target.repo == t.repo || f.hasRepo(repo)
+}
+
+// fromFill answers from a running fill: a GET follows it, a HEAD waits
+// only for its size (the upstream's answer, as a HEAD upstream would give).
+func (e *Engine) fromFill(ctx context.Context, f *fill, repo string, t target, head bool) (*cache.Blob, error) {
+	if !head {
+		return e.joinFill(ctx, repo, f.d, t)
+	}
+	select {
+	case <-f.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	f.mu.Lock()
+	size, ferr := f.size, f.err
+	f.mu.Unlock()
+	if ferr != nil {
+		return nil, upstreamErr(ferr, cache.ErrBlobUnknown, repo+"@"+f.d.String())
+	}
+	e.m.coalesced.WithLabelValues(t.rule, "blob").Inc()
+	return &cache.Blob{Digest: f.d, Size: size, FromUpstream: true}, nil
+}
+
 // confirm asks the upstream (one HEAD however many ask at once) whether
-// repo has the blob d, and returns its size.
+// repo has the blob d, and returns its size. Before the next confirmation
+// can start, repo is linked to the blob if the store holds it, or added to
+// the fill running for it: a request that comes after finds the link or
+// joins the fill, and asks nothing.
 func (e *Engine) confirm(ctx context.Context, repo string, d digest.Digest, t target) (int64, error) {
-	v, _, err := e.flights.do(ctx, "confirm\x00"+repo+"\x00"+d.String(), func() (any, error) {
+	v, _, err := e.flights.Do(ctx, "confirm\x00"+repo+"\x00"+d.String(), func() (any, error) {
 		fctx, cancel := detached(ctx, e.revalidateTimeout)
 		defer cancel()
+		if _, err := e.index.Blob(fctx, repo, d); err == nil {
+			if info, err := e.store.Stat(fctx, d); err == nil {
+				return info.Size, nil // confirmed and linked just before
+			}
+		}
 		e.m.upstream(t.rule, "blob", "HEAD")
-		return e.up.StatBlob(fctx, t.repo, d)
+		size, err := e.up.StatBlob(fctx, t.repo, d)
+		if err != nil {
+			return nil, err
+		}
+		// A fill running now links repo with the others it fills for;
+		// requests that come after join it without asking.
+		if c, ok := e.fills.Get(d); ok && c.Val.addRepo(repo) {
+			return size, nil
+		}
+		if _, err := e.store.Stat(fctx, d); err == nil {
+			if err := e.index.LinkBlob(fctx, repo, d, meta.Blob{Size: size, Origin: meta.OriginCache, Added: e.now()}); err != nil {
+				return nil, err
+			}
+		}
+		return size, nil
 	})
 	if err != nil {
 		return 0, err
@@ -104,47 +168,80 @@ func (e *Engine) open(ctx context.Context, d digest.Digest, head bool) (*cache.B
 	return &cache.Blob{Digest: d, Size: info.Size, ModTime: info.ModTime, Content: rc}, nil
 }
 
+// errCommitted is how joinFill learns, under the fill group's lock, that the
+// blob is in the store already.
+var errCommitted = errors.New("blob committed")
+
 // joinFill attaches the request to the fill of d, starting it if none runs.
 func (e *Engine) joinFill(ctx context.Context, repo string, d digest.Digest, t target) (*cache.Blob, error) {
-	e.mu.Lock()
-	f, running := e.fills[d]
-	if !running {
-		// A fill leaves the map only after its commit: check the store again
-		// so that a fill finishing just now is not repeated.
-		if _, err := e.store.Stat(ctx, d); err == nil {
-			e.mu.Unlock()
+	for {
+		c, leader, err := e.fills.Begin(d, func() (*fill, error) {
+			// A fill leaves the group only after its commit: check the store
+			// again so that a fill finishing just now is not repeated.
+			if _, err := e.store.Stat(ctx, d); err == nil {
+				return nil, errCommitted
+			}
+			f := newFill(d, t)
+			f.repos[repo] = true
+			f.acquire() // the leader's reference, released when the fill ends
+			return f, nil
+		})
+		if errors.Is(err, errCommitted) {
 			if err := e.index.LinkBlob(ctx, repo, d, meta.Blob{Origin: meta.OriginCache, Added: e.now()}); err != nil {
 				return nil, err
 			}
 			return e.open(ctx, d, false)
 		}
-		f = newFill(d, t)
-		f.repos[repo] = true
-		f.acquire() // the leader's reference, released when the fill ends
-		e.fills[d] = f
-		e.m.misses.WithLabelValues(t.rule, "blob").Inc()
-		go e.runFill(f, repo)
-	} else {
-		e.m.coalesced.WithLabelValues(t.rule, "blob").Inc()
-	}
-	f.acquire()
-	e.mu.Unlock()
-
-	if running {
-		f.mu.Lock()
-		committed := f.ended && f.err == nil
-		f.repos[repo] = true
-		f.mu.Unlock()
-		if committed {
-			if err := e.index.LinkBlob(ctx, repo, d, meta.Blob{Size: f.size, Origin: meta.OriginCache, Added: e.now()}); err != nil {
-				e.log.Warn("link blob", zap.Error(err))
+		f := c.Val
+		r, res := f.join(ctx) // before the fill starts: a pass-through stops when nobody follows it
+		if leader {
+			e.m.misses.WithLabelValues(t.rule, "blob").Inc()
+			go e.runFill(f, c)
+		}
+		switch res {
+		case joinedEnded:
+			// It ended and let go of its bytes after this request found it.
+			if ferr := f.failure(); ferr != nil {
+				return nil, upstreamErr(ferr, cache.ErrBlobUnknown, repo+"@"+d.String())
 			}
+			continue // committed: the store has it now
+		case joinedLate:
+			return e.privateFill(ctx, repo, d, t)
+		}
+		if !leader {
+			e.m.coalesced.WithLabelValues(t.rule, "blob").Inc()
+		}
+		return e.followFill(ctx, f, r, repo, !leader)
+	}
+}
+
+// privateFill serves the request from a fill of its own, which no other
+// request joins: the fill of d passes it through and has moved past its
+// first bytes. If the store has room by now, the blob is kept.
+func (e *Engine) privateFill(ctx context.Context, repo string, d digest.Digest, t target) (*cache.Blob, error) {
+	f := newFill(d, t)
+	f.private = true
+	f.repos[repo] = true
+	f.acquire()
+	r, _ := f.join(ctx)
+	e.m.misses.WithLabelValues(t.rule, "blob").Inc()
+	e.private.Add(1)
+	go e.runFill(f, nil)
+	return e.followFill(ctx, f, r, repo, false)
+}
+
+// followFill serves the request from fill f, which it follows with r.
+func (e *Engine) followFill(ctx context.Context, f *fill, r *fillReader, repo string, joined bool) (*cache.Blob, error) {
+	d := f.d
+	if joined && !f.addRepo(repo) {
+		if err := e.index.LinkBlob(ctx, repo, d, meta.Blob{Size: f.written, Origin: meta.OriginCache, Added: e.now()}); err != nil {
+			e.log.Warn("link blob", zap.Error(err))
 		}
 	}
 	select {
 	case <-f.ready:
 	case <-ctx.Done():
-		f.release()
+		r.Close()
 		return nil, ctx.Err()
 	}
 	f.mu.Lock()
@@ -152,13 +249,13 @@ func (e *Engine) joinFill(ctx context.Context, repo string, d digest.Digest, t t
 	f.mu.Unlock()
 	if ferr != nil {
 		// Failed before this request sent anything: answer with an error.
-		f.release()
+		r.Close()
 		return nil, upstreamErr(ferr, cache.ErrBlobUnknown, repo+"@"+d.String())
 	}
 	return &cache.Blob{
 		Digest:       d,
 		Size:         size,
-		Content:      &fillReader{f: f, ctx: ctx},
+		Content:      r,
 		Wait:         f.wait,
 		FromUpstream: true,
 	}, nil

@@ -8,13 +8,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/airlock/airlock/cache"
 	"github.com/airlock/airlock/cache/content"
 	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/internal/flight"
 	"github.com/airlock/airlock/rules"
 	"github.com/airlock/airlock/upstream"
 	"github.com/opencontainers/go-digest"
@@ -40,13 +40,31 @@ type Engine struct {
 	policy atomic.Pointer[policy]
 	access AccessRecorder // nil: not tracked
 
-	mu    sync.Mutex
-	fills map[digest.Digest]*fill
-
-	flights flightGroup
-	bodies  *bodyCache
+	fills    flight.Group[digest.Digest, *fill] // blob fills running now
+	private  atomic.Int64                       // private fills running now (passthrough.go)
+	flights  flight.Shared[string, any]         // other upstream requests
+	bodies   *lru[digest.Digest, []byte]        // manifest bodies
+	tagLists *lru[string, tagListing]           // upstream tag listings (taglist.go)
 
 	uploads uploads // push: open upload sessions (upload.go)
+
+	hooks hooks // test seams; zero in production
+}
+
+// hooks let a test stop a request at a point where requests race, to force
+// one interleaving. Each is nil unless a test of this package sets it.
+type hooks struct {
+	// missed runs when a request for a blob or manifest ("blob",
+	// "manifest") missed the index and is about to look for a fill or an
+	// upstream fetch, and when a blob request for another repository's
+	// blob has had the upstream's confirmation ("confirmed").
+	missed func(ctx context.Context, kind string)
+}
+
+func (e *Engine) missed(ctx context.Context, kind string) {
+	if e.hooks.missed != nil {
+		e.hooks.missed(ctx, kind)
+	}
 }
 
 var _ cache.Source = (*Engine)(nil)
@@ -97,8 +115,8 @@ func New(store content.Store, index Index, up upstream.Client, log *zap.Logger, 
 		revalidateTimeout: 10 * time.Second,
 		resumeAttempts:    5,
 		maxManifest:       4 << 20,
-		fills:             map[digest.Digest]*fill{},
-		bodies:            newBodyCache(defaultManifestCacheBytes),
+		bodies:            newLRU[digest.Digest](defaultManifestCacheBytes, func(b []byte) int64 { return int64(len(b)) }),
+		tagLists:          newLRU[string](defaultTagListBytes, tagListing.cost),
 	}
 	for _, o := range opts {
 		o(e)
@@ -142,6 +160,12 @@ func (e *Engine) ttl(t target) time.Duration {
 		return r.TTL()
 	}
 	return rules.DefaultTagTTL
+}
+
+// localTagList reports whether t's rule lists only the local tags.
+func (e *Engine) localTagList(t target) bool {
+	r, ok := e.Rules().Get(t.rule)
+	return ok && r.TagList == rules.TagListLocal
 }
 
 // unknown returns ErrNameUnknown when repo holds nothing, else notFound.

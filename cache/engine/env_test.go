@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/airlock/airlock/internal/units"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/airlock/airlock/cache/meta/badgermeta"
 	"github.com/airlock/airlock/cache/meta/memmeta"
 	"github.com/airlock/airlock/internal/promtest"
+	"github.com/airlock/airlock/internal/units"
 	"github.com/airlock/airlock/rules"
 	"github.com/airlock/airlock/upstream"
 	"github.com/airlock/airlock/upstream/ociclient"
@@ -181,8 +183,30 @@ func newEnv(t *testing.T, s stores, o envOpt) *env {
 		t.Fatal(err)
 	}
 	e.eng.SetRules(set, nil)
+	// Fills run on after the responses that started them: wait for them,
+	// so that none outlives its test.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := e.eng.Idle(ctx); err != nil {
+			t.Errorf("fills still running after the test: %v", err)
+		}
+	})
 	return e
 }
+
+// clock is a time source for the engine (engine.WithClock) that moves
+// only when told, for tests outside a synctest bubble.
+type clock struct{ ns atomic.Int64 }
+
+func newClock() *clock {
+	c := &clock{}
+	c.ns.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	return c
+}
+
+func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 // metric sums a counter of the engine's registry over matching labels.
 func (e *env) metric(name string, labels ...string) float64 {
@@ -207,6 +231,22 @@ func (e *env) read(ctx context.Context, r string, d digest.Digest) ([]byte, erro
 		return body, errors.Join(errors.New("broken transfer"), err)
 	}
 	return body, nil
+}
+
+// verified reads the rest of b as the registry serves it, then the fill's
+// verdict, and checks that the bytes are the blob's.
+func verified(ctx context.Context, b *cache.Blob) error {
+	body, err := readAll(b)
+	if err == nil && b.Wait != nil {
+		err = b.Wait(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	if got := digest.FromBytes(body); got != b.Digest {
+		return fmt.Errorf("blob %s: body hashes to %s", b.Digest, got)
+	}
+	return nil
 }
 
 // readAll reads the rest of b's content in large reads, as a server's copy

@@ -6,25 +6,29 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"sync/atomic"
-	"time"
 
-	"github.com/airlock/airlock/cache/content"
-	"github.com/airlock/airlock/cache/meta"
-	"github.com/airlock/airlock/upstream"
 	"github.com/opencontainers/go-digest"
-	"go.uber.org/zap"
 )
 
-// errFillFailed is what readers of a failed fill get: the registry aborts
-// their responses rather than completing a wrong body.
-var errFillFailed = errors.New("blob fill failed")
+var (
+	// errFillFailed is what readers of a failed fill get: the registry
+	// aborts their responses rather than completing a wrong body.
+	errFillFailed = errors.New("blob fill failed")
+	// errSlowReader is what a reader gets when a fill passing a blob
+	// through (passthrough.go) had to go on without it.
+	errSlowReader = errors.New("blob passed through: this client fell behind the others")
+)
 
-// fill is one upstream fetch of a blob into the content store. Any number of
-// readers follow the growing ingest while it runs.
+// fill is one upstream fetch of a blob. Its bytes go into the content store
+// through an ingest, or, when the store has no room, through a window in
+// memory (passthrough.go). Any number of readers follow the growing bytes
+// while it runs.
 type fill struct {
 	d      digest.Digest
 	target target
+	// private is true for a fill no other request can join (it is not in
+	// the engine's fill group): a late request's own pass-through.
+	private bool
 
 	ready     chan struct{} // closed once size is known, or the fill ended
 	readyOnce sync.Once
@@ -33,19 +37,25 @@ type fill struct {
 	mu      sync.Mutex
 	size    int64 // -1 until known
 	written int64
+	head    int64         // written plus the bytes being written now (pass-through)
 	notify  chan struct{} // closed and replaced on each progress
-	ing     content.Ingest
+	sp      spool         // nil until the upstream answered
+	kept    bool          // sp is the store's ingest (false: passed through)
 	err     error
 	ended   bool
-	refs    int
-	repos   map[string]bool // repositories to link on success
+	refs    int                   // the leader and the readers
+	readers map[*fillReader]int64 // each reader and the offset it reads from next
+	moved   chan struct{}         // closed and replaced when a reader moves on or leaves
+	repos   map[string]bool       // repositories to link on success
+	linked  bool                  // repos were read to be linked: too late to add one
 }
 
 func newFill(d digest.Digest, t target) *fill {
 	return &fill{
 		d: d, target: t,
 		ready: make(chan struct{}), done: make(chan struct{}),
-		size: -1, notify: make(chan struct{}), repos: map[string]bool{},
+		size: -1, notify: make(chan struct{}), moved: make(chan struct{}),
+		readers: map[*fillReader]int64{}, repos: map[string]bool{},
 	}
 }
 
@@ -56,28 +66,92 @@ func (f *fill) hasRepo(repo string) bool {
 	return f.repos[repo]
 }
 
-// acquire registers a reader (or the leader) so the ingest stays open.
+// addRepo records that repo may share the blob and is to be linked to it.
+// It reports false when the fill has linked its repositories already (it
+// committed): the caller links repo itself.
+func (f *fill) addRepo(repo string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.linked {
+		return false
+	}
+	f.repos[repo] = true
+	return true
+}
+
+// acquire takes the leader's reference, which keeps the bytes until the
+// fill ends.
 func (f *fill) acquire() {
 	f.mu.Lock()
 	f.refs++
 	f.mu.Unlock()
 }
 
-// release drops a reference and closes the ingest after the last one.
+// joinResult says whether a request could follow a fill.
+type joinResult int
+
+const (
+	joined      joinResult = iota
+	joinedEnded            // the fill ended and let go of its bytes
+	joinedLate             // the fill passes the blob through and its first bytes are gone
+)
+
+// join registers a request that follows the fill from its first byte.
+func (f *fill) join(ctx context.Context) (*fillReader, joinResult) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case f.ended && f.refs == 0:
+		return nil, joinedEnded
+	case f.sp != nil && !f.kept && f.head > f.sp.(*passSpool).capacity():
+		return nil, joinedLate
+	}
+	r := &fillReader{f: f, ctx: ctx}
+	f.refs++
+	f.readers[r] = 0
+	return r, joined
+}
+
+// failure is the error the fill ended with (nil while it runs or after it
+// committed).
+func (f *fill) failure() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
+// release drops a reference and closes the spool after the last one.
 func (f *fill) release() {
 	f.mu.Lock()
 	f.refs--
 	last := f.refs == 0 && f.ended
-	ing := f.ing
+	sp := f.sp
 	f.mu.Unlock()
-	if last && ing != nil {
-		ing.Close()
+	if last && sp != nil {
+		sp.close()
 	}
 }
 
-func (f *fill) started(ing content.Ingest, size int64) {
+// leave unregisters reader r and drops its reference.
+func (f *fill) leave(r *fillReader) {
 	f.mu.Lock()
-	f.ing = ing
+	delete(f.readers, r)
+	f.signalMoved()
+	f.mu.Unlock()
+	f.release()
+}
+
+// signalMoved wakes a pass-through waiting for its readers. f.mu is held.
+func (f *fill) signalMoved() {
+	if f.sp != nil && !f.kept {
+		close(f.moved)
+		f.moved = make(chan struct{})
+	}
+}
+
+func (f *fill) started(sp spool, kept bool, size int64) {
+	f.mu.Lock()
+	f.sp, f.kept = sp, kept
 	f.size = size
 	f.mu.Unlock()
 	if size >= 0 {
@@ -88,12 +162,20 @@ func (f *fill) started(ing content.Ingest, size int64) {
 func (f *fill) progress(written int64) {
 	f.mu.Lock()
 	f.written = written
+	f.head = written
 	close(f.notify)
 	f.notify = make(chan struct{})
 	f.mu.Unlock()
 }
 
-// finish ends the fill with err (nil: committed) and wakes every reader.
+func (f *fill) isKept() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.kept
+}
+
+// finish ends the fill with err (nil: committed or passed through
+// verified) and wakes every reader.
 func (f *fill) finish(err error) {
 	f.mu.Lock()
 	f.err = err
@@ -108,7 +190,7 @@ func (f *fill) finish(err error) {
 	close(f.done)
 }
 
-// wait blocks until the fill has committed (nil) or failed.
+// wait blocks until the fill has verified its bytes (nil) or failed.
 func (f *fill) wait(ctx context.Context) error {
 	select {
 	case <-f.done:
@@ -136,14 +218,21 @@ func (r *fillReader) Read(p []byte) (int, error) {
 	for {
 		f := r.f
 		f.mu.Lock()
-		written, ended, ferr, ch, ing := f.written, f.ended, f.err, f.notify, f.ing
+		if at, ok := f.readers[r]; !ok {
+			f.mu.Unlock()
+			return 0, fmt.Errorf("%w: %s", errSlowReader, f.d)
+		} else if at != r.off {
+			f.readers[r] = r.off // bytes before it may go (pass-through)
+			f.signalMoved()
+		}
+		written, ended, ferr, ch, sp := f.written, f.ended, f.err, f.notify, f.sp
 		f.mu.Unlock()
-		if r.off < written && ing != nil {
+		if r.off < written && sp != nil {
 			n := int64(len(p))
 			if rest := written - r.off; n > rest {
 				n = rest
 			}
-			got, err := ing.ReadAt(p[:n], r.off)
+			got, err := sp.ReadAt(p[:n], r.off)
 			r.off += int64(got)
 			if got > 0 {
 				return got, nil
@@ -194,189 +283,8 @@ func (r *fillReader) Seek(offset int64, whence int) (int64, error) {
 	return abs, nil
 }
 
+// Close stops following the fill.
 func (r *fillReader) Close() error {
-	r.once.Do(r.f.release)
+	r.once.Do(func() { r.f.leave(r) })
 	return nil
-}
-
-// runFill fetches f's blob from the upstream into the store. It runs on its
-// own context: no client hanging up stops it.
-func (e *Engine) runFill(f *fill, leaderRepo string) {
-	ctx, cancel := context.WithTimeout(context.Background(), e.fillTimeout)
-	defer cancel()
-	e.m.fillsInFlight.Inc()
-	defer e.m.fillsInFlight.Dec()
-	log := e.log.With(zap.String("digest", f.d.String()), zap.String("rule", f.target.rule), zap.String("upstream", f.target.repo.String()))
-	start := e.now()
-	err := e.fetchBlob(ctx, f, log, start)
-	if err == nil {
-		err = e.linkFilled(ctx, f)
-	}
-	if err != nil {
-		e.m.fillFailures.WithLabelValues(f.target.rule).Inc()
-		log.Warn("blob fill failed", zap.Error(err))
-	} else {
-		log.Info("blob filled", zap.Int64("bytes", f.written), zap.Duration("took", e.now().Sub(start)))
-	}
-	// Remove from the in-flight map only after commit, so a new request
-	// either joins this fill or finds the committed blob.
-	e.mu.Lock()
-	delete(e.fills, f.d)
-	e.mu.Unlock()
-	f.finish(err)
-	f.release()
-}
-
-func (e *Engine) linkFilled(ctx context.Context, f *fill) error {
-	f.mu.Lock()
-	repos := make([]string, 0, len(f.repos))
-	for r := range f.repos {
-		repos = append(repos, r)
-	}
-	size := f.written
-	f.mu.Unlock()
-	for _, r := range repos {
-		if err := e.index.LinkBlob(ctx, r, f.d, meta.Blob{Size: size, Origin: meta.OriginCache, Added: e.now()}); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// fetchBlob streams the upstream body into an ingest, resuming with Range
-// when the body breaks, and commits it after checking size and digest.
-func (e *Engine) fetchBlob(ctx context.Context, f *fill, log *zap.Logger, start time.Time) error {
-	rule := f.target.rule
-	e.m.upstream(rule, "blob", "GET")
-	body, err := e.up.Blob(ctx, f.target.repo, f.d, 0, -1)
-	if err != nil {
-		return err
-	}
-	e.m.fillTTFB.WithLabelValues(rule).Observe(e.now().Sub(start).Seconds())
-	ing, err := e.store.Ingest(ctx, f.d, body.Size)
-	if err != nil {
-		body.Body.Close()
-		return err
-	}
-	f.started(ing, body.Size)
-	size := body.Size
-	sr := newStallReader(body.Body, e.stallTimeout)
-	buf := make([]byte, 256<<10)
-	var written int64
-	attempts := 0
-	for {
-		n, rerr := sr.readChunk(buf)
-		if n > 0 {
-			if size >= 0 && written+int64(n) > size {
-				sr.Close()
-				return fmt.Errorf("%w: more than the %d bytes it announced", errBadUpstream, size)
-			}
-			if _, err := ing.Write(buf[:n]); err != nil {
-				sr.Close()
-				return err
-			}
-			written += int64(n)
-			e.m.upBytes.WithLabelValues(rule).Add(float64(n))
-			f.progress(written)
-		}
-		if rerr == nil {
-			continue
-		}
-		sr.Close()
-		if errors.Is(rerr, io.EOF) && (size < 0 || written == size) {
-			break
-		}
-		// A broken body: resume from where it stopped.
-		attempts++
-		if attempts > e.resumeAttempts {
-			return fmt.Errorf("%w: body broken after %d bytes, %d resumes: %v", errBadUpstream, written, attempts-1, rerr)
-		}
-		log.Info("resuming broken upstream body", zap.Int64("offset", written), zap.Int("attempt", attempts), zap.NamedError("cause", rerr))
-		next, err := e.resume(ctx, f, written, size, attempts)
-		if err != nil {
-			return err
-		}
-		sr = newStallReader(next.Body, e.stallTimeout)
-	}
-	if _, err := ing.Commit(ctx); err != nil {
-		return err
-	}
-	return nil
-}
-
-// resume re-requests the blob from offset. If the upstream ignores Range it
-// skips the bytes already written (they are hashed already).
-func (e *Engine) resume(ctx context.Context, f *fill, offset, size int64, attempt int) (upstream.BlobBody, error) {
-	select {
-	case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
-	case <-ctx.Done():
-		return upstream.BlobBody{}, ctx.Err()
-	}
-	e.m.upstream(f.target.rule, "blob", "GET")
-	b, err := e.up.Blob(ctx, f.target.repo, f.d, offset, size)
-	if err != nil {
-		return upstream.BlobBody{}, err
-	}
-	switch b.Offset {
-	case offset:
-		return b, nil
-	case 0:
-		if _, err := io.CopyN(io.Discard, b.Body, offset); err != nil {
-			b.Body.Close()
-			return upstream.BlobBody{}, fmt.Errorf("%w: skip %d bytes of a full response: %v", errBadUpstream, offset, err)
-		}
-		b.Offset = offset
-		return b, nil
-	}
-	b.Body.Close()
-	return upstream.BlobBody{}, fmt.Errorf("%w: resumed at %d, want %d", errBadUpstream, b.Offset, offset)
-}
-
-// minChunk is how much a fill gathers before telling readers, unless the
-// body ends or stops first.
-const minChunk = 32 << 10
-
-// stallReader closes an upstream body that sends nothing for the stall
-// timeout while it is being read, so the blocked read returns and the fill
-// resumes instead of hanging. One timer per body, re-armed per chunk.
-type stallReader struct {
-	body    io.ReadCloser
-	timeout time.Duration
-	t       *time.Timer
-	stalled atomic.Bool
-}
-
-func newStallReader(body io.ReadCloser, timeout time.Duration) *stallReader {
-	s := &stallReader{body: body, timeout: timeout}
-	s.t = time.AfterFunc(timeout, func() {
-		s.stalled.Store(true)
-		body.Close()
-	})
-	s.t.Stop()
-	return s
-}
-
-// readChunk reads at least minChunk bytes, or until an error.
-func (s *stallReader) readChunk(buf []byte) (int, error) {
-	s.t.Reset(s.timeout)
-	n := 0
-	var err error
-	for n < minChunk && err == nil {
-		var m int
-		m, err = s.body.Read(buf[n:])
-		n += m
-		if m > 0 {
-			s.t.Reset(s.timeout)
-		}
-	}
-	s.t.Stop()
-	if err != nil && s.stalled.Load() {
-		err = fmt.Errorf("upstream body stalled for %v: %w", s.timeout, err)
-	}
-	return n, err
-}
-
-func (s *stallReader) Close() error {
-	s.t.Stop()
-	return s.body.Close()
 }

@@ -148,7 +148,8 @@ func TestUpstreamUnreachable(t *testing.T) {
 }
 
 // The upstream is authoritative for its tags: one it no longer has is
-// unknown after the TTL, not served stale.
+// unknown after the TTL, not served stale, and no longer listed (neither
+// the upstream's listing nor the local tags have it).
 func TestUpstream404TagAfterTTL(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s stores) {
 		e := newEnv(t, s, envOpt{rules: alwaysStale()})
@@ -157,7 +158,7 @@ func TestUpstream404TagAfterTTL(t *testing.T) {
 		if _, err := e.eng.Manifest(ctx, repo, "3.10", false); err != nil {
 			t.Fatal(err)
 		}
-		e.up.AddFault(upstreamtest.Fault{PathContains: "/manifests/3.10", Status: 404})
+		e.deleteTag(upRepo + ":3.10")
 		if _, err := e.eng.Manifest(ctx, repo, "3.10", false); !errors.Is(err, cache.ErrManifestUnknown) {
 			t.Fatalf("tag deleted upstream: %v", err)
 		}

@@ -17,10 +17,15 @@ import (
 	"go.uber.org/zap"
 )
 
-// Tags implements cache.Lister: the tags held locally.
+// Tags implements cache.Lister. A repository under a rule lists the union
+// of the upstream's tags and the local ones (taglist.go), unless the rule
+// says tagList: local; any other repository lists its local tags.
 func (e *Engine) Tags(ctx context.Context, repo, last string, n int) ([]string, bool, error) {
 	if !rules.ValidRepository(repo) {
 		return nil, false, fmt.Errorf("%w: %q", cache.ErrNameInvalid, repo)
+	}
+	if t := e.resolve(repo); t.cached() && !e.localTagList(t) {
+		return e.unionTags(ctx, repo, last, n, t)
 	}
 	tags, more, err := e.index.Tags(ctx, repo, last, n)
 	if err != nil {
@@ -103,9 +108,12 @@ func (e *Engine) upstreamReferrers(ctx context.Context, repo string, d digest.Di
 	}
 	have := err == nil
 	if !have || e.now().Sub(rec.FetchedAt) >= e.ttl(t) {
-		v, _, ferr := e.flights.do(ctx, "referrers\x00"+repo+"\x00"+d.String(), func() (any, error) {
+		v, _, ferr := e.flights.Do(ctx, "referrers\x00"+repo+"\x00"+d.String(), func() (any, error) {
 			fctx, cancel := detached(ctx, e.revalidateTimeout)
 			defer cancel()
+			if now, err := e.index.Referrers(fctx, repo, d); err == nil && e.now().Sub(now.FetchedAt) < e.ttl(t) {
+				return now, nil // fetched just before this began
+			}
 			e.m.upstream(t.rule, "referrers", "GET")
 			r, err := e.up.Referrers(fctx, t.repo, d, "")
 			if errors.Is(err, upstream.ErrNotFound) {

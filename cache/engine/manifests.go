@@ -45,11 +45,8 @@ func (e *Engine) manifestByTag(ctx context.Context, repo, tag string, head bool)
 	case !t.cached():
 		return nil, e.unknown(ctx, repo, cache.ErrManifestUnknown, tag)
 	}
-	m, err := e.fetchManifest(ctx, repo, tag, t)
-	if err != nil {
-		return nil, err
-	}
-	return e.serveFetched(m, head), nil
+	e.missed(ctx, "manifest")
+	return e.fetchManifest(ctx, repo, tag, t, head)
 }
 
 // local serves a stored manifest.
@@ -82,9 +79,12 @@ func (e *Engine) serveFetched(m upstream.Manifest, head bool) *cache.Manifest {
 // revalidate checks a stale tag with a HEAD; it fetches only if the digest
 // moved, and serves the stale copy if the upstream fails.
 func (e *Engine) revalidate(ctx context.Context, repo, tag string, t target, rec meta.Tag, head bool) (*cache.Manifest, error) {
-	v, shared, err := e.flights.do(ctx, "revalidate\x00"+repo+"\x00"+tag, func() (any, error) {
+	v, shared, err := e.flights.Do(ctx, "revalidate\x00"+repo+"\x00"+tag, func() (any, error) {
 		fctx, cancel := detached(ctx, e.revalidateTimeout)
 		defer cancel()
+		if now, ok := e.storedManifest(fctx, repo, tag, t); ok {
+			return now, nil // revalidated (or moved) just before this began
+		}
 		e.m.upstream(t.rule, "manifest", "HEAD")
 		h, err := e.up.Manifest(fctx, t.repo, tag, true)
 		if err != nil {
@@ -101,6 +101,9 @@ func (e *Engine) revalidate(ctx context.Context, repo, tag string, t target, rec
 	})
 	if shared {
 		e.m.coalesced.WithLabelValues(t.rule, "manifest").Inc()
+	}
+	if now, ok := v.(meta.Tag); ok && err == nil {
+		rec, v = now, nil
 	}
 	switch {
 	case err == nil && v == nil:
@@ -123,25 +126,48 @@ func (e *Engine) revalidate(ctx context.Context, repo, tag string, t target, rec
 }
 
 // fetchManifest fetches ref (a tag or digest) once however many ask.
-func (e *Engine) fetchManifest(ctx context.Context, repo, ref string, t target) (upstream.Manifest, error) {
-	v, shared, err := e.flights.do(ctx, "manifest\x00"+repo+"\x00"+ref, func() (any, error) {
+func (e *Engine) fetchManifest(ctx context.Context, repo, ref string, t target, head bool) (*cache.Manifest, error) {
+	v, shared, err := e.flights.Do(ctx, "manifest\x00"+repo+"\x00"+ref, func() (any, error) {
+		// A fetch of ref that ended just before this one began has stored
+		// it: this request missed the index before that.
 		fctx, cancel := detached(ctx, e.fillTimeout)
 		defer cancel()
+		if rec, ok := e.storedManifest(fctx, repo, ref, t); ok {
+			return rec, nil
+		}
 		return e.fetchManifestNow(fctx, repo, ref, t)
 	})
 	kind := "manifest"
-	if shared {
+	rec, stored := v.(meta.Tag)
+	switch {
+	case shared:
 		e.m.coalesced.WithLabelValues(t.rule, kind).Inc()
-	} else {
+	case stored:
+		e.m.hits.WithLabelValues(t.rule, kind).Inc()
+	default:
 		e.m.misses.WithLabelValues(t.rule, kind).Inc()
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return upstream.Manifest{}, ctx.Err()
+			return nil, ctx.Err()
 		}
-		return upstream.Manifest{}, upstreamErr(err, cache.ErrManifestUnknown, repo+":"+ref)
+		return nil, upstreamErr(err, cache.ErrManifestUnknown, repo+":"+ref)
 	}
-	return v.(upstream.Manifest), nil
+	if stored {
+		return e.local(ctx, rec.Digest, rec.MediaType, rec.Size, head)
+	}
+	return e.serveFetched(v.(upstream.Manifest), head), nil
+}
+
+// storedManifest looks ref up in the index: a manifest by digest, or a tag
+// still fresh.
+func (e *Engine) storedManifest(ctx context.Context, repo, ref string, t target) (meta.Tag, bool) {
+	if d, err := digest.Parse(ref); err == nil {
+		m, err := e.index.Manifest(ctx, repo, d)
+		return meta.Tag{Digest: d, MediaType: m.MediaType, Size: m.Size}, err == nil
+	}
+	rec, err := e.index.Tag(ctx, repo, ref)
+	return rec, err == nil && (rec.Origin == meta.OriginPush || e.now().Sub(rec.FetchedAt) < e.ttl(t))
 }
 
 // fetchManifestNow GETs a manifest, verifies and stores it, and links it
@@ -163,7 +189,12 @@ func (e *Engine) fetchManifestNow(ctx context.Context, repo, ref string, t targe
 		m.MediaType = p.MediaType
 	}
 	// The client verified the body against the digest; the store checks again.
-	if _, err := content.WriteBlob(ctx, e.store, m.Digest, m.Body); err != nil {
+	if _, err := content.WriteBlob(ctx, e.store, m.Digest, m.Body); errors.Is(err, content.ErrNoRoom) {
+		e.m.uncached.WithLabelValues(t.rule, "manifest").Inc()
+		e.log.Warn("no room for the manifest within the storage quota: serving it without keeping it",
+			zap.String("upstream", t.repo.String()), zap.String("digest", m.Digest.String()), zap.Error(err))
+		return m, nil
+	} else if err != nil {
 		return upstream.Manifest{}, err
 	}
 	now := e.now()
@@ -177,7 +208,24 @@ func (e *Engine) fetchManifestNow(ctx context.Context, repo, ref string, t targe
 	if err != nil {
 		return upstream.Manifest{}, err
 	}
+	e.keepLinked(ctx, m)
 	return m, nil
+}
+
+// keepLinked writes m's bytes again if a collection deleted them while
+// the link waited for it: writing bytes does not wait for a collection,
+// linking does, so a collection may find the bytes unreferenced, and
+// delete them, between the write and the link. Once linked, the next
+// collection keeps them.
+func (e *Engine) keepLinked(ctx context.Context, m upstream.Manifest) {
+	if _, err := e.store.Stat(ctx, m.Digest); !errors.Is(err, content.ErrNotFound) {
+		return
+	}
+	if _, err := content.WriteBlob(ctx, e.store, m.Digest, m.Body); err != nil {
+		// The link stays without bytes; the next request for it drops
+		// the link and fetches again (dropDangling).
+		e.log.Warn("write again a manifest collected while it was linked", zap.String("digest", m.Digest.String()), zap.Error(err))
+	}
 }
 
 func (e *Engine) manifestByDigest(ctx context.Context, repo string, d digest.Digest, head bool) (*cache.Manifest, error) {
@@ -193,9 +241,6 @@ func (e *Engine) manifestByDigest(ctx context.Context, repo string, d digest.Dig
 	if !t.cached() {
 		return nil, e.unknown(ctx, repo, cache.ErrManifestUnknown, d.String())
 	}
-	m, err := e.fetchManifest(ctx, repo, d.String(), t)
-	if err != nil {
-		return nil, err
-	}
-	return e.serveFetched(m, head), nil
+	e.missed(ctx, "manifest")
+	return e.fetchManifest(ctx, repo, d.String(), t, head)
 }

@@ -11,6 +11,7 @@ type metrics struct {
 	fillTTFB                *prometheus.HistogramVec
 	fillsInFlight           prometheus.Gauge
 	fillFailures            *prometheus.CounterVec
+	uncached, uncachedBytes *prometheus.CounterVec
 	push                    *pushMetrics
 }
 
@@ -44,8 +45,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		fillFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "airlock_fill_failures_total", Help: "Blob fills that failed (upstream error, digest mismatch, timeout), by rule.",
 		}, []string{"rule"}),
+		uncached: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_fill_uncached_total", Help: "Objects served from the upstream without being kept, because the storage quota had no room for them (pins and pushed content fill it), by rule and kind.",
+		}, []string{"rule", "kind"}),
+		uncachedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_fill_uncached_bytes_total", Help: "Bytes of the blobs served without being kept (airlock_fill_uncached_total), by rule.",
+		}, []string{"rule"}),
 	}
-	for _, c := range []prometheus.Collector{m.hits, m.misses, m.coalesced, m.stale, m.upRequests, m.upBytes, m.fillTTFB, m.fillsInFlight, m.fillFailures} {
+	for _, c := range []prometheus.Collector{m.hits, m.misses, m.coalesced, m.stale, m.upRequests, m.upBytes, m.fillTTFB, m.fillsInFlight, m.fillFailures, m.uncached, m.uncachedBytes} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -18,6 +18,15 @@ var (
 	_ cache.Deleter        = (*Engine)(nil)
 )
 
+// quotaDenied turns a push the storage quota has no room for (pins and
+// pushed content fill it) into a denial that says so.
+func quotaDenied(err error) error {
+	if errors.Is(err, content.ErrNoRoom) {
+		return fmt.Errorf("%w: storage quota exceeded: %v", cache.ErrDenied, err)
+	}
+	return err
+}
+
 // PutManifest implements cache.ManifestPutter.
 func (e *Engine) PutManifest(ctx context.Context, repo, ref, mediaType string, body []byte, tags []string) (*cache.PushedManifest, error) {
 	if err := e.writable(repo); err != nil {
@@ -51,7 +60,7 @@ func (e *Engine) PutManifest(ctx context.Context, repo, ref, mediaType string, b
 		return nil, err
 	}
 	if _, err := content.WriteBlob(ctx, e.store, d, body); err != nil {
-		return nil, err
+		return nil, quotaDenied(err)
 	}
 	now := e.now()
 	rec := meta.Manifest{MediaType: p.MediaType, Size: int64(len(body)), ArtifactType: p.ArtifactType, Subject: p.SubjectDigest(), Refs: p.Refs(), Origin: meta.OriginPush, Added: now}

@@ -234,7 +234,7 @@ func (s *session) Append(ctx context.Context, offset int64, r io.Reader) (int64,
 	}
 	n, err := io.Copy(counter{s}, r)
 	if err != nil {
-		return n, fmt.Errorf("upload %s: %w", s.id, err)
+		return n, fmt.Errorf("upload %s: %w", s.id, quotaDenied(err))
 	}
 	return n, nil
 }

@@ -12,6 +12,35 @@ import (
 	"go.uber.org/zap"
 )
 
+// plan loads the index and decides what to evict: past the high
+// watermark, the least recently used images down to the low one; for need
+// bytes more, as many as it takes to fit them beside the store and the
+// reservations, but none if even that would not make room (nothing is
+// evicted in vain).
+func (c *Collector) plan(ctx context.Context, p *policy, used, need int64, sizes map[digest.Digest]int64) (*model, *plan, error) {
+	m, err := c.load(ctx, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	none := &plan{freed: map[digest.Digest]bool{}}
+	if p.MaxBytes == 0 {
+		return m, none, nil
+	}
+	if reserved := c.reservedBytes(); need > 0 && used+reserved+need > p.MaxBytes {
+		pl := m.evict(used, min(p.low(), p.MaxBytes-reserved-need), sizes)
+		if used-pl.bytes+reserved+need <= p.MaxBytes {
+			return m, pl, nil
+		}
+		if m, err = c.load(ctx, p); err != nil { // start again from the index as it is
+			return nil, nil, err
+		}
+	}
+	if used > p.high() {
+		return m, m.evict(used, p.low(), sizes), nil
+	}
+	return m, none, nil
+}
+
 // Report is what one collection found and did.
 type Report struct {
 	Before, After int64 // store bytes
@@ -38,13 +67,22 @@ type Report struct {
 func (c *Collector) Collect(ctx context.Context) (Report, error) {
 	c.passMu.Lock()
 	defer c.passMu.Unlock()
+	return c.collect(ctx, 0)
+}
+
+// collect is one collection; it also evicts, past the high watermark or
+// not, until need more bytes fit within the quota beside the reservations
+// of writes in progress (quota.go). The caller holds passMu.
+func (c *Collector) collect(ctx context.Context, need int64) (Report, error) {
 	start := time.Now()
 	p := c.policy.Load()
 	rep := Report{Quota: p.MaxBytes}
 	if err := c.tracker.Flush(ctx, c.index); err != nil {
 		c.log.Warn("flush access times", zap.Error(err))
 	}
-	c.pending.Store(0)
+	// Commits during the walk stay counted (the walk may count them
+	// again): the estimate may run over, never under.
+	before := c.pending.Load()
 	files := map[digest.Digest]content.Info{}
 	sizes := map[digest.Digest]int64{}
 	err := c.store.Walk(ctx, func(info content.Info) error {
@@ -57,14 +95,12 @@ func (c *Collector) Collect(ctx context.Context) (Report, error) {
 		return rep, fmt.Errorf("evict: walk store: %w", err)
 	}
 	c.walked.Store(rep.Before)
+	c.pending.Add(-before)
+	c.walkedOnce.Store(true)
 	err = c.index.Exclusive(ctx, func(ctx context.Context) error {
-		m, err := c.load(ctx, p)
+		m, pl, err := c.plan(ctx, p, rep.Before, need, sizes)
 		if err != nil {
 			return err
-		}
-		pl := &plan{freed: map[digest.Digest]bool{}}
-		if p.MaxBytes > 0 && rep.Before > p.high() {
-			pl = m.evict(rep.Before, p.low(), sizes)
 		}
 		rep.EvictedImages, rep.EvictedBytes = pl.images, pl.bytes
 		rep.PinnedBytes = m.heldBy(func(n *node) bool { return n.pinned }, sizes)

@@ -77,6 +77,19 @@ func newEnv(t *testing.T, p evict.Policy) *env {
 // (to inject faults) when wrap is not nil.
 func newEnvWith(t *testing.T, p evict.Policy, wrap func(evict.Store) evict.Store) *env {
 	t.Helper()
+	return newEnvOpts(t, p, envOpts{wrap: wrap})
+}
+
+// envOpts are the less common settings of an env.
+type envOpts struct {
+	wrap   func(evict.Store) evict.Store
+	log    *zap.Logger     // the engine's; default: warnings to the test log
+	engine []engine.Option // beside the env's own
+}
+
+func newEnvOpts(t *testing.T, p evict.Policy, o envOpts) *env {
+	t.Helper()
+	wrap := o.wrap
 	e := &env{t: t, up: upstreamtest.New(t), clock: &clock{now: time.Now()}, prom: prometheus.NewRegistry()}
 	dir := t.TempDir()
 	e.dir = dir
@@ -105,8 +118,12 @@ func newEnvWith(t *testing.T, p evict.Policy, wrap func(evict.Store) evict.Store
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err = engine.New(e.col.Store(), e.index, client, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), e.prom,
-		engine.WithClock(e.clock.Now), engine.WithAccessRecorder(e.col.Tracker()), engine.WithRevalidateTimeout(time.Second))
+	elog := o.log
+	if elog == nil {
+		elog = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	}
+	eng, err = engine.New(e.col.Store(), e.index, client, elog, e.prom,
+		append([]engine.Option{engine.WithClock(e.clock.Now), engine.WithAccessRecorder(e.col.Tracker()), engine.WithRevalidateTimeout(time.Second)}, o.engine...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

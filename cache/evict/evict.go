@@ -68,12 +68,16 @@ type Collector struct {
 	flushEvery time.Duration
 	kickGap    time.Duration
 
-	policy  atomic.Pointer[policy]
-	walked  atomic.Int64 // store size at the last walk, minus what was deleted
-	pending atomic.Int64 // bytes committed since that walk began
-	kick    chan struct{}
-	passMu  sync.Mutex
-	stuck   atomic.Bool // the last collection could not get under the high watermark
+	policy     atomic.Pointer[policy]
+	walked     atomic.Int64 // store size at the last walk, minus what was deleted
+	pending    atomic.Int64 // bytes committed since that walk began
+	walkedOnce atomic.Bool  // a collection has walked the store
+	resMu      sync.Mutex   // reserved, and pending moving from it (quota.go)
+	reserved   int64        // bytes reserved by writes in progress
+	noRoomAt   atomic.Int64 // unix nanoseconds of the last collection that could not make room
+	kick       chan struct{}
+	passMu     sync.Mutex
+	stuck      atomic.Bool // the last collection could not get under the high watermark
 }
 
 // Option configures a Collector.
@@ -184,11 +188,6 @@ func (c *Collector) Store() Store {
 
 // Used is the estimated size of the content store in bytes.
 func (c *Collector) Used() int64 { return c.walked.Load() + c.pending.Load() }
-
-func (c *Collector) added(n int64) {
-	c.pending.Add(n)
-	c.maybeKick()
-}
 
 func (c *Collector) maybeKick() {
 	if p := c.policy.Load(); p.MaxBytes > 0 && c.Used() > p.high() {

@@ -205,7 +205,7 @@ func TestEvictionBringsStoreUnderQuota(t *testing.T) {
 // last one frees it. Pins from the API count like configured ones.
 func TestEvictionKeepsSharedBlobs(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, evict.Policy{MaxBytes: 1})
+	e := newEnv(t, evict.Policy{})
 	base, _ := random.Layer(layerSize, types.DockerLayer)
 	baseD, _ := base.Digest()
 	b := pushWithBase(t, e.up, "oss/b:1", base)
@@ -219,6 +219,9 @@ func TestEvictionKeepsSharedBlobs(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
+	if err := e.col.SetPolicy(evict.Policy{MaxBytes: 1}); err != nil { // pulled, now over quota
+		t.Fatal(err)
+	}
 	if _, err := e.col.Collect(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -20,13 +20,16 @@ import (
 // a blob file finishes after the file was deleted.
 func TestEvictionWhileServing(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, evict.Policy{MaxBytes: 150_000})
+	e := newEnv(t, evict.Policy{MaxBytes: 2 << 20}) // room for big, at first
 	names := []string{"a", "b", "c", "d", "e", "f"}
 	for _, n := range names {
 		e.up.PushImage(t, "oss/"+n+":1", layerSize, 2)
 	}
 	big := e.up.PushImage(t, "oss/big:1", 1<<20, 1)
 	if err := e.pull(prefix+"oss/big", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.col.SetPolicy(evict.Policy{MaxBytes: 150_000}); err != nil {
 		t.Fatal(err)
 	}
 	layers, _ := big.Layers()

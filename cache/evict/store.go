@@ -3,6 +3,7 @@ package evict
 import (
 	"context"
 	"errors"
+	"fmt"
 	"syscall"
 
 	"github.com/airlock/airlock/cache/content"
@@ -16,10 +17,11 @@ type Store interface {
 	content.Walker
 }
 
-// accounted wraps the content store the engine writes through: it adds
-// committed bytes to the collector's estimate of the store's size, and
-// wakes the collector when the estimate passes the high watermark or a
-// write finds the disk full.
+// accounted wraps the content store the engine writes through: each write
+// reserves its bytes within the quota before writing them (quota.go), and
+// the committed bytes are added to the collector's estimate of the store's
+// size; the collector is woken when the estimate passes the high watermark
+// or a write finds the disk full.
 type accounted struct {
 	Store
 	c *Collector
@@ -27,22 +29,34 @@ type accounted struct {
 
 var _ Store = (*accounted)(nil)
 
-// Ingest implements content.Ingester.
+// Ingest implements content.Ingester. A blob of known size reserves all of
+// it here: it fails with content.ErrNoRoom before anything is written if
+// the quota cannot hold it. A blob of unknown size reserves as it is
+// written.
 func (a *accounted) Ingest(ctx context.Context, d digest.Digest, size int64) (content.Ingest, error) {
+	res, err := a.c.reserve(ctx, size)
+	if err != nil {
+		return nil, fmt.Errorf("ingest %s: %w", d, err)
+	}
 	w, err := a.Store.Ingest(ctx, d, size)
 	if err != nil {
+		res.release()
 		a.c.noteErr(err)
 		return nil, err
 	}
-	return &accountedIngest{Ingest: w, c: a.c}, nil
+	return &accountedIngest{Ingest: w, c: a.c, res: res}, nil
 }
 
 type accountedIngest struct {
 	content.Ingest
-	c *Collector
+	c   *Collector
+	res *reservation
 }
 
 func (w *accountedIngest) Write(p []byte) (int, error) {
+	if err := w.res.cover(w.Written() + int64(len(p))); err != nil {
+		return 0, err
+	}
 	n, err := w.Ingest.Write(p)
 	if err != nil {
 		w.c.noteErr(err)
@@ -56,8 +70,13 @@ func (w *accountedIngest) Commit(ctx context.Context) (content.Info, error) {
 		w.c.noteErr(err)
 		return info, err
 	}
-	w.c.added(info.Size)
+	w.res.commit(info.Size)
 	return info, nil
+}
+
+func (w *accountedIngest) Close() error {
+	w.res.release()
+	return w.Ingest.Close()
 }
 
 // diskFull reports whether err says the filesystem or a quota is full.
@@ -74,22 +93,27 @@ type accountedPending struct {
 
 var _ content.PendingIngester = (*accountedPending)(nil)
 
-// IngestPending implements content.PendingIngester.
+// IngestPending implements content.PendingIngester: the blob reserves its
+// bytes as they are written.
 func (a *accountedPending) IngestPending(ctx context.Context, alg digest.Algorithm) (content.Pending, error) {
 	p, err := a.pi.IngestPending(ctx, alg)
 	if err != nil {
 		a.c.noteErr(err)
 		return nil, err
 	}
-	return &accountedPendingWrite{Pending: p, c: a.c}, nil
+	return &accountedPendingWrite{Pending: p, c: a.c, res: &reservation{c: a.c}}, nil
 }
 
 type accountedPendingWrite struct {
 	content.Pending
-	c *Collector
+	c   *Collector
+	res *reservation
 }
 
 func (w *accountedPendingWrite) Write(p []byte) (int, error) {
+	if err := w.res.cover(w.Written() + int64(len(p))); err != nil {
+		return 0, err
+	}
 	n, err := w.Pending.Write(p)
 	if err != nil {
 		w.c.noteErr(err)
@@ -103,6 +127,11 @@ func (w *accountedPendingWrite) Commit(ctx context.Context, d digest.Digest) (co
 		w.c.noteErr(err)
 		return info, err
 	}
-	w.c.added(info.Size)
+	w.res.commit(info.Size)
 	return info, nil
+}
+
+func (w *accountedPendingWrite) Close() error {
+	w.res.release()
+	return w.Pending.Close()
 }

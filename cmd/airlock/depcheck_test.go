@@ -71,6 +71,7 @@ func TestDependencyDirection(t *testing.T) {
 		{"deploy/aks", nil},
 		// Shared utilities import nothing of ours; anyone may use them.
 		{"internal/badgerutil", nil},
+		{"internal/flight", nil},
 		{"internal/progress", nil},
 		{"internal/azuritetest", nil},
 		{"internal/units", nil},

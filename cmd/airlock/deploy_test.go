@@ -1,118 +1,26 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
-	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"sigs.k8s.io/yaml"
 )
 
 const k8sDir = "../../deploy/k8s"
-
-// kustomization is the part of kustomize's Kustomization the manifests use.
-type kustomization struct {
-	APIVersion string   `json:"apiVersion"`
-	Kind       string   `json:"kind"`
-	Namespace  string   `json:"namespace"`
-	Resources  []string `json:"resources"`
-}
-
-// manifests are the objects of deploy/k8s, decoded strictly.
-type manifests struct {
-	configMaps   []*corev1.ConfigMap
-	statefulSets []*appsv1.StatefulSet
-	services     []*corev1.Service
-	pdbs         []*policyv1.PodDisruptionBudget
-	monitors     []*monitoringv1.ServiceMonitor
-	namespaces   []*corev1.Namespace
-}
-
-// decodeManifests decodes every document of every file of deploy/k8s
-// with the Kubernetes API types, refusing unknown fields: a typo fails.
-func decodeManifests(t *testing.T) (manifests, kustomization) {
-	t.Helper()
-	files, err := filepath.Glob(filepath.Join(k8sDir, "*.yaml"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no manifests: %v", err)
-	}
-	var m manifests
-	var k kustomization
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, doc := range bytes.Split(b, []byte("\n---\n")) {
-			where := fmt.Sprintf("%s document %d", filepath.Base(f), i+1)
-			var tm metav1.TypeMeta
-			if err := yaml.Unmarshal(doc, &tm); err != nil {
-				t.Fatalf("%s: %v", where, err)
-			}
-			var obj any
-			switch tm.APIVersion + " " + tm.Kind {
-			case "v1 ConfigMap":
-				o := &corev1.ConfigMap{}
-				m.configMaps, obj = append(m.configMaps, o), o
-			case "v1 Service":
-				o := &corev1.Service{}
-				m.services, obj = append(m.services, o), o
-			case "v1 Namespace":
-				o := &corev1.Namespace{}
-				m.namespaces, obj = append(m.namespaces, o), o
-			case "apps/v1 StatefulSet":
-				o := &appsv1.StatefulSet{}
-				m.statefulSets, obj = append(m.statefulSets, o), o
-			case "policy/v1 PodDisruptionBudget":
-				o := &policyv1.PodDisruptionBudget{}
-				m.pdbs, obj = append(m.pdbs, o), o
-			case "monitoring.coreos.com/v1 ServiceMonitor":
-				o := &monitoringv1.ServiceMonitor{}
-				m.monitors, obj = append(m.monitors, o), o
-			case "kustomize.config.k8s.io/v1beta1 Kustomization":
-				obj = &k
-			default:
-				t.Fatalf("%s: unexpected apiVersion %q kind %q", where, tm.APIVersion, tm.Kind)
-			}
-			if err := yaml.UnmarshalStrict(doc, obj); err != nil {
-				t.Fatalf("%s: %v", where, err)
-			}
-		}
-	}
-	return m, k
-}
 
 // The manifests decode strictly and agree with each other and with the
 // configuration they ship: ports, paths, labels, probes, volumes.
 func TestKubernetesManifests(t *testing.T) {
 	t.Parallel()
-	m, k := decodeManifests(t)
-	var listed []string
-	for _, f := range k.Resources {
-		if _, err := os.Stat(filepath.Join(k8sDir, f)); err != nil {
-			t.Errorf("kustomization lists %s: %v", f, err)
-		}
-		listed = append(listed, f)
-	}
-	files, _ := filepath.Glob(filepath.Join(k8sDir, "*.yaml"))
-	for _, f := range files {
-		if b := filepath.Base(f); b != "kustomization.yaml" && !slices.Contains(listed, b) {
-			t.Errorf("%s is not in kustomization.yaml", b)
-		}
-	}
+	m := loadLayout(t, k8sDir).manifests
 	if len(m.configMaps) != 1 || len(m.statefulSets) != 1 || len(m.pdbs) != 1 || len(m.monitors) != 1 || len(m.services) != 2 {
 		t.Fatalf("want 1 ConfigMap, StatefulSet, PodDisruptionBudget, ServiceMonitor and 2 Services, got %d %d %d %d %d",
 			len(m.configMaps), len(m.statefulSets), len(m.pdbs), len(m.monitors), len(m.services))
@@ -138,13 +46,7 @@ func TestKubernetesManifests(t *testing.T) {
 	if len(c.Ports) != 1 || c.Ports[0].Name != "http" || fmt.Sprint(c.Ports[0].ContainerPort) != port {
 		t.Errorf("container port %+v does not match listen %s", c.Ports, cfg.Listen)
 	}
-	probes := map[string]*corev1.Probe{"liveness": c.LivenessProbe, "readiness": c.ReadinessProbe}
-	wantPath := map[string]string{"liveness": "/healthz", "readiness": "/readyz"}
-	for name, p := range probes {
-		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != wantPath[name] || p.HTTPGet.Port.String() != "http" {
-			t.Errorf("%s probe must GET %s on port http: %+v", name, wantPath[name], p)
-		}
-	}
+	checkProbes(t, c)
 	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() {
 		t.Error("container needs cpu and memory requests")
 	}
@@ -204,24 +106,7 @@ func TestKubernetesManifests(t *testing.T) {
 	if pdb.Spec.MinAvailable == nil || ss.Spec.Replicas == nil || int32(pdb.Spec.MinAvailable.IntValue()) >= *ss.Spec.Replicas {
 		t.Error("minAvailable must leave a replica free to drain")
 	}
-	msel, err := metav1.LabelSelectorAsSelector(&sm.Spec.Selector)
-	if err != nil {
-		t.Fatal(err)
-	}
-	scraped := 0
-	for _, s := range m.services {
-		if msel.Matches(labels.Set(s.Labels)) {
-			scraped++
-			for _, ep := range sm.Spec.Endpoints {
-				if ep.Path != "/metrics" || !slices.ContainsFunc(s.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == ep.Port }) {
-					t.Errorf("ServiceMonitor endpoint %s%s does not exist on service %s", ep.Port, ep.Path, s.Name)
-				}
-			}
-		}
-	}
-	if scraped != 1 {
-		t.Errorf("the ServiceMonitor selects %d services, want 1 (each pod scraped once)", scraped)
-	}
+	checkMonitor(t, sm, m.services)
 }
 
 // The shipped configuration files load.

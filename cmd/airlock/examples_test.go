@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -49,8 +50,21 @@ func TestExampleConfigRunsAgainstLabEmulator(t *testing.T) {
 	if cfg.Listen == labListen {
 		t.Errorf("listen %s is the lab's", cfg.Listen)
 	}
-	if d := filepath.Clean(cfg.Storage.Dir); d == labDir || strings.HasPrefix(d, labDir+string(filepath.Separator)) {
+	// Relative paths are taken from the file's directory: the example's
+	// state is the repository root's data-example, next to the lab's data.
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(root, "data-example"); cfg.Storage.Dir != want {
+		t.Errorf("storage.dir %s, want %s", cfg.Storage.Dir, want)
+	}
+	if d, lab := cfg.Storage.Dir, filepath.Join(root, labDir); d == lab || strings.HasPrefix(d, lab+string(filepath.Separator)) {
 		t.Errorf("storage.dir %s is (inside) the lab's ./%s", cfg.Storage.Dir, labDir)
+	}
+	rawDir := regexp.MustCompile(`(?m)^  dir: (\S+)`).FindStringSubmatch(text)
+	if rawDir == nil {
+		t.Fatal("the example has no storage.dir")
 	}
 	if len(cfg.Upstreams) != 1 || cfg.Upstreams[0].Host != deploy.MirroredHost || cfg.Upstreams[0].Endpoint != "http://"+labMARListen {
 		t.Errorf("upstreams %+v: want mcr.microsoft.com at the lab's emulator", cfg.Upstreams)
@@ -70,7 +84,7 @@ func TestExampleConfigRunsAgainstLabEmulator(t *testing.T) {
 	for _, r := range []struct{ old, new string }{
 		{"listen: " + cfg.Listen + "\n", "listen: " + addr + "\n"},
 		{"endpoint: http://" + labMARListen + "\n", "endpoint: " + m.URL() + "\n"},
-		{"dir: " + cfg.Storage.Dir + "\n", "dir: " + t.TempDir() + "\n"},
+		{"dir: " + rawDir[1] + " ", "dir: " + t.TempDir() + " "},
 	} {
 		if strings.Count(text, r.old) != 1 {
 			t.Fatalf("%q is not in the example once", r.old)

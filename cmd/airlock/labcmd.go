@@ -17,12 +17,21 @@ func labCmd() *cobra.Command {
 (upstream, mcr.microsoft.com) and airlock serving the aks-managed-mcr cache
 rule in front of it, as the AKS-managed registry of a network-isolated cluster
 "lab". Prints the registry address, a containerd hosts.toml and commands to
-pull through it. State stays in --dir; Ctrl-C stops everything cleanly.`,
+pull through it. State stays in --dir; Ctrl-C stops everything cleanly.
+
+With --nodes N (as root, with containerd on PATH) it also starts N emulated
+AKS nodes of the cluster: containerd daemons configured with the hosts.toml
+the control module writes, each in its own network namespace whose only
+route is airlock, and prints the command that pulls on each. They stop
+with the lab. Without root or containerd it says what is missing and runs
+without nodes.`,
 		Example: `  airlock lab
   # 647 MiB of full-size layers, generated once into ./data/mar-catalog
   airlock lab --dir ./data --scale full
   # other ports
-  airlock lab --listen 127.0.0.1:5050 --mar-listen 127.0.0.1:6060`,
+  airlock lab --listen 127.0.0.1:5050 --mar-listen 127.0.0.1:6060
+  # two emulated AKS nodes (root, containerd): make run NODES=2
+  sudo bin/airlock lab --nodes 2`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Scale = catalog.Scale(scale)
@@ -34,6 +43,9 @@ pull through it. State stays in --dir; Ctrl-C stops everything cleanly.`,
 				return usagef("--log-level: %v", err)
 			}
 			o.LogLevel = lvl
+			if o.Nodes < 0 || o.Nodes > lab.MaxNodes {
+				return usagef("--nodes %d: want 0 to %d", o.Nodes, lab.MaxNodes)
+			}
 			return lab.Run(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -44,5 +56,6 @@ pull through it. State stays in --dir; Ctrl-C stops everything cleanly.`,
 	fs.StringVar(&scale, "scale", string(catalog.ScaleSmall), "catalog layer sizes: small or full")
 	fs.Uint64Var(&o.Seed, "seed", 1, "catalog content seed")
 	fs.StringVar(&level, "log-level", "warn", "debug, info, warn or error")
+	fs.IntVar(&o.Nodes, "nodes", 0, "emulated AKS nodes: containerd daemons, each in its own network namespace (root, containerd)")
 	return cmd
 }

@@ -53,7 +53,7 @@ storage:
 upstreams:
   - {host: mcr.microsoft.com, endpoint: %s}
 rules:
-  - {name: aks-managed-mcr, source: mcr.microsoft.com/*, target: aks-managed-repository/*, tagTTL: 1h}
+  - {name: aks-managed-mcr, source: mcr.microsoft.com/*, target: aks-managed-repository/*, tagTTL: 1h, tagList: local}
 pins:
   - aks-managed-repository/oss/q/img0:1
 log:
@@ -75,6 +75,7 @@ log:
 	if q := metricValue(t, base, "airlock_storage_quota_bytes"); q != 350_000 {
 		t.Fatalf("quota metric %v", q)
 	}
+	// With tagList: local, tags/list tells what is held here.
 	has := func(i int) bool {
 		resp, err := http.Get(base + "/v2/" + repo(i) + "/tags/list")
 		if err != nil {

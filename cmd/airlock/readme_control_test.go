@@ -12,12 +12,10 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/airlock/airlock/deploy"
-	"github.com/airlock/airlock/upstream/upstreamtest"
 )
 
 // readmeMarker precedes, on its own line, each README block a test runs.
@@ -78,14 +76,8 @@ func TestReadmeControlWalkthrough(t *testing.T) {
 			t.Errorf("the walkthrough has no %q", want)
 		}
 	}
-	root := t.TempDir()
-	if err := os.Mkdir(filepath.Join(root, "bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(airlockBinary(t), filepath.Join(root, "bin", "airlock")); err != nil {
-		t.Fatal(err)
-	}
-	server := startLabProc(t, root)
+	root := labRoot(t)
+	server := startLabProc(t, root, nil).base
 
 	env := []string{"AIRLOCK_SERVER=" + server}
 	for _, kv := range os.Environ() {
@@ -164,50 +156,4 @@ func TestReadmeControlWalkthrough(t *testing.T) {
 			t.Errorf("%s: %s", c, out)
 		}
 	}
-}
-
-// startLabProc runs `bin/airlock lab` with its state under root on free
-// ports, as `make run` would, until the test ends; it returns the
-// registry's URL once it is ready.
-func startLabProc(t *testing.T, root string) string {
-	t.Helper()
-	addr, marAddr := upstreamtest.Unreachable(t), upstreamtest.Unreachable(t)
-	cmd := exec.Command(filepath.Join(root, "bin", "airlock"), "lab", "--dir", filepath.Join(root, "data"),
-		"--listen", addr, "--mar-listen", marAddr)
-	cmd.Dir = root
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGINT) // Ctrl-C, as the README says
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-			t.Errorf("the lab did not stop on SIGINT\n%s", out)
-		}
-	})
-	base := "http://" + addr
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			t.Fatalf("the lab exited\n%s", out)
-		default:
-		}
-		if resp, err := http.Get(base + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return base
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("the lab never became ready\n%s", out)
-	return ""
 }

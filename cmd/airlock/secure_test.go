@@ -186,6 +186,7 @@ func TestServeRefusesRuleOverPushedRepo(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	s := startSecureServe(t, dir, "listen: %s\nstorage:\n  dir: %s\nlog:\n  level: warn\n")
+	waitHTTP(t, "http://"+s.addr+"/readyz") // the store check is done: the API answers 503 until then
 	d := digest.FromString("mine")
 	resp, err := http.Post("http://"+s.addr+"/v2/team/app/blobs/uploads/?digest="+d.String(), "application/octet-stream", strings.NewReader("mine"))
 	if err != nil {

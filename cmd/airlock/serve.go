@@ -16,7 +16,9 @@ the control module's admin API (/admin/).
 
 SIGTERM or SIGINT stops it gracefully; SIGHUP reloads rules, credential sets,
 upstream endpoints, quota and pins from the file without dropping a connection.
-A configuration that does not validate is refused with one line, exit code 2.`,
+A configuration that does not validate is refused with one line, exit code 2.
+Relative paths in the file (storage.dir, tls.cert, tls.key, passwordFile) are
+taken from the file's directory, not from where airlock runs.`,
 		Example: `  airlock serve --config examples/airlock.yaml
   # reload the configuration file of a running server
   kill -HUP "$(pidof airlock)"`,

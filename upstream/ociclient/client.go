@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/airlock/airlock/internal/flight"
 	"github.com/airlock/airlock/upstream"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -65,9 +66,10 @@ type Client struct {
 
 	endpoints atomic.Pointer[map[string]Endpoint] // replaced whole by SetEndpoints
 
-	mu     sync.Mutex
-	bases  map[string]http.RoundTripper // per endpoint URL
-	scoped map[string]*scopedEntry      // per host, repository and credentials
+	mu      sync.Mutex
+	bases   map[string]http.RoundTripper // per endpoint URL
+	clients map[string]*http.Client      // authenticated, per host, repository and credentials
+	logins  flight.Shared[string, *http.Client]
 }
 
 var _ upstream.Client = (*Client)(nil)
@@ -84,7 +86,7 @@ func New(endpoints []Endpoint, log *zap.Logger, reg prometheus.Registerer, opts 
 		headerTimeout: 60 * time.Second,
 		maxManifest:   DefaultMaxManifestSize,
 		bases:         map[string]http.RoundTripper{},
-		scoped:        map[string]*scopedEntry{},
+		clients:       map[string]*http.Client{},
 	}
 	for _, o := range opts {
 		o(c)
@@ -141,47 +143,43 @@ func (c *Client) base(ep Endpoint) http.RoundTripper {
 	return rt
 }
 
-// scopedEntry is an authenticated transport for one repository, created
-// once (ping + token) and shared by concurrent requests.
-type scopedEntry struct {
-	ready  chan struct{}
-	client *http.Client
-	err    error
-}
-
 func credKey(r upstream.Repo) string {
 	h := sha256.Sum256([]byte(r.Auth.Username + "\x00" + r.Auth.Password))
 	return r.Host + "\x00" + r.Name + "\x00" + hex.EncodeToString(h[:8])
 }
 
 // httpClient returns the authenticated client for r, pinging the registry
-// and fetching a token the first time.
+// and fetching a token the first time (once however many ask at once). A
+// failed login is not kept: a later request tries again.
 func (c *Client) httpClient(ctx context.Context, r upstream.Repo) (*http.Client, Endpoint, error) {
 	ep := c.endpoint(r.Host)
-	k := credKey(r)
-	c.mu.Lock()
-	e, ok := c.scoped[k]
-	if !ok {
-		e = &scopedEntry{ready: make(chan struct{})}
-		c.scoped[k] = e
+	k := baseKey(ep) + "\x00" + credKey(r)
+	if hc := c.client(k); hc != nil {
+		return hc, ep, nil
 	}
-	c.mu.Unlock()
-	if ok {
-		select {
-		case <-e.ready:
-			return e.client, ep, e.err
-		case <-ctx.Done():
-			return nil, ep, c.wrapErr(r, 0, ctx.Err())
+	hc, _, err := c.logins.Do(ctx, k, func() (*http.Client, error) {
+		if hc := c.client(k); hc != nil {
+			return hc, nil // a login that ended just before this one began
 		}
-	}
-	e.client, e.err = c.newScoped(ctx, ep, r)
-	if e.err != nil {
+		hc, err := c.newScoped(ctx, ep, r)
+		if err != nil {
+			return nil, err
+		}
 		c.mu.Lock()
-		delete(c.scoped, k) // let a later request try again
+		c.clients[k] = hc
 		c.mu.Unlock()
+		return hc, nil
+	})
+	if err != nil && ctx.Err() != nil {
+		return nil, ep, c.wrapErr(r, 0, ctx.Err())
 	}
-	close(e.ready)
-	return e.client, ep, e.err
+	return hc, ep, err
+}
+
+func (c *Client) client(k string) *http.Client {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.clients[k]
 }
 
 func (c *Client) newScoped(ctx context.Context, ep Endpoint, r upstream.Repo) (*http.Client, error) {

@@ -3,6 +3,7 @@ package ociclient
 import (
 	"fmt"
 	"maps"
+	"net/http"
 	"net/url"
 	"strconv"
 )
@@ -42,6 +43,6 @@ func (c *Client) SetEndpoints(endpoints []Endpoint) error {
 	}
 	c.endpoints.Store(&eps)
 	// Authenticated transports were set up against the old endpoints.
-	c.scoped = map[string]*scopedEntry{}
+	c.clients = map[string]*http.Client{}
 	return nil
 }

@@ -1,6 +1,9 @@
 package upstreamtest
 
-import "sync"
+import (
+	"maps"
+	"sync"
+)
 
 // counter counts requests by key. Its zero value is ready.
 type counter struct {
@@ -35,4 +38,12 @@ func (c *counter) Reset() {
 	c.mu.Lock()
 	c.n = nil
 	c.mu.Unlock()
+}
+
+// Counts returns how many requests were made, by key: the Upstream's
+// "METHOD /path" (pings included, as "GET /v2/"), the Fake's operation.
+func (c *counter) Counts() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.n)
 }

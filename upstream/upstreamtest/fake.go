@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 
 	"github.com/airlock/airlock/upstream"
@@ -18,7 +19,7 @@ import (
 // blocks durably and time moves only when everything waits. It serves what
 // the Put methods stored, per repository, counts calls by operation
 // ("manifest GET", "manifest HEAD", "blob GET", "blob HEAD", "referrers
-// GET"), and can fail an operation or hold a blob body. It is safe for
+// GET", "tags GET"), and can fail an operation or hold a blob body. It is safe for
 // concurrent use.
 type Fake struct {
 	counter
@@ -264,6 +265,28 @@ func (f *Fake) Referrers(ctx context.Context, r upstream.Repo, d digest.Digest, 
 		return upstream.Referrers{}, err
 	}
 	return upstream.Referrers{}, notFound(r, "referrers of "+d.String())
+}
+
+// Tags implements upstream.Client: the repository's tags, sorted; an
+// error wrapping upstream.ErrNotFound if nothing was put in it.
+func (f *Fake) Tags(ctx context.Context, r upstream.Repo) ([]string, error) {
+	if err := f.call(ctx, "tags GET"); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	repo, ok := f.repos[r.Name]
+	if !ok {
+		return nil, notFound(r, "repository")
+	}
+	tags := []string{}
+	for ref := range repo.manifests {
+		if _, err := digest.Parse(ref); err != nil {
+			tags = append(tags, ref)
+		}
+	}
+	slices.Sort(tags)
+	return tags, nil
 }
 
 // errBodyClosed is what a read of a closed body returns.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"testing"
 	"testing/synctest"
 
@@ -82,6 +83,13 @@ func TestFake(t *testing.T) {
 		}
 		if n := f.Count("blob GET"); n != 3 {
 			t.Fatalf("blob GETs counted %d, want 3", n)
+		}
+		f.PutManifest("a", "v0", "application/vnd.oci.image.manifest.v1+json", img.Manifest)
+		if tags, err := f.Tags(ctx, r); err != nil || !slices.Equal(tags, []string{"v0", "v1"}) {
+			t.Fatalf("tags: %v %v", tags, err)
+		}
+		if _, err := f.Tags(ctx, upstream.Repo{Name: "unknown"}); !errors.Is(err, upstream.ErrNotFound) {
+			t.Fatalf("tags of an unknown repository: %v", err)
 		}
 	})
 }

@@ -4,6 +4,7 @@
 package upstreamtest
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
@@ -11,6 +12,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -60,8 +63,10 @@ type Upstream struct {
 	counter
 	mu     sync.Mutex
 	faults []*faultState
-	inner  http.Handler
-	pool   *http.Transport
+	// tagsPage > 0: tags/list answers pages of at most this many, with Link.
+	tagsPage int
+	inner    http.Handler
+	pool     *http.Transport
 }
 
 type faultState struct {
@@ -101,6 +106,15 @@ func (u *Upstream) Total() int {
 func (u *Upstream) AddFault(f Fault) {
 	u.mu.Lock()
 	u.faults = append(u.faults, &faultState{Fault: f})
+	u.mu.Unlock()
+}
+
+// PageTags makes tags/list answer at most n tags per response (and fewer
+// when the client asks for fewer with n), with a relative Link to the
+// next page, as registries that paginate do; 0 turns it off.
+func (u *Upstream) PageTags(n int) {
+	u.mu.Lock()
+	u.tagsPage = n
 	u.mu.Unlock()
 }
 
@@ -151,8 +165,13 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
+	page := u.tagsPage
 	u.mu.Unlock()
 	if f == nil {
+		if page > 0 && strings.HasSuffix(r.URL.Path, "/tags/list") {
+			u.pagedTags(w, r, page)
+			return
+		}
 		u.inner.ServeHTTP(w, r)
 		return
 	}
@@ -205,6 +224,42 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 	default:
 		u.inner.ServeHTTP(w, r)
 	}
+}
+
+// pagedTags answers a tags/list request with one page of the inner
+// registry's whole listing, after last, and a Link when more follow.
+func (u *Upstream) pagedTags(w http.ResponseWriter, r *http.Request, page int) {
+	whole := r.Clone(r.Context())
+	whole.URL.RawQuery = ""
+	rec := httptest.NewRecorder()
+	u.inner.ServeHTTP(rec, whole)
+	var l struct {
+		Name string   `json:"name"`
+		Tags []string `json:"tags"`
+	}
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &l) != nil {
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
+		return
+	}
+	q := r.URL.Query()
+	if n, err := strconv.Atoi(q.Get("n")); err == nil && n > 0 && n < page {
+		page = n
+	}
+	tags := l.Tags
+	if last := q.Get("last"); last != "" {
+		tags = tags[sort.SearchStrings(tags, last+"\x00"):]
+	}
+	if len(tags) > page {
+		tags = tags[:page]
+		next := url.Values{"last": {tags[len(tags)-1]}, "n": {strconv.Itoa(page)}}
+		w.Header().Set("Link", "<"+r.URL.Path+"?"+next.Encode()+`>; rel="next"`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"name": l.Name, "tags": tags})
 }
 
 // Ref returns a name reference to repo:tag on this upstream.

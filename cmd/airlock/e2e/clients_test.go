@@ -84,8 +84,8 @@ func TestSkopeoCopyAll(t *testing.T) {
 
 // crane reads through airlock: manifest and digest byte-identical to the
 // emulator's, pull of all platforms into an OCI layout and of one into a
-// tarball with the emulator's digests, and ls listing the tags airlock has
-// cached (tags/list lists tags known locally, SPEC §3, as ACR's cache).
+// tarball with the emulator's digests, and ls listing the emulator's tags
+// through the rule (SPEC §3), before and after pulling.
 func TestCrane(t *testing.T) {
 	t.Parallel()
 	crane := needTool(t, "crane")
@@ -136,21 +136,12 @@ func TestCrane(t *testing.T) {
 		t.Errorf("crane pull %s tarball: config and layers %v, the emulator serves %v", proxy.Ref(), got, want)
 	}
 
-	// Only what airlock has cached is listed; the emulator has more tags.
-	all, err := json.Marshal(tagsOf(imgs, "oss/kubernetes/coredns"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tags := strings.Fields(run("ls", repo+"oss/kubernetes/coredns")); !slices.Equal(tags, []string{coredns.Tag}) {
-		t.Errorf("crane ls after pulling %s: %v (upstream has %s)", coredns.Ref(), tags, all)
-	}
-	other := mustImage(t, imgs, "oss/kubernetes/coredns:v1.11.3-2")
-	run("manifest", repo+other.Ref().String())
-	if tags := strings.Fields(run("ls", repo+"oss/kubernetes/coredns")); !slices.Equal(tags, []string{other.Tag, coredns.Tag}) {
-		t.Errorf("crane ls after pulling %s too: %v", other.Ref(), tags)
-	}
-	if tags := strings.Fields(run("ls", repo+"oss/kubernetes/kube-proxy")); !slices.Equal(tags, []string{proxy.Tag}) {
-		t.Errorf("crane ls kube-proxy: %v, want [%s]", tags, proxy.Tag)
+	// The emulator's tags are listed, whether or not airlock holds them.
+	for _, r := range []string{"oss/kubernetes/coredns", "oss/kubernetes/kube-proxy", "oss/kubernetes/pause"} {
+		want := tagsOf(imgs, r)
+		if tags := strings.Fields(run("ls", repo+r)); !slices.Equal(tags, want) || len(want) < 2 {
+			t.Errorf("crane ls %s: %v, the emulator has %v", r, tags, want)
+		}
 	}
 }
 

@@ -3,11 +3,12 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/airlock/airlock/cmd/airlock/internal/labnode"
 )
 
 // acceptEncoding is what containerd 2's fetcher sends with every GET: it
@@ -16,28 +17,11 @@ import (
 // that re-encoded a stored blob would break its digest.
 const acceptEncoding = "zstd;q=1.0, gzip;q=0.8, deflate;q=0.5"
 
-// containerd2Config is a containerd 2.x configuration in version 3, the
-// format AKS writes, that imports the node's config_path snippet
-// (nodeconfig's containerd/config-path-v3.toml) as AKS's does. The CRI
-// images plugin stays on so that the snippet is applied (the daemon's
-// checkConfigPath checks it); the CRI runtime, sandbox controller and NRI
-// are off (no runc, no CNI, no socket outside the test's directory). Logs
-// are JSON at debug level: the transfer service logs every registry request
-// and response (wire).
-func containerd2Config(dir, sock string, node nodeConfig, opt ctdOptions) string {
-	transfer := ""
-	if opt.chunk > 0 {
-		transfer = fmt.Sprintf(`
-[plugins."io.containerd.transfer.v1.local"]
-  max_concurrent_downloads = 3
-  concurrent_layer_fetch_buffer = %d
-`, opt.chunk)
-	}
-	return ctdConfig(3, dir, sock, fmt.Sprintf("imports = [%q]\n", node.v3Snippet()), []string{
-		"io.containerd.cri.v1.runtime",
-		"io.containerd.podsandbox.controller.v1.podsandbox",
-		"io.containerd.nri.v1.nri",
-	}, "  level = \"debug\"\n  format = \"json\"\n", transfer)
+// parallelFetch turns on containerd 2's parallel layer fetch: a layer
+// bigger than chunk bytes is fetched as ranges of chunk bytes, three at a
+// time.
+func parallelFetch(chunk int64) labnode.FetchConfig {
+	return labnode.FetchConfig{ChunkSize: chunk, MaxConcurrentDownloads: 3}
 }
 
 // checkConfigPath checks that containerd 2 took the registry config_path
@@ -73,7 +57,7 @@ type wireLine struct {
 
 // wire returns the registry requests and responses the daemon logged.
 func (c *containerd) wire() (reqs, resps []wireLine) {
-	for _, l := range strings.Split(c.stderr.String(), "\n") {
+	for _, l := range strings.Split(c.out.String(), "\n") {
 		var w wireLine
 		if !strings.HasPrefix(l, "{") || json.Unmarshal([]byte(l), &w) != nil {
 			continue

@@ -2,14 +2,11 @@ package e2e
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/airlock/airlock/cmd/airlock/internal/labnode"
 	"github.com/airlock/airlock/upstream/mar"
 	"github.com/airlock/airlock/upstream/mar/catalog"
 )
@@ -25,18 +22,18 @@ import (
 // goes to the registry named in the reference.
 type release struct {
 	name            string // subtest name
+	line            labnode.Release
 	containerd, ctr string // tool names (needTool)
-	major           string // the server's version starts with it
 	ua              string // the User-Agent its registry client sends starts with it
 }
 
 var (
-	containerd16 = release{name: "containerd1.6", containerd: "containerd", ctr: "ctr", major: "1.", ua: "containerd/1."}
-	containerd2  = release{name: "containerd2", containerd: "containerd2", ctr: "ctr2", major: "2.", ua: "containerd/2."}
+	containerd16 = release{name: "containerd1.6", line: labnode.Containerd1, containerd: "containerd", ctr: "ctr", ua: "containerd/1."}
+	containerd2  = release{name: "containerd2", line: labnode.Containerd2, containerd: "containerd2", ctr: "ctr2", ua: "containerd/2."}
 	releases     = []release{containerd16, containerd2}
 )
 
-func (r release) v2() bool { return r.major == "2." }
+func (r release) v2() bool { return r.line == labnode.Containerd2 }
 
 // need ends the test unless the release's binaries are installed.
 func (r release) need(t *testing.T) (containerd, ctr string) {
@@ -44,103 +41,61 @@ func (r release) need(t *testing.T) (containerd, ctr string) {
 	return needTool(t, r.containerd), needTool(t, r.ctr)
 }
 
-// ctdOptions tune a containerd 2 daemon.
-type ctdOptions struct {
-	// chunk turns on parallel layer fetch: the transfer service fetches a
-	// layer bigger than chunk as ranges of chunk bytes, three at a time
-	// (concurrent_layer_fetch_buffer, max_concurrent_downloads).
-	chunk int64
-}
-
-// containerd is a containerd daemon a test started as root, with its root,
-// state and sockets in its own temporary directory and the CRI runtime off:
-// only the content store, snapshotters and the image service pulls need.
-// It runs in network namespace ns, and so does ctr.
+// containerd is a containerd daemon a test started as root
+// (labnode.StartContainerd: its own root, state and sockets in a temporary
+// directory, the CRI service off) for the node configured by node. It runs
+// in a network namespace, and so does ctr: containerd 1.6's ctr makes the
+// registry requests itself, containerd 2's daemon makes them.
 type containerd struct {
-	*proc
-	rel                   release
-	node                  nodeConfig
-	ns, dir, sock, ctrBin string
+	*labnode.Containerd
+	rel  release
+	node nodeConfig
+	out  *syncBuffer // the daemon's log
 }
-
-var reServerVersion = regexp.MustCompile(`(?m)^Server:\s*\n\s*Version:\s*(\S+)`)
 
 // startContainerd starts a containerd of release rel in namespace ns for
-// the node configured by node, and waits until ctr can talk to it.
-func startContainerd(t *testing.T, ctx context.Context, rel release, ns string, node nodeConfig, opt ctdOptions) *containerd {
+// the node configured by node (fetch tunes containerd 2's transfer
+// service), waits until ctr can talk to it, and stops it at cleanup; if
+// the test failed, the tail of its log is logged. containerd 2 imports
+// nodeconfig's v3 snippet, as AKS's configuration does, and logs JSON at
+// debug level: its transfer service logs every registry request and
+// response (wire); the snippet's registry config_path must have been
+// applied (checkConfigPath).
+func startContainerd(t *testing.T, ctx context.Context, rel release, ns string, node nodeConfig, fetch labnode.FetchConfig) *containerd {
 	t.Helper()
 	bin, ctrBin := rel.need(t)
-	dir := socketDir(t, "e2e-ctd-")
-	c := &containerd{rel: rel, node: node, ns: ns, dir: dir, sock: filepath.Join(dir, "c.sock"), ctrBin: ctrBin}
-	cfg := containerd16Config(dir, c.sock)
+	if ns != "" {
+		needTool(t, "ip")
+	}
+	out := &syncBuffer{}
+	cfg := labnode.ContainerdConfig{
+		Release: rel.line, Bin: bin, Ctr: ctrBin, Dir: socketDir(t, "e2e-ctd-"), NS: ns, Output: out, Fetch: fetch,
+	}
 	if rel.v2() {
-		cfg = containerd2Config(dir, c.sock, node, opt)
-	} else if opt != (ctdOptions{}) {
-		t.Fatalf("%s: options %+v are for containerd 2", rel.name, opt)
+		cfg.Imports, cfg.LogLevel, cfg.LogJSON = []string{node.v3Snippet()}, "debug", true
 	}
-	path := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
+	d, err := labnode.StartContainerd(ctx, cfg)
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", rel.name, err, tail(out.String(), 4000))
 	}
-	c.proc = startProc(t, rel.name, nil, inNS(ns, bin, "--config", path)...)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		out, err := c.ctr(ctx, 5*time.Second, "version")
-		if err == nil {
-			m := reServerVersion.FindStringSubmatch(out)
-			if m == nil || !strings.HasPrefix(m[1], rel.major) {
-				t.Fatalf("%s is not containerd %s*:\n%s", bin, rel.major, out)
-			}
-			break
+	t.Cleanup(func() {
+		if err := d.Stop(10 * time.Second); err != nil {
+			t.Error(err)
 		}
-		select {
-		case <-c.done:
-			t.Fatalf("containerd exited: %v\n%s", c.err, tail(c.stderr.String(), 4000))
-		case <-time.After(50 * time.Millisecond):
+		if t.Failed() {
+			t.Logf("%s %s (pid %d):\n%s", rel.name, d.Version(), d.Pid(), tail(out.String(), 6000))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("containerd did not answer within 30s: %v", err)
-		}
-	}
+	})
+	c := &containerd{Containerd: d, rel: rel, node: node, out: out}
 	if rel.v2() {
 		c.checkConfigPath(t, ctx)
 	}
 	return c
 }
 
-// ctdConfig is the configuration file of a test's containerd: format
-// version, root, state, sockets and opt directory under dir; the CRI
-// service, the snapshotters the machine lacks and tracing off, and the
-// plugins in disable; header lines (imports) before the plugin list, the
-// [debug] settings given, and tail (plugin tables) at the end.
-func ctdConfig(version int, dir, sock, header string, disable []string, debug, tail string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "version = %d\nroot = %q\nstate = %q\n%sdisabled_plugins = [\n", version, filepath.Join(dir, "root"), filepath.Join(dir, "state"), header)
-	for _, p := range append([]string{
-		"io.containerd.grpc.v1.cri",
-		"io.containerd.snapshotter.v1.btrfs",
-		"io.containerd.snapshotter.v1.zfs",
-		"io.containerd.snapshotter.v1.devmapper",
-		"io.containerd.snapshotter.v1.aufs",
-		"io.containerd.tracing.processor.v1.otlp",
-		"io.containerd.internal.v1.tracing",
-	}, disable...) {
-		fmt.Fprintf(&b, "  %q,\n", p)
-	}
-	fmt.Fprintf(&b, "]\n\n[grpc]\n  address = %q\n\n[ttrpc]\n  address = %q\n\n[debug]\n%s\n[plugins.\"io.containerd.internal.v1.opt\"]\n  path = %q\n%s",
-		sock, sock+".ttrpc", debug, filepath.Join(dir, "opt"), tail)
-	return b.String()
-}
-
-// containerd16Config is a containerd 1.6 configuration (version 2) with the
-// CRI plugin off: ctr does the registry requests itself.
-func containerd16Config(dir, sock string) string {
-	return ctdConfig(2, dir, sock, "", nil, "  level = \"warn\"\n", "")
-}
-
 // ctr runs ctr against this containerd, in its namespace.
 func (c *containerd) ctr(ctx context.Context, timeout time.Duration, args ...string) (string, error) {
-	return runCmd(ctx, timeout, nil, inNS(c.ns, append([]string{c.ctrBin, "-a", c.sock}, args...)...)...)
+	return runCmd(ctx, timeout, nil, c.Ctr(args...)...)
 }
 
 func (c *containerd) mustCtr(t *testing.T, ctx context.Context, args ...string) string {
@@ -252,7 +207,7 @@ func pullScenario(t *testing.T, ctx context.Context, rel release, m *marServer, 
 	pause, proxy := mustImage(t, imgs, "oss/kubernetes/pause:3.10"), mustImage(t, imgs, "oss/kubernetes/kube-proxy:v1.31.3")
 	set := []catalog.Image{pause, proxy}
 
-	c := startContainerd(t, ctx, rel, "", p.node(0), ctdOptions{})
+	c := startContainerd(t, ctx, rel, "", p.node(0), labnode.FetchConfig{})
 	for _, img := range set {
 		if err := c.pull(ctx, img.Ref().String()); err != nil {
 			t.Fatal(err)
@@ -308,7 +263,7 @@ func pullScenario(t *testing.T, ctx context.Context, rel release, m *marServer, 
 	// the layers v1.31.3 did not share go upstream, once.
 	m.resetStats(t, ctx)
 	next := mustImage(t, imgs, "oss/kubernetes/kube-proxy:v1.32.0")
-	c2 := startContainerd(t, ctx, rel, "", p.node(1), ctdOptions{})
+	c2 := startContainerd(t, ctx, rel, "", p.node(1), labnode.FetchConfig{})
 	if err := c2.pull(ctx, next.Ref().String()); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock/airlock/cmd/airlock/internal/labnode"
 	"github.com/airlock/airlock/deploy/aks"
 	"github.com/airlock/airlock/upstream/mar"
 	"github.com/airlock/airlock/upstream/mar/catalog"
@@ -98,7 +99,7 @@ func zeroEgress(t *testing.T, rel release) {
 	}
 	m.resetStats(t, ctx)
 
-	node := startContainerd(t, ctx, rel, nodeNS, p.node(0), ctdOptions{})
+	node := startContainerd(t, ctx, rel, nodeNS, p.node(0), labnode.FetchConfig{})
 	t0 := time.Now()
 	bootstrap(t, ctx, node, images, artifacts)
 	cold := time.Since(t0)
@@ -134,7 +135,7 @@ func zeroEgress(t *testing.T, rel release) {
 	}
 
 	// A second node (its own containerd) bootstraps from airlock's cache.
-	node2 := startContainerd(t, ctx, rel, nodeNS, p.node(1), ctdOptions{})
+	node2 := startContainerd(t, ctx, rel, nodeNS, p.node(1), labnode.FetchConfig{})
 	t1 := time.Now()
 	bootstrap(t, ctx, node2, images, artifacts)
 	warm := time.Since(t1)

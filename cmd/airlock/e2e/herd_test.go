@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock/airlock/cmd/airlock/internal/labnode"
 	"github.com/airlock/airlock/upstream/mar"
 	"github.com/airlock/airlock/upstream/mar/catalog"
 )
@@ -75,13 +76,13 @@ func TestContainerdHerd(t *testing.T) {
 func herdScenario(t *testing.T, ctx context.Context, rel release, m *marServer, p pullPath, nodes int) {
 	t.Helper()
 	img := mustImage(t, m.images(t, ctx), "herd/cold:v1")
-	var opt ctdOptions
+	var fetch labnode.FetchConfig
 	if rel.v2() {
-		opt.chunk = herdChunk
+		fetch = parallelFetch(herdChunk)
 	}
 	daemons := make([]*containerd, nodes)
 	for i := range daemons {
-		daemons[i] = startContainerd(t, ctx, rel, "", p.node(i), opt)
+		daemons[i] = startContainerd(t, ctx, rel, "", p.node(i), fetch)
 	}
 	m.resetStats(t, ctx)
 	start := make(chan struct{})

@@ -77,7 +77,7 @@ func parallelFetchScenario(t *testing.T, ctx context.Context, m *marServer, p pu
 	var daemons []*containerd
 	var files map[string]string // the layer's files, read once through airlock
 	for i, cold := range []bool{true, false} {
-		c := startContainerd(t, ctx, containerd2, "", p.node(i), ctdOptions{chunk: fetchChunk})
+		c := startContainerd(t, ctx, containerd2, "", p.node(i), parallelFetch(fetchChunk))
 		daemons = append(daemons, c)
 		m.resetStats(t, ctx)
 		coalesced := p.metric(t, ctx, "airlock_cache_coalesced_total", `kind="blob"`)

@@ -15,6 +15,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/airlock/airlock/cmd/airlock/internal/labnode"
 	"github.com/airlock/airlock/deploy"
 	"github.com/airlock/airlock/upstream/mar"
 	"github.com/airlock/airlock/upstream/mar/catalog"
@@ -22,16 +23,6 @@ import (
 
 // mirrorRepo is the repository namespace of the aks-managed-mcr rule.
 const mirrorRepo = deploy.MirrorRepository
-
-// inNS prefixes argv with `ip netns exec NS` when ns is not empty. ip execs
-// the command, so the process started is the command itself (its PID is the
-// one stopped at cleanup).
-func inNS(ns string, argv ...string) []string {
-	if ns == "" {
-		return argv
-	}
-	return append([]string{"ip", "netns", "exec", ns}, argv...)
-}
 
 // statAirlock stats the airlock binary from within a test, so that go
 // test's result cache is invalidated when the binary changes.
@@ -57,7 +48,7 @@ var reMarReady = regexp.MustCompile(`airlock mar: registry (http://\S+) data htt
 func startMar(t *testing.T, ns, listen, dataListen string, args ...string) *marServer {
 	t.Helper()
 	statAirlock(t)
-	argv := inNS(ns, airlockBin, "mar", "--listen", listen, "--data-listen", dataListen,
+	argv := labnode.InNetns(ns, airlockBin, "mar", "--listen", listen, "--data-listen", dataListen,
 		"--seed", "1", "--cache-dir", t.TempDir(), "--log-level", "warn")
 	p := startProc(t, "airlock mar", nil, append(argv, args...)...)
 	m := p.waitOutput(t, reMarReady, 60*time.Second)
@@ -130,7 +121,7 @@ func nsHTTP(ctx context.Context, ns, method, url string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := runCmd(ctx, 20*time.Second, []string{envHelperURL + "=" + url, envHelperMethod + "=" + method}, inNS(ns, self)...)
+	out, err := runCmd(ctx, 20*time.Second, []string{envHelperURL + "=" + url, envHelperMethod + "=" + method}, labnode.InNetns(ns, self)...)
 	return []byte(out), err
 }
 
@@ -156,7 +147,7 @@ func startAirlock(t *testing.T, ns, listen, upstream, extra string) *airlockServ
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := startProc(t, "airlock serve", nil, inNS(ns, airlockBin, "serve", "--config", path)...)
+	p := startProc(t, "airlock serve", nil, labnode.InNetns(ns, airlockBin, "serve", "--config", path)...)
 	m := p.waitOutput(t, reServing, 60*time.Second)
 	return &airlockServer{proc: p, ns: ns, url: m[1] + "://" + m[2], host: m[2]}
 }
@@ -211,7 +202,7 @@ const ruleYAML = "rules:\n  - {name: aks-managed-mcr, source: mcr.microsoft.com/
 func (a *airlockServer) cli(t *testing.T, ctx context.Context, args ...string) string {
 	t.Helper()
 	argv := append(append([]string{airlockBin}, args...), "--server", a.url)
-	return mustRun(t, ctx, 30*time.Second, inNS(a.ns, argv...)...)
+	return mustRun(t, ctx, 30*time.Second, labnode.InNetns(a.ns, argv...)...)
 }
 
 // nodeConfig is what `airlock cluster nodeconfig` wrote for a node: under

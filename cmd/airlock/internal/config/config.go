@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/airlock/airlock/internal/units"
@@ -78,22 +79,55 @@ type Cache struct {
 	MaxManifestBytes  int64          `yaml:"maxManifestBytes"`
 }
 
+// RelativePaths says how a relative path in a configuration file is read;
+// errors about such a path end with it.
+const RelativePaths = "a relative path is taken from the directory of the configuration file"
+
 // Load reads, decodes (unknown keys are errors) and validates a file. A
-// problem is an *Error naming the file, line, column and key.
+// value's ${NAME} is replaced by the environment variable NAME ($${ is a
+// literal ${). A problem is an *Error naming the file, line, column and
+// key. Relative paths in the file (storage.dir and its default ./data,
+// tls.cert, tls.key, credentialSets[].passwordFile) are taken from the
+// file's directory, wherever airlock runs from: the Config holds them
+// absolute.
 func Load(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, errorf("config: %v", err)
 	}
-	return parse(path, b)
+	c, err := parse(path, b, os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	base, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, errorf("config: %s: %v", path, err)
+	}
+	c.resolvePaths(base)
+	return c, nil
+}
+
+// resolvePaths makes the file's relative paths absolute, from base.
+func (c *Config) resolvePaths(base string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
+	abs(&c.Storage.Dir)
+	abs(&c.TLS.Cert)
+	abs(&c.TLS.Key)
+	for i := range c.CredentialSets {
+		abs(&c.CredentialSets[i].PasswordFile)
+	}
 }
 
 // Parse decodes and validates a configuration that is not from a file.
-func Parse(b []byte) (*Config, error) { return parse("", b) }
+func Parse(b []byte) (*Config, error) { return parse("", b, os.LookupEnv) }
 
-func parse(file string, b []byte) (*Config, error) {
+func parse(file string, b []byte, env func(string) (string, bool)) (*Config, error) {
 	var c Config
-	pos, err := decode(file, b, &c)
+	pos, err := decode(file, b, &c, env)
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +288,7 @@ func (cs CredentialSet) Secret() (string, error) {
 	case cs.PasswordFile != "":
 		b, err := os.ReadFile(cs.PasswordFile)
 		if err != nil {
-			return "", errorf("config: credential set %q: %v", cs.Name, err)
+			return "", errorf("config: credential set %q: passwordFile: %v (%s)", cs.Name, err, RelativePaths)
 		}
 		return strings.TrimRight(string(b), "\r\n"), nil
 	case cs.PasswordEnv != "":

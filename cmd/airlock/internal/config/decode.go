@@ -48,10 +48,11 @@ func parentKey(k string) string {
 
 var syntaxRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-// decode checks the first YAML document of b against the shape of c, then
-// decodes it. A problem is an *Error with the file, position, key and what
-// is expected: never a Go type name.
-func decode(file string, b []byte, c *Config) (positions, error) {
+// decode expands ${NAME} in the values of the first YAML document of b from
+// env, checks it against the shape of c, then decodes it. A problem is an
+// *Error with the file, position, key and what is expected: never a Go
+// type name.
+func decode(file string, b []byte, c *Config, env func(string) (string, bool)) (positions, error) {
 	var doc yaml.Node
 	if err := yaml.NewDecoder(bytes.NewReader(b)).Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		e := &Error{File: file, Msg: "the YAML does not parse: " + strings.TrimPrefix(err.Error(), "yaml: ")}
@@ -66,6 +67,7 @@ func decode(file string, b []byte, c *Config) (positions, error) {
 	}
 	k := checker{file: file, pos: positions{}, schema: schemaOf(reflect.TypeFor[Config]())}
 	if len(doc.Content) > 0 {
+		k.expand(doc.Content[0], "", env)
 		k.value(doc.Content[0], reflect.TypeFor[Config](), "", nil)
 	}
 	if len(k.problems) > 0 {

@@ -8,18 +8,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/airlock/airlock/cmd/airlock/internal/logging"
-	"github.com/airlock/airlock/cmd/airlock/internal/server"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
+	"github.com/airlock/airlock/cmd/airlock/internal/logging"
+	"github.com/airlock/airlock/cmd/airlock/internal/server"
 	"github.com/airlock/airlock/deploy"
 	"github.com/airlock/airlock/internal/progress"
 	"github.com/airlock/airlock/upstream/mar"
 	"github.com/airlock/airlock/upstream/mar/catalog"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -31,19 +34,42 @@ type Options struct {
 	Scale     catalog.Scale
 	Seed      uint64
 	LogLevel  zapcore.Level
+	Nodes     int // emulated AKS nodes (containerd daemons; root)
 }
+
+// MaxNodes bounds Options.Nodes: each node is a containerd daemon.
+const MaxNodes = 16
 
 // Lab is a running MAR emulator with airlock in front of it.
 type Lab struct {
 	mar     *mar.Server
 	srv     *server.Server
+	dir     string
 	nodeDir string // what the node configuration writes, AKS-style
 	hosts   string // certs.d/mcr.microsoft.com/hosts.toml
+	nodes   *nodes // nil: none
+	log     *zap.Logger
 }
 
-// Start starts the emulator and the registry and provisions the lab's
-// cluster; Serve runs the registry. Logs go to logOut.
-func Start(ctx context.Context, o Options, logOut io.Writer) (*Lab, error) {
+// undo is what a failed Start takes back, last first.
+type undo []func()
+
+func (u *undo) push(f func()) { *u = append(*u, f) }
+
+func (u undo) run() {
+	for i := len(u) - 1; i >= 0; i-- {
+		u[i]()
+	}
+}
+
+// Start starts the emulator and the registry, provisions the lab's
+// cluster and starts its nodes; Serve runs the registry. Logs go to
+// logOut. A failed start leaves nothing half-made: what it started is
+// stopped, and a cluster it created is deleted.
+func Start(ctx context.Context, o Options, logOut io.Writer) (_ *Lab, err error) {
+	if o.Nodes < 0 || o.Nodes > MaxNodes {
+		return nil, fmt.Errorf("--nodes %d: want 0 to %d", o.Nodes, MaxNodes)
+	}
 	log := logging.Console(logOut, o.LogLevel)
 	// Paths are resolved where the user typed them: the node configuration
 	// needs absolute paths (containerd's config_path, hosts.toml's ca).
@@ -52,6 +78,19 @@ func Start(ctx context.Context, o Options, logOut io.Writer) (*Lab, error) {
 		return nil, fmt.Errorf("--dir %q: %w", o.Dir, err)
 	}
 	o.Dir = dir
+	var rollback undo
+	defer func() {
+		if err != nil {
+			rollback.run()
+		}
+	}()
+	// The registry's address first: taken, the lab stops before it has
+	// generated, opened or created anything.
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return nil, listenError("--listen", o.Listen, err)
+	}
+	rollback.push(func() { ln.Close() }) // once the server owns it, a second Close is a no-op
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -68,10 +107,11 @@ func Start(ctx context.Context, o Options, logOut io.Writer) (*Lab, error) {
 	err = m.Start(ctx)
 	gen.Close()
 	if err != nil {
-		return nil, fmt.Errorf("mar: %w", err)
+		return nil, listenError("--mar-listen", o.MarListen, err)
 	}
+	rollback.push(func() { m.Close() })
 	cfg := &config.Config{
-		Listen:    o.Listen,
+		Listen:    ln.Addr().String(),
 		Storage:   config.Storage{Dir: filepath.Join(o.Dir, "airlock")},
 		Upstreams: []config.Upstream{{Host: "mcr.microsoft.com", Endpoint: m.URL()}},
 		// No rules in the file: the lab's cluster creates its AKS-managed
@@ -79,21 +119,36 @@ func Start(ctx context.Context, o Options, logOut io.Writer) (*Lab, error) {
 		Log: config.Log{Level: o.LogLevel.String(), Format: "console"},
 	}
 	if err := cfg.Validate(); err != nil {
-		m.Close()
 		return nil, err
 	}
-	srv, err := server.New(cfg, log.Named("airlock"))
+	srv, err := server.New(cfg, log.Named("airlock"), server.WithListener(ln))
 	if err != nil {
-		m.Close()
 		return nil, err
 	}
-	l := &Lab{mar: m, srv: srv, nodeDir: filepath.Join(o.Dir, "node")}
-	if err := l.provision(ctx); err != nil {
-		srv.Close()
-		m.Close()
+	rollback.push(func() { srv.Close() })
+	l := &Lab{mar: m, srv: srv, dir: o.Dir, nodeDir: filepath.Join(o.Dir, "node"), log: log}
+	if err := l.provision(ctx, &rollback); err != nil {
 		return nil, err
+	}
+	if o.Nodes > 0 {
+		if l.nodes, err = startNodes(ctx, l, o.Nodes, logOut); err != nil {
+			return nil, err
+		}
 	}
 	return l, nil
+}
+
+// listenError says what to do when the lab's address is taken.
+func listenError(flag, addr string, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%s %s: %w: is another lab or airlock running? Stop it, or choose free ports "+
+			"(airlock lab --listen 127.0.0.1:5050 --mar-listen 127.0.0.1:6060; make run LAB_FLAGS='--listen 127.0.0.1:5050 --mar-listen 127.0.0.1:6060')",
+			flag, addr, syscall.EADDRINUSE)
+	}
+	if flag == "--listen" {
+		return fmt.Errorf("%s %s: %w", flag, addr, err)
+	}
+	return err
 }
 
 // labCluster is the network-isolated cluster the lab provisions.
@@ -102,24 +157,26 @@ const labCluster = "lab"
 // provision creates (once; the state persists in the lab's directory) a
 // network-isolated cluster whose AKS-managed bootstrap registry is this
 // process, and writes the node configuration AKS would: hosts.toml,
-// containerd's config_path and the kubelet credential provider config.
-func (l *Lab) provision(ctx context.Context) error {
+// containerd's config_path and the kubelet credential provider config. A
+// cluster it creates is deleted by rollback if the start fails later.
+func (l *Lab) provision(ctx context.Context, rollback *undo) error {
 	ctl := l.srv.Control()
 	_, err := ctl.CreateCluster(ctx, deploy.ClusterSpec{
 		Name: labCluster, NetworkIsolated: true, OutboundType: "none", ArtifactSource: "Cache",
 	})
-	created := err == nil
-	if err != nil && !errors.Is(err, deploy.ErrConflict) {
+	switch {
+	case err == nil:
+		// A failed start leaves nothing half-made: the next start creates
+		// the cluster again from scratch.
+		rollback.push(func() {
+			if _, err := ctl.DeleteCluster(context.WithoutCancel(ctx), labCluster); err != nil {
+				l.log.Error("delete the half-created cluster", zap.String("cluster", labCluster), zap.Error(err))
+			}
+		})
+	case !errors.Is(err, deploy.ErrConflict):
 		return fmt.Errorf("create cluster %s: %w", labCluster, err)
 	}
 	nc, err := l.nodeConfig(ctx)
-	if err != nil && created {
-		// A failed start leaves nothing half-made: the next start creates
-		// the cluster again from scratch.
-		if _, derr := ctl.DeleteCluster(context.WithoutCancel(ctx), labCluster); derr != nil {
-			err = errors.Join(err, fmt.Errorf("delete half-created cluster %s: %w", labCluster, derr))
-		}
-	}
 	if err != nil {
 		return err
 	}
@@ -145,9 +202,15 @@ func (l *Lab) nodeConfig(ctx context.Context) (*deploy.NodeConfig, error) {
 
 func (l *Lab) certsDir() string { return filepath.Join(l.nodeDir, "certs.d") }
 
-// Serve runs until ctx ends, then stops the registry and the emulator.
+// Serve runs until ctx ends, then stops the registry, the nodes and the
+// emulator.
 func (l *Lab) Serve(ctx context.Context) error {
 	err := l.srv.Serve(ctx)
+	if l.nodes != nil {
+		if nerr := l.nodes.stop(); nerr != nil {
+			err = errors.Join(err, fmt.Errorf("stop the nodes: %w", nerr))
+		}
+	}
 	if cerr := l.mar.Close(); err == nil {
 		err = cerr
 	}
@@ -171,13 +234,22 @@ containerd's mirror config %[5]s/mcr.microsoft.com/hosts.toml:
 Pull through it:
 
   crane pull --insecure %[1]s/aks-managed-repository/oss/kubernetes/pause:3.10 pause.tar
-  sudo ctr images pull --hosts-dir %[5]s mcr.microsoft.com/oss/kubernetes/pause:3.10
   curl -sI http://%[1]s/v2/aks-managed-repository/oss/kubernetes/pause/manifests/3.10
   bin/airlock cluster show --name %[7]s --server http://%[1]s
-
-(crane: go install github.com/google/go-containerregistry/cmd/crane@v0.22.1; ctr: apt-get install containerd)
-Ctrl-C stops the lab.
 `, addr, l.mar.URL(), len(c.Images()), float64(c.TotalBlobSize())/(1<<20), l.certsDir(), indent(l.hosts, "  "), labCluster, l.nodeDir)
+	if l.nodes != nil {
+		l.nodes.describe(w)
+	} else {
+		fmt.Fprintf(w, `  sudo ctr images pull --hosts-dir %s %s   # a containerd running here
+
+Emulated AKS nodes (containerd, each in its own network namespace): sudo make run NODES=2
+`, l.certsDir(), pauseImage)
+	}
+	fmt.Fprint(w, `
+(crane: scripts/install-tools.sh crane, or go install github.com/google/go-containerregistry/cmd/crane@v0.22.1;
+ ctr and containerd: scripts/install-tools.sh containerd)
+Ctrl-C stops the lab.
+`)
 }
 
 func indent(s, prefix string) string {

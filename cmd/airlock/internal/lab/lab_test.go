@@ -4,16 +4,23 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/airlock/airlock/cmd/airlock/internal/config"
+	"github.com/airlock/airlock/cmd/airlock/internal/server"
+	"github.com/airlock/airlock/deploy"
 	"github.com/airlock/airlock/upstream/mar"
 	"github.com/airlock/airlock/upstream/mar/catalog"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
@@ -168,5 +175,96 @@ func TestLabRelativeDir(t *testing.T) {
 		if err := <-served; err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
+	}
+}
+
+// startServe starts a lab on dir (free ports) and serves it until the test
+// ends or the returned stop is called.
+func startServe(t *testing.T, dir string) (l *Lab, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	l, err := Start(ctx, Options{
+		Dir: dir, Listen: "127.0.0.1:0", MarListen: "127.0.0.1:0",
+		Scale: catalog.ScaleSmall, Seed: 1, LogLevel: zapcore.ErrorLevel,
+	}, io.Discard)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- l.Serve(ctx) }()
+	stop = func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("lab: %v", err)
+		}
+	}
+	t.Cleanup(func() {
+		select {
+		case <-ctx.Done():
+		default:
+			stop()
+		}
+	})
+	return l, stop
+}
+
+// hasCluster opens a stopped lab's control state and reports whether its
+// cluster exists.
+func hasCluster(t *testing.T, dir string) bool {
+	t.Helper()
+	cfg, err := config.Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Storage.Dir = filepath.Join(dir, "airlock")
+	c, closeState, err := server.OpenLocal(context.Background(), cfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeState()
+	err = c.Do(context.Background(), http.MethodGet, "/clusters/"+labCluster, nil, nil, nil)
+	if err != nil && !errors.Is(err, deploy.ErrNotFound) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+// A start that fails after it created the lab's cluster (here: its node
+// configuration cannot be written) deletes the cluster: nothing is left
+// half-made, and the next start creates it afresh. A failed start does not
+// delete a cluster an earlier start made.
+func TestLabFailedStartDeletesCluster(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "node") // where the node configuration goes
+	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Dir: dir, Listen: "127.0.0.1:0", MarListen: "127.0.0.1:0", Scale: catalog.ScaleSmall, Seed: 1, LogLevel: zapcore.FatalLevel}
+	if _, err := Start(context.Background(), opts, io.Discard); err == nil {
+		t.Fatal("the lab started without a place for its node configuration")
+	}
+	if hasCluster(t, dir) {
+		t.Fatal("the failed start left the cluster it created")
+	}
+
+	os.Remove(blocker)
+	_, stop := startServe(t, dir)
+	stop()
+	if !hasCluster(t, dir) {
+		t.Fatal("no cluster after a start")
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "node")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Start(context.Background(), opts, io.Discard); err == nil {
+		t.Fatal("the lab started without a place for its node configuration")
+	}
+	if !hasCluster(t, dir) {
+		t.Fatal("a failed start deleted the cluster an earlier start made")
 	}
 }

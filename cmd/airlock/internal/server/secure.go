@@ -88,33 +88,34 @@ func checkPushedRepos(set *rules.Set, index meta.PushedLister) error {
 
 // listen binds the listener, with TLS when configured. For tls.auto it
 // returns the CA file a node must trust.
-func listen(cfg *config.Config) (ln net.Listener, scheme, caFile string, err error) {
-	ln, err = net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, "", "", fmt.Errorf("listen %s: %w", cfg.Listen, err)
+func listen(cfg *config.Config, ln net.Listener) (_ net.Listener, scheme, caFile string, tc *tls.Config, err error) {
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, "", "", nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+		}
 	}
 	if !cfg.TLS.Enabled() {
-		return ln, "http", "", nil
+		return ln, "http", "", nil, nil
 	}
 	certFile, keyFile := cfg.TLS.Cert, cfg.TLS.Key
 	if cfg.TLS.Auto {
 		f, err := selfsigned.Ensure(filepath.Join(cfg.Storage.Dir, "tls"), tlsHosts(cfg), time.Now())
 		if err != nil {
 			ln.Close()
-			return nil, "", "", err
+			return nil, "", "", nil, err
 		}
 		certFile, keyFile, caFile = f.Cert, f.Key, f.CA
 	}
 	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		ln.Close()
-		return nil, "", "", &config.Error{Msg: fmt.Sprintf("config: tls: %v", err)}
+		return nil, "", "", nil, &config.Error{Msg: fmt.Sprintf("config: tls: %v (%s)", err, config.RelativePaths)}
 	}
-	tc := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+	tc = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
 	if caFile != "" {
 		caFile, _ = filepath.Abs(caFile)
 	}
-	return tls.NewListener(ln, tc), "https", caFile, nil
+	return tls.NewListener(ln, tc), "https", caFile, tc, nil
 }
 
 // tlsHosts are the names the automatic certificate covers: the listen

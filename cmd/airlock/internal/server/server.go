@@ -9,6 +9,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -35,6 +36,8 @@ type Server struct {
 	engine *engine.Engine
 	http   *http.Server
 	ln     net.Listener
+	extra  []net.Listener // AddListener's, served with ln
+	tlsCfg *tls.Config    // nil: plain HTTP
 	up     *ociclient.Client
 	ops    *ops
 	prom   *metricsRegistry
@@ -56,9 +59,33 @@ func credentialSets(cfg *config.Config) (map[string]upstream.Credentials, error)
 	return out, nil
 }
 
+// Option is an optional setting of New.
+type Option func(*options)
+
+type options struct {
+	ln net.Listener
+}
+
+// WithListener makes the server answer on ln (a TCP listener, wrapped in
+// TLS when the configuration asks for it) instead of binding cfg.Listen. A
+// caller that binds first fails before any state is opened when the address
+// is taken. New takes ln over: it is closed on failure and by Close.
+func WithListener(ln net.Listener) Option { return func(o *options) { o.ln = ln } }
+
 // New opens storage and binds the listener; Serve starts answering. A
 // configuration the stored state refuses is a *config.Error.
-func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
+func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err error) {
+	var o options
+	for _, opt := range sopts {
+		opt(&o)
+	}
+	if o.ln != nil {
+		defer func() {
+			if err != nil {
+				o.ln.Close()
+			}
+		}()
+	}
 	set, err := cfg.RuleSet()
 	if err != nil {
 		return nil, err
@@ -135,7 +162,7 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 		index.Close()
 		return nil, err
 	}
-	ln, scheme, caFile, err := listen(cfg)
+	ln, scheme, caFile, tlsCfg, err := listen(cfg, o.ln)
 	if err != nil {
 		index.Close()
 		return nil, err
@@ -147,7 +174,17 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 		IdleTimeout:       idle,
 		ErrorLog:          zap.NewStdLog(log.Named("http-server")),
 	}
-	return &Server{cfg: cfg, log: log, index: index, engine: eng, http: hs, ln: ln, ctl: ctl, scheme: scheme, caFile: caFile, up: up, ops: ops, prom: promReg}, nil
+	return &Server{cfg: cfg, log: log, index: index, engine: eng, http: hs, ln: ln, tlsCfg: tlsCfg, ctl: ctl, scheme: scheme, caFile: caFile, up: up, ops: ops, prom: promReg}, nil
+}
+
+// AddListener makes the server answer on ln too (a TCP listener, wrapped in
+// TLS like the main one), as the lab does on the address its nodes' network
+// namespaces route to. Call it before Serve; the server takes ln over.
+func (s *Server) AddListener(ln net.Listener) {
+	if s.tlsCfg != nil {
+		ln = tls.NewListener(ln, s.tlsCfg)
+	}
+	s.extra = append(s.extra, ln)
 }
 
 // Addr is the address the server listens on.
@@ -164,11 +201,13 @@ func (s *Server) CAFile() string { return s.caFile }
 // collector, waits for running fills within the same deadline, and closes
 // the index.
 func (s *Server) Serve(ctx context.Context) error {
-	errc := make(chan error, 2)
+	errc := make(chan error, 2+len(s.extra))
 	opsCtx, stopOps := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopOps()
 	s.ops.start(opsCtx, errc)
-	go func() { errc <- s.http.Serve(s.ln) }()
+	for _, ln := range append([]net.Listener{s.ln}, s.extra...) {
+		go func() { errc <- s.http.Serve(ln) }()
+	}
 	s.ctl.start(ctx, s.Addr())
 	var serveErr error
 	select {
@@ -196,6 +235,9 @@ func (s *Server) Serve(ctx context.Context) error {
 // Close releases a server that will not Serve: the listener and the index.
 func (s *Server) Close() error {
 	s.ln.Close()
+	for _, ln := range s.extra {
+		ln.Close()
+	}
 	s.ctl.Close()
 	return s.index.Close()
 }
