@@ -46,8 +46,9 @@ LAB_FLAGS ?=
 run: build
 	$(BIN) lab$(if $(NODES), --nodes $(NODES))$(if $(LAB_FLAGS), $(LAB_FLAGS))
 
-# External tools the tests use: the OCI conformance suite, crane and oras
-# (pinned, in bin/tools); containerd, skopeo and iproute2 (apt-get, root);
+# External tools the tests use: the OCI conformance suite, crane, oras and
+# containerd 2.x (pinned, in bin/tools); containerd 1.6, skopeo and iproute2
+# (apt-get, root);
 # Azurite (npm, pinned, in bin/tools/azurite; node and npm via apt-get).
 tools:
 	scripts/install-tools.sh
