@@ -176,12 +176,20 @@ func (c *Collector) SetPolicy(p Policy) error {
 func (c *Collector) Tracker() *Tracker { return c.tracker }
 
 // Store wraps the content store the engine writes through so that the
-// collector hears of new bytes and of a full disk. The optional ability to
-// take writes of unknown digest (content.PendingIngester) is kept.
+// collector hears of new bytes and of a full disk. The optional abilities
+// to take writes of unknown digest (content.PendingIngester) and to copy
+// inside the backend (content.Copier) are kept.
 func (c *Collector) Store() Store {
 	a := &accounted{Store: c.store, c: c}
-	if pi, ok := c.store.(content.PendingIngester); ok {
+	pi, pending := c.store.(content.PendingIngester)
+	cp, copier := c.store.(content.Copier)
+	switch {
+	case pending && copier:
+		return &accountedPendingCopier{accountedPending: &accountedPending{accounted: a, pi: pi}, cp: cp}
+	case pending:
 		return &accountedPending{accounted: a, pi: pi}
+	case copier:
+		return &accountedCopier{accounted: a, cp: cp}
 	}
 	return a
 }
