@@ -1,11 +1,14 @@
 package azupload_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"testing"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/appendblob"
 	"github.com/airlock/airlock/cache/content/azstore"
 	"github.com/airlock/airlock/cache/meta/azmeta"
 	"github.com/airlock/airlock/cache/upload"
@@ -49,7 +52,13 @@ func replicas(t testing.TB, srv *azuritetest.Server, n int, l upload.Limits, opt
 
 func openReplica(t testing.TB, srv *azuritetest.Server, name string, l upload.Limits, opts ...azupload.Option) *replica {
 	t.Helper()
-	ctr, err := azure.Open(bg, azure.Config{ServiceURL: srv.ServiceURL, AccountName: srv.AccountName, AccountKey: srv.AccountKey, Container: name})
+	return openReplicaWith(t, srv, name, l, nil, opts...)
+}
+
+// openReplicaWith is openReplica whose container client has copts.
+func openReplicaWith(t testing.TB, srv *azuritetest.Server, name string, l upload.Limits, copts []azure.Option, opts ...azupload.Option) *replica {
+	t.Helper()
+	ctr, err := azure.Open(bg, azure.Config{ServiceURL: srv.ServiceURL, AccountName: srv.AccountName, AccountKey: srv.AccountKey, Container: name}, copts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,4 +75,15 @@ func openReplica(t testing.TB, srv *azuritetest.Server, name string, l upload.Li
 		t.Fatal(err)
 	}
 	return &replica{ctr: ctr, idx: idx, content: cs, uploads: up}
+}
+
+// appendRaw appends b to the append blob name under the lease leaseID, as
+// a request does, without touching the session's record.
+func appendRaw(t testing.TB, r *replica, name, leaseID string, b []byte) {
+	t.Helper()
+	_, err := r.ctr.Client().NewAppendBlobClient(name).AppendBlock(bg, streaming.NopCloser(bytes.NewReader(b)),
+		&appendblob.AppendBlockOptions{AccessConditions: azure.Cond{LeaseID: leaseID}.Access()})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
