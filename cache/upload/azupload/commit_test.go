@@ -83,7 +83,7 @@ func testCommitReadsNothing(t *testing.T, srv *azuritetest.Server) {
 			if n != tc.wantReads || got != int64(tc.wantReads*len(b)) {
 				t.Fatalf("the commit read the session's bytes %d times (%d bytes), want %d", n, got, tc.wantReads)
 			}
-			p, err := r1.ctr.Client().NewBlobClient("blobs/sha256/" + d.Encoded()).GetProperties(bg, nil)
+			p, err := r1.ctr.Client().NewBlobClient("blobs/sha256/"+d.Encoded()).GetProperties(bg, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

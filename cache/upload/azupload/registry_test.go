@@ -318,7 +318,7 @@ func testDeadReplicaMidChunk(t *testing.T, srv *azuritetest.Server) {
 	appendRaw(t, c.nodes[0].replica, name, l.ID(), blob[30_000:45_000])
 
 	resp, body = c.patch(1, loc, 30_000, blob[30_000:60_000])
-	c.expect(resp, body, http.StatusRequestedRangeNotSatisfiable) // still held
+	c.expect(resp, body, http.StatusRequestedRangeNotSatisfiable)     // still held
 	if _, err := c.nodes[0].ctr.BreakLease(bg, name, 0); err != nil { // as if it expired
 		t.Fatal(err)
 	}
