@@ -62,6 +62,7 @@ type Collector struct {
 	tracker *Tracker
 
 	busy       func(digest.Digest) bool
+	cl         *Cluster // shared store and index (cluster.go); nil: alone
 	now        func() time.Time
 	grace      time.Duration
 	interval   time.Duration
@@ -119,6 +120,7 @@ func New(store Store, index Index, log *zap.Logger, reg prometheus.Registerer, p
 	for _, o := range opts {
 		o(c)
 	}
+	c.resolveCluster()
 	c.tracker = NewTracker(c.now)
 	if err := c.SetPolicy(p); err != nil {
 		return nil, err
@@ -220,7 +222,8 @@ func (c *Collector) Kick() {
 
 // Run collects once at once, then whenever kicked (at most once per kick
 // gap) and every interval, and flushes access times, until ctx ends; it
-// then flushes access times a last time.
+// then flushes access times a last time. With WithCluster it also walks
+// the store for its size every Refresh.
 func (c *Collector) Run(ctx context.Context) {
 	tick := time.NewTicker(c.interval)
 	defer tick.Stop()
@@ -233,9 +236,17 @@ func (c *Collector) Run(ctx context.Context) {
 			c.log.Error("garbage collection failed", zap.Error(err))
 		}
 	}
+	var refresh <-chan time.Time
+	if c.cl != nil {
+		t := time.NewTicker(c.cl.Refresh)
+		defer t.Stop()
+		refresh = t.C
+	}
 	collect()
 	for {
 		select {
+		case <-refresh:
+			c.refresh(ctx)
 		case <-ctx.Done():
 			// ctx has ended: the last flush runs without its cancellation.
 			if err := c.tracker.Flush(context.WithoutCancel(ctx), c.index); err != nil {
