@@ -39,8 +39,9 @@ func (s *session) Size() int64  { return s.size.Load() }
 // errBusy means another request holds the session.
 var errBusy = errors.New("another request is writing this upload")
 
-// hold is a request's lease on a session, renewed until release. ctx is
-// the caller's, cancelled if the lease is lost.
+// hold is a request's lease on a session, renewed until release. Its ctx
+// outlives the caller's cancellation (a client that hangs up mid-chunk
+// keeps what arrived, recorded) and is cancelled if the lease is lost.
 type hold struct {
 	l      *azure.Lease
 	ctx    context.Context
@@ -59,7 +60,7 @@ func (s *session) lock(ctx context.Context, wait bool) (*hold, error) {
 		l, err := s.st.ctr.AcquireLease(ctx, name, sessionLease)
 		switch {
 		case err == nil:
-			hctx, cancel := context.WithCancelCause(ctx)
+			hctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 			h := &hold{l: l, ctx: hctx, cancel: cancel, kept: make(chan struct{})}
 			go func() {
 				defer close(h.kept)

@@ -49,6 +49,7 @@ func Run(t *testing.T, newEnv New) {
 		{"Empty", testEmpty},
 		{"Cancel", testCancel},
 		{"BrokenBody", testBrokenBody},
+		{"ClientGone", testClientGone},
 		{"RacingAppends", testRacingAppends},
 		{"Limits", testLimits},
 		{"Expiry", testExpiry},
@@ -291,6 +292,47 @@ func testBrokenBody(t *testing.T, newEnv New) {
 	appendAll(t, v, 20_000, b[20_000:])
 	d := digest.FromBytes(b)
 	if _, err := e.open(t, 2, s.ID()).Commit(bg, d); err != nil {
+		t.Fatal(err)
+	}
+	e.stored(t, d, b)
+}
+
+// goneReader yields its bytes, then cancels the request and fails, as a
+// client that hangs up mid-chunk.
+type goneReader struct {
+	b      []byte
+	cancel context.CancelFunc
+}
+
+func (g *goneReader) Read(p []byte) (int, error) {
+	if len(g.b) == 0 {
+		g.cancel()
+		return 0, context.Canceled
+	}
+	n := copy(p, g.b)
+	g.b = g.b[n:]
+	return n, nil
+}
+
+// A client that hangs up mid-chunk (its request's context cancelled)
+// keeps what arrived too.
+func testClientGone(t *testing.T, newEnv New) {
+	e := newEnv(t, upload.Limits{})
+	b := blob(30_000, "gone")
+	s := start(t, e.on(0), upload.Options{})
+	ctx, cancel := context.WithCancel(bg)
+	defer cancel()
+	n, err := s.Append(ctx, 0, &goneReader{b: b[:12_345], cancel: cancel})
+	if err == nil || n != 12_345 {
+		t.Fatalf("append cut by the client: %d, %v; want 12345 and an error", n, err)
+	}
+	v := e.open(t, 1, s.ID())
+	if v.Size() != 12_345 {
+		t.Fatalf("size after the client hung up: %d", v.Size())
+	}
+	appendAll(t, v, 12_345, b[12_345:])
+	d := digest.FromBytes(b)
+	if _, err := v.Commit(bg, d); err != nil {
 		t.Fatal(err)
 	}
 	e.stored(t, d, b)
