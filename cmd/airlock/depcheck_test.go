@@ -81,6 +81,7 @@ func TestDependencyDirection(t *testing.T) {
 		{"internal/flight", nil},
 		{"internal/progress", nil},
 		{"internal/azuritetest", nil},
+		{"internal/conformancetest", nil},
 		{"internal/units", nil},
 		{"internal/ocierr", nil},
 		{"internal/promtest", nil},

@@ -106,6 +106,18 @@ func (c *cluster) patch(i int, loc string, start int, chunk []byte) (*http.Respo
 		"Content-Range", fmt.Sprintf("%d-%d", start, start+len(chunk)-1))
 }
 
+// begin starts an upload to repo on replica i and sends first as its
+// first chunk there; it returns the session's location and ID.
+func (c *cluster) begin(i int, repo string, first []byte) (loc, id string) {
+	c.t.Helper()
+	resp, body := c.do(i, "POST", "/v2/"+repo+"/blobs/uploads/", nil)
+	c.expect(resp, body, http.StatusAccepted)
+	loc, id = resp.Header.Get("Location"), resp.Header.Get("Docker-Upload-UUID")
+	resp, body = c.patch(i, loc, 0, first)
+	c.expect(resp, body, http.StatusAccepted)
+	return resp.Header.Get("Location"), id
+}
+
 // pushBlob uploads b to repo on replica i in one request.
 func (c *cluster) pushBlob(i int, repo string, b []byte) digest.Digest {
 	c.t.Helper()
@@ -244,11 +256,7 @@ func testConflictingPatch(t *testing.T, srv *azuritetest.Server) {
 	c := newCluster(t, srv, 3, upload.Limits{})
 	const repo = "team/race"
 	blob := patterned(200_000, "race")
-	resp, body := c.do(0, "POST", "/v2/"+repo+"/blobs/uploads/", nil)
-	c.expect(resp, body, http.StatusAccepted)
-	loc, id := resp.Header.Get("Location"), resp.Header.Get("Docker-Upload-UUID")
-	resp, body = c.patch(0, loc, 0, blob[:50_000])
-	c.expect(resp, body, http.StatusAccepted)
+	loc, id := c.begin(0, repo, blob[:50_000])
 
 	// r1's PATCH of the next chunk streams slowly: it holds the session.
 	pr, pw := io.Pipe()
@@ -271,7 +279,7 @@ func testConflictingPatch(t *testing.T, srv *azuritetest.Server) {
 		t.Fatal(err)
 	}
 	c.leased(id)
-	resp, body = c.patch(1, loc, 50_000, blob[50_000:150_000])
+	resp, body := c.patch(1, loc, 50_000, blob[50_000:150_000])
 	c.expect(resp, body, http.StatusRequestedRangeNotSatisfiable)
 	if got := resp.Header.Get("Range"); got != "0-49999" {
 		t.Fatalf("the refused PATCH's Range: %q, want 0-49999", got)
@@ -302,11 +310,7 @@ func testDeadReplicaMidChunk(t *testing.T, srv *azuritetest.Server) {
 	c := newCluster(t, srv, 2, upload.Limits{})
 	const repo = "team/crash"
 	blob := patterned(90_000, "crash")
-	resp, body := c.do(0, "POST", "/v2/"+repo+"/blobs/uploads/", nil)
-	c.expect(resp, body, http.StatusAccepted)
-	loc, id := resp.Header.Get("Location"), resp.Header.Get("Docker-Upload-UUID")
-	resp, body = c.patch(0, loc, 0, blob[:30_000])
-	c.expect(resp, body, http.StatusAccepted)
+	loc, id := c.begin(0, repo, blob[:30_000])
 
 	// What r1 did before dying: it took the session's lease and appended
 	// a block, and never recorded it.
@@ -317,7 +321,7 @@ func testDeadReplicaMidChunk(t *testing.T, srv *azuritetest.Server) {
 	}
 	appendRaw(t, c.nodes[0].replica, name, l.ID(), blob[30_000:45_000])
 
-	resp, body = c.patch(1, loc, 30_000, blob[30_000:60_000])
+	resp, body := c.patch(1, loc, 30_000, blob[30_000:60_000])
 	c.expect(resp, body, http.StatusRequestedRangeNotSatisfiable)     // still held
 	if _, err := c.nodes[0].ctr.BreakLease(bg, name, 0); err != nil { // as if it expired
 		t.Fatal(err)
@@ -350,11 +354,7 @@ func testExpiryAcrossReplicas(t *testing.T, srv *azuritetest.Server) {
 	const repo = "team/idle"
 	var locs []string
 	for range 2 {
-		resp, body := c.do(0, "POST", "/v2/"+repo+"/blobs/uploads/", nil)
-		c.expect(resp, body, http.StatusAccepted)
-		loc := resp.Header.Get("Location")
-		resp, body = c.patch(0, loc, 0, []byte("abandoned"))
-		c.expect(resp, body, http.StatusAccepted)
+		loc, _ := c.begin(0, repo, []byte("abandoned"))
 		locs = append(locs, loc)
 	}
 	time.Sleep(idle + 200*time.Millisecond)
