@@ -144,7 +144,7 @@ func (s *session) Append(ctx context.Context, offset int64, r io.Reader) (int64,
 	if errors.Is(werr, errBehind) {
 		// A request whose replica died appended past the record: adopt
 		// its bytes; the client's chunk no longer starts at the end.
-		if rec, _, err = s.adopt(h, rec, v); err != nil {
+		if rec, _, _, err = s.adopt(h, rec, v); err != nil {
 			return 0, err
 		}
 		return 0, fmt.Errorf("%w: chunk starts at %d, upload is at %d", upload.ErrOffset, offset, rec.Size)
@@ -209,37 +209,38 @@ func (s *session) appendBlocks(h *hold, pos int64, r io.Reader, hs hash.Hash) (i
 }
 
 // adopt records the bytes the append blob holds past rec (see errBehind):
-// it reads them back and hashes them.
-func (s *session) adopt(h *hold, rec azmeta.Upload, v azmeta.Version) (azmeta.Upload, azmeta.Version, error) {
+// it reads them back and hashes them. It returns the record and the
+// append blob's properties, which then agree on the size.
+func (s *session) adopt(h *hold, rec azmeta.Upload, v azmeta.Version) (azmeta.Upload, azmeta.Version, azure.Props, error) {
 	name := dataName(s.id)
 	p, err := s.st.ctr.Stat(h.ctx, name)
 	if err != nil {
-		return rec, v, fmt.Errorf("azupload: %w", err)
+		return rec, v, p, fmt.Errorf("azupload: %w", err)
 	}
 	if p.Size == rec.Size {
-		return rec, v, nil
+		return rec, v, p, nil
 	}
 	if p.Size < rec.Size {
-		return rec, v, fmt.Errorf("azupload: session %s records %d bytes, its data holds %d", s.id, rec.Size, p.Size)
+		return rec, v, p, fmt.Errorf("azupload: session %s records %d bytes, its data holds %d", s.id, rec.Size, p.Size)
 	}
 	hs, err := restoreHash(rec.Algorithm, rec.Hash)
 	if err != nil {
-		return rec, v, err
+		return rec, v, p, err
 	}
 	if err := s.read(h.ctx, rec.Size, p.Size-rec.Size, string(p.ETag), hs); err != nil {
-		return rec, v, err
+		return rec, v, p, err
 	}
 	if rec.Hash, err = marshalHash(hs); err != nil {
-		return rec, v, err
+		return rec, v, p, err
 	}
 	s.st.log.Info("upload: adopted bytes a failed request appended", zap.String("upload", s.id),
 		zap.Int64("from", rec.Size), zap.Int64("to", p.Size))
 	rec.Size, rec.Updated = p.Size, s.st.now().UTC()
 	if v, err = s.st.idx.UpdateUpload(h.ctx, s.id, rec, v); err != nil {
-		return rec, v, fmt.Errorf("azupload: %w", err)
+		return rec, v, p, fmt.Errorf("azupload: %w", err)
 	}
 	s.size.Store(rec.Size)
-	return rec, v, nil
+	return rec, v, p, nil
 }
 
 // read writes n bytes of the append blob from off, at version etag, to w.
@@ -274,15 +275,9 @@ func (s *session) Commit(ctx context.Context, d digest.Digest) (content.Info, er
 			s.st.log.Warn("upload: end a committed session; the sweep will", zap.String("upload", s.id), zap.Error(err))
 		}
 	}()
-	if rec, v, err = s.adopt(h, rec, v); err != nil {
+	var p azure.Props
+	if rec, v, p, err = s.adopt(h, rec, v); err != nil {
 		return content.Info{}, err
-	}
-	p, err := s.st.ctr.Stat(h.ctx, dataName(s.id))
-	if err != nil {
-		return content.Info{}, fmt.Errorf("azupload: %w", err)
-	}
-	if p.Size != rec.Size {
-		return content.Info{}, fmt.Errorf("azupload: session %s records %d bytes, its data holds %d", s.id, rec.Size, p.Size)
 	}
 	got, err := s.sum(h.ctx, rec, d.Algorithm(), string(p.ETag))
 	if err != nil {
