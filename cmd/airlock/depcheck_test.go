@@ -43,7 +43,14 @@ func TestDependencyDirection(t *testing.T) {
 		// Manifest bodies are read in one place, by the engine and the
 		// bundle importer alike.
 		{"cache/manifest", nil},
-		{"cache/engine", []string{"cache", "cache/content", "cache/manifest", "cache/meta", "reference", "rules", "upstream"}},
+		{"cache/engine", []string{"cache", "cache/content", "cache/manifest", "cache/meta", "cache/upload", "cache/upload/memupload", "reference", "rules", "upstream"}},
+		// Upload sessions: the contract knows the content contract; the
+		// in-process store the contract too; the shared one the session
+		// records of the Azure index and the container client.
+		{"cache/upload", []string{"cache/content"}},
+		{"cache/upload/memupload", []string{"cache/content", "cache/upload"}},
+		{"cache/upload/uploadtest", []string{"cache/content", "cache/upload"}},
+		{"cache/upload/azupload", []string{"cache/content", "cache/meta", "cache/meta/azmeta", "cache/upload", "storage/azure"}},
 		{"upstream/ociclient", []string{"upstream"}},
 		{"cache/evict", []string{"cache/content", "cache/meta", "reference", "rules"}},
 		{"cache/check", []string{"cache/content", "cache/meta"}},
@@ -74,6 +81,7 @@ func TestDependencyDirection(t *testing.T) {
 		{"internal/flight", nil},
 		{"internal/progress", nil},
 		{"internal/azuritetest", nil},
+		{"internal/conformancetest", nil},
 		{"internal/units", nil},
 		{"internal/ocierr", nil},
 		{"internal/promtest", nil},

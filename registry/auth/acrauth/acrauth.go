@@ -2,7 +2,8 @@
 // Container Registry: users with bcrypt passwords, scoped tokens (ACR
 // scope maps: pull, push, delete on repository patterns), anonymous pull
 // for chosen repositories, and JWT access and refresh tokens from
-// /oauth2/token and /oauth2/exchange, signed with a key kept on disk.
+// /oauth2/token and /oauth2/exchange, signed with one key kept on disk or,
+// for replicas, in the store they share (WithKeyStore).
 package acrauth
 
 import (
@@ -35,7 +36,7 @@ type Config struct {
 	// AccessTTL and RefreshTTL are token lifetimes (defaults 1h and 3h).
 	AccessTTL, RefreshTTL time.Duration
 	// KeyFile holds the token signing key (ES256, PKCS#8 PEM), created on
-	// first start and reused after.
+	// first start and reused after; not used with WithKeyStore.
 	KeyFile string
 }
 
@@ -76,6 +77,7 @@ type Service struct {
 	accessTTL  time.Duration
 	refreshTTL time.Duration
 	signer     *signer
+	keys       KeyStore // nil: the key is in Config.KeyFile
 	now        func() time.Time
 	basic      basicCache
 	// dummy is compared against for names that do not exist, so that they
@@ -95,7 +97,13 @@ type Option func(*Service)
 // WithClock sets the time source (tests).
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
 
-// New validates c and loads (or creates) the signing key.
+// WithKeyStore keeps the signing key in ks (shared by the replicas of a
+// cluster) instead of Config.KeyFile: it is created there once, by the
+// first replica to start.
+func WithKeyStore(ks KeyStore) Option { return func(s *Service) { s.keys = ks } }
+
+// New validates c and loads (or creates) the signing key: in the key
+// store given with WithKeyStore, else in c.KeyFile.
 func New(c Config, log *zap.Logger, opts ...Option) (*Service, error) {
 	s := &Service{log: log, principals: map[string]*principal{}, service: c.Service,
 		accessTTL: c.AccessTTL, refreshTTL: c.RefreshTTL, now: time.Now,
@@ -145,11 +153,16 @@ func New(c Config, log *zap.Logger, opts ...Option) (*Service, error) {
 		}
 		s.anon = append(s.anon, pt)
 	}
-	if c.KeyFile == "" {
-		return nil, errors.New("auth: no signing key file")
-	}
 	var err error
-	if s.signer, err = loadSigner(c.KeyFile); err != nil {
+	switch {
+	case s.keys != nil:
+		s.signer, err = sharedSigner(s.keys)
+	case c.KeyFile == "":
+		err = errors.New("auth: no signing key file")
+	default:
+		s.signer, err = loadSigner(c.KeyFile)
+	}
+	if err != nil {
 		return nil, err
 	}
 	if s.dummy, err = s.dummyHash(); err != nil {

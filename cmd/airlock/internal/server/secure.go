@@ -37,8 +37,8 @@ func pushEngineOptions(cfg *config.Config) []engine.Option {
 }
 
 // securityOptions are the registry options for pushes and auth: with auth
-// on, the authorizer and its token endpoint at /oauth2/.
-func securityOptions(cfg *config.Config, log *zap.Logger) ([]registry.Option, error) {
+// on, the authorizer (with aopts) and its token endpoint at /oauth2/.
+func securityOptions(cfg *config.Config, log *zap.Logger, aopts ...acrauth.Option) ([]registry.Option, error) {
 	opts := []registry.Option{
 		registry.WithMaxManifestSize(cfg.Cache.MaxManifestBytes),
 		registry.WithBodyIdleTimeout(time.Duration(cfg.HTTP.BodyIdleTimeout)),
@@ -64,7 +64,7 @@ func securityOptions(cfg *config.Config, log *zap.Logger) ([]registry.Option, er
 		}
 		c.Tokens = append(c.Tokens, tok)
 	}
-	svc, err := acrauth.New(c, log.Named("auth"))
+	svc, err := acrauth.New(c, log.Named("auth"), aopts...)
 	if err != nil {
 		return nil, &config.Error{Msg: "config: " + err.Error()}
 	}
