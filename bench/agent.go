@@ -33,6 +33,8 @@ type AgentOptions struct {
 	Index    int
 	Auth     AuthOptions
 	Keychain authn.Keychain // nil: authn.DefaultKeychain
+	// Progress is told as each step starts; may be nil.
+	Progress func(step, steps int, what string)
 	// NodeProgress is told this machine's nodes done, running and failed
 	// during each step; may be nil.
 	NodeProgress func(done, running, failed, total int)
@@ -189,7 +191,9 @@ func RunAgent(ctx context.Context, o AgentOptions) error {
 			return nil
 		}
 		start := time.Unix(0, rr.StartUnixNano).Add(offset)
-		notice("step %d/%d: %s on %s, starting in %v", st.Step+1, len(plan.Steps), plan.Arrival, insts[st.Target].name, time.Until(start).Round(time.Millisecond))
+		if o.Progress != nil {
+			o.Progress(st.Step, len(plan.Steps), fmt.Sprintf("%s %s run %d", plan.Arrival, insts[st.Target].name, st.Run))
+		}
 		rep, err := c.playStep(ctx, runTimeout, &event{inst: insts[st.Target], set: set, nodes: plan.Nodes, arrival: arrival,
 			agent: agent, agents: jr.Agents, start: start}, st, o.NodeProgress)
 		if err != nil {

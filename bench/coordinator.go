@@ -184,9 +184,14 @@ func (c *coordinator) play(ctx context.Context, st stepSpec) ([]agentReport, err
 	c.mu.Unlock()
 
 	stop := make(chan struct{})
-	defer close(stop)
+	var ticker sync.WaitGroup
+	var once sync.Once
+	halt := func() { once.Do(func() { close(stop); ticker.Wait() }) }
+	defer halt()
 	if p := c.opts.NodeProgress; p != nil {
+		ticker.Add(1)
 		go func() {
+			defer ticker.Done()
 			t := time.NewTicker(progressEvery)
 			defer t.Stop()
 			for {
@@ -217,11 +222,17 @@ func (c *coordinator) play(ctx context.Context, st stepSpec) ([]agentReport, err
 	if err != nil {
 		return nil, err
 	}
+	halt() // no stale count after the final one
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make([]agentReport, 0, len(s.reports))
+	var done, failed int
 	for a := range c.opts.Agents {
 		out = append(out, s.reports[a])
+		done, failed = done+s.reports[a].Part.Nodes, failed+s.reports[a].Part.FailedPulls
+	}
+	if p := c.opts.NodeProgress; p != nil {
+		p(done, 0, failed, c.plan.Nodes)
 	}
 	return out, nil
 }

@@ -16,7 +16,7 @@ func fakeRun(pulls []float64, mbps float64, fetchMin, fetchMax int64) RunResult 
 	return RunResult{
 		WallS: Summarize(pulls).Max, Clients: len(pulls), PullS: pulls, Pull: Summarize(pulls),
 		TTFB: Summarize([]float64{0.1}), MBps: mbps,
-		Upstream: Upstream{FetchesPerBlobMin: fetchMin, FetchesPerBlobMax: fetchMax, BlobBytes: 1 << 20, BlobSize: 1 << 20, BytesRatio: 1,
+		Upstream: Upstream{Source: sourceMAR, FetchesPerBlobMin: fetchMin, FetchesPerBlobMax: fetchMax, BlobBytes: 1 << 20, BlobSize: 1 << 20, BytesRatio: 1,
 			PerDigest: []DigestStat{{Digest: "sha256:" + strings.Repeat("a", 64), Size: 1 << 20, Fetches: fetchMax, GETs: fetchMax, Bytes: 1 << 20}}},
 		Proc: &Proc{IdleRSS: 20 << 20, PeakRSS: 30 << 20, AboveIdle: 10 << 20, CPUS: 0.5, CPUSPerGiB: 1.5},
 	}

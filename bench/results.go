@@ -239,6 +239,8 @@ type Summary struct {
 	FetchesPerBlobMin int64   `json:"fetchesPerBlobMin"` // min over runs
 	FetchesPerBlobMax int64   `json:"fetchesPerBlobMax"` // max over runs
 	BytesRatio        float64 `json:"bytesRatio"`
+	UpstreamSource    string  `json:"upstreamSource,omitempty"` // where upstream was counted ("": nowhere)
+	FetchesPerBlob    float64 `json:"fetchesPerBlob,omitempty"` // blob fetches over blobs, median run
 	PeakAboveIdle     float64 `json:"peakAboveIdle,omitempty"` // bytes
 	PeakRSS           float64 `json:"peakRSS,omitempty"`
 	CPUSPerGiB        float64 `json:"cpuSPerGiB,omitempty"`
@@ -288,6 +290,14 @@ func (r *Result) summarize() {
 	s.UpstreamBytes = medianOf(ok, func(x RunResult) float64 { return float64(x.Upstream.Bytes) })
 	s.BlobFetches = medianOf(ok, func(x RunResult) float64 { return float64(x.Upstream.BlobFetches) })
 	s.BytesRatio = medianOf(ok, func(x RunResult) float64 { return x.Upstream.BytesRatio })
+	s.FetchesPerBlob = medianOf(ok, func(x RunResult) float64 {
+		return float64(x.Upstream.BlobFetches) / float64(max(1, x.Upstream.Blobs))
+	})
+	for _, run := range ok {
+		if run.Upstream.Source != "" {
+			s.UpstreamSource = run.Upstream.Source
+		}
+	}
 	var procs []*Proc
 	for _, run := range ok {
 		if run.Proc != nil {

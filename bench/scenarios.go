@@ -298,6 +298,7 @@ func settledStats(ctx context.Context, m *mar.Server) mar.Stats {
 // upstreamStats reads the emulator's counters for the blobs in scope.
 func upstreamStats(st mar.Stats, blobs map[string]int64) Upstream {
 	u := Upstream{
+		Source:       sourceMAR,
 		Requests:     st.Total(),
 		Bytes:        st.BytesSent,
 		Blobs:        len(blobs),

@@ -166,7 +166,6 @@ func (s *statsSource) upstream(before, after counts, blobs map[string]int64) Ups
 	switch {
 	case after.mar != nil && before.mar != nil:
 		u = upstreamStats(diffStats(*before.mar, *after.mar), blobs)
-		u.Source = sourceMAR
 	case after.metrics != nil:
 		u = Upstream{Blobs: len(blobs), ByKind: map[string]int64{}, Source: sourceAirlock}
 		for _, size := range blobs {
