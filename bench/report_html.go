@@ -83,8 +83,8 @@ func (rep *Report) WriteHTML(dir string) (string, error) {
 			float64(rep.Machine.MemBytes)/(1<<30), rep.Machine.OS, rep.Machine.Arch, rep.Machine.Go, rep.Machine.Load),
 		Catalog: fmt.Sprintf("%s, scale %s, Kubernetes %s bootstrap set: %d images, %d blobs, %.2f MiB per node",
 			rep.Options.Catalog, rep.Options.Scale, rep.Options.Minor, len(rep.Catalog.Images), rep.Catalog.Blobs, float64(rep.Catalog.BlobBytes)/mib),
-		Runs:   rep.Options.Runs,
-		Head:   []string{"scenario", "target", "runs", "wall s", "p50 s", "p95 s", "p99 s", "max s", "TTFB ms", "MB/s", "up req", "fetch/blob", "up bytes", "errors", "failed", "corrupt", "RSS+ MiB", "CPU s/GiB"},
+		Runs:       rep.Options.Runs,
+		Head:       []string{"scenario", "target", "runs", "wall s", "p50 s", "p95 s", "p99 s", "max s", "TTFB ms", "MB/s", "up req", "fetch/blob", "up bytes", "errors", "failed", "corrupt", "RSS+ MiB", "CPU s/GiB"},
 		Errors:     rep.Errors,
 		Registries: rep.Registries,
 	}

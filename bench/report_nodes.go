@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"text/tabwriter"
 )
 
 // medianRun returns the measured run whose median node time is the
@@ -81,8 +82,12 @@ func (rep *Report) writeDetails(w io.Writer) {
 			fmt.Fprintf(w, "  time to pull the set, per node: p50 %.3f s, p90 %.3f s, p99 %.3f s; slowest node #%d (agent %d) %.3f s, started at %.3f s\n",
 				run.Pull.P50, Percentile(run.PullS, 90), run.Pull.P99, s.Node, s.Agent, s.PullS, s.StartS)
 		}
-		fmt.Fprintf(w, "  received %s in %d requests; errors: %s; failed nodes: %d %s\n", humanBytes(run.Bytes), run.Requests,
-			orNone(kindsLine(run.ErrorKinds)), run.FailedPulls, kindsLine(run.FailedKinds))
+		failed := fmt.Sprint(run.FailedPulls)
+		if len(run.FailedKinds) > 0 {
+			failed += " (" + kindsLine(run.FailedKinds) + ")"
+		}
+		fmt.Fprintf(w, "  received %s in %d requests; errors seen: %s; failed nodes: %s\n", humanBytes(run.Bytes), run.Requests,
+			orNone(kindsLine(run.ErrorKinds)), failed)
 		if u := run.Upstream; u.Source != "" {
 			fmt.Fprintf(w, "  upstream (%s): %d requests, %s, %d blob GETs for %d blobs (%.2f per blob)", u.Source, u.Requests, humanBytes(u.Bytes),
 				u.BlobFetches, u.Blobs, float64(u.BlobFetches)/math.Max(1, float64(u.Blobs)))
@@ -92,10 +97,12 @@ func (rep *Report) writeDetails(w io.Writer) {
 			fmt.Fprintln(w)
 		}
 		if len(run.Images) > 0 {
-			fmt.Fprintf(w, "  %-60s %8s %8s %8s %7s\n", "image", "p50 s", "p95 s", "max s", "failed")
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "  image\tp50 s\tp95 s\tmax s\tfailed\t")
 			for _, im := range run.Images {
-				fmt.Fprintf(w, "  %-60s %8.3f %8.3f %8.3f %7d\n", im.Image, im.Pull.P50, im.Pull.P95, im.Pull.Max, im.Failed)
+				fmt.Fprintf(tw, "  %s\t%.3f\t%.3f\t%.3f\t%d\t\n", im.Image, im.Pull.P50, im.Pull.P95, im.Pull.Max, im.Failed)
 			}
+			_ = tw.Flush()
 		}
 		for _, a := range run.Agents {
 			fmt.Fprintf(w, "  agent %d (%s): %d nodes, %s, %d failed; clock %+.2f ms (±%.2f), started %.2f ms after the barrier\n",
@@ -160,8 +167,7 @@ const (
 	lineLegend = 18
 )
 
-// lineSVG draws lines on x (0..max) and y (0..yMax) axes, a legend on the
-// right.
+// lineSVG draws lines on x (0..max) and y (0..yMax) axes, a legend below.
 func lineSVG(title, xUnit, yUnit string, yMax float64, lines []line) string {
 	xMax := 0.0
 	for _, l := range lines {
@@ -170,11 +176,11 @@ func lineSVG(title, xUnit, yUnit string, yMax float64, lines []line) string {
 		}
 	}
 	xt, yt := niceTicks(xMax), niceTicks(yMax)
-	top, bottom := float64(svgTop), float64(svgTop+lineH)
+	top, bottom := float64(svgTop+16), float64(svgTop+16+lineH)
 	plotW := float64(svgWidth - svgLeft - svgRight)
 	x := func(v float64) float64 { return svgLeft + v/xt[len(xt)-1]*plotW }
 	y := func(v float64) float64 { return bottom - v/yt[len(yt)-1]*(bottom-top) }
-	height := bottom + svgBottom + float64(max(0, len(lines)*lineLegend-lineH))
+	height := bottom + svgBottom + float64(len(lines)*lineLegend)
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg viewBox="0 0 %d %.0f" width="%d" height="%.0f" role="img" aria-label="%s">`, svgWidth, height, svgWidth, height, html.EscapeString(title))
 	fmt.Fprintf(&b, `<text x="0" y="16" font-size="13" font-weight="bold">%s</text>`, html.EscapeString(title))
@@ -183,7 +189,7 @@ func lineSVG(title, xUnit, yUnit string, yMax float64, lines []line) string {
 		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#e5e7eb"/>`, svgLeft, y(t), x(xt[len(xt)-1]), y(t))
 		fmt.Fprintf(&b, `<text x="%d" y="%.1f" font-size="11" text-anchor="end" dominant-baseline="middle" fill="#374151">%s</text>`, svgLeft-6, y(t), fmtTick(t))
 	}
-	fmt.Fprintf(&b, `<text x="%d" y="%.1f" font-size="11" text-anchor="end" fill="#374151">%s</text>`, svgLeft-6, top-8, html.EscapeString(yUnit))
+	fmt.Fprintf(&b, `<text x="%d" y="%.1f" font-size="11" text-anchor="start" fill="#374151">%s</text>`, svgLeft, top-8, html.EscapeString(yUnit))
 	for i, l := range lines {
 		c := l.color
 		dash := ""
@@ -195,9 +201,9 @@ func lineSVG(title, xUnit, yUnit string, yMax float64, lines []line) string {
 			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(p.x), y(p.y)))
 		}
 		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="1.5"%s points="%s"/>`, c, dash, strings.Join(pts, " "))
-		ly := top + float64(i*lineLegend) + 6
-		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="%s" stroke-width="2"%s/>`, svgWidth-svgRight+8, ly, svgWidth-svgRight+28, ly, c, dash)
-		fmt.Fprintf(&b, `<text x="%d" y="%.1f" font-size="11" dominant-baseline="middle" fill="#374151">%s</text>`, svgWidth-svgRight+32, ly, html.EscapeString(l.name))
+		ly := bottom + svgBottom + float64(i*lineLegend) + 6
+		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="%s" stroke-width="2"%s/>`, svgLeft, ly, svgLeft+20, ly, c, dash)
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" font-size="11" dominant-baseline="middle" fill="#374151">%s</text>`, svgLeft+26, ly, html.EscapeString(l.name))
 	}
 	b.WriteString(`</svg>`)
 	return b.String()

@@ -241,7 +241,7 @@ type Summary struct {
 	BytesRatio        float64 `json:"bytesRatio"`
 	UpstreamSource    string  `json:"upstreamSource,omitempty"` // where upstream was counted ("": nowhere)
 	FetchesPerBlob    float64 `json:"fetchesPerBlob,omitempty"` // blob fetches over blobs, median run
-	PeakAboveIdle     float64 `json:"peakAboveIdle,omitempty"` // bytes
+	PeakAboveIdle     float64 `json:"peakAboveIdle,omitempty"`  // bytes
 	PeakRSS           float64 `json:"peakRSS,omitempty"`
 	CPUSPerGiB        float64 `json:"cpuSPerGiB,omitempty"`
 }
