@@ -20,7 +20,7 @@ import (
 
 // Agent timing.
 const (
-	joinPatience = 2 * time.Minute // keep trying to reach the coordinator this long (it may start after the agents)
+	joinPatience = 10 * time.Minute // keep trying to reach the coordinator this long (its pod may start after the agents')
 	clockSamples = 8
 )
 
@@ -135,7 +135,7 @@ func RunAgent(ctx context.Context, o AgentOptions) error {
 		if err == nil {
 			break
 		}
-		if errKind(err) != kindRefused && errKind(err) != kindDNS || time.Now().After(deadline) {
+		if k := errKind(err); k != kindRefused && k != kindDNS && k != kindTimeout || time.Now().After(deadline) {
 			return err
 		}
 		if err := sleepUntil(ctx, time.Now().Add(time.Second)); err != nil {
