@@ -3,15 +3,11 @@ package bench
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -107,7 +103,6 @@ func newNode(inst *instance) *node {
 		IdleConnTimeout:     30 * time.Second,
 		TLSClientConfig:     inst.tlsConfig(),
 		TLSHandshakeTimeout: 10 * time.Second,
-		ForceAttemptHTTP2:   false,
 	}
 	base := &countingTransport{inner: tr, plain: !inst.https()}
 	if inst.https() {
@@ -361,179 +356,6 @@ func pickPlatform(ds []v1.Descriptor, p v1.Platform) (v1.Descriptor, bool) {
 		}
 	}
 	return v1.Descriptor{}, false
-}
-
-// blob GETs one blob (following the 307 to the data endpoint when talking
-// to the emulator), hashes it and records the time to its first byte. Like
-// containerd, a broken body is resumed once with Range from where it broke.
-func (n *node) blob(ctx context.Context, c *http.Client, repo string, d v1.Descriptor) error {
-	url := n.inst.url + "/v2/" + n.inst.prefix + repo + "/blobs/" + d.Digest.String()
-	h := sha256.New()
-	var got int64
-	var err error
-	for i := range attempts {
-		if i > 0 {
-			n.note(func(r *nodeResult) { r.Retries++ })
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(retryPause):
-			}
-		}
-		var done bool
-		if done, err = n.blobPart(ctx, c, url, d, h, &got); done || ctx.Err() != nil {
-			break
-		}
-		var se *statusError
-		if errors.As(err, &se) && !retryable(&transport.Error{StatusCode: se.code}) {
-			break
-		}
-	}
-	if err != nil {
-		return err
-	}
-	if hex.EncodeToString(h.Sum(nil)) != d.Digest.Hex {
-		n.note(func(r *nodeResult) { r.Corrupt++ })
-		n.noteKind(kindCorrupt)
-		return fmt.Errorf("blob %s: %w", d.Digest, errCorrupt)
-	}
-	return nil
-}
-
-// blobPart GETs the blob from *got on, adding what arrives to h and *got;
-// done reports that the whole size arrived.
-func (n *node) blobPart(ctx context.Context, c *http.Client, url string, d v1.Descriptor, h io.Writer, got *int64) (done bool, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return false, err
-	}
-	want := http.StatusOK
-	if *got > 0 {
-		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", *got))
-		want = http.StatusPartialContent
-	}
-	start := time.Now()
-	resp, err := c.Do(req)
-	if err != nil {
-		return false, err
-	}
-	defer resp.Body.Close()
-	fr := &firstByteReader{r: resp.Body}
-	switch {
-	case resp.StatusCode == want:
-	case want == http.StatusPartialContent && resp.StatusCode == http.StatusOK:
-		// Range ignored: like containerd, skip what we already have.
-		if k, err := io.CopyN(io.Discard, fr, *got); err != nil {
-			n.note(func(r *nodeResult) { r.Bytes += k; r.Errors++ })
-			n.noteKind(kindBroken)
-			return false, fmt.Errorf("blob %s: resume answered 200, broke after %d bytes: %w: %w", d.Digest, k, errBroken, err)
-		}
-		n.note(func(r *nodeResult) { r.Bytes += *got })
-	default:
-		return false, fmt.Errorf("blob %s: %w (want %d)", d.Digest, &statusError{status: resp.Status, code: resp.StatusCode}, want)
-	}
-	k, err := io.Copy(h, io.LimitReader(fr, d.Size-*got+1))
-	*got += k
-	n.note(func(r *nodeResult) {
-		r.Bytes += k
-		if !fr.at.IsZero() && want == http.StatusOK {
-			r.TTFB = append(r.TTFB, fr.at.Sub(start))
-		}
-	})
-	switch {
-	case err != nil:
-		n.note(func(r *nodeResult) { r.Errors++ })
-		n.noteKind(kindBroken)
-		return false, fmt.Errorf("blob %s: broken after %d of %d bytes: %w: %w", d.Digest, *got, d.Size, errBroken, err)
-	case *got != d.Size:
-		n.note(func(r *nodeResult) { r.Errors++ })
-		n.noteKind(kindBroken)
-		return true, fmt.Errorf("blob %s: %d bytes, want %d: %w", d.Digest, *got, d.Size, errBroken)
-	}
-	return true, nil
-}
-
-// firstByteReader records when the first byte arrived.
-type firstByteReader struct {
-	r  io.Reader
-	at time.Time
-}
-
-func (f *firstByteReader) Read(p []byte) (int, error) {
-	n, err := f.r.Read(p)
-	if n > 0 && f.at.IsZero() {
-		f.at = time.Now()
-	}
-	return n, err
-}
-
-// countingTransport counts requests and the error answers a node sees,
-// by kind.
-type countingTransport struct {
-	inner    http.RoundTripper
-	plain    bool // the target speaks plain HTTP
-	requests atomic.Int64
-	errors   atomic.Int64
-	mu       sync.Mutex
-	byKind   map[string]int64
-}
-
-func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := c.inner.RoundTrip(r)
-	if err != nil && c.plain && r.URL.Scheme == "https" {
-		return resp, err // ggcr's ping tries https first on an insecure registry
-	}
-	c.requests.Add(1)
-	kind := ""
-	switch {
-	case err != nil:
-		kind = errKind(err)
-	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
-		kind = fmt.Sprintf("HTTP %d", resp.StatusCode)
-	}
-	if kind != "" {
-		c.errors.Add(1)
-		c.mu.Lock()
-		if c.byKind == nil {
-			c.byKind = map[string]int64{}
-		}
-		c.byKind[kind]++
-		c.mu.Unlock()
-	}
-	return resp, err
-}
-
-// kinds returns the transport's counts added to base's (a copy).
-func (c *countingTransport) kinds(base map[string]int64) map[string]int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(base) == 0 && len(c.byKind) == 0 {
-		return nil
-	}
-	out := make(map[string]int64, len(base)+len(c.byKind))
-	for k, v := range base {
-		out[k] += v
-	}
-	for k, v := range c.byKind {
-		out[k] += v
-	}
-	return out
-}
-
-// httpsOnly sends requests to host over TLS: ggcr picks plain HTTP for
-// loopback and private addresses (RFC 1918), where a registry with a
-// certificate is as common as anywhere (a cluster's private endpoint).
-type httpsOnly struct {
-	inner http.RoundTripper
-	host  string
-}
-
-func (h *httpsOnly) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.URL.Scheme == "http" && r.URL.Host == h.host {
-		r = r.Clone(r.Context())
-		r.URL.Scheme = "https"
-	}
-	return h.inner.RoundTrip(r)
 }
 
 // blobOf looks a blob up in the catalog by repository and digest string.
