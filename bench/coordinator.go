@@ -183,33 +183,19 @@ func (c *coordinator) play(ctx context.Context, st stepSpec) ([]agentReport, err
 	close(s.goCh)
 	c.mu.Unlock()
 
-	stop := make(chan struct{})
-	var ticker sync.WaitGroup
-	var once sync.Once
-	halt := func() { once.Do(func() { close(stop); ticker.Wait() }) }
-	defer halt()
+	haltProgress := func() {}
 	if p := c.opts.NodeProgress; p != nil {
-		ticker.Add(1)
-		go func() {
-			defer ticker.Done()
-			t := time.NewTicker(progressEvery)
-			defer t.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-t.C:
-					var d, r, f int
-					c.mu.Lock()
-					for _, pr := range s.progress {
-						d, r, f = d+pr.Done, r+pr.Running, f+pr.Failed
-					}
-					c.mu.Unlock()
-					p(d, r, f, c.plan.Nodes)
-				}
+		haltProgress = every(progressEvery, func() {
+			var d, r, f int
+			c.mu.Lock()
+			for _, pr := range s.progress {
+				d, r, f = d+pr.Done, r+pr.Running, f+pr.Failed
 			}
-		}()
+			c.mu.Unlock()
+			p(d, r, f, c.plan.Nodes)
+		})
 	}
+	defer haltProgress()
 	err = c.wait(ctx, s.allDone, c.opts.RunTimeout+lead, func() string {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -222,7 +208,7 @@ func (c *coordinator) play(ctx context.Context, st stepSpec) ([]agentReport, err
 	if err != nil {
 		return nil, err
 	}
-	halt() // no stale count after the final one
+	haltProgress() // no stale count after the final one
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make([]agentReport, 0, len(s.reports))

@@ -58,28 +58,13 @@ func (ev *event) run(ctx context.Context) ([]outcome, error) {
 		outs[k].index = -1 // not run
 	}
 	var done, running, failed atomic.Int64
-	stop := make(chan struct{})
 	report := func() {
 		if ev.progress != nil {
 			ev.progress(int(done.Load()), int(running.Load()), int(failed.Load()))
 		}
 	}
-	var tick sync.WaitGroup
-	tick.Add(1)
-	go func() {
-		defer tick.Done()
-		t := time.NewTicker(progressEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				report()
-			}
-		}
-	}()
-	defer func() { close(stop); tick.Wait(); report() }()
+	halt := every(progressEvery, report)
+	defer func() { halt(); report() }()
 
 	one := func(k int, wait time.Duration) {
 		if wait > 0 {
@@ -129,6 +114,29 @@ func (ev *event) run(ctx context.Context) ([]outcome, error) {
 		}
 	}
 	return ran(), nil
+}
+
+// every calls f every d until the returned function is called (which
+// returns once f is not running; calling it again does nothing).
+func every(d time.Duration, f func()) (halt func()) {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var once sync.Once
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				f()
+			}
+		}
+	}()
+	return func() { once.Do(func() { close(stop); wg.Wait() }) }
 }
 
 // sleepUntil waits until t or ctx's end.
