@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/airlock/airlock/upstream/mar"
@@ -123,7 +124,7 @@ func preflight(ctx context.Context, inst *instance, set []image, auth *AuthOptio
 	case isEmulator(ctx, t.stats.client, inst.url):
 		t.stats.marURL = inst.url
 	}
-	t.stats.user, t.stats.pass, _ = auth.basic()
+	t.stats.user, t.stats.pass = metricsCredentials(ctx, inst, auth)
 	t.stats.metricsURL = inst.url + "/metrics"
 	if m, err := t.stats.scrape(ctx); err != nil || len(m) == 0 {
 		// Not airlock (no airlock_ counter after the checks above made
@@ -146,4 +147,22 @@ func isEmulator(ctx context.Context, c *http.Client, url string) bool {
 	defer resp.Body.Close()
 	var st mar.Stats
 	return resp.StatusCode == http.StatusOK && json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&st) == nil && st.Statuses != nil
+}
+
+// metricsCredentials are the Basic credentials for airlock's /metrics
+// (an admin's): the flags', else a user and password from the Docker
+// config; none for an ACR exchange or tokens.
+func metricsCredentials(ctx context.Context, inst *instance, auth *AuthOptions) (user, pass string) {
+	if u, p, ok := auth.basic(); ok {
+		return u, p
+	}
+	sc, ok := inst.creds.(*staticCreds)
+	if !ok {
+		return "", ""
+	}
+	cfg, err := authn.Authorization(ctx, sc.auth)
+	if err != nil || cfg.Username == "" || cfg.Password == "" {
+		return "", ""
+	}
+	return cfg.Username, cfg.Password
 }

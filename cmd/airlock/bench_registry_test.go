@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -127,6 +128,21 @@ func TestBenchRegistryACRExchange(t *testing.T) {
 	}
 	if !strings.Contains(stdout, "pull @storm") || !strings.Contains(stdout, "upstream (airlock)") {
 		t.Errorf("table:\n%s", stdout)
+	}
+
+	// No flags: the Docker config's credentials for the registry's host.
+	docker := t.TempDir()
+	host := strings.TrimPrefix(url, "http://")
+	auth := base64.StdEncoding.EncodeToString([]byte("admin:s3cret"))
+	os.WriteFile(filepath.Join(docker, "config.json"), []byte(`{"auths":{"`+host+`":{"auth":"`+auth+`"}}}`), 0o600)
+	t.Setenv("DOCKER_CONFIG", docker)
+	out = t.TempDir()
+	if code, stdout, stderr := benchRun(t, append(common, "--out", out)...); code != 0 {
+		t.Fatalf("with the Docker config: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if rep := readReport(t, out); rep.Results[0].Runs[0].FailedPulls != 0 || !strings.Contains(rep.Registries[0].Credentials, "Docker config") ||
+		rep.Results[0].Runs[0].Upstream.Source != "airlock" {
+		t.Fatalf("with the Docker config: credentials %q, %s", rep.Registries[0].Credentials, rep.Results[0].Runs[0].FirstFailure)
 	}
 }
 
