@@ -98,9 +98,9 @@ func (rep *Report) writeDetails(w io.Writer) {
 		}
 		if len(run.Images) > 0 {
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "  image\tp50 s\tp95 s\tmax s\tfailed\t")
+			fmt.Fprintln(tw, "  image\tp50 s\tp95 s\tmax s\tfailed")
 			for _, im := range run.Images {
-				fmt.Fprintf(tw, "  %s\t%.3f\t%.3f\t%.3f\t%d\t\n", im.Image, im.Pull.P50, im.Pull.P95, im.Pull.Max, im.Failed)
+				fmt.Fprintf(tw, "  %s\t%.3f\t%.3f\t%.3f\t%d\n", im.Image, im.Pull.P50, im.Pull.P95, im.Pull.Max, im.Failed)
 			}
 			_ = tw.Flush()
 		}

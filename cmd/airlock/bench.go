@@ -253,6 +253,12 @@ In a Kubernetes Indexed Job, $JOB_COMPLETION_INDEX picks the slice.`,
 func commandLine(cmd *cobra.Command) string {
 	parts := []string{cmd.CommandPath()}
 	cmd.Flags().Visit(func(f *pflag.Flag) {
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			for _, v := range sv.GetSlice() {
+				parts = append(parts, "--"+f.Name, v)
+			}
+			return
+		}
 		parts = append(parts, "--"+f.Name, f.Value.String())
 	})
 	return strings.Join(parts, " ")
