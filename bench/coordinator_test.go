@@ -19,7 +19,7 @@ var coordinatorAddr = regexp.MustCompile(`coordinator on (\S+):`)
 
 // distributed runs a registry run on k in-process agents, each given by
 // agentOpts(i), and returns the report and the agents' errors.
-func distributed(t *testing.T, opts Options, k int, agentOpts func(i int) AgentOptions) (*Report, error, []error) {
+func distributed(t *testing.T, opts Options, k int, agentOpts func(i int) AgentOptions) (*Report, []error, error) {
 	t.Helper()
 	opts.Agents, opts.Listen, opts.WaitAgents = k, "127.0.0.1:0", 30*time.Second
 	opts.Keychain, opts.Out, opts.RunTimeout = authn.NewMultiKeychain(), t.TempDir(), time.Minute
@@ -48,7 +48,7 @@ func distributed(t *testing.T, opts Options, k int, agentOpts func(i int) AgentO
 	}
 	rep, err := RunRegistries(t.Context(), opts)
 	wg.Wait()
-	return rep, err, agentErrs
+	return rep, agentErrs, err
 }
 
 // Three agents play a storm of 7 nodes and a rolling event: the merged run
@@ -59,7 +59,7 @@ func TestCoordinatorMergesAgents(t *testing.T) {
 	t.Parallel()
 	m := startMAR(t)
 	for _, arr := range []Arrival{{Kind: ArrivalStorm}, {Kind: ArrivalRolling, Surge: 2}} {
-		rep, err, agentErrs := distributed(t, Options{Registries: []string{m.URL()}, Nodes: 7, Runs: 1, Arrival: arr}, 3,
+		rep, agentErrs, err := distributed(t, Options{Registries: []string{m.URL()}, Nodes: 7, Runs: 1, Arrival: arr}, 3,
 			func(int) AgentOptions { return AgentOptions{Index: -1} })
 		if err != nil || errors.Join(agentErrs...) != nil {
 			t.Fatalf("%s: %v; agents: %v", arr, err, agentErrs)
@@ -114,7 +114,7 @@ func TestCoordinatorAbortsOnAgentFailure(t *testing.T) {
 	t.Parallel()
 	m := startMAR(t)
 	missingCA := filepath.Join(t.TempDir(), "missing.pem")
-	rep, err, agentErrs := distributed(t, Options{Registries: []string{m.URL()}, Nodes: 4, Runs: 1}, 2, func(i int) AgentOptions {
+	rep, agentErrs, err := distributed(t, Options{Registries: []string{m.URL()}, Nodes: 4, Runs: 1}, 2, func(i int) AgentOptions {
 		if i == 1 {
 			return AgentOptions{Index: -1, Auth: AuthOptions{CA: missingCA}}
 		}

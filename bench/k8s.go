@@ -113,6 +113,8 @@ func EmitK8s(w io.Writer, o K8sOptions) error {
 			fmt.Fprintf(w, " --from-literal=%s=...", e)
 		}
 		fmt.Fprintln(w)
+	} else {
+		fmt.Fprintln(w, "# No --password-env: the pods pull with no credentials (the Docker config is not mounted).")
 	}
 	fmt.Fprintf(w, "# kubectl apply -f THIS_FILE; kubectl logs -f job/%s-coordinator  (the table)\n", o.Name)
 	fmt.Fprintf(w, "# results.json and report.html: kubectl port-forward svc/%s %s, then GET /results.json, /report.html (for %s after the run)\n", o.Name, port, k8sLinger)
