@@ -85,7 +85,7 @@ func TestDependencyDirection(t *testing.T) {
 		{"internal/units", nil},
 		{"internal/ocierr", nil},
 		{"internal/promtest", nil},
-		{"bench", []string{"deploy/aks", "upstream/mar", "upstream/mar/catalog", "upstream/mar/fault", "upstream/mar/fromdir", "reference", "rules"}},
+		{"bench", []string{"deploy/aks", "upstream/images", "upstream/mar", "upstream/mar/catalog", "upstream/mar/fault", "upstream/mar/fromdir", "reference", "rules"}},
 	}
 	for _, c := range cases {
 		t.Run(c.pkg, func(t *testing.T) {
