@@ -43,7 +43,14 @@ func TestDependencyDirection(t *testing.T) {
 		// Manifest bodies are read in one place, by the engine and the
 		// bundle importer alike.
 		{"cache/manifest", nil},
-		{"cache/engine", []string{"cache", "cache/content", "cache/manifest", "cache/meta", "reference", "rules", "upstream"}},
+		{"cache/engine", []string{"cache", "cache/content", "cache/manifest", "cache/meta", "cache/upload", "cache/upload/memupload", "reference", "rules", "upstream"}},
+		// Upload sessions: the contract knows the content contract; the
+		// in-process store the contract too; the shared one the session
+		// records of the Azure index and the container client.
+		{"cache/upload", []string{"cache/content"}},
+		{"cache/upload/memupload", []string{"cache/content", "cache/upload"}},
+		{"cache/upload/uploadtest", []string{"cache/content", "cache/upload"}},
+		{"cache/upload/azupload", []string{"cache/content", "cache/meta", "cache/meta/azmeta", "cache/upload", "storage/azure"}},
 		{"upstream/ociclient", []string{"upstream"}},
 		{"cache/evict", []string{"cache/content", "cache/meta", "reference", "rules"}},
 		{"cache/check", []string{"cache/content", "cache/meta"}},
@@ -75,10 +82,11 @@ func TestDependencyDirection(t *testing.T) {
 		{"internal/progress", nil},
 		{"internal/azurite", nil},
 		{"internal/azuritetest", []string{"internal/azurite"}},
+		{"internal/conformancetest", nil},
 		{"internal/units", nil},
 		{"internal/ocierr", nil},
 		{"internal/promtest", nil},
-		{"bench", []string{"deploy/aks", "upstream/mar", "upstream/mar/catalog", "upstream/mar/fault", "upstream/mar/fromdir", "reference", "rules"}},
+		{"bench", []string{"deploy/aks", "upstream/images", "upstream/mar", "upstream/mar/catalog", "upstream/mar/fault", "upstream/mar/fromdir", "reference", "rules"}},
 	}
 	for _, c := range cases {
 		t.Run(c.pkg, func(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 	"github.com/airlock/airlock/cache/engine"
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
 	"github.com/airlock/airlock/registry"
+	"github.com/airlock/airlock/registry/auth/acrauth"
 	"github.com/airlock/airlock/storage/azure"
 	"github.com/airlock/airlock/upstream"
 	"github.com/airlock/airlock/upstream/ociclient"
@@ -136,10 +137,6 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 		index.Close()
 		return nil, err
 	}
-	if be.azure != nil {
-		// The shared store is checked once it answers (ops.connect).
-		ops.connected = func() error { return checkPushedRepos(set, index) }
-	}
 	opts := ops.engineOptions()
 	if d := time.Duration(cfg.Cache.FillTimeout); d > 0 {
 		opts = append(opts, engine.WithFillTimeout(d))
@@ -162,7 +159,21 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 		opts = append(opts, engine.WithCluster(&peers{node: node, maxManifest: maxManifest(cfg)}, be.azure.store))
 		ops.onReady = node.Members.SetReady
 	}
-	opts = append(opts, pushEngineOptions(cfg)...)
+	var aopts []acrauth.Option
+	if be.azure != nil {
+		// Upload sessions, the collector (newOps) and the auth signing key
+		// are the cluster's, in the shared store.
+		ups, upOpt, err := sharedUploads(cfg, be.azure.ctr, be.azure.index, ops.col.Store(), log)
+		if err != nil {
+			index.Close()
+			return nil, err
+		}
+		opts = append(opts, upOpt)
+		ops.beside = append(ops.beside, ups.Run)
+		aopts = append(aopts, sharedAuthOption(be.azure.index))
+	} else {
+		opts = append(opts, pushEngineOptions(cfg)...)
+	}
 	eng, err := engine.New(ops.col.Store(), index, up, log.Named("cache"), promReg, opts...)
 	if err != nil {
 		index.Close()
@@ -180,13 +191,24 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 			ctl.Close()
 		}
 	}()
-	ropts, err := securityOptions(cfg, log)
+	authz, ropts, err := security(cfg, log, aopts...)
 	if err != nil {
 		index.Close()
 		return nil, err
 	}
 	if be.azure != nil {
 		ropts = append(ropts, registry.WithUnavailable(ops.unavailable))
+		// The shared store is checked once it answers (ops.connect), and
+		// the signing key loaded from it.
+		ops.connected = func(ctx context.Context) error {
+			if err := checkPushedRepos(set, index); err != nil {
+				return err
+			}
+			if authz != nil {
+				return authz.LoadKey(ctx)
+			}
+			return nil
+		}
 	}
 	var peer http.Handler
 	if node != nil {
