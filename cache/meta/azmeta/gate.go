@@ -19,7 +19,7 @@ import (
 // may have landed after that section's walks, so a collector may have
 // deleted what it links. The caller must treat the write as failed (a
 // client retries the pull or push; the retry links again).
-var ErrLinkRaced = errors.New("azmeta: the link may have missed another replica's exclusive section (it was slower than the settle time); retry")
+var ErrLinkRaced = fmt.Errorf("azmeta: the link may have missed another replica's exclusive section; retry: %w", meta.ErrRaced)
 
 // gate is this replica's side of the Exclusive section.
 type gate struct {
