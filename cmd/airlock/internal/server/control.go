@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/airlock/airlock/cache/meta/badgermeta"
@@ -88,6 +89,22 @@ func openControl(cfg *config.Config, log *zap.Logger, rs deploy.RuleSetter, repo
 		store: store, svc: svc, api: adminapi.New(svc, log), interval: cfg.Control.Interval(),
 		followListener: cfg.Control.Advertise == "",
 	}, nil
+}
+
+// readyPins syncs the control module's pins (clusters' bootstrap images)
+// only while the server is ready: a replica on Azure starts before its
+// storage answers, and the control loop, started once it is ready,
+// reconciles (and syncs the pins) at once.
+type readyPins struct {
+	deploy.Pinner
+	ready *atomic.Bool
+}
+
+func (p readyPins) SyncPins(prefix string, want map[string][]string) error {
+	if !p.ready.Load() {
+		return nil
+	}
+	return p.Pinner.SyncPins(prefix, want)
 }
 
 // Control is the control module of a server built by newServer: the Go

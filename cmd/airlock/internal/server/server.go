@@ -18,6 +18,7 @@ import (
 	"github.com/airlock/airlock/cache/cluster"
 	"github.com/airlock/airlock/cache/engine"
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
+	"github.com/airlock/airlock/deploy"
 	"github.com/airlock/airlock/registry"
 	"github.com/airlock/airlock/registry/auth/acrauth"
 	"github.com/airlock/airlock/storage/azure"
@@ -181,7 +182,13 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 	}
 	ops.busy = eng.Filling
 	eng.SetRules(set, creds)
-	ctl, err := openControl(cfg, log.Named("control"), eng, index, ops.col, promReg)
+	var pins deploy.Pinner = ops.col
+	if be.azure != nil {
+		// The store is contacted once it answers: the control loop's
+		// first reconcile syncs the pins then.
+		pins = readyPins{Pinner: ops.col, ready: &ops.ready}
+	}
+	ctl, err := openControl(cfg, log.Named("control"), eng, index, pins, promReg)
 	if err != nil {
 		index.Close()
 		return nil, err
