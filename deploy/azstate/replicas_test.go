@@ -14,6 +14,7 @@ import (
 	"github.com/airlock/airlock/deploy"
 	"github.com/airlock/airlock/deploy/azstate"
 	"github.com/airlock/airlock/internal/azuritetest"
+	"github.com/airlock/airlock/internal/promtest"
 	"github.com/airlock/airlock/rules"
 	"github.com/airlock/airlock/upstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -161,33 +162,11 @@ func refresh(t *testing.T, rs ...*replica) {
 	}
 }
 
-// counter reads a counter of r's metrics, with labels.
-func (r *replica) counter(t *testing.T, name string, labels map[string]string) float64 {
+// counter is the sum of counter name's series of r with the labels
+// (name1, value1, ...).
+func (r *replica) counter(t *testing.T, name string, labels ...string) float64 {
 	t.Helper()
-	mfs, err := r.prom.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			got := map[string]string{}
-			for _, l := range m.GetLabel() {
-				got[l.GetName()] = l.GetValue()
-			}
-			for k, v := range labels {
-				if got[k] != v {
-					continue next
-				}
-			}
-			sum += m.GetCounter().GetValue()
-		}
-	}
-	return sum
+	return promtest.Sum(t, r.prom, name, labels...)
 }
 
 func rule(name, repo string) deploy.CacheRule {
@@ -251,7 +230,7 @@ func testRuleServedEverywhere(t *testing.T, srv *azuritetest.Server) {
 		t.Fatal(err)
 	}
 	waitFor(t, 40*every, "A stops serving the rule B deleted", func() bool { return !a.eng.serves("dotnet/runtime") })
-	if a.counter(t, "airlock_control_state_reloads_total", nil) < 2 {
+	if a.counter(t, "airlock_control_state_reloads_total") < 2 {
 		t.Fatal("A's reloads were not counted")
 	}
 }
@@ -315,7 +294,7 @@ func testConcurrentChanges(t *testing.T, srv *azuritetest.Server) {
 			}
 		}
 	}
-	t.Logf("stale saves retried: %v + %v", rs[0].counter(t, "airlock_control_state_stale_saves_total", nil), rs[1].counter(t, "airlock_control_state_stale_saves_total", nil))
+	t.Logf("stale saves retried: %v + %v", rs[0].counter(t, "airlock_control_state_stale_saves_total"), rs[1].counter(t, "airlock_control_state_stale_saves_total"))
 }
 
 // Both replicas pin the same bootstrap images, from the shared state, and
@@ -396,8 +375,7 @@ func testReconcileConverges(t *testing.T, srv *azuritetest.Server) {
 	}
 	reconcileAll(t, rs, 3)
 	for _, kind := range []string{"cacheRule", "privateEndpoint", "dnsRecord"} {
-		n := a.counter(t, "airlock_control_repairs_total", map[string]string{"kind": kind}) +
-			b.counter(t, "airlock_control_repairs_total", map[string]string{"kind": kind})
+		n := a.counter(t, "airlock_control_repairs_total", "kind", kind) + b.counter(t, "airlock_control_repairs_total", "kind", kind)
 		want := 1.0
 		if kind == "dnsRecord" {
 			want = 2 // <registry> and <registry>.<region>.data
@@ -470,11 +448,11 @@ func testEndpointNotFought(t *testing.T, srv *azuritetest.Server) {
 	}
 	reconcileAll(t, rs, 4)
 	resets := func(kind string) float64 {
-		l := map[string]string{"action": "reset"}
+		l := []string{"action", "reset"}
 		if kind != "" {
-			l["kind"] = kind
+			l = append(l, "kind", kind)
 		}
-		return rs[0].counter(t, "airlock_control_repairs_total", l) + rs[1].counter(t, "airlock_control_repairs_total", l)
+		return rs[0].counter(t, "airlock_control_repairs_total", l...) + rs[1].counter(t, "airlock_control_repairs_total", l...)
 	}
 	if n := resets(""); n != 0 {
 		t.Fatalf("replicas reset %v resources of each other's", n)
