@@ -69,6 +69,10 @@ func TestDependencyDirection(t *testing.T) {
 		// the engine's SetRules (RuleSetter); never cache internals.
 		{"deploy", []string{"deploy/aks", "rules", "upstream"}},
 		{"deploy/badgerstore", []string{"deploy", "deploy/aks", "rules", "upstream"}},
+		// The control state shared by replicas: the contract and the
+		// container client; the stores' suite only the contract.
+		{"deploy/azstate", []string{"deploy", "deploy/aks", "rules", "upstream", "storage/azure"}},
+		{"deploy/storetest", []string{"deploy", "deploy/aks", "rules", "upstream"}},
 		{"deploy/adminapi", []string{"deploy", "deploy/aks", "rules", "upstream"}},
 		// The control CLI builds admin API calls: it knows the API, not the
 		// service's storage or the data plane.
