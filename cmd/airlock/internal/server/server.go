@@ -155,9 +155,11 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 		opts = append(opts, engine.WithClock(o.now))
 	}
 	var node *cluster.Node
+	var relay *peers
 	if be.azure != nil && be.azure.node != nil {
 		node = be.azure.node
-		opts = append(opts, engine.WithCluster(&peers{node: node, maxManifest: maxManifest(cfg)}, be.azure.store))
+		relay = &peers{node: node, maxManifest: maxManifest(cfg)}
+		opts = append(opts, engine.WithCluster(relay, be.azure.store))
 		ops.onReady = node.Members.SetReady
 	}
 	var aopts []acrauth.Option
@@ -188,10 +190,13 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 		// first reconcile syncs the pins then.
 		pins = readyPins{Pinner: ops.col, ready: &ops.ready}
 	}
-	ctl, err := openControl(cfg, log.Named("control"), eng, index, pins, promReg)
+	ctl, err := openControl(cfg, log.Named("control"), be, eng, index, pins, promReg)
 	if err != nil {
 		index.Close()
 		return nil, err
+	}
+	if relay != nil {
+		relay.control = ctl.svc.Version
 	}
 	defer func() {
 		if err != nil { // a later step failed: release the control state
@@ -219,7 +224,7 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 	}
 	var peer http.Handler
 	if node != nil {
-		if peer, err = peerSurface(cfg, node, eng, ops, log); err != nil {
+		if peer, err = peerSurface(cfg, node, eng, ops, ctl.svc, log); err != nil {
 			index.Close()
 			return nil, err
 		}
