@@ -38,13 +38,15 @@ image:
 	docker build -t $(IMAGE) .
 
 # make run NODES=2: the lab with two emulated AKS nodes (root, containerd);
+# make run REPLICAS=3: three airlock replicas on Azurite (scripts/install-tools.sh azurite);
 # LAB_FLAGS: more flags of airlock lab, e.g. other ports:
 # make run LAB_FLAGS='--listen 127.0.0.1:5050 --mar-listen 127.0.0.1:6060'.
 # Without them the command is exactly `bin/airlock lab`.
 NODES     ?=
+REPLICAS  ?=
 LAB_FLAGS ?=
 run: build
-	$(BIN) lab$(if $(NODES), --nodes $(NODES))$(if $(LAB_FLAGS), $(LAB_FLAGS))
+	$(BIN) lab$(if $(NODES), --nodes $(NODES))$(if $(REPLICAS), --replicas $(REPLICAS))$(if $(LAB_FLAGS), $(LAB_FLAGS))
 
 # External tools the tests use: the OCI conformance suite, crane, oras and
 # containerd 2.x (pinned, in bin/tools); containerd 1.6, skopeo and iproute2

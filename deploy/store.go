@@ -165,6 +165,11 @@ func (s *Service) Follow(ctx context.Context, interval time.Duration) {
 	}
 }
 
+// Version is the version of the state served ("" before the first load or
+// when nothing was stored). Replicas sharing the store compare theirs: one
+// that serves an older state than a peer refreshes at once.
+func (s *Service) Version() string { return s.version() }
+
 // version is the version of the state served.
 func (s *Service) version() string {
 	s.mu.Lock()

@@ -89,9 +89,14 @@ func (reg *Registry) writeError(w http.ResponseWriter, r *http.Request, err erro
 	} else {
 		code := codeFor(err)
 		e = code.WithMessage(code.Message())
-		if code == errcode.ErrorCodeUnknown {
+		switch {
+		case code == errcode.ErrorCodeUnknown && reg.unavailable != nil && reg.unavailable(err):
+			reg.log.Warn("storage unreachable", zap.String("path", r.URL.Path), zap.Error(err))
+			e = errcode.ErrorCodeUnavailable.WithMessage("the storage cannot be reached; retry shortly")
+			w.Header().Set("Retry-After", "1")
+		case code == errcode.ErrorCodeUnknown:
 			reg.log.Error("internal error", zap.String("path", r.URL.Path), zap.Error(err))
-		} else {
+		default:
 			e = e.WithDetail(err.Error())
 		}
 	}

@@ -8,8 +8,9 @@ import (
 )
 
 // Option configures a Registry. The options, by topic: extra routes
-// (WithRoute, WithPublicRoute), authentication (WithAuth) and request
-// limits (WithMaxManifestSize, WithBodyIdleTimeout).
+// (WithRoute, WithPublicRoute), authentication (WithAuth), storage
+// failures (WithUnavailable) and request limits (WithMaxManifestSize,
+// WithBodyIdleTimeout).
 type Option func(*Registry)
 
 // Routes.
@@ -39,6 +40,13 @@ func WithPublicRoute(prefix, label string, h http.Handler) Option {
 // WithAuth turns authentication and authorization on: every request but
 // /healthz and public routes must satisfy a.
 func WithAuth(a auth.Authorizer) Option { return func(r *Registry) { r.authz = a } }
+
+// Storage failures.
+
+// WithUnavailable answers 503 UNAVAILABLE (with Retry-After), rather than
+// 500 UNKNOWN, for the failures f recognises: a shared store that cannot
+// be reached is unavailable, and never "unknown".
+func WithUnavailable(f func(error) bool) Option { return func(r *Registry) { r.unavailable = f } }
 
 // Request limits.
 

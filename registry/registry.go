@@ -25,6 +25,8 @@ type Registry struct {
 	now    func() time.Time
 	authz  auth.Authorizer // nil: auth off (WithAuth)
 	limits limits
+	// unavailable recognises storage failures answered 503 (nil: none).
+	unavailable func(error) bool
 }
 
 // New returns a registry serving src.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock/airlock/cache/meta/azmeta"
 	"github.com/airlock/airlock/internal/azuritetest"
 	"github.com/airlock/airlock/internal/promtest"
 	"github.com/airlock/airlock/storage/azure"
@@ -93,10 +94,25 @@ func TestAzurite(t *testing.T) {
 	t.Run("ClaimHolderDead", func(t *testing.T) { t.Parallel(); testClaimHolderDead(t, e) })
 	t.Run("ClaimRestartedHolder", func(t *testing.T) { t.Parallel(); testClaimRestartedHolder(t, e) })
 	t.Run("ThreeNodes", func(t *testing.T) { t.Parallel(); testThreeNodes(t, e) })
+	t.Run("DisagreeingViews", func(t *testing.T) { t.Parallel(); testDisagreeingViews(t, e) })
 	t.Run("ClaimUnnamedHolder", func(t *testing.T) { t.Parallel(); testClaimUnnamedHolder(t, e) })
 	// The two that wait out a lease run beside each other.
 	t.Run("ClaimStalledHolder", func(t *testing.T) { t.Parallel(); testClaimStalledHolder(t, e) })
 	t.Run("ClaimRenewedThenLost", func(t *testing.T) { t.Parallel(); testClaimRenewedThenLost(t, e) })
+}
+
+// azKeys is the key store serve gives a node: the metadata index's
+// secrets, on the container c.
+func azKeys(t *testing.T, c *azure.Container) KeyStore {
+	t.Helper()
+	idx, err := azmeta.New(context.Background(), c, zaptest.NewLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idx.Close() })
+	return KeyStoreFunc(func(ctx context.Context, name string, create func() ([]byte, error)) ([]byte, error) {
+		return idx.Secret(ctx, azmeta.SecretName(name), create)
+	})
 }
 
 func testPeerKeyOneWinner(t *testing.T, e *azEnv) {
@@ -106,7 +122,7 @@ func testPeerKeyOneWinner(t *testing.T, e *azEnv) {
 	var wg sync.WaitGroup
 	creds := make(chan *Credential, replicas*each)
 	for range replicas {
-		ks := NewAzureKeys(e.open(t, name))
+		ks := azKeys(t, e.open(t, name))
 		for range each {
 			wg.Go(func() {
 				c, err := LoadPeerKey(ctx, ks)
@@ -124,7 +140,7 @@ func testPeerKeyOneWinner(t *testing.T, e *azEnv) {
 	for c := range creds {
 		if first == nil {
 			first = c
-		} else if !bytes.Equal(c.key, first.key) {
+		} else if !bytes.Equal(*c.key.Load(), *first.key.Load()) {
 			t.Fatal("replicas hold different peer keys")
 		}
 	}
@@ -132,7 +148,7 @@ func testPeerKeyOneWinner(t *testing.T, e *azEnv) {
 		t.Fatal("no replica loaded a key")
 	}
 	stored, _, err := e.open(t, name).Get(ctx, PeerKeyName)
-	if err != nil || !bytes.Equal(stored, first.key) {
+	if err != nil || !bytes.Equal(stored, *first.key.Load()) {
 		t.Fatalf("stored key differs: %v", err)
 	}
 
@@ -141,7 +157,7 @@ func testPeerKeyOneWinner(t *testing.T, e *azEnv) {
 	if _, err := bad.Put(ctx, PeerKeyName, []byte("short"), azure.Cond{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadPeerKey(ctx, NewAzureKeys(bad)); err == nil {
+	if _, err := LoadPeerKey(ctx, azKeys(t, bad)); err == nil {
 		t.Fatal("a 5-byte stored key was accepted")
 	}
 	if b, _, _ := bad.Get(ctx, PeerKeyName); string(b) != "short" {

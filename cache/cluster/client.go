@@ -48,8 +48,9 @@ type Transport struct {
 
 var _ http.RoundTripper = (*Transport)(nil)
 
-// RoundTrip signs a copy of r and sends it. Errors wrap ErrHopLimit
-// before anything is sent, or ErrUnreachable when the dial failed.
+// RoundTrip signs a copy of r and sends it. Errors wrap ErrHopLimit or
+// ErrNoKey before anything is sent, or ErrUnreachable when the dial
+// failed.
 func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	hop := 1
 	if p, ok := FromPeer(r.Context()); ok {
@@ -62,7 +63,12 @@ func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("%w: %s %s would be hop %d", ErrHopLimit, r.Method, r.URL.Redacted(), hop)
 	}
 	r2 := r.Clone(r.Context())
-	t.cred.Sign(r2, t.self, hop)
+	if err := t.cred.Sign(r2, t.self, hop); err != nil {
+		if r.Body != nil {
+			r.Body.Close()
+		}
+		return nil, fmt.Errorf("cluster: %s %s: %w", r.Method, r.URL.Redacted(), err)
+	}
 	resp, err := t.base.RoundTrip(r2)
 	if err != nil {
 		var op *net.OpError

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,6 +40,9 @@ var (
 	ErrStale = errors.New("cluster: peer request time outside the allowed skew")
 	// ErrBadSignature means a header is malformed or the MAC is wrong.
 	ErrBadSignature = errors.New("cluster: bad peer request signature")
+	// ErrNoKey means the peer key is not loaded yet (Node.LoadKey): this
+	// replica can neither sign nor verify.
+	ErrNoKey = errors.New("cluster: peer key not loaded yet")
 )
 
 // sigVersion prefixes the signature header and the signed text.
@@ -47,35 +51,57 @@ const sigVersion = "v1"
 // Credential signs and verifies requests between replicas with the
 // cluster's peer key. It is safe for concurrent use.
 type Credential struct {
-	key []byte
+	key atomic.Pointer[[]byte] // nil until the key is loaded
 }
 
 // NewCredential returns the credential of a KeySize-byte key.
 func NewCredential(key []byte) (*Credential, error) {
-	if len(key) != KeySize {
-		return nil, fmt.Errorf("cluster: peer key has %d bytes, want %d", len(key), KeySize)
+	c := &Credential{}
+	if err := c.setKey(key); err != nil {
+		return nil, err
 	}
-	return &Credential{key: append([]byte(nil), key...)}, nil
+	return c, nil
+}
+
+// setKey gives the credential its KeySize-byte key.
+func (c *Credential) setKey(key []byte) error {
+	if len(key) != KeySize {
+		return fmt.Errorf("cluster: peer key has %d bytes, want %d", len(key), KeySize)
+	}
+	k := append([]byte(nil), key...)
+	c.key.Store(&k)
+	return nil
 }
 
 // Sign adds the peer headers to r (a client request) as sent now by
-// from, hop hops away from the client.
-func (c *Credential) Sign(r *http.Request, from string, hop int) {
-	c.signAt(r, from, hop, time.Now())
+// from, hop hops away from the client. It fails with ErrNoKey before the
+// key is loaded.
+func (c *Credential) Sign(r *http.Request, from string, hop int) error {
+	return c.signAt(r, from, hop, time.Now())
 }
 
-func (c *Credential) signAt(r *http.Request, from string, hop int, at time.Time) {
+func (c *Credential) signAt(r *http.Request, from string, hop int, at time.Time) error {
+	key := c.key.Load()
+	if key == nil {
+		return ErrNoKey
+	}
 	ts := strconv.FormatInt(at.Unix(), 10)
 	h := strconv.Itoa(hop)
 	r.Header.Set(HeaderPeer, from)
 	r.Header.Set(HeaderTime, ts)
 	r.Header.Set(HeaderHop, h)
-	r.Header.Set(HeaderSignature, sigVersion+"="+base64.RawURLEncoding.EncodeToString(c.mac(r.Method, target(r), ts, from, h)))
+	r.Header.Set(HeaderSignature, sigVersion+"="+base64.RawURLEncoding.EncodeToString(mac(*key, r.Method, target(r), ts, from, h)))
+	return nil
 }
 
 // Verify checks r's peer headers (r as received by a server) and returns
-// who sent it. Errors wrap ErrUnsigned, ErrStale or ErrBadSignature.
+// who sent it. Errors wrap ErrUnsigned, ErrStale, ErrBadSignature or
+// ErrNoKey.
 func (c *Credential) Verify(r *http.Request) (Peer, error) {
+	key := c.key.Load()
+	if key == nil {
+		return Peer{}, ErrNoKey
+	}
 	var v [4]string
 	for i, name := range []string{HeaderPeer, HeaderTime, HeaderHop, HeaderSignature} {
 		vals := r.Header.Values(name)
@@ -93,7 +119,7 @@ func (c *Credential) Verify(r *http.Request) (Peer, error) {
 	if err != nil {
 		return Peer{}, fmt.Errorf("%w: not base64url", ErrBadSignature)
 	}
-	if !hmac.Equal(got, c.mac(r.Method, target(r), ts, from, hs)) {
+	if !hmac.Equal(got, mac(*key, r.Method, target(r), ts, from, hs)) {
 		return Peer{}, ErrBadSignature
 	}
 	// The fields are authentic from here on; now check what they say.
@@ -111,9 +137,9 @@ func (c *Credential) Verify(r *http.Request) (Peer, error) {
 	return Peer{Addr: from, Hop: hop}, nil
 }
 
-// mac is the HMAC of one request's signed fields.
-func (c *Credential) mac(method, target, ts, from, hop string) []byte {
-	m := hmac.New(sha256.New, c.key)
+// mac is the HMAC with key of one request's signed fields.
+func mac(key []byte, method, target, ts, from, hop string) []byte {
+	m := hmac.New(sha256.New, key)
 	for _, s := range []string{"airlock-peer-" + sigVersion, method, target, ts, from, hop} {
 		m.Write([]byte(s))
 		m.Write([]byte{'\n'})

@@ -75,7 +75,12 @@
 // background until Release (which deletes the record) or until it is lost.
 // A contender that finds the lease held by a live holder relays from that
 // holder; one that finds the lease expired, or held by a replica that
-// membership says is dead (or by an earlier run of itself), breaks it
-// (If-Match the ETag read) and takes the fill over. Every write of a
-// holder carries its lease ID, so a stalled ex-holder's write fails.
+// membership says is dead and that does not answer a ping either (views
+// lag and may differ: a holder the view does not know is asked), or by an
+// earlier run of itself, breaks it (If-Match the ETag read) and takes the
+// fill over. Every write of a holder carries its lease ID, so a stalled
+// ex-holder's write fails.
+//
+// NewNode contacts nothing; LoadKey reads the peer key from a KeyStore
+// (serve keeps it with the metadata index's secrets, azmeta.Index.Secret).
 package cluster

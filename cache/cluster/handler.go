@@ -42,7 +42,8 @@ type peerHandler struct {
 
 // PeerHandler serves the peer surface under PeerPrefix (mount it at
 // PeerPrefix+"/", without client auth): every request must be signed
-// with cred (else 401 with OCI error JSON) and GET or HEAD (else 405).
+// with cred (else 401 with OCI error JSON; 503 while cred has no key yet)
+// and GET or HEAD (else 405).
 // PingPath answers 200 with this replica's address in HeaderPeer while it
 // is ready, else 503; PeerPrefix+"/v2/..." is passed to inner as
 // "/v2/...", its context marked with the sender (FromPeer). inner is the
@@ -54,7 +55,7 @@ func PeerHandler(inner http.Handler, cred *Credential, self string, log *zap.Log
 		ready: func() bool { return true },
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "airlock_cluster_peer_rejected_total",
-			Help: "Requests to the peer endpoints refused for want of a valid peer signature, by reason (unsigned, stale, bad).",
+			Help: "Requests to the peer endpoints refused for want of a valid peer signature, by reason (unsigned, stale, bad; nokey: this replica has not loaded the peer key yet).",
 		}, []string{"reason"}),
 	}
 	for _, o := range opts {
@@ -72,6 +73,12 @@ func (h *peerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := h.cred.Verify(r)
+	if errors.Is(err, ErrNoKey) {
+		h.rejected.WithLabelValues("nokey").Inc()
+		w.Header().Set("Retry-After", "1")
+		ocierr.Write(w, r, http.StatusServiceUnavailable, errcode.ErrorCodeUnavailable.WithMessage("replica not ready: "+err.Error()))
+		return
+	}
 	if err != nil {
 		reason := "bad"
 		switch {

@@ -16,9 +16,9 @@ func TestMemKeysCreateOnce(t *testing.T) {
 	got := make(chan []byte, 8)
 	for i := range 8 {
 		wg.Go(func() {
-			b, err := ks.LoadOrCreate(context.Background(), "k", func() []byte {
+			b, err := ks.Secret(context.Background(), "k", func() ([]byte, error) {
 				gens.Add(1)
-				return []byte{byte(i)}
+				return []byte{byte(i)}, nil
 			})
 			if err != nil {
 				t.Error(err)
@@ -38,7 +38,7 @@ func TestMemKeysCreateOnce(t *testing.T) {
 		t.Fatalf("gen called %d times", gens.Load())
 	}
 	first[0] ^= 0xff // the caller's copy
-	if b, _ := ks.LoadOrCreate(context.Background(), "k", nil); b[0] == first[0] {
+	if b, _ := ks.Secret(context.Background(), "k", nil); b[0] == first[0] {
 		t.Fatal("a caller changed the stored record")
 	}
 }
@@ -51,12 +51,12 @@ func TestLoadPeerKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	c2, err := LoadPeerKey(context.Background(), &ks)
-	if err != nil || !bytes.Equal(c1.key, c2.key) || bytes.Equal(c1.key, make([]byte, KeySize)) {
+	if err != nil || !bytes.Equal(*c1.key.Load(), *c2.key.Load()) || bytes.Equal(*c1.key.Load(), make([]byte, KeySize)) {
 		t.Fatalf("second load: %v", err)
 	}
 	var other MemKeys
 	c3, _ := LoadPeerKey(context.Background(), &other)
-	if bytes.Equal(c1.key, c3.key) {
+	if bytes.Equal(*c1.key.Load(), *c3.key.Load()) {
 		t.Fatal("two clusters made the same key")
 	}
 	bad := &MemKeys{m: map[string][]byte{PeerKeyName: []byte("short")}}

@@ -40,16 +40,18 @@ type Node struct {
 	// Fills claims fill records.
 	Fills *Fills
 
+	keys KeyStore
 	cred *Credential
 	log  *zap.Logger
 	reg  prometheus.Registerer
 }
 
-// NewNode loads (or creates) the peer key in store and builds the replica
-// cfg describes (valid and enabled). It fails if the store cannot be read.
-// The replica is not live in its own view before Members.SetReady(true),
-// and learns of its peers once Run runs.
-func NewNode(ctx context.Context, cfg Config, store *azure.Container, log *zap.Logger, reg prometheus.Registerer, opts ...NodeOption) (*Node, error) {
+// NewNode builds the replica cfg describes (valid and enabled) on the
+// shared container store, its peer key kept in keys. It contacts nothing:
+// the replica can neither sign nor verify peer requests before LoadKey,
+// is not live in its own view before Members.SetReady(true), and learns of
+// its peers once Run runs.
+func NewNode(cfg Config, store *azure.Container, keys KeyStore, log *zap.Logger, reg prometheus.Registerer, opts ...NodeOption) (*Node, error) {
 	var o nodeOptions
 	for _, opt := range opts {
 		opt(&o)
@@ -58,19 +60,27 @@ func NewNode(ctx context.Context, cfg Config, store *azure.Container, log *zap.L
 	if err != nil {
 		return nil, err
 	}
-	cred, err := LoadPeerKey(ctx, NewAzureKeys(store))
-	if err != nil {
-		return nil, err
-	}
+	cred := &Credential{}
 	client, err := NewClient(cred, m.Self(), m, reg, o.client...)
 	if err != nil {
 		return nil, err
 	}
-	fills, err := NewFills(store, m.Self(), m, cfg.Lease(), log, reg)
+	fills, err := NewFills(store, m.Self(), confirmedLiveness{m: m, p: client}, cfg.Lease(), log, reg)
 	if err != nil {
 		return nil, err
 	}
-	return &Node{Members: m, Client: client, Fills: fills, cred: cred, log: log, reg: reg}, nil
+	return &Node{Members: m, Client: client, Fills: fills, keys: keys, cred: cred, log: log, reg: reg}, nil
+}
+
+// LoadKey loads the peer key from the key store, creating it if no
+// replica did yet. It fails if the store cannot be read or holds a key of
+// the wrong size.
+func (n *Node) LoadKey(ctx context.Context) error {
+	key, err := loadKey(ctx, n.keys)
+	if err != nil {
+		return err
+	}
+	return n.cred.setKey(key)
 }
 
 // Handler is the peer surface in front of inner (the registry's OCI

@@ -28,10 +28,14 @@ type liveNode struct {
 func startNode(t *testing.T, e *azEnv, container string, ln net.Listener, peers []string) *liveNode {
 	t.Helper()
 	self := ln.Addr().String()
-	n, err := NewNode(context.Background(), Config{Self: self, Peers: peers}, e.open(t, container),
+	ctr := e.open(t, container)
+	n, err := NewNode(Config{Self: self, Peers: peers}, ctr, azKeys(t, ctr),
 		zaptest.NewLogger(t).Named(self), prometheus.NewRegistry(),
 		WithMembershipOptions(WithProbeInterval(500*time.Millisecond)))
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.LoadKey(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	h, err := n.Handler(&fakeRegistry{blob: []byte("served by " + self)})
@@ -179,5 +183,46 @@ func testThreeNodes(t *testing.T, e *azEnv) {
 	ns[2] = startNode(t, e, container, ln, peers)
 	if back := settled(t, "all three live again", ns, ks, peers...); !slices.Equal(back, before) {
 		t.Fatal("owners differ from before the replica left")
+	}
+}
+
+// Replicas whose views differ (here: B lists only itself) still fill a
+// blob once: B does not know A, but A answers, so B relays from A's claim
+// instead of breaking it; once A is gone for good, B takes over.
+func testDisagreeingViews(t *testing.T, e *azEnv) {
+	container := e.container()
+	la, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := la.Addr().String(), lb.Addr().String()
+	na := startNode(t, e, container, la, []string{a, b})
+	nb := startNode(t, e, container, lb, []string{b})
+	ctx := t.Context()
+	d := dgst("disagreeing views")
+	claim, holder, err := na.Fills.ClaimFill(ctx, d)
+	if err != nil || claim == nil {
+		t.Fatalf("A's claim: %v %q %v", claim, holder, err)
+	}
+	defer claim.Release(context.Background())
+	if nb.Members.IsLive(a) {
+		t.Fatal("B's view knows A")
+	}
+	got, holder, err := nb.Fills.ClaimFill(ctx, d)
+	if err != nil || got != nil || holder != a {
+		t.Fatalf("B claimed %v (holder %q, %v); want to relay from A", got, holder, err)
+	}
+	na.stop()
+	got, _, err = nb.Fills.ClaimFill(ctx, d)
+	if err != nil || got == nil {
+		t.Fatalf("B after A stopped: %v %v; want a takeover", got, err)
+	}
+	defer got.Release(ctx)
+	if prev, ok := got.Takeover(); !ok || prev.Holder != a {
+		t.Fatalf("takeover of %+v %v, want A's record", prev, ok)
 	}
 }

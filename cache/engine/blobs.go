@@ -129,8 +129,7 @@ func (e *Engine) confirm(ctx context.Context, repo string, d digest.Digest, t ta
 				return info.Size, nil // confirmed and linked just before
 			}
 		}
-		e.m.upstream(t.rule, "blob", "HEAD")
-		size, err := e.up.StatBlob(fctx, t.repo, d)
+		size, err := e.statBlob(fctx, repo, d, t)
 		if err != nil {
 			return nil, err
 		}
@@ -150,6 +149,20 @@ func (e *Engine) confirm(ctx context.Context, repo string, d digest.Digest, t ta
 		return 0, err
 	}
 	return v.(int64), nil
+}
+
+// statBlob asks for the size of repo's blob d: the digest's owner, or the
+// upstream when this replica owns it (or the owner is gone).
+func (e *Engine) statBlob(ctx context.Context, repo string, d digest.Digest, t target) (int64, error) {
+	if peer := e.peerFor(ctx, d.String()); peer != "" {
+		b, err := e.cluster.Blob(ctx, peer, repo, d, 0, true)
+		if !peerGone(err) {
+			return b.Size, err
+		}
+		e.log.Info("blob owner unreachable: asking the upstream", zap.String("owner", peer), zap.String("digest", d.String()), zap.Error(err))
+	}
+	e.m.upstream(t.rule, "blob", "HEAD")
+	return e.up.StatBlob(ctx, t.repo, d)
 }
 
 // open serves a committed blob from the store.
@@ -183,6 +196,8 @@ func (e *Engine) joinFill(ctx context.Context, repo string, d digest.Digest, t t
 			}
 			f := newFill(d, t)
 			f.repos[repo] = true
+			f.origin = repo
+			f.relayed = e.cluster != nil && e.cluster.Relayed(ctx)
 			f.acquire() // the leader's reference, released when the fill ends
 			return f, nil
 		})

@@ -1,7 +1,8 @@
 // Package engine is airlock's pull-through cache: it answers the cache
 // contract from the local content store and metadata index, and fills
 // misses from the upstream once per object, streaming to every waiter while
-// it verifies and stores.
+// it verifies and stores. Several engines sharing one store (replicas,
+// WithCluster) fill each object once between them (cluster.go).
 package engine
 
 import (
@@ -47,6 +48,10 @@ type Engine struct {
 	tagLists *lru[string, tagListing]           // upstream tag listings (taglist.go)
 
 	uploads uploads // push: where upload sessions live (upload.go)
+
+	cluster    Cluster               // nil: this engine is alone (cluster.go)
+	relaySpool content.LocalIngester // where relay fills keep their bytes; nil: the store
+	cm         *clusterMetrics       // with cluster
 
 	hooks hooks // test seams; zero in production
 }
@@ -123,6 +128,11 @@ func New(store content.Store, index Index, up upstream.Client, log *zap.Logger, 
 		return nil, fmt.Errorf("engine: metrics: %w", err)
 	}
 	e.m = m
+	if e.cluster != nil {
+		if e.cm, err = newClusterMetrics(reg); err != nil {
+			return nil, fmt.Errorf("engine: metrics: %w", err)
+		}
+	}
 	empty, _ := rules.NewSet(nil)
 	e.policy.Store(&policy{rules: empty, creds: map[string]upstream.Credentials{}})
 	return e, nil
@@ -172,8 +182,11 @@ func (e *Engine) localTagList(t target) bool {
 
 // unknown returns ErrNameUnknown when repo holds nothing, else notFound.
 func (e *Engine) unknown(ctx context.Context, repo string, notFound error, what string) error {
-	if _, err := e.index.Repo(ctx, repo); errors.Is(err, meta.ErrNotFound) {
+	switch _, err := e.index.Repo(ctx, repo); {
+	case errors.Is(err, meta.ErrNotFound):
 		return fmt.Errorf("%w: %s", cache.ErrNameUnknown, repo)
+	case err != nil:
+		return err // the index failed: never "unknown"
 	}
 	return fmt.Errorf("%w: %s %s", notFound, repo, what)
 }

@@ -24,10 +24,31 @@ func (e *Engine) runFill(f *fill, c *flight.Call[*fill]) {
 	defer e.m.fillsInFlight.Dec()
 	log := e.log.With(zap.String("digest", f.d.String()), zap.String("rule", f.target.rule), zap.String("upstream", f.target.repo.String()))
 	start := e.now()
-	err := e.fetchBlob(ctx, f, log, start)
+	var err error
+	if e.cluster != nil && !f.private {
+		err = e.fetchClustered(ctx, f, log, start)
+	} else {
+		err = e.fetchBlob(ctx, f, log, start)
+	}
 	kept := f.isKept()
 	if err == nil && kept {
-		err = e.linkFilled(ctx, f)
+		// Verified and committed: every reader gets its last byte now.
+		// The links follow (they may wait while a collector decides, here
+		// or on another replica): until they are written the fill stays in
+		// the group, so a request for the blob meanwhile joins it and gets
+		// the committed bytes at once.
+		f.finish(nil)
+		if lerr := e.linkFilled(ctx, f); lerr != nil {
+			// The blob is committed; a request for it links it (confirm).
+			log.Warn("blob filled, but not linked to its repositories", zap.Error(lerr))
+		}
+	}
+	if f.claim != nil {
+		// After the commit and the links: a replica claiming next finds
+		// the blob committed.
+		if rerr := f.claim.Release(ctx); rerr != nil {
+			log.Warn("release the blob's fill record", zap.Error(rerr))
+		}
 	}
 	switch {
 	case errors.Is(err, errNoReaders):
@@ -49,12 +70,17 @@ func (e *Engine) runFill(f *fill, c *flight.Call[*fill]) {
 	} else {
 		defer e.private.Add(-1)
 	}
-	f.finish(err)
+	if err != nil || !kept {
+		f.finish(err)
+	}
 	f.release()
 }
 
 // linkFilled links the committed blob to the fill's repositories; a
-// repository added after this (addRepo) is linked by whoever adds it.
+// repository added after this (addRepo) is linked by whoever adds it. A
+// link that raced a collector's section (meta.ErrRaced) is written again:
+// the blob was committed just now, so no collector deletes it (it is
+// younger than the grace period, and the fill is still running).
 func (e *Engine) linkFilled(ctx context.Context, f *fill) error {
 	f.mu.Lock()
 	f.linked = true
@@ -65,11 +91,32 @@ func (e *Engine) linkFilled(ctx context.Context, f *fill) error {
 	size := f.written
 	f.mu.Unlock()
 	for _, r := range repos {
-		if err := e.index.LinkBlob(ctx, r, f.d, meta.Blob{Size: size, Origin: meta.OriginCache, Added: e.now()}); err != nil {
+		err := relink(func() error {
+			return e.index.LinkBlob(ctx, r, f.d, meta.Blob{Size: size, Origin: meta.OriginCache, Added: e.now()})
+		})
+		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// relinks is how many times a link that raced an exclusive section is
+// written again.
+const relinks = 3
+
+// relink runs link, again while it fails with meta.ErrRaced (the second
+// write waits for the section that raced it to end). The caller knows
+// that what it links exists and is no collector's to delete: content it
+// wrote just now.
+func relink(link func() error) error {
+	var err error
+	for range relinks {
+		if err = link(); !errors.Is(err, meta.ErrRaced) {
+			return err
+		}
+	}
+	return err
 }
 
 // fetchBlob streams the upstream body into an ingest, resuming with Range
@@ -92,43 +139,24 @@ func (e *Engine) fetchBlob(ctx context.Context, f *fill, log *zap.Logger, start 
 	f.started(sp, kept, body.Size)
 	size := body.Size
 	sr := newStallReader(body.Body, e.stallTimeout)
-	buf := make([]byte, 256<<10)
+	buf := make([]byte, fillBuffer)
+	count := func(n int) { e.m.upBytes.WithLabelValues(rule).Add(float64(n)) }
 	var written int64
 	attempts := 0
 	for {
-		n, rerr := sr.readChunk(buf)
-		if n > 0 {
-			if size >= 0 && written+int64(n) > size {
-				sr.Close()
-				return fmt.Errorf("%w: more than the %d bytes it announced", errBadUpstream, size)
-			}
-			if !kept {
-				if err := f.waitRoom(ctx, int64(n), e.stallTimeout); err != nil {
-					sr.Close()
-					return err
-				}
-			}
-			if _, err := sp.Write(buf[:n]); err != nil {
-				sr.Close()
+		var brk *bodyBroken
+		if written, err = e.pump(ctx, f, sp, kept, sr, written, size, buf, count); !errors.As(err, &brk) {
+			if err != nil {
 				return err
 			}
-			written += int64(n)
-			e.m.upBytes.WithLabelValues(rule).Add(float64(n))
-			f.progress(written)
-		}
-		if rerr == nil {
-			continue
-		}
-		sr.Close()
-		if errors.Is(rerr, io.EOF) && (size < 0 || written == size) {
 			break
 		}
 		// A broken body: resume from where it stopped.
 		attempts++
 		if attempts > e.resumeAttempts {
-			return fmt.Errorf("%w: body broken after %d bytes, %d resumes: %v", errBadUpstream, written, attempts-1, rerr)
+			return fmt.Errorf("%w: body broken after %d bytes, %d resumes: %v", errBadUpstream, written, attempts-1, brk.cause)
 		}
-		log.Info("resuming broken upstream body", zap.Int64("offset", written), zap.Int("attempt", attempts), zap.NamedError("cause", rerr))
+		log.Info("resuming broken upstream body", zap.Int64("offset", written), zap.Int("attempt", attempts), zap.NamedError("cause", brk.cause))
 		next, err := e.resume(ctx, f, written, size, attempts)
 		if err != nil {
 			return err
@@ -136,6 +164,52 @@ func (e *Engine) fetchBlob(ctx context.Context, f *fill, log *zap.Logger, start 
 		sr = newStallReader(next.Body, e.stallTimeout)
 	}
 	return sp.commit(ctx)
+}
+
+// fillBuffer is the size of a fill's read buffer.
+const fillBuffer = 256 << 10
+
+// bodyBroken is how pump says a body broke before its end: the fill may
+// go on from the offset reached, with another request.
+type bodyBroken struct{ cause error }
+
+func (b *bodyBroken) Error() string { return "body broken: " + b.cause.Error() }
+
+// pump copies the body sr into sp from offset written until the body
+// ends (nil) or breaks (a *bodyBroken), and returns the offset reached;
+// any other error ends the fill. count is told of every chunk written.
+// It closes sr.
+func (e *Engine) pump(ctx context.Context, f *fill, sp spool, kept bool, sr *stallReader, written, size int64, buf []byte, count func(int)) (int64, error) {
+	for {
+		n, rerr := sr.readChunk(buf)
+		if n > 0 {
+			if size >= 0 && written+int64(n) > size {
+				sr.Close()
+				return written, fmt.Errorf("%w: more than the %d bytes it announced", errBadUpstream, size)
+			}
+			if !kept {
+				if err := f.waitRoom(ctx, int64(n), e.stallTimeout); err != nil {
+					sr.Close()
+					return written, err
+				}
+			}
+			if _, err := sp.Write(buf[:n]); err != nil {
+				sr.Close()
+				return written, err
+			}
+			written += int64(n)
+			count(n)
+			f.progress(written)
+		}
+		if rerr == nil {
+			continue
+		}
+		sr.Close()
+		if errors.Is(rerr, io.EOF) && (size < 0 || written == size) {
+			return written, nil
+		}
+		return written, &bodyBroken{cause: rerr}
+	}
 }
 
 // resume re-requests the blob from offset. If the upstream ignores Range it

@@ -29,6 +29,14 @@ type fill struct {
 	// private is true for a fill no other request can join (it is not in
 	// the engine's fill group): a late request's own pass-through.
 	private bool
+	// Of a replica of a cluster (clusterfill.go): the repository of the
+	// request that started the fill (relays ask for it), whether a peer
+	// relayed that request (the fill never goes to the owner then), and
+	// the fill record's claim while this replica holds it. Only the
+	// fill's goroutine touches claim.
+	origin  string
+	relayed bool
+	claim   FillClaim
 
 	ready     chan struct{} // closed once size is known, or the fill ended
 	readyOnce sync.Once
@@ -67,11 +75,14 @@ func (f *fill) hasRepo(repo string) bool {
 }
 
 // addRepo records that repo may share the blob and is to be linked to it.
-// It reports false when the fill has linked its repositories already (it
-// committed): the caller links repo itself.
+// It reports false when the fill is linking its repositories already (it
+// committed) and repo is not one of them: the caller links repo itself.
 func (f *fill) addRepo(repo string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.repos[repo] {
+		return true // linked by the fill
+	}
 	if f.linked {
 		return false
 	}

@@ -25,6 +25,16 @@ func (e *Engine) Tags(ctx context.Context, repo, last string, n int) ([]string, 
 		return nil, false, fmt.Errorf("%w: %q", cache.ErrNameInvalid, repo)
 	}
 	if t := e.resolve(repo); t.cached() && !e.localTagList(t) {
+		if peer := e.peerFor(ctx, repo); peer != "" {
+			tags, more, err := e.cluster.Tags(ctx, peer, repo, last, n)
+			if err == nil {
+				return tags, more, nil
+			}
+			if !peerGone(err) {
+				return nil, false, upstreamErr(err, cache.ErrNameUnknown, repo)
+			}
+			e.log.Info("tag listing owner unreachable: listing here", zap.String("owner", peer), zap.String("repo", repo), zap.Error(err))
+		}
 		return e.unionTags(ctx, repo, last, n, t)
 	}
 	tags, more, err := e.index.Tags(ctx, repo, last, n)
@@ -32,8 +42,11 @@ func (e *Engine) Tags(ctx context.Context, repo, last string, n int) ([]string, 
 		return nil, false, err
 	}
 	if len(tags) == 0 && last == "" {
-		if _, err := e.index.Repo(ctx, repo); errors.Is(err, meta.ErrNotFound) {
+		switch _, err := e.index.Repo(ctx, repo); {
+		case errors.Is(err, meta.ErrNotFound):
 			return nil, false, fmt.Errorf("%w: %s", cache.ErrNameUnknown, repo)
+		case err != nil:
+			return nil, false, err
 		}
 	}
 	return tags, more, nil

@@ -58,8 +58,11 @@ func (e *Engine) unionTags(ctx context.Context, repo, last string, n int, t targ
 	}
 	all := union(up.tags, local)
 	if len(all) == 0 && up.missing {
-		if _, err := e.index.Repo(ctx, repo); errors.Is(err, meta.ErrNotFound) {
+		switch _, err := e.index.Repo(ctx, repo); {
+		case errors.Is(err, meta.ErrNotFound):
 			return nil, false, fmt.Errorf("%w: %s", cache.ErrNameUnknown, repo)
+		case err != nil:
+			return nil, false, err
 		}
 	}
 	page, more := pageOf(all, last, n)

@@ -14,8 +14,13 @@ import (
 //   - One at a time. Each collection decides and deletes inside the
 //     index's Exclusive section, which a shared index holds cluster-wide
 //     (azmeta: a lease on meta/exclusive); a second replica's collector
-//     waits for it. The store is walked inside the section, so a
-//     collector that waited sees what the other one deleted.
+//     waits for it. The store is walked within the section, so a
+//     collector that waited sees what the other one deleted: in its first
+//     part, where links still go on (azmeta's announcement, while the
+//     settle time passes), when the index has one. Links wait only while
+//     the collector reads the index, decides and deletes; every wait
+//     (the replicas' reads settling into the shared log, the settle time)
+//     comes before.
 //   - Pins and pushed content are in the shared index: every collector
 //     honours them.
 //   - Never a blob being filled: before deleting a blob the collector
@@ -41,6 +46,14 @@ import (
 //     count within that time; reservations of writes in progress are per
 //     replica, so replicas filling at once may together pass the quota by
 //     what they reserved since the last walk.
+
+// preparer is an index whose Exclusive section begins with a part that
+// excludes other sections but not links (azmeta: the section announced,
+// settling): the collector walks the store there, so that links wait only
+// while it reads the index, decides and deletes.
+type preparer interface {
+	ExclusivePrepared(ctx context.Context, prepare, fn func(ctx context.Context) error) error
+}
 
 // FillChecker tells whether any replica is filling a blob
 // (cluster.FillRecords is one).

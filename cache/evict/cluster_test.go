@@ -46,15 +46,40 @@ type sectionIndex struct {
 }
 
 func (x sectionIndex) Exclusive(ctx context.Context, fn func(ctx context.Context) error) error {
-	return x.Index.Exclusive(ctx, func(ctx context.Context) error {
+	return x.ExclusivePrepared(ctx, nil, fn)
+}
+
+// ExclusivePrepared counts the section from the start of its preparation
+// to the end of fn (both under the lease).
+func (x sectionIndex) ExclusivePrepared(ctx context.Context, prepare, fn func(ctx context.Context) error) error {
+	out := func() {
+		x.s.mu.Lock()
+		x.s.in--
+		x.s.mu.Unlock()
+	}
+	entered := false
+	enter := func() {
+		entered = true
 		x.s.mu.Lock()
 		x.s.in++
 		x.s.max = max(x.s.max, x.s.in)
 		x.s.mu.Unlock()
-		defer func() {
-			x.s.mu.Lock()
-			x.s.in--
-			x.s.mu.Unlock()
+	}
+	defer func() {
+		if entered {
+			out()
+		}
+	}()
+	return x.Index.ExclusivePrepared(ctx, func(ctx context.Context) error {
+		enter()
+		if prepare != nil {
+			return prepare(ctx)
+		}
+		return nil
+	}, func(ctx context.Context) error {
+		defer func() { // before the lease goes
+			entered = false
+			out()
 		}()
 		return fn(ctx)
 	})

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/airlock/airlock/cache/content"
 	"github.com/airlock/airlock/cache/meta"
 	"github.com/opencontainers/go-digest"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 )
 
 // plan loads the index and decides what to evict: past the high
@@ -125,15 +127,26 @@ func (c *Collector) collect(ctx context.Context, need int64, began time.Time) (R
 		}
 	} else {
 		// Another replica's collection may have run while this one waited
-		// for the section: walk inside it.
-		err = c.index.Exclusive(ctx, func(ctx context.Context) error {
+		// for the section: walk within it, while links still go on if the
+		// index lets (prepared), else inside it.
+		walk := func(ctx context.Context) error {
 			var err error
-			if w, err = c.walk(ctx); err != nil {
-				return err
+			if w, err = c.walk(ctx); err == nil {
+				rep.Before = w.total
 			}
-			rep.Before = w.total
-			return c.apply(ctx, p, need, w, keepRead, &rep)
-		})
+			return err
+		}
+		decide := func(ctx context.Context) error { return c.apply(ctx, p, need, w, keepRead, &rep) }
+		if px, ok := c.index.(preparer); ok {
+			err = px.ExclusivePrepared(ctx, walk, decide)
+		} else {
+			err = c.index.Exclusive(ctx, func(ctx context.Context) error {
+				if err := walk(ctx); err != nil {
+					return err
+				}
+				return decide(ctx)
+			})
+		}
 	}
 	c.walked.Add(-rep.DeletedBytes)
 	rep.After = rep.Before - rep.DeletedBytes
@@ -173,20 +186,33 @@ func (c *Collector) apply(ctx context.Context, p *policy, need int64, w walked, 
 	rep.PinnedBytes = m.heldBy(func(n *node) bool { return n.pinned }, w.sizes)
 	rep.PushedBytes = m.heldBy(func(n *node) bool { return n.rec.Origin == meta.OriginPush }, w.sizes)
 	// Links first: a crash from here on leaves only unreferenced files.
+	// Repositories, then blobs, a few at a time: links wait meanwhile.
+	var mu sync.Mutex
 	var forget []accessKey
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(sectionConcurrency)
 	for _, r := range m.repos {
 		rm := r.removal
 		if len(rm.Tags)+len(rm.Manifests)+len(rm.Blobs) == 0 {
 			continue
 		}
-		if err := c.index.Remove(ctx, rm); err != nil {
-			return err
-		}
-		for _, d := range append(append([]digest.Digest(nil), rm.Manifests...), rm.Blobs...) {
-			forget = append(forget, accessKey{r.name, d})
-		}
+		g.Go(func() error {
+			if err := c.index.Remove(gctx, rm); err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, d := range append(append([]digest.Digest(nil), rm.Manifests...), rm.Blobs...) {
+				forget = append(forget, accessKey{r.name, d})
+			}
+			return nil
+		})
 	}
-	c.tracker.forget(forget)
+	err = g.Wait()
+	c.tracker.forget(forget) // what was removed before an error too
+	if err != nil {
+		return err
+	}
 	if len(m.stale) > 0 {
 		if err := c.index.DeleteAccess(ctx, m.stale); err != nil {
 			c.log.Warn("drop stale access times", zap.Error(err))
@@ -194,6 +220,8 @@ func (c *Collector) apply(ctx context.Context, p *policy, need int64, w walked, 
 	}
 	// Then the bytes.
 	now := c.now()
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(sectionConcurrency)
 	for d, info := range w.files {
 		if m.holders[d] > 0 || c.busy(d) {
 			continue
@@ -201,23 +229,32 @@ func (c *Collector) apply(ctx context.Context, p *policy, need int64, w walked, 
 		if !pl.freed[d] && now.Sub(info.ModTime) < c.grace {
 			continue // maybe a fill or push about to link it
 		}
-		if c.filling(ctx, d) {
-			continue // another replica is filling it: it links it next
-		}
-		if cur, err := c.store.Stat(ctx, d); err != nil || !cur.ModTime.Equal(info.ModTime) {
-			continue // gone, or written again since the walk: someone is committing it
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := c.store.Delete(ctx, d); err != nil {
-			if errors.Is(err, content.ErrNotFound) {
-				continue
+		g.Go(func() error {
+			if c.filling(gctx, d) {
+				return nil // another replica is filling it: it links it next
 			}
-			return err
-		}
-		rep.DeletedBlobs++
-		rep.DeletedBytes += info.Size
+			if cur, err := c.store.Stat(gctx, d); err != nil || !cur.ModTime.Equal(info.ModTime) {
+				return nil // gone, or written again since the walk: someone is committing it
+			}
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			if err := c.store.Delete(gctx, d); err != nil {
+				if errors.Is(err, content.ErrNotFound) {
+					return nil
+				}
+				return err
+			}
+			mu.Lock()
+			rep.DeletedBlobs++
+			rep.DeletedBytes += info.Size
+			mu.Unlock()
+			return nil
+		})
 	}
-	return nil
+	return g.Wait()
 }
+
+// sectionConcurrency bounds the removals and deletions a collection sends
+// at once while links wait for it.
+const sectionConcurrency = 8

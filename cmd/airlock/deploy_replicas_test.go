@@ -30,25 +30,20 @@ const (
 	testPodIP = "10.244.1.7"
 )
 
-// replicaConfig is airlock.yaml of the replicated layout.
+// replicaConfig is airlock.yaml of the replicated layout, with issue 13's
+// keys at hand.
 type replicaConfig struct {
-	*config.Config // every key but issue 13's
-	driver         string
-	azure          azure.Config
-	cluster        cluster.Config
+	*config.Config
+	driver  string
+	azure   azure.Config
+	cluster cluster.Config
 }
 
 var envRefRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
 // parseReplicaConfig expands the ${NAME} of text's values from env, as
 // config.Load does from the process's environment (a name env lacks is an
-// error), and decodes the result.
-//
-// Until the config package has issue 13's keys (storage.driver,
-// storage.azure, cluster), those are decoded strictly with the types that
-// define them (storage/azure, cache/cluster) and validated by them, and
-// the rest by config.Parse; once it has them, config.Parse of the whole
-// expanded text replaces the split.
+// error), and decodes and validates the result as serve does.
 func parseReplicaConfig(t *testing.T, text string, env map[string]string) replicaConfig {
 	t.Helper()
 	var root yaml.Node
@@ -82,36 +77,14 @@ func parseReplicaConfig(t *testing.T, text string, env map[string]string) replic
 	if err != nil {
 		t.Fatal(err)
 	}
-	var doc struct {
-		Storage struct {
-			Driver string         `yaml:"driver"`
-			Azure  azure.Config   `yaml:"azure"`
-			Rest   map[string]any `yaml:",inline"`
-		} `yaml:"storage"`
-		Cluster cluster.Config `yaml:"cluster"`
-		Rest    map[string]any `yaml:",inline"`
-	}
-	dec := yaml.NewDecoder(strings.NewReader(string(b)))
-	dec.KnownFields(true)
-	if err := dec.Decode(&doc); err != nil {
-		t.Fatalf("airlock.yaml: storage.azure or cluster: %v", err)
-	}
-	doc.Rest["storage"] = doc.Storage.Rest
-	rest, err := yaml.Marshal(doc.Rest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Parse(rest)
+	cfg, err := config.Parse(b)
 	if err != nil {
 		t.Fatalf("airlock.yaml: %v", err)
 	}
-	if err := doc.Storage.Azure.Validate(); err != nil {
-		t.Errorf("airlock.yaml: storage.azure: %v", err)
+	if cfg.Storage.Azure == nil {
+		t.Fatal("airlock.yaml: no storage.azure")
 	}
-	if err := doc.Cluster.Validate(); err != nil {
-		t.Errorf("airlock.yaml: %v", err)
-	}
-	return replicaConfig{Config: cfg, driver: doc.Storage.Driver, azure: doc.Storage.Azure, cluster: doc.Cluster}
+	return replicaConfig{Config: cfg, driver: cfg.Storage.Driver, azure: *cfg.Storage.Azure, cluster: cfg.Cluster}
 }
 
 // podEnv is container c's environment as the kubelet sets it in namespace

@@ -24,14 +24,22 @@ AKS nodes of the cluster: containerd daemons configured with the hosts.toml
 the control module writes, each in its own network namespace whose only
 route is airlock, and prints the command that pulls on each. They stop
 with the lab. Without root or containerd it says what is missing and runs
-without nodes.`,
+without nodes.
+
+With --replicas N (2 to 5) it runs N airlock replicas in one cluster, on
+--listen's port and the next ones, sharing a storage account emulated by
+Azurite (run from bin/tools/azurite, installed by
+scripts/install-tools.sh azurite; its data in --dir/azurite): each blob is
+fetched from the emulator once for all of them.`,
 		Example: `  airlock lab
   # 647 MiB of full-size layers, generated once into ./data/mar-catalog
   airlock lab --dir ./data --scale full
   # other ports
   airlock lab --listen 127.0.0.1:5050 --mar-listen 127.0.0.1:6060
   # two emulated AKS nodes (root, containerd): make run NODES=2
-  sudo bin/airlock lab --nodes 2`,
+  sudo bin/airlock lab --nodes 2
+  # three replicas on Azurite, on ports 5000, 5001 and 5002: make run REPLICAS=3
+  airlock lab --replicas 3`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Scale = catalog.Scale(scale)
@@ -46,6 +54,9 @@ without nodes.`,
 			if o.Nodes < 0 || o.Nodes > lab.MaxNodes {
 				return usagef("--nodes %d: want 0 to %d", o.Nodes, lab.MaxNodes)
 			}
+			if o.Replicas < 1 || o.Replicas > lab.MaxReplicas {
+				return usagef("--replicas %d: want 1 to %d", o.Replicas, lab.MaxReplicas)
+			}
 			return lab.Run(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -57,5 +68,6 @@ without nodes.`,
 	fs.Uint64Var(&o.Seed, "seed", 1, "catalog content seed")
 	fs.StringVar(&level, "log-level", "warn", "debug, info, warn or error")
 	fs.IntVar(&o.Nodes, "nodes", 0, "emulated AKS nodes: containerd daemons, each in its own network namespace (root, containerd)")
+	fs.IntVar(&o.Replicas, "replicas", 1, "airlock replicas in one cluster on Azurite, on --listen's port and the next ones (scripts/install-tools.sh azurite)")
 	return cmd
 }

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock/airlock/internal/azuritetest"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -43,15 +44,24 @@ func TestMain(m *testing.M) {
 		stop()
 		os.Exit(code)
 	}
-	code := m.Run()
+	code := azuritetest.Main(m) // the tests needing Azurite share one
 	if bin.dir != "" {
 		os.RemoveAll(bin.dir)
 	}
 	os.Exit(code)
 }
 
+// airlockBinary is $AIRLOCK_BIN (make sets it to bin/airlock), or a build
+// of this checkout.
 func airlockBinary(t *testing.T) string {
 	t.Helper()
+	if p := os.Getenv("AIRLOCK_BIN"); p != "" {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return abs
+	}
 	bin.once.Do(func() {
 		bin.dir, bin.err = os.MkdirTemp("", "airlock-test-bin")
 		if bin.err != nil {

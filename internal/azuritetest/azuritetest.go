@@ -1,32 +1,30 @@
 // Package azuritetest starts Azurite's blob service (the Azure Storage
 // emulator, installed by scripts/install-tools.sh azurite) for tests: one
 // process per call on a free 127.0.0.1 port with its data in a temp dir,
-// stopped when the test ends.
+// stopped when the test ends (Start), or one shared by a package's tests
+// (Shared, with Main in the package's TestMain).
 package azuritetest
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/airlock/airlock/internal/azurite"
 )
 
 // The well-known development account every Azurite accepts. The key is
 // public (documented by Azure for the emulator) and protects nothing.
 const (
-	AccountName = "devstoreaccount1"
-	AccountKey  = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+	AccountName = azurite.AccountName
+	AccountKey  = azurite.AccountKey
 )
 
 // Install is the command that installs Azurite into the repository.
@@ -46,100 +44,76 @@ type Server struct {
 	ServiceURL string
 	// AccountName and AccountKey are the development account's.
 	AccountName, AccountKey string
-}
+	// HTTPClient is a client for the SDK (azure.WithTransport) whose idle
+	// connections are closed when the server stops, so that no keep-alive
+	// goroutine outlives the tests (goleak).
+	HTTPClient *http.Client
 
-// listening is the line Azurite prints once its blob service accepts
-// connections; with --blobPort 0 it names the port the kernel chose.
-var listening = regexp.MustCompile(`successfully listens on (http://127\.0\.0\.1:[0-9]+)`)
+	bin, dir, port string
+	mu             sync.Mutex
+	proc           *azurite.Process // nil while stopped
+	out            *syncBuffer      // its output, all runs
+}
 
 // Start runs Azurite's blob service until the test ends. Without Azurite
 // installed the test is skipped naming the install command, or fails with
 // CI=true.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	bin := find(t)
-	argv := []string{
-		bin, "--disableTelemetry", "--skipApiVersionCheck", "--loose", "--silent",
-		"--blobHost", "127.0.0.1", "--blobPort", "0", "--location", t.TempDir(),
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 5 * time.Second // then SIGKILL
-	setDeathSignal(cmd)
-	out := &syncBuffer{}
-	cmd.Stderr = out
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		cancel()
-		t.Fatalf("azuritetest: %v", err)
-	}
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("azuritetest: start %s: %v", bin, err)
-	}
-	urls := make(chan string, 1)
-	go scan(stdout, out, urls)
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stop := func() {
-		cancel()
-		<-exited
-	}
-
-	timer := time.NewTimer(startTimeout)
-	defer timer.Stop()
-	var base string
-	select {
-	case base = <-urls:
-	case err := <-exited:
-		cancel()
-		t.Fatalf("azuritetest: azurite exited before listening: %v\n%s", err, out.String())
-	case <-timer.C:
-		stop()
-		t.Fatalf("azuritetest: azurite did not listen within %s\n%s", startTimeout, out.String())
-	}
+	s := newServer(find(t), t.TempDir())
 	t.Cleanup(func() {
-		stop()
+		s.Stop()
 		if t.Failed() {
-			t.Logf("azurite output:\n%s", out.String())
+			t.Logf("azurite output:\n%s", s.out)
 		}
 	})
-	if err := waitDial(base, startTimeout); err != nil {
-		t.Fatalf("azuritetest: %v\n%s", err, out.String())
+	if err := s.launch(); err != nil {
+		t.Fatalf("azuritetest: %v", err)
 	}
-	return &Server{ServiceURL: base + "/" + AccountName, AccountName: AccountName, AccountKey: AccountKey}
+	return s
 }
 
-// scan copies Azurite's stdout to out and sends the blob endpoint once it
-// is announced.
-func scan(r io.Reader, out io.Writer, urls chan<- string) {
-	sc := bufio.NewScanner(r)
-	sent := false
-	for sc.Scan() {
-		line := sc.Text()
-		fmt.Fprintln(out, line)
-		if m := listening.FindStringSubmatch(line); m != nil && !sent {
-			urls <- m[1]
-			sent = true
-		}
+func newServer(bin, dir string) *Server {
+	return &Server{bin: bin, dir: dir, port: "0", AccountName: AccountName, AccountKey: AccountKey,
+		HTTPClient: &http.Client{Transport: &http.Transport{}}, out: &syncBuffer{}}
+}
+
+// Stop stops Azurite (the data stays for Restart); stopping a stopped
+// server does nothing. Idle connections of HTTPClient are closed.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	p := s.proc
+	s.proc = nil
+	s.mu.Unlock()
+	s.HTTPClient.CloseIdleConnections()
+	if p != nil {
+		p.Stop()
+		s.HTTPClient.CloseIdleConnections()
 	}
 }
 
-// waitDial waits until a TCP connection to base succeeds.
-func waitDial(base string, limit time.Duration) error {
-	addr := base[len("http://"):]
-	deadline := time.Now().Add(limit)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			return c.Close()
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("azurite at %s does not accept connections: %w", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+// Restart starts a stopped Azurite again on the same port with the same
+// data, as a storage account that comes back after an outage.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	if err := s.launch(); err != nil {
+		t.Fatalf("azuritetest: restart: %v", err)
 	}
+}
+
+// launch starts Azurite and waits until it accepts connections.
+func (s *Server) launch() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil {
+		return errors.New("azurite is running already")
+	}
+	p, err := azurite.Start(s.bin, s.dir, s.port, s.out, startTimeout)
+	if err != nil {
+		return fmt.Errorf("%w\n%s", err, s.out)
+	}
+	s.proc, s.port, s.ServiceURL = p, p.Port(), p.ServiceURL()
+	return nil
 }
 
 // find returns the azurite-blob executable, or ends the test: skipped with

@@ -163,6 +163,19 @@ type Container struct {
 // exist yet. It fails if the service cannot be reached or refuses the
 // credential.
 func Open(ctx context.Context, cfg Config, opts ...Option) (*Container, error) {
+	c, err := New(cfg, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Ensure(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// New builds the client for cfg without contacting the service (Ensure
+// does): for a replica that starts before its storage is reachable.
+func New(cfg Config, opts ...Option) (*Container, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -206,17 +219,13 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Container, error) {
 			return nil, fmt.Errorf("azure: %w", err)
 		}
 	}
-	c := &Container{client: client, name: cfg.Container}
-	if err := c.ensure(ctx); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return &Container{client: client, name: cfg.Container}, nil
 }
 
-// ensure creates the container unless it exists. It asks first, so an
+// Ensure creates the container unless it exists. It asks first, so an
 // identity allowed to use but not to create containers works with an
 // existing one.
-func (c *Container) ensure(ctx context.Context) error {
+func (c *Container) Ensure(ctx context.Context) error {
 	_, err := c.client.GetProperties(ctx, nil)
 	if err == nil {
 		return nil

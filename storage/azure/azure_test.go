@@ -5,14 +5,18 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/airlock/airlock/internal/azuritetest"
 )
 
@@ -196,5 +200,36 @@ func testErrors(t *testing.T, e *env) {
 	}
 	if err := c.Delete(ctx, "rec", Cond{IfMatch: etag2}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// New contacts nothing: a replica can start before its storage answers,
+// and Ensure then finds out. An unreachable service is Unreachable, an
+// answer about a blob is not.
+func TestNewThenEnsure(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	var tr countingTransport
+	c, err := New(Config{ServiceURL: "http://" + addr + "/devstoreaccount1", AccountName: "devstoreaccount1", AccountKey: "a2V5", Container: "ctr1"},
+		WithTransport(&tr), WithRetry(policy.RetryOptions{MaxRetries: -1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.n.Load() != 0 {
+		t.Fatalf("New sent %d requests", tr.n.Load())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = c.Ensure(ctx)
+	if err == nil || !Unreachable(err) || errors.Is(err, ErrNotFound) {
+		t.Fatalf("Ensure with nothing listening: %v (unreachable %v)", err, Unreachable(err))
+	}
+	if Unreachable(fmt.Errorf("get: %w", ErrNotFound)) || Unreachable(nil) {
+		t.Fatal("a missing blob counts as an unreachable store")
 	}
 }

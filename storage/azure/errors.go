@@ -1,8 +1,10 @@
 package azure
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -84,4 +86,20 @@ func Classify(op, name string, err error) error {
 		return fmt.Errorf("azure: %s %s: %w: %w", op, name, s, err)
 	}
 	return fmt.Errorf("azure: %s %s: %w", op, name, err)
+}
+
+// Unreachable reports whether err means the service could not be reached
+// or failed (no answer, a broken connection, a timeout, a 5xx answer)
+// rather than answered about the blob: the store is down, not the blob
+// missing.
+func Unreachable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		return re.StatusCode >= 500 || re.StatusCode == http.StatusRequestTimeout
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded)
 }

@@ -63,6 +63,7 @@ type Upstream struct {
 	counter
 	mu     sync.Mutex
 	faults []*faultState
+	sent   map[string]int64 // body bytes written, by "METHOD /path"
 	// tagsPage > 0: tags/list answers pages of at most this many, with Link.
 	tagsPage int
 	inner    http.Handler
@@ -100,6 +101,46 @@ func (u *Upstream) Count(method, part string) int {
 // Total is the number of requests other than pings (GET /v2/).
 func (u *Upstream) Total() int {
 	return u.sum(func(k string) bool { return !strings.HasSuffix(k, " /v2/") })
+}
+
+// BytesSent is how many body bytes responses to requests with this method
+// and a path containing part carried (e.g. "/blobs/sha256:...").
+func (u *Upstream) BytesSent(method, part string) int64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var n int64
+	for k, b := range u.sent {
+		m, p, _ := strings.Cut(k, " ")
+		if (method == "" || m == method) && strings.Contains(p, part) {
+			n += b
+		}
+	}
+	return n
+}
+
+// sentCounter adds the body bytes written to the Upstream's count.
+type sentCounter struct {
+	http.ResponseWriter
+	u   *Upstream
+	key string
+}
+
+func (s *sentCounter) Write(p []byte) (int, error) {
+	n, err := s.ResponseWriter.Write(p)
+	s.u.mu.Lock()
+	if s.u.sent == nil {
+		s.u.sent = map[string]int64{}
+	}
+	s.u.sent[s.key] += int64(n)
+	s.u.mu.Unlock()
+	return n, err
+}
+
+// Flush passes a flush on (faults flush a partial body).
+func (s *sentCounter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
 }
 
 // AddFault installs a fault; later faults are checked after earlier ones.
@@ -154,7 +195,9 @@ func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 		u.inner.ServeHTTP(w, r)
 		return
 	}
-	u.add(r.Method + " " + r.URL.Path)
+	key := r.Method + " " + r.URL.Path
+	u.add(key)
+	w = &sentCounter{ResponseWriter: w, u: u, key: key}
 	u.mu.Lock()
 	var f *Fault
 	for _, fs := range u.faults {

@@ -61,6 +61,7 @@ var (
 	_ content.Store           = (*Store)(nil)
 	_ content.Walker          = (*Store)(nil)
 	_ content.PendingIngester = (*Store)(nil)
+	_ content.LocalIngester   = (*Store)(nil)
 )
 
 // Option changes a Store's settings.

@@ -159,6 +159,8 @@ func TestAzurite(t *testing.T) {
 		"WalkAndTouch":         testWalkAndTouch,
 		"TwoReplicasOneBlob":   testTwoReplicasOneBlob,
 		"StalledDownload":      testStalledDownload,
+		"LocalIngest":          testLocalIngest,
+		"LocalIngestShared":    testLocalIngestShared,
 	} {
 		t.Run(name, func(t *testing.T) { t.Parallel(); fn(t, e) })
 	}
@@ -191,12 +193,20 @@ func testStagesWhileWriting(t *testing.T, e *env) {
 	if _, err := w.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
+	stagedAndCommitted(t, rec, s, d, b)
+}
+
+// stagedAndCommitted checks that the 100,000 bytes b went up as seven
+// staged blocks of 16 KiB and one create-only commit, and that another
+// replica reads them as d.
+func stagedAndCommitted(t *testing.T, rec *recorder, s *Store, d digest.Digest, b []byte) {
+	t.Helper()
 	blocks, _ := rec.count("PUT block")
 	commits, h := rec.count("PUT blocklist")
 	if blocks != 7 || commits != 1 || h.Get("If-None-Match") != "*" {
 		t.Fatalf("blocks %d, commits %d, If-None-Match %q; want 7, 1, *", blocks, commits, h.Get("If-None-Match"))
 	}
-	got, err := content.ReadAll(ctx, newStore(t, s.ctr), d) // another replica
+	got, err := content.ReadAll(context.Background(), newStore(t, s.ctr), d) // another replica
 	if err != nil || !bytes.Equal(got, b) {
 		t.Fatalf("read back from another replica: %v", err)
 	}

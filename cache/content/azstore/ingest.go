@@ -25,21 +25,34 @@ func (s *Store) Ingest(ctx context.Context, d digest.Digest, size int64) (conten
 	if err := content.ValidateWrite(d); err != nil {
 		return nil, fmt.Errorf("azstore: ingest %q: %w", d, err)
 	}
+	w, err := s.localIngest(ctx, d, size)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.Share(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// IngestLocal implements content.LocalIngester: the bytes go to a local
+// file only, hashed as they arrive; Commit verifies them and puts the file
+// in the spool, writing nothing to the container, unless Share made it an
+// ingest of the container.
+func (s *Store) IngestLocal(ctx context.Context, d digest.Digest, size int64) (content.LocalIngest, error) {
+	return s.localIngest(ctx, d, size)
+}
+
+func (s *Store) localIngest(ctx context.Context, d digest.Digest, size int64) (*ingest, error) {
+	if err := content.ValidateWrite(d); err != nil {
+		return nil, fmt.Errorf("azstore: ingest %q: %w", d, err)
+	}
 	bf, err := blobfile.Create(s.ingestDir, "in-", d.Algorithm())
 	if err != nil {
 		return nil, fmt.Errorf("azstore: ingest %s: %w", d, err)
 	}
-	name := blobName(d)
-	b, err := newBlocks(s.ctr.Client().NewBlockBlobClient(name), name, bf.F, s.blockSize(size))
-	if err != nil {
-		bf.Close(true)
-		return nil, err
-	}
-	// Staging serves everyone waiting on this fill: it is not tied to the
-	// caller's request, only to the ingest (Close stops it).
-	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	go b.run(bctx)
-	return &ingest{s: s, bf: bf, want: d, size: size, blocks: b, cancel: cancel}, nil
+	return &ingest{s: s, bf: bf, want: d, size: size}, nil
 }
 
 // blockSize is the configured block size, raised if a blob of size bytes
@@ -52,14 +65,14 @@ func (s *Store) blockSize(size int64) int64 {
 }
 
 type ingest struct {
-	s      *Store
-	bf     *blobfile.File
-	want   digest.Digest
-	size   int64
-	blocks *blocks
-	cancel context.CancelFunc
+	s    *Store
+	bf   *blobfile.File
+	want digest.Digest
+	size int64
 
-	mu        sync.Mutex // guards the hash, committed, closed, info against Write/Commit/Close
+	mu        sync.Mutex // guards blocks, the hash, committed, closed, info against Write/Commit/Close
+	blocks    *blocks    // nil while the ingest is local (IngestLocal before Share)
+	cancel    context.CancelFunc
 	committed bool
 	closed    bool
 	info      content.Info
@@ -72,7 +85,9 @@ func (w *ingest) Write(p []byte) (int, error) {
 		return 0, content.ErrClosed
 	}
 	n, err := w.bf.Write(p)
-	w.blocks.grow(w.bf.Written(), false)
+	if w.blocks != nil {
+		w.blocks.grow(w.bf.Written(), false)
+	}
 	if err != nil {
 		return n, fmt.Errorf("azstore: write %s: %w", w.want, err)
 	}
@@ -85,8 +100,34 @@ func (w *ingest) ReadAt(p []byte, off int64) (int, error) { return w.bf.ReadAt(p
 
 func (w *ingest) Written() int64 { return w.bf.Written() }
 
+// Share implements content.LocalIngest: blocks of the bytes written so far
+// and of those to come are staged while they arrive. Staging serves
+// everyone waiting on this fill: it is not tied to the caller's request,
+// only to the ingest (Close stops it).
+func (w *ingest) Share(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.closed || w.committed:
+		return content.ErrClosed
+	case w.blocks != nil:
+		return nil
+	}
+	name := blobName(w.want)
+	b, err := newBlocks(w.s.ctr.Client().NewBlockBlobClient(name), name, w.bf.F, w.s.blockSize(w.size))
+	if err != nil {
+		return err
+	}
+	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	w.blocks, w.cancel = b, cancel
+	b.grow(w.bf.Written(), false)
+	go b.run(bctx)
+	return nil
+}
+
 // Commit checks size and digest, then makes the blob visible in the
-// container; the verified local file also enters the spool.
+// container (a local ingest only keeps it here); the verified local file
+// also enters the spool.
 func (w *ingest) Commit(ctx context.Context) (content.Info, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -100,9 +141,12 @@ func (w *ingest) Commit(ctx context.Context) (content.Info, error) {
 		return w.info, nil
 	}
 	n := w.bf.Written()
-	mod, err := w.s.put(ctx, w.want, w.bf.F, n, w.blocks)
-	if err != nil {
-		return content.Info{}, err
+	mod := w.s.now()
+	if w.blocks != nil {
+		var err error
+		if mod, err = w.s.put(ctx, w.want, w.bf.F, n, w.blocks); err != nil {
+			return content.Info{}, err
+		}
 	}
 	w.committed = true
 	w.info = content.Info{Digest: w.want, Size: n, ModTime: mod}
@@ -117,8 +161,10 @@ func (w *ingest) Close() error {
 		return nil
 	}
 	w.closed = true
-	w.cancel()
-	<-w.blocks.done
+	if w.blocks != nil {
+		w.cancel()
+		<-w.blocks.done
+	}
 	if err := w.bf.Close(true); err != nil {
 		return fmt.Errorf("azstore: close %s: %w", w.want, err)
 	}

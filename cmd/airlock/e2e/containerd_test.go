@@ -203,6 +203,7 @@ func TestContainerdPull(t *testing.T) {
 // airlocks saw exactly those (checkDaemonRequests).
 func pullScenario(t *testing.T, ctx context.Context, rel release, m *marServer, p pullPath) {
 	t.Helper()
+	p.mark()
 	imgs := m.images(t, ctx)
 	pause, proxy := mustImage(t, imgs, "oss/kubernetes/pause:3.10"), mustImage(t, imgs, "oss/kubernetes/kube-proxy:v1.31.3")
 	set := []catalog.Image{pause, proxy}

@@ -75,6 +75,7 @@ func TestContainerdHerd(t *testing.T) {
 // bytes (checkRangedBlobs).
 func herdScenario(t *testing.T, ctx context.Context, rel release, m *marServer, p pullPath, nodes int) {
 	t.Helper()
+	p.mark()
 	img := mustImage(t, m.images(t, ctx), "herd/cold:v1")
 	var fetch labnode.FetchConfig
 	if rel.v2() {
@@ -123,7 +124,10 @@ func herdScenario(t *testing.T, ctx context.Context, rel release, m *marServer, 
 	coalesced := p.metric(t, ctx, "airlock_cache_coalesced_total", `kind="blob"`)
 	hits := p.metric(t, ctx, "airlock_cache_hits_total", `kind="blob"`)
 	misses := p.metric(t, ctx, "airlock_cache_misses_total", `kind="blob"`)
-	if misses != float64(len(blobs)) || coalesced == 0 {
+	// One airlock: one miss per blob, the other nodes joined its fills.
+	// Replicas each miss and relay (or hit what another committed): the
+	// cluster's truth is the upstream's one GET per blob, checked above.
+	if len(p.airlocks) == 1 && (misses != float64(len(blobs)) || coalesced == 0) {
 		t.Errorf("airlock blob misses %v (want %d, one per blob), coalesced %v (want > 0: the nodes did not overlap)", misses, len(blobs), coalesced)
 	}
 	n := p.checkMirrorRequests(t, rel.ua)

@@ -62,6 +62,7 @@ func TestContainerd2ParallelFetch(t *testing.T) {
 // (checkServedAsStored).
 func parallelFetchScenario(t *testing.T, ctx context.Context, m *marServer, p pullPath) {
 	t.Helper()
+	p.mark()
 	img := mustImage(t, m.images(t, ctx), largeImage)
 	pm, ok := img.Platform("linux/amd64")
 	if !ok || len(pm.Layers) != 1 {
@@ -100,7 +101,9 @@ func parallelFetchScenario(t *testing.T, ctx context.Context, m *marServer, p pu
 			t.Errorf("cold=%v: layer %s: %d GETs upstream (%d fetches), want %d", cold, layer.Digest, gets, fetches, want)
 		}
 		joined := p.metric(t, ctx, "airlock_cache_coalesced_total", `kind="blob"`) - coalesced
-		if cold && joined < 2 {
+		// Through replicas the chunks may join a relay on one and the
+		// owner's fill on another: the upstream's one GET is the truth.
+		if cold && joined < 2 && len(p.airlocks) == 1 {
 			t.Errorf("cold pull: %v blob requests joined airlock's running fill, want ≥ 2 (the chunks fetched alongside the first)", joined)
 		}
 		answers := eventually(t, 5*time.Second, func() ([]int, bool) {

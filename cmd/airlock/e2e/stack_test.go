@@ -131,6 +131,7 @@ type airlockServer struct {
 	ns   string
 	url  string // http://host:port
 	host string // host:port
+	seen int    // requests logged before the scenario running now (pullPath.mark)
 }
 
 var reServing = regexp.MustCompile(`airlock: serving on (https?)://(\S+) `)
@@ -140,10 +141,16 @@ var reServing = regexp.MustCompile(`airlock: serving on (https?)://(\S+) `)
 // and the rest of the configuration in extra (YAML).
 func startAirlock(t *testing.T, ns, listen, upstream, extra string) *airlockServer {
 	t.Helper()
-	dir := t.TempDir()
 	cfg := fmt.Sprintf("listen: %s\nstorage:\n  dir: %s\nupstreams:\n  - host: mcr.microsoft.com\n    endpoint: %s\nlog:\n  level: info\n%s",
-		listen, filepath.Join(dir, "data"), upstream, extra)
-	path := filepath.Join(dir, "airlock.yaml")
+		listen, filepath.Join(t.TempDir(), "data"), upstream, extra)
+	return startAirlockConfig(t, ns, cfg)
+}
+
+// startAirlockConfig runs airlock serve in namespace ns with the
+// configuration cfg (YAML).
+func startAirlockConfig(t *testing.T, ns, cfg string) *airlockServer {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "airlock.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +169,8 @@ type request struct {
 	UA     string `json:"ua"`
 }
 
-// requests returns the requests airlock has logged so far.
+// requests returns the requests airlock has logged so far, since the
+// scenario running now began (pullPath.mark).
 func (a *airlockServer) requests() []request {
 	var out []request
 	for _, line := range strings.Split(a.stdout.String()+a.stderr.String(), "\n") {
@@ -171,7 +179,7 @@ func (a *airlockServer) requests() []request {
 			out = append(out, r)
 		}
 	}
-	return out
+	return out[min(a.seen, len(out)):]
 }
 
 // mirrorRequests checks that every registry request from a client whose
@@ -302,7 +310,16 @@ func (p pullPath) metric(t *testing.T, ctx context.Context, name string, labels 
 	return sum
 }
 
-// requests returns the requests every airlock of the path has logged.
+// mark begins a scenario on p: from now on the airlocks' requests are the
+// scenario's (a path may serve several scenarios in turn).
+func (p pullPath) mark() {
+	for _, a := range p.airlocks {
+		a.seen += len(a.requests())
+	}
+}
+
+// requests returns the requests every airlock of the path has logged in
+// the scenario running now.
 func (p pullPath) requests() []request {
 	var out []request
 	for _, a := range p.airlocks {

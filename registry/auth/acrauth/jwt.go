@@ -130,13 +130,8 @@ type KeyStore interface {
 	LoadOrCreate(ctx context.Context, create func() ([]byte, error)) ([]byte, error)
 }
 
-// keyStoreTimeout bounds New's wait for a key store.
-const keyStoreTimeout = 30 * time.Second
-
 // sharedSigner loads (or creates) the key in ks.
-func sharedSigner(ks KeyStore) (*signer, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), keyStoreTimeout)
-	defer cancel()
+func sharedSigner(ctx context.Context, ks KeyStore) (*signer, error) {
 	b, err := ks.LoadOrCreate(ctx, newKeyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("auth: signing key in the shared store: %w", err)

@@ -10,14 +10,19 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/airlock/airlock/cache/cluster"
 	"github.com/airlock/airlock/internal/units"
 	"github.com/airlock/airlock/rules"
+	"github.com/airlock/airlock/storage/azure"
 )
 
 // Config is the whole file.
 type Config struct {
-	Listen         string          `yaml:"listen"`
-	Storage        Storage         `yaml:"storage"`
+	Listen  string  `yaml:"listen"`
+	Storage Storage `yaml:"storage"`
+	// Cluster makes this replica one of several sharing storage.azure
+	// (replicas.go); absent: a replica alone.
+	Cluster        cluster.Config  `yaml:"cluster"`
 	Upstreams      []Upstream      `yaml:"upstreams"`
 	Rules          []rules.Rule    `yaml:"rules"`
 	CredentialSets []CredentialSet `yaml:"credentialSets"`
@@ -34,9 +39,17 @@ type Config struct {
 	Pins []string `yaml:"pins"`
 }
 
-// Storage says where content and metadata live.
+// Storage says where content and metadata live: under Dir (the
+// filesystem driver), or in an Azure Blob Storage container shared by
+// replicas, Dir then holding this replica's spool of hot blobs.
 type Storage struct {
 	Dir string `yaml:"dir"`
+	// Driver is filesystem (the default) or azure.
+	Driver string `yaml:"driver"`
+	// Azure is the container of the azure driver.
+	Azure *azure.Config `yaml:"azure"`
+	// SpoolBytes bounds the azure driver's spool in Dir (default 10GiB).
+	SpoolBytes units.ByteSize `yaml:"spoolBytes"`
 	// MaxBytes bounds the content store ("100GiB", "500MB" or bytes); 0:
 	// unbounded. Past HighWatermark of it, least recently used cached
 	// images are evicted down to LowWatermark of it.
@@ -89,7 +102,7 @@ const RelativePaths = "a relative path is taken from the directory of the config
 // key. Relative paths in the file (storage.dir and its default ./data,
 // tls.cert, tls.key, credentialSets[].passwordFile) are taken from the
 // file's directory, wherever airlock runs from: the Config holds them
-// absolute.
+// absolute (storage.azure.accountKeyFile too).
 func Load(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -115,6 +128,9 @@ func (c *Config) resolvePaths(base string) {
 		}
 	}
 	abs(&c.Storage.Dir)
+	if c.Storage.Azure != nil {
+		abs(&c.Storage.Azure.AccountKeyFile)
+	}
 	abs(&c.TLS.Cert)
 	abs(&c.TLS.Key)
 	for i := range c.CredentialSets {
@@ -149,6 +165,7 @@ func (c *Config) defaults() {
 	if c.Storage.Dir == "" {
 		c.Storage.Dir = "./data"
 	}
+	c.replicaDefaults()
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -194,6 +211,9 @@ func (c *Config) Validate() error {
 		return keyErr("log.format", "%q must be json or console", c.Log.Format)
 	}
 	if err := c.validateStorage(); err != nil {
+		return err
+	}
+	if err := c.validateReplicas(); err != nil {
 		return err
 	}
 	if err := c.Control.validate(); err != nil {

@@ -65,7 +65,7 @@ func TestErrorMessages(t *testing.T) {
 		{"section", "log: debug\n", `config: line 1, column 6: log: must be a section of keys (level, format)`},
 		{"scalar", "listen: [a]\n", `config: line 1, column 9: listen: must be a single value, not a list`},
 		{"scalar section", "tls:\n  hosts:\n    - {a: b}\n", `config: line 3, column 7: tls.hosts[0]: must be a single value, not a section of keys`},
-		{"file", "- a\n", `config: line 1, column 1: the file must be a section of keys (listen, storage, upstreams, rules, credentialSets, log, cache, control, auth, tls, push, http, pins)`},
+		{"file", "- a\n", `config: line 1, column 1: the file must be a section of keys (listen, storage, cluster, upstreams, rules, credentialSets, log, cache, control, auth, tls, push, http, pins)`},
 		{"syntax", "listen: 127.0.0.1:5000\nstorage:\n  dir: /x\nlog 2\n", `config: line 4: the YAML does not parse: could not find expected ':'`},
 		{"several", "log:\n  levle: debug\n  fromat: json\n", `config: line 2, column 3: log.levle: unknown key; did you mean level? (and 1 other problem)`},
 		// Values refused after decoding point at the key too.

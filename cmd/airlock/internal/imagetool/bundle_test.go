@@ -3,13 +3,16 @@ package imagetool
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/airlock/airlock/cache/meta/badgermeta"
+	"github.com/airlock/airlock/internal/azuritetest"
 	"github.com/airlock/airlock/upstream/mar"
 	"github.com/airlock/airlock/upstream/mar/catalog"
 	"github.com/airlock/airlock/upstream/upstreamtest"
@@ -258,5 +261,34 @@ func TestBundleRefusesCorruptAndWarmReportsFailures(t *testing.T) {
 	if r := runWarm(t, SourceOptions{Server: down}, list, "", ""); r.err == nil || errors.As(r.err, &ue) ||
 		!strings.HasPrefix(r.err.Error(), "cannot reach airlock at "+down) || r.errOut != "" || r.out != "" {
 		t.Errorf("no airlock at --server: %s", r)
+	}
+}
+
+// A bundle imported into a shared store (storage.driver: azure) is served
+// by a replica on it with no upstream at all.
+func TestImportIntoSharedStore(t *testing.T) {
+	t.Parallel()
+	up := upstreamtest.New(t)
+	up.PushImage(t, "oss/kubernetes/pause:3.10", 30_000, 1)
+	dir := t.TempDir()
+	list := filepath.Join(dir, "images.txt")
+	writeFile(t, list, "mcr.microsoft.com/oss/kubernetes/pause:3.10\n")
+	bundlePath := filepath.Join(dir, "bundle.tar")
+	if r := runExport(t, SourceOptions{Direct: true, Config: writeConfig(t, "127.0.0.1:0", filepath.Join(dir, "a"), up.URL()), Platform: "linux/amd64"}, list, bundlePath); r.err != nil {
+		t.Fatalf("export: %s", r)
+	}
+	az := azuritetest.Start(t)
+	addr := upstreamtest.Unreachable(t)
+	cfg := writeConfig(t, addr, filepath.Join(dir, "spool"), "http://"+upstreamtest.Unreachable(t))
+	raw, _ := os.ReadFile(cfg)
+	writeFile(t, cfg, strings.Replace(string(raw), "  dir: "+filepath.Join(dir, "spool")+"\n", fmt.Sprintf(
+		"  dir: %s\n  driver: azure\n  azure:\n    serviceURL: %s\n    accountName: %s\n    accountKey: %s\n",
+		filepath.Join(dir, "spool"), az.ServiceURL, az.AccountName, az.AccountKey), 1))
+	if r := importBundleFile(t, cfg, bundlePath, false); r.err != nil || !strings.Contains(r.out, "imported 1 images (1 cached under rules, 0 pushed)") {
+		t.Fatalf("import into the shared store: %s", r)
+	}
+	serve(t, cfg)
+	if err := pull(addr + "/aks-managed-repository/oss/kubernetes/pause:3.10"); err != nil {
+		t.Fatalf("pause from the shared store: %v", err)
 	}
 }

@@ -10,9 +10,12 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/cache/bundle"
+	"github.com/airlock/airlock/cache/content/azstore"
 	"github.com/airlock/airlock/cache/content/fsstore"
+	"github.com/airlock/airlock/cache/meta/azmeta"
 	"github.com/airlock/airlock/cache/meta/badgermeta"
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
+	"github.com/airlock/airlock/storage/azure"
 	"go.uber.org/zap"
 )
 
@@ -42,8 +45,9 @@ func RunImport(ctx context.Context, cfgPath, path string, asPushed bool, stdin i
 	return nil
 }
 
-// importBundle loads a bundle into the storage of cfg. The server must not
-// be running: the index is opened directly.
+// importBundle loads a bundle into the storage of cfg. On the filesystem
+// the server must not be running: the index is opened directly. A shared
+// store (storage.driver: azure) takes the import while replicas serve.
 func importBundle(ctx context.Context, cfg *config.Config, path string, stdin io.Reader, m bundle.Mapper) (bundle.Report, error) {
 	r := stdin
 	if path != "-" {
@@ -53,6 +57,9 @@ func importBundle(ctx context.Context, cfg *config.Config, path string, stdin io
 		}
 		defer f.Close()
 		r = f
+	}
+	if cfg.Storage.AzureDriver() {
+		return importShared(ctx, cfg, r, m)
 	}
 	store, err := fsstore.New(filepath.Join(cfg.Storage.Dir, "content"))
 	if err != nil {
@@ -70,4 +77,33 @@ func importBundle(ctx context.Context, cfg *config.Config, path string, stdin io
 		err = cerr
 	}
 	return rep, err
+}
+
+// importShared loads a bundle into the container of storage.azure. Its
+// local files (blobs being verified) go to a temporary directory: a
+// replica serving on this machine keeps its storage.dir to itself.
+func importShared(ctx context.Context, cfg *config.Config, r io.Reader, m bundle.Mapper) (bundle.Report, error) {
+	ac := *cfg.Storage.Azure
+	if ac.Container == "" {
+		ac.Container = config.DefaultContainer
+	}
+	ctr, err := azure.Open(ctx, ac)
+	if err != nil {
+		return bundle.Report{}, fmt.Errorf("storage.azure: %w", err)
+	}
+	tmp, err := os.MkdirTemp("", "airlock-import-")
+	if err != nil {
+		return bundle.Report{}, err
+	}
+	defer os.RemoveAll(tmp)
+	store, err := azstore.New(ctr, tmp, azstore.WithSpoolLimit(0))
+	if err != nil {
+		return bundle.Report{}, err
+	}
+	index, err := azmeta.New(ctx, ctr, zap.NewNop(), nil)
+	if err != nil {
+		return bundle.Report{}, err
+	}
+	defer index.Close()
+	return bundle.Import(ctx, r, store, index, m, time.Now())
 }

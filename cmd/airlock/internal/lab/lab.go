@@ -35,6 +35,7 @@ type Options struct {
 	Seed      uint64
 	LogLevel  zapcore.Level
 	Nodes     int // emulated AKS nodes (containerd daemons; root)
+	Replicas  int // airlock replicas on Azurite (replicas.go); 0 or 1: one, on the filesystem
 }
 
 // MaxNodes bounds Options.Nodes: each node is a containerd daemon.
@@ -45,9 +46,10 @@ type Lab struct {
 	mar     *mar.Server
 	srv     *server.Server
 	dir     string
-	nodeDir string // what the node configuration writes, AKS-style
-	hosts   string // certs.d/mcr.microsoft.com/hosts.toml
-	nodes   *nodes // nil: none
+	nodeDir string    // what the node configuration writes, AKS-style
+	hosts   string    // certs.d/mcr.microsoft.com/hosts.toml
+	nodes   *nodes    // nil: none
+	reps    *replicas // nil: one replica
 	log     *zap.Logger
 }
 
@@ -69,6 +71,9 @@ func (u undo) run() {
 func Start(ctx context.Context, o Options, logOut io.Writer) (_ *Lab, err error) {
 	if o.Nodes < 0 || o.Nodes > MaxNodes {
 		return nil, fmt.Errorf("--nodes %d: want 0 to %d", o.Nodes, MaxNodes)
+	}
+	if o.Replicas < 0 || o.Replicas > MaxReplicas {
+		return nil, fmt.Errorf("--replicas %d: want 1 to %d", o.Replicas, MaxReplicas)
 	}
 	log := logging.Console(logOut, o.LogLevel)
 	// Paths are resolved where the user typed them: the node configuration
@@ -94,6 +99,12 @@ func Start(ctx context.Context, o Options, logOut io.Writer) (_ *Lab, err error)
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
 	}
+	var reps *replicas
+	if o.Replicas > 1 {
+		if reps, err = reserveReplicas(ctx, o, ln, logOut, log, &rollback); err != nil {
+			return nil, err
+		}
+	}
 	// Generating the full catalog takes seconds the first time: show it.
 	gen := progress.NewTask(logOut, fmt.Sprintf("generating the emulator's %s catalog", o.Scale))
 	m, err := mar.New(mar.Config{
@@ -118,6 +129,9 @@ func Start(ctx context.Context, o Options, logOut io.Writer) (_ *Lab, err error)
 		// registry (this process) with the aks-managed-mcr rule.
 		Log: config.Log{Level: o.LogLevel.String(), Format: "console"},
 	}
+	if reps != nil {
+		reps.configure(cfg, 1)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -126,9 +140,14 @@ func Start(ctx context.Context, o Options, logOut io.Writer) (_ *Lab, err error)
 		return nil, err
 	}
 	rollback.push(func() { srv.Close() })
-	l := &Lab{mar: m, srv: srv, dir: o.Dir, nodeDir: filepath.Join(o.Dir, "node"), log: log}
+	l := &Lab{mar: m, srv: srv, dir: o.Dir, nodeDir: filepath.Join(o.Dir, "node"), reps: reps, log: log}
 	if err := l.provision(ctx, &rollback); err != nil {
 		return nil, err
+	}
+	if reps != nil {
+		if err := reps.start(ctx, cfg, &rollback); err != nil {
+			return nil, err
+		}
 	}
 	if o.Nodes > 0 {
 		if l.nodes, err = startNodes(ctx, l, o.Nodes, logOut); err != nil {
@@ -154,6 +173,9 @@ func listenError(flag, addr string, err error) error {
 // labCluster is the network-isolated cluster the lab provisions.
 const labCluster = "lab"
 
+// labClusterSpec is how the lab creates it.
+var labClusterSpec = deploy.ClusterSpec{Name: labCluster, NetworkIsolated: true, OutboundType: "none", ArtifactSource: "Cache"}
+
 // provision creates (once; the state persists in the lab's directory) a
 // network-isolated cluster whose AKS-managed bootstrap registry is this
 // process, and writes the node configuration AKS would: hosts.toml,
@@ -161,9 +183,7 @@ const labCluster = "lab"
 // cluster it creates is deleted by rollback if the start fails later.
 func (l *Lab) provision(ctx context.Context, rollback *undo) error {
 	ctl := l.srv.Control()
-	_, err := ctl.CreateCluster(ctx, deploy.ClusterSpec{
-		Name: labCluster, NetworkIsolated: true, OutboundType: "none", ArtifactSource: "Cache",
-	})
+	_, err := ctl.CreateCluster(ctx, labClusterSpec)
 	switch {
 	case err == nil:
 		// A failed start leaves nothing half-made: the next start creates
@@ -205,7 +225,15 @@ func (l *Lab) certsDir() string { return filepath.Join(l.nodeDir, "certs.d") }
 // Serve runs until ctx ends, then stops the registry, the nodes and the
 // emulator.
 func (l *Lab) Serve(ctx context.Context) error {
+	var reps <-chan error
+	if l.reps != nil {
+		reps = l.reps.serve(ctx)
+	}
 	err := l.srv.Serve(ctx)
+	if l.reps != nil {
+		err = errors.Join(err, <-reps)
+		l.reps.az.Stop()
+	}
 	if l.nodes != nil {
 		if nerr := l.nodes.stop(); nerr != nil {
 			err = errors.Join(err, fmt.Errorf("stop the nodes: %w", nerr))
@@ -237,6 +265,9 @@ Pull through it:
   curl -sI http://%[1]s/v2/aks-managed-repository/oss/kubernetes/pause/manifests/3.10
   bin/airlock cluster show --name %[7]s --server http://%[1]s
 `, addr, l.mar.URL(), len(c.Images()), float64(c.TotalBlobSize())/(1<<20), l.certsDir(), indent(l.hosts, "  "), labCluster, l.nodeDir)
+	if l.reps != nil {
+		l.reps.describe(w)
+	}
 	if l.nodes != nil {
 		l.nodes.describe(w)
 	} else {
@@ -271,6 +302,10 @@ func Run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	go func() { served <- l.Serve(ctx) }()
 	select {
 	case <-l.srv.Ready():
+		if l.reps != nil && l.reps.ready(ctx) != nil {
+			err = <-served
+			break
+		}
 		l.instructions(stdout)
 		err = <-served
 	case err = <-served:

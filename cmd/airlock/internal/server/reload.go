@@ -37,7 +37,8 @@ func (s *Server) WatchReload(ctx context.Context, path string, hup <-chan os.Sig
 
 // Reload applies what can change while serving, without touching
 // connections: rules, credential sets, upstream endpoints, the storage
-// quota and watermarks, and pins. (Control settings need a restart.) Requests already running finish with the
+// quota and watermarks, and pins. (Control settings, the storage driver
+// and the cluster need a restart.) Requests already running finish with the
 // configuration they started with. A file that does not load or validate
 // changes nothing. Settings that need a restart are named in the log.
 func (s *Server) Reload(path string) error {
@@ -75,6 +76,12 @@ func (s *Server) Reload(path string) error {
 	}
 	if cfg.Storage.Dir != old.Storage.Dir {
 		restart = append(restart, "storage.dir")
+	}
+	if cfg.Storage.Driver != old.Storage.Driver || !reflect.DeepEqual(cfg.Storage.Azure, old.Storage.Azure) || cfg.Storage.SpoolBytes != old.Storage.SpoolBytes {
+		restart = append(restart, "storage.driver, storage.azure, storage.spoolBytes")
+	}
+	if !reflect.DeepEqual(cfg.Cluster, old.Cluster) {
+		restart = append(restart, "cluster")
 	}
 	if cfg.Storage.GCInterval != old.Storage.GCInterval {
 		restart = append(restart, "storage.gcInterval")

@@ -31,7 +31,14 @@ func Run(ctx context.Context, path string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "airlock: serving on %s (storage %s, %d cache rules)\n", srv.URL(), cfg.Storage.Dir, len(cfg.Rules))
+	storage := cfg.Storage.Dir
+	if a := cfg.Storage.Azure; cfg.Storage.AzureDriver() {
+		storage = fmt.Sprintf("azure container %s, spool %s", a.Container, cfg.Storage.Dir)
+		if cfg.Cluster.Enabled() {
+			storage += ", replica " + cfg.Cluster.Self
+		}
+	}
+	fmt.Fprintf(stdout, "airlock: serving on %s (storage %s, %d cache rules)\n", srv.URL(), storage, len(cfg.Rules))
 	if srv.caFile != "" {
 		fmt.Fprintf(stdout, "airlock: TLS CA certificate %s (hosts.toml: ca = %q)\n", srv.caFile, srv.caFile)
 	}

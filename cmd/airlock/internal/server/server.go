@@ -13,16 +13,18 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"path/filepath"
 	"time"
 
-	"github.com/airlock/airlock/cache/content/fsstore"
+	"github.com/airlock/airlock/cache/cluster"
 	"github.com/airlock/airlock/cache/engine"
-	"github.com/airlock/airlock/cache/meta/badgermeta"
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
+	"github.com/airlock/airlock/deploy"
 	"github.com/airlock/airlock/registry"
+	"github.com/airlock/airlock/registry/auth/acrauth"
+	"github.com/airlock/airlock/storage/azure"
 	"github.com/airlock/airlock/upstream"
 	"github.com/airlock/airlock/upstream/ociclient"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
@@ -32,7 +34,8 @@ import (
 type Server struct {
 	cfg    *config.Config
 	log    *zap.Logger
-	index  *badgermeta.Index
+	index  index
+	node   *cluster.Node // nil: not one of a cluster's replicas
 	engine *engine.Engine
 	http   *http.Server
 	ln     net.Listener
@@ -63,7 +66,10 @@ func credentialSets(cfg *config.Config) (map[string]upstream.Credentials, error)
 type Option func(*options)
 
 type options struct {
-	ln net.Listener
+	ln      net.Listener
+	now     func() time.Time
+	azure   []azure.Option
+	cluster []cluster.NodeOption
 }
 
 // WithListener makes the server answer on ln (a TCP listener, wrapped in
@@ -71,6 +77,20 @@ type options struct {
 // caller that binds first fails before any state is opened when the address
 // is taken. New takes ln over: it is closed on failure and by Close.
 func WithListener(ln net.Listener) Option { return func(o *options) { o.ln = ln } }
+
+// WithClock sets the engine's time source (tests: tag TTLs).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithAzureOptions tunes the client of storage.azure (tests: a transport
+// that counts or fails requests).
+func WithAzureOptions(opts ...azure.Option) Option {
+	return func(o *options) { o.azure = append(o.azure, opts...) }
+}
+
+// WithClusterOptions tunes the cluster node (tests: faster probes).
+func WithClusterOptions(opts ...cluster.NodeOption) Option {
+	return func(o *options) { o.cluster = append(o.cluster, opts...) }
+}
 
 // New opens storage and binds the listener; Serve starts answering. A
 // configuration the stored state refuses is a *config.Error.
@@ -97,23 +117,23 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 	promReg := newMetricsRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	store, err := fsstore.New(filepath.Join(cfg.Storage.Dir, "content"))
+	be, err := openStorage(cfg, log, promReg, o)
 	if err != nil {
 		return nil, err
 	}
+	index := be.index
 	up, err := ociclient.New(endpoints(cfg), log.Named("upstream"), promReg)
 	if err != nil {
-		return nil, err
-	}
-	index, err := badgermeta.Open(filepath.Join(cfg.Storage.Dir, "meta"), log, badgermeta.Options{})
-	if err != nil {
-		return nil, err
-	}
-	if err := checkPushedRepos(set, index); err != nil {
 		index.Close()
 		return nil, err
 	}
-	ops, err := newOps(cfg, store, index, log, promReg)
+	if be.azure == nil {
+		if err := checkPushedRepos(set, index); err != nil {
+			index.Close()
+			return nil, err
+		}
+	}
+	ops, err := newOps(cfg, be, log, promReg)
 	if err != nil {
 		index.Close()
 		return nil, err
@@ -131,7 +151,32 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 	if n := cfg.Cache.MaxManifestBytes; n > 0 {
 		opts = append(opts, engine.WithMaxManifestSize(n))
 	}
-	opts = append(opts, pushEngineOptions(cfg)...)
+	if o.now != nil {
+		opts = append(opts, engine.WithClock(o.now))
+	}
+	var node *cluster.Node
+	var relay *peers
+	if be.azure != nil && be.azure.node != nil {
+		node = be.azure.node
+		relay = &peers{node: node, maxManifest: maxManifest(cfg)}
+		opts = append(opts, engine.WithCluster(relay, be.azure.store))
+		ops.onReady = node.Members.SetReady
+	}
+	var aopts []acrauth.Option
+	if be.azure != nil {
+		// Upload sessions, the collector (newOps) and the auth signing key
+		// are the cluster's, in the shared store.
+		ups, upOpt, err := sharedUploads(cfg, be.azure.ctr, be.azure.index, ops.col.Store(), log)
+		if err != nil {
+			index.Close()
+			return nil, err
+		}
+		opts = append(opts, upOpt)
+		ops.beside = append(ops.beside, ups.Run)
+		aopts = append(aopts, sharedAuthOption(be.azure.index))
+	} else {
+		opts = append(opts, pushEngineOptions(cfg)...)
+	}
 	eng, err := engine.New(ops.col.Store(), index, up, log.Named("cache"), promReg, opts...)
 	if err != nil {
 		index.Close()
@@ -139,20 +184,51 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 	}
 	ops.busy = eng.Filling
 	eng.SetRules(set, creds)
-	ctl, err := openControl(cfg, log.Named("control"), eng, index, ops.col, promReg)
+	var pins deploy.Pinner = ops.col
+	if be.azure != nil {
+		// The store is contacted once it answers: the control loop's
+		// first reconcile syncs the pins then.
+		pins = readyPins{Pinner: ops.col, ready: &ops.ready}
+	}
+	ctl, err := openControl(cfg, log.Named("control"), be, eng, index, pins, promReg)
 	if err != nil {
 		index.Close()
 		return nil, err
+	}
+	if relay != nil {
+		relay.control = ctl.svc.Version
 	}
 	defer func() {
 		if err != nil { // a later step failed: release the control state
 			ctl.Close()
 		}
 	}()
-	ropts, err := securityOptions(cfg, log)
+	authz, ropts, err := security(cfg, log, aopts...)
 	if err != nil {
 		index.Close()
 		return nil, err
+	}
+	if be.azure != nil {
+		ropts = append(ropts, registry.WithUnavailable(ops.unavailable))
+		// The shared store is checked once it answers (ops.connect), and
+		// the signing key loaded from it.
+		ops.connected = func(ctx context.Context) error {
+			if err := checkPushedRepos(set, index); err != nil {
+				return err
+			}
+			if authz != nil {
+				return authz.LoadKey(ctx)
+			}
+			return nil
+		}
+	}
+	var peer http.Handler
+	if node != nil {
+		if peer, err = peerSurface(cfg, node, eng, ops, ctl.svc, log); err != nil {
+			index.Close()
+			return nil, err
+		}
+		ropts = append(ropts, registry.WithPublicRoute(cluster.PeerPrefix+"/", "peer", peer))
 	}
 	ropts = append(append(ropts, ops.routes()...), // /admin/pins before /admin/
 		registry.WithRoute("/metrics", "metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{})),
@@ -169,12 +245,28 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 	}
 	readHeader, idle := httpTimeouts(cfg)
 	hs := &http.Server{
-		Handler:           ops.gate(reg),
+		Handler:           pings(peer, ops.gate(reg)),
 		ReadHeaderTimeout: readHeader,
 		IdleTimeout:       idle,
 		ErrorLog:          zap.NewStdLog(log.Named("http-server")),
 	}
-	return &Server{cfg: cfg, log: log, index: index, engine: eng, http: hs, ln: ln, tlsCfg: tlsCfg, ctl: ctl, scheme: scheme, caFile: caFile, up: up, ops: ops, prom: promReg}, nil
+	return &Server{cfg: cfg, log: log, index: index, node: node, engine: eng, http: hs, ln: ln, tlsCfg: tlsCfg, ctl: ctl, scheme: scheme, caFile: caFile, up: up, ops: ops, prom: promReg}, nil
+}
+
+// pings serves the peers' probes (every 2 s from every peer) with peer,
+// outside the registry's request log and metrics; everything else, peer
+// relays included, with next.
+func pings(peer, next http.Handler) http.Handler {
+	if peer == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == cluster.PingPath {
+			peer.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // AddListener makes the server answer on ln too (a TCP listener, wrapped in
@@ -193,6 +285,9 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // URL is the server's base URL: http:// or https:// and its address.
 func (s *Server) URL() string { return s.scheme + "://" + s.Addr() }
 
+// Metrics is what /metrics serves.
+func (s *Server) Metrics() prometheus.Gatherer { return s.prom }
+
 // CAFile is the CA certificate nodes must trust with tls.auto, else "".
 func (s *Server) CAFile() string { return s.caFile }
 
@@ -208,11 +303,32 @@ func (s *Server) Serve(ctx context.Context) error {
 	for _, ln := range append([]net.Listener{s.ln}, s.extra...) {
 		go func() { errc <- s.http.Serve(ln) }()
 	}
-	s.ctl.start(ctx, s.Addr())
+	go func() {
+		// The control module pins and reconciles in the store: once it is
+		// checked (or, shared, reachable).
+		select {
+		case <-s.ops.readyCh:
+			s.ctl.start(ctx, s.Addr())
+		case <-opsCtx.Done():
+		}
+	}()
+	nodeDone := make(chan struct{})
+	if s.node != nil {
+		go func() {
+			defer close(nodeDone)
+			s.node.Run(opsCtx)
+		}()
+	} else {
+		close(nodeDone)
+	}
 	var serveErr error
 	select {
 	case <-ctx.Done():
 	case serveErr = <-errc:
+	}
+	if s.node != nil {
+		// Peers stop routing to this replica at their next probe.
+		s.node.Members.SetReady(false)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -220,6 +336,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.log.Warn("shutdown: in-flight requests cut", zap.Error(err))
 	}
 	s.shutdownOps(sctx, stopOps)
+	<-nodeDone
 	if err := s.ctl.Close(); err != nil {
 		s.log.Warn("shutdown: control state", zap.Error(err))
 	}
