@@ -17,7 +17,7 @@ FUZZ_TARGETS := ./registry:FuzzParsePath ./registry:FuzzParseRange \
 
 # The release build (the Dockerfile runs `make static`): no cgo, so the
 # binary runs on a distroless/static image; no paths or build ids.
-STATIC_FLAGS := -trimpath -ldflags='-s -w -buildid='
+STATIC_FLAGS := -buildvcs=auto -trimpath -ldflags='-s -w -buildid='
 IMAGE   ?= airlock:dev
 
 BENCH_FLAGS ?= --scale small
@@ -26,8 +26,10 @@ BENCH_OUT   ?= bench-results
 
 .PHONY: build static image run test e2e vet tools fuzz clean bench distproxy
 
+# -buildvcs=auto: airlock version names the commit even where GOFLAGS has
+# -buildvcs=false (an explicit flag wins over GOFLAGS).
 build:
-	$(GO) build -o $(BIN) ./cmd/airlock
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/airlock
 
 static:
 	CGO_ENABLED=0 $(GO) build $(STATIC_FLAGS) -o $(BIN) ./cmd/airlock
@@ -46,8 +48,9 @@ LAB_FLAGS ?=
 run: build
 	$(BIN) lab$(if $(NODES), --nodes $(NODES))$(if $(REPLICAS), --replicas $(REPLICAS))$(if $(LAB_FLAGS), $(LAB_FLAGS))
 
-# External tools the tests use: the OCI conformance suite, crane and oras
-# (pinned, in bin/tools); containerd, skopeo and iproute2 (apt-get, root);
+# External tools the tests use: the OCI conformance suite, crane, oras and
+# containerd 2.x (pinned, in bin/tools); containerd 1.6, skopeo and iproute2
+# (apt-get, root);
 # Azurite (npm, pinned, in bin/tools/azurite; node and npm via apt-get).
 tools:
 	scripts/install-tools.sh

@@ -3,14 +3,11 @@ package bench
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -33,13 +30,55 @@ const (
 // the digest: what a cache must never serve.
 var errCorrupt = errors.New("corrupt body: complete response with the wrong digest")
 
+// errBroken marks a body that ended before its length.
+var errBroken = errors.New("broken body")
+
+// statusError is an unexpected HTTP status on a blob GET.
+type statusError struct {
+	status string
+	code   int
+}
+
+func (e *statusError) Error() string { return e.status }
+
+// image is one image of a node's pull set.
+type image struct {
+	name string // as listed, e.g. mcr.microsoft.com/oss/kubernetes/pause:3.10
+	repo string // repository path without the target's prefix: oss/kubernetes/pause
+	ref  string // tag, or digest ("sha256:...")
+}
+
+// imagesOf turns catalog references (mcr.microsoft.com images) into a pull set.
+func imagesOf(refs []catalog.Ref) []image {
+	out := make([]image, len(refs))
+	for i, r := range refs {
+		out[i] = imageOf(r)
+	}
+	return out
+}
+
+// imageOf is the image of a catalog reference.
+func imageOf(r catalog.Ref) image { return image{name: r.Image(), repo: r.Repo, ref: r.Tag} }
+
+// reference is the image on inst, as ggcr names it.
+func (im image) reference(inst *instance) (name.Reference, error) {
+	sep := ":"
+	if strings.Contains(im.ref, ":") {
+		sep = "@"
+	}
+	return name.ParseReference(repoName(inst, im.repo)+sep+im.ref, inst.nameOpts()...)
+}
+
 // nodeResult is what one simulated node measured.
 type nodeResult struct {
-	Duration time.Duration
+	Start    time.Time       // when it started pulling
+	Duration time.Duration   // time to pull the whole set
+	Images   []time.Duration // per image of the set, in order (0: failed)
 	Bytes    int64           // manifest and blob bytes received
 	TTFB     []time.Duration // per blob GET: request sent to first body byte
 	Requests int64           // HTTP requests sent (redirects included)
 	Errors   int64           // 5xx/429 answers, transport errors and broken bodies seen
+	Kinds    map[string]int64
 	Retries  int64
 	Corrupt  int64
 	Failed   error // first image that could not be pulled after retries
@@ -62,6 +101,7 @@ type node struct {
 	tr      *http.Transport
 	base    *countingTransport
 	mu      sync.Mutex
+	cred    authn.Authenticator          // nil until the first image
 	auth    map[string]http.RoundTripper // repository -> authorised transport
 	have    map[v1.Hash]bool
 	res     nodeResult
@@ -70,11 +110,18 @@ type node struct {
 
 func newNode(inst *instance) *node {
 	tr := &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
 		MaxIdleConnsPerHost: blobParallelism + 1,
 		DisableCompression:  true,
 		IdleConnTimeout:     30 * time.Second,
+		TLSClientConfig:     inst.tlsConfig(),
+		TLSHandshakeTimeout: 10 * time.Second,
 	}
-	return &node{inst: inst, tr: tr, base: &countingTransport{inner: tr}, auth: map[string]http.RoundTripper{}, have: map[v1.Hash]bool{}}
+	base := &countingTransport{inner: tr, plain: !inst.https()}
+	if inst.https() {
+		base.inner = &httpsOnly{inner: tr, host: inst.host()}
+	}
+	return &node{inst: inst, tr: tr, base: base, auth: map[string]http.RoundTripper{}, have: map[v1.Hash]bool{}}
 }
 
 // newNodeAt returns node i of a storm on inst: on a cluster, it talks to
@@ -115,9 +162,8 @@ func (n *node) moveOn(at int) {
 	}
 }
 
-// repoName is repo's name on the instance the node talks to now.
-func (n *node) repoName(repo string) string {
-	inst, _ := n.endpoint()
+// repoName is repo's name on inst.
+func repoName(inst *instance, repo string) string {
 	return inst.host() + "/" + inst.prefix + repo
 }
 
@@ -131,6 +177,7 @@ func (n *node) result() nodeResult {
 	r := n.res
 	r.Requests = n.base.requests.Load()
 	r.Errors += n.base.errors.Load()
+	r.Kinds = n.base.kinds(n.res.Kinds)
 	return r
 }
 
@@ -140,18 +187,34 @@ func (n *node) note(f func(r *nodeResult)) {
 	f(&n.res)
 }
 
-// pull pulls refs (linux/amd64) one image after another, like kubelet's
-// serial image pulls, and records the total duration.
-func (n *node) pull(ctx context.Context, refs []catalog.Ref) {
+// noteKind counts an error the node saw by kind (the caller counts it in
+// Errors when it is one of those).
+func (n *node) noteKind(kind string) {
+	n.note(func(r *nodeResult) {
+		if r.Kinds == nil {
+			r.Kinds = map[string]int64{}
+		}
+		r.Kinds[kind]++
+	})
+}
+
+// pull pulls the images (for the target's platform) one after another,
+// like kubelet's serial image pulls, and records the total duration and
+// each image's.
+func (n *node) pull(ctx context.Context, set []image) {
 	start := time.Now()
-	for _, r := range refs {
-		if err := n.pullImage(ctx, r); err != nil {
+	n.note(func(res *nodeResult) { res.Start, res.Images = start, make([]time.Duration, len(set)) })
+	for i, im := range set {
+		t0 := time.Now()
+		if err := n.pullImage(ctx, im); err != nil {
 			n.note(func(res *nodeResult) {
 				if res.Failed == nil {
-					res.Failed = fmt.Errorf("%s: %w", r, err)
+					res.Failed = fmt.Errorf("%s: %w", im.name, err)
 				}
 			})
+			continue
 		}
+		n.note(func(res *nodeResult) { res.Images[i] = time.Since(t0) })
 	}
 	n.note(func(res *nodeResult) { res.Duration = time.Since(start) })
 }
@@ -173,13 +236,50 @@ func (n *node) retry(ctx context.Context, f func() error) error {
 			return err
 		}
 		n.moveOn(at)
+		if !retryable(err) {
+			return err
+		}
 	}
 	return err
 }
 
+// retryable reports whether containerd would try again: not after an
+// answer that will not change (401, 403, 404).
+func retryable(err error) bool {
+	var te *transport.Error
+	if errors.As(err, &te) {
+		return te.StatusCode == http.StatusTooManyRequests || te.StatusCode == http.StatusRequestTimeout || te.StatusCode >= 500
+	}
+	return true
+}
+
+// credential returns the node's authenticator, made once (an ACR token
+// exchange happens here, once per node, like the kubelet credential
+// provider's).
+func (n *node) credential(ctx context.Context) (authn.Authenticator, error) {
+	n.mu.Lock()
+	c := n.cred
+	n.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	if n.inst.creds == nil {
+		c = authn.Anonymous
+	} else {
+		var err error
+		if c, err = n.inst.creds.authenticator(ctx, n); err != nil {
+			return nil, err
+		}
+	}
+	n.mu.Lock()
+	n.cred = c
+	n.mu.Unlock()
+	return c, nil
+}
+
 // transport returns a transport authorised to pull repo (ggcr's ping and
-// anonymous token flow), cached per repository. The replicas of a cluster
-// run without auth here, so the transport serves each of them.
+// token flow), cached per repository. The replicas of a cluster run
+// without auth here, so the transport serves each of them.
 func (n *node) transport(ctx context.Context, repo string) (http.RoundTripper, error) {
 	n.mu.Lock()
 	t, ok := n.auth[repo]
@@ -187,12 +287,17 @@ func (n *node) transport(ctx context.Context, repo string) (http.RoundTripper, e
 	if ok {
 		return t, nil
 	}
-	err := n.retry(ctx, func() error {
-		r, err := name.NewRepository(n.repoName(repo), name.Insecure)
+	cred, err := n.credential(ctx)
+	if err != nil {
+		return nil, err
+	}
+	err = n.retry(ctx, func() error {
+		inst, _ := n.endpoint()
+		r, err := name.NewRepository(repoName(inst, repo), inst.nameOpts()...)
 		if err != nil {
 			return err
 		}
-		t, err = transport.NewWithContext(ctx, r.Registry, authn.Anonymous, n.base, []string{r.Scope(transport.PullScope)})
+		t, err = transport.NewWithContext(ctx, r.Registry, cred, n.base, []string{r.Scope(transport.PullScope)})
 		return err
 	})
 	if err != nil {
@@ -211,14 +316,10 @@ func (n *node) client(repo string) *http.Client {
 	return &http.Client{Transport: n.auth[repo]}
 }
 
-// pullImage resolves the tag with HEAD, fetches the index and the
-// linux/amd64 manifest, then the config and layers three at a time.
-func (n *node) pullImage(ctx context.Context, r catalog.Ref) error {
-	t, err := n.transport(ctx, r.Repo)
-	if err != nil {
-		return err
-	}
-	m, err := n.headAndGet(ctx, t, r)
+// pullImage resolves the image, then fetches the config and layers three
+// at a time.
+func (n *node) pullImage(ctx context.Context, im image) error {
+	t, m, err := n.resolveImage(ctx, im)
 	if err != nil {
 		return err
 	}
@@ -241,30 +342,43 @@ func (n *node) pullImage(ctx context.Context, r catalog.Ref) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			errs[i] = n.blob(ctx, client, r.Repo, d)
+			errs[i] = n.blob(ctx, client, im.repo, d)
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-// headAndGet resolves r with HEAD, GETs the manifest by digest and, for an
-// index, the linux/amd64 child.
-func (n *node) headAndGet(ctx context.Context, t http.RoundTripper, r catalog.Ref) (*v1.Manifest, error) {
+// resolveImage authorises the node for the image's repository and fetches
+// its manifest for the target's platform.
+func (n *node) resolveImage(ctx context.Context, im image) (http.RoundTripper, *v1.Manifest, error) {
+	t, err := n.transport(ctx, im.repo)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := n.headAndGet(ctx, t, im)
+	return t, m, err
+}
+
+// headAndGet resolves the image with HEAD, GETs the manifest by digest
+// and, for an index, the child for the target's platform; each request
+// goes to the replica the node talks to at the time.
+func (n *node) headAndGet(ctx context.Context, t http.RoundTripper, im image) (*v1.Manifest, error) {
 	opts := []remote.Option{remote.WithTransport(t), remote.WithContext(ctx)}
 	var desc *v1.Descriptor
 	err := n.retry(ctx, func() error {
-		tag, err := name.NewTag(n.repoName(r.Repo)+":"+r.Tag, name.Insecure)
+		inst, _ := n.endpoint()
+		ref, err := im.reference(inst)
 		if err != nil {
 			return err
 		}
-		desc, err = remote.Head(tag, opts...)
+		desc, err = remote.Head(ref, opts...)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("resolve: %w", err)
 	}
-	raw, err := n.manifest(ctx, r.Repo, desc.Digest, opts)
+	raw, err := n.manifest(ctx, im.repo, desc.Digest, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -273,11 +387,12 @@ func (n *node) headAndGet(ctx context.Context, t http.RoundTripper, r catalog.Re
 		if err != nil {
 			return nil, fmt.Errorf("index: %w", err)
 		}
-		child, ok := pickPlatform(idx.Manifests, "linux", "amd64")
+		p := n.inst.platformOrDefault()
+		child, ok := pickPlatform(idx.Manifests, p)
 		if !ok {
-			return nil, errors.New("no linux/amd64 manifest")
+			return nil, fmt.Errorf("no %s manifest", p)
 		}
-		if raw, err = n.manifest(ctx, r.Repo, child.Digest, opts); err != nil {
+		if raw, err = n.manifest(ctx, im.repo, child.Digest, opts); err != nil {
 			return nil, err
 		}
 	}
@@ -293,7 +408,8 @@ func (n *node) headAndGet(ctx context.Context, t http.RoundTripper, r catalog.Re
 func (n *node) manifest(ctx context.Context, repo string, d v1.Hash, opts []remote.Option) ([]byte, error) {
 	var got *remote.Descriptor
 	err := n.retry(ctx, func() error {
-		ref, err := name.NewDigest(n.repoName(repo)+"@"+d.String(), name.Insecure)
+		inst, _ := n.endpoint()
+		ref, err := image{repo: repo, ref: d.String()}.reference(inst)
 		if err != nil {
 			return err
 		}
@@ -307,150 +423,15 @@ func (n *node) manifest(ctx context.Context, repo string, d v1.Hash, opts []remo
 	return got.Manifest, nil
 }
 
-func pickPlatform(ds []v1.Descriptor, os, arch string) (v1.Descriptor, bool) {
+// pickPlatform finds p (os/arch, and the variant when p has one).
+func pickPlatform(ds []v1.Descriptor, p v1.Platform) (v1.Descriptor, bool) {
 	for _, d := range ds {
-		if d.Platform != nil && d.Platform.OS == os && d.Platform.Architecture == arch {
+		if d.Platform != nil && d.Platform.OS == p.OS && d.Platform.Architecture == p.Architecture &&
+			(p.Variant == "" || d.Platform.Variant == p.Variant) {
 			return d, true
 		}
 	}
 	return v1.Descriptor{}, false
-}
-
-// blob GETs one blob (following the 307 to the data endpoint when talking
-// to the emulator), hashes it and records the time to its first byte. Like
-// containerd, a broken body is resumed once with Range from where it broke
-// (on the node's next mirror).
-func (n *node) blob(ctx context.Context, c *http.Client, repo string, d v1.Descriptor) error {
-	h := sha256.New()
-	var got int64
-	var err error
-	clock := &stallClock{watch: n.watch, watched: n.watch != nil && n.watch.digest == d.Digest}
-	defer n.note(func(r *nodeResult) {
-		r.MaxStall = max(r.MaxStall, clock.max)
-		r.KillStall = max(r.KillStall, clock.killStall)
-		r.KillResume = max(r.KillResume, clock.killResume)
-		r.KillGap = max(r.KillGap, clock.killGap)
-	})
-	for i := range attempts {
-		if i > 0 {
-			n.note(func(r *nodeResult) { r.Retries++ })
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(retryPause):
-			}
-		}
-		inst, at := n.endpoint()
-		url := inst.url + "/v2/" + inst.prefix + repo + "/blobs/" + d.Digest.String()
-		var done bool
-		if done, err = n.blobPart(ctx, c, url, d, h, &got, clock); done || ctx.Err() != nil {
-			break
-		}
-		n.moveOn(at)
-	}
-	if err != nil {
-		return err
-	}
-	if hex.EncodeToString(h.Sum(nil)) != d.Digest.Hex {
-		n.note(func(r *nodeResult) { r.Corrupt++ })
-		return fmt.Errorf("blob %s: %w", d.Digest, errCorrupt)
-	}
-	return nil
-}
-
-// blobPart GETs the blob from *got on, adding what arrives to h and *got;
-// done reports that the whole size arrived.
-func (n *node) blobPart(ctx context.Context, c *http.Client, url string, d v1.Descriptor, h io.Writer, got *int64, clock *stallClock) (done bool, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return false, err
-	}
-	want := http.StatusOK
-	if *got > 0 {
-		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", *got))
-		want = http.StatusPartialContent
-	}
-	start := time.Now()
-	clock.request(start)
-	resp, err := c.Do(req)
-	if err != nil {
-		return false, err
-	}
-	defer resp.Body.Close()
-	fr := &firstByteReader{r: resp.Body, clock: clock}
-	switch {
-	case resp.StatusCode == want:
-	case want == http.StatusPartialContent && resp.StatusCode == http.StatusOK:
-		// Range ignored: like containerd, skip what we already have.
-		fr.clock = nil // bytes the node has already: not progress
-		k, err := io.CopyN(io.Discard, fr, *got)
-		fr.clock = clock
-		if err != nil {
-			n.note(func(r *nodeResult) { r.Bytes += k; r.Errors++ })
-			return false, fmt.Errorf("blob %s: resume answered 200, broke after %d bytes: %w", d.Digest, k, err)
-		}
-		n.note(func(r *nodeResult) { r.Bytes += *got })
-	default:
-		return false, fmt.Errorf("blob %s: %s (want %d)", d.Digest, resp.Status, want)
-	}
-	k, err := io.Copy(h, io.LimitReader(fr, d.Size-*got+1))
-	*got += k
-	n.note(func(r *nodeResult) {
-		r.Bytes += k
-		if !fr.at.IsZero() && want == http.StatusOK {
-			r.TTFB = append(r.TTFB, fr.at.Sub(start))
-		}
-	})
-	switch {
-	case err != nil:
-		n.note(func(r *nodeResult) { r.Errors++ })
-		return false, fmt.Errorf("blob %s: broken after %d of %d bytes: %w", d.Digest, *got, d.Size, err)
-	case *got != d.Size:
-		n.note(func(r *nodeResult) { r.Errors++ })
-		return true, fmt.Errorf("blob %s: %d bytes, want %d", d.Digest, *got, d.Size)
-	}
-	return true, nil
-}
-
-// firstByteReader records when the first byte arrived, and feeds the
-// blob's stall clock.
-type firstByteReader struct {
-	r     io.Reader
-	at    time.Time
-	clock *stallClock // nil: none
-}
-
-func (f *firstByteReader) Read(p []byte) (int, error) {
-	n, err := f.r.Read(p)
-	if n > 0 {
-		now := time.Now()
-		if f.at.IsZero() {
-			f.at = now
-		}
-		if f.clock != nil {
-			f.clock.tick(now, int64(n))
-		}
-	}
-	return n, err
-}
-
-// countingTransport counts requests and the error answers a node sees.
-type countingTransport struct {
-	inner    http.RoundTripper
-	requests atomic.Int64
-	errors   atomic.Int64
-}
-
-func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := c.inner.RoundTrip(r)
-	if err != nil && r.URL.Scheme == "https" {
-		return resp, err // ggcr's ping tries https first on an insecure registry
-	}
-	c.requests.Add(1)
-	if err != nil || resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
-		c.errors.Add(1)
-	}
-	return resp, err
 }
 
 // blobOf looks a blob up in the catalog by repository and digest string.

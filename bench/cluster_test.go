@@ -91,7 +91,7 @@ func TestBenchClusterStormAndRelay(t *testing.T) {
 	if len(rs.replicas) != clusterReplicas || env.inst.url != rs.replicas[0].url || len(env.inst.pids()) != clusterReplicas {
 		t.Fatalf("cluster %+v", rs)
 	}
-	res := env.pullNodes(t.Context(), 6, 1)
+	res := env.pullNodes(t.Context(), 6, 1, Arrival{})
 	if res.FailedPulls != 0 || res.Corrupt != 0 || res.Errors != 0 {
 		t.Fatalf("storm: %d failed (%s), %d corrupt, %d errors", res.FailedPulls, res.FirstFailure, res.Corrupt, res.Errors)
 	}

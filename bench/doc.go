@@ -8,5 +8,13 @@
 //
 // Targets are measured in the same run, interleaved, and summarised as the
 // median of the runs, so that figures can be read as ratios on a noisy
-// machine. Nothing imports this package but cmd/airlock.
+// machine.
+//
+// It also measures registries it did not start (RunRegistries: any OCI
+// registry, with Docker-config, Basic or ACR token-flow credentials) in
+// cluster events whose nodes arrive as a storm, a ramp or a rolling
+// upgrade, played by this process or by many load machines: a
+// coordinator gives each `airlock bench agent` a slice of the nodes,
+// starts them at one barrier and merges their counts and latency
+// histograms exactly. Nothing imports this package but cmd/airlock.
 package bench

@@ -63,7 +63,7 @@ func TestDriverCountsUpstreamFetches(t *testing.T) {
 		env := testEnv(t, startMAR(t), c.target(), Options{Nodes: c.nodes})
 		t.Run(fmt.Sprintf("%s/%d-nodes", env.inst.name, c.nodes), func(t *testing.T) {
 			t.Parallel()
-			res := env.pullNodes(t.Context(), c.nodes, 1)
+			res := env.pullNodes(t.Context(), c.nodes, 1, Arrival{})
 			if res.FailedPulls != 0 || res.Errors != 0 || res.Corrupt != 0 {
 				t.Fatalf("failures: %+v", res)
 			}
@@ -104,7 +104,7 @@ func TestDriverDetectsCorruptBlobs(t *testing.T) {
 		return &instance{name: "corrupting", url: "http://" + ln.Addr().String(), stop: srv.Close}, nil
 	})
 	env := testEnv(t, startMAR(t), corrupting, Options{})
-	res := env.pullNodes(t.Context(), 1, 1)
+	res := env.pullNodes(t.Context(), 1, 1, Arrival{})
 	if res.Corrupt == 0 || res.FailedPulls != 1 || !strings.Contains(res.FirstFailure, "corrupt") {
 		t.Fatalf("corrupt %d, failed %d (%s)", res.Corrupt, res.FailedPulls, res.FirstFailure)
 	}
@@ -134,7 +134,7 @@ func TestFlakyFaultsHitDirectClients(t *testing.T) {
 	if err := m.SetFaults(fs...); err != nil {
 		t.Fatal(err)
 	}
-	res := env.pullNodes(t.Context(), 2, 1)
+	res := env.pullNodes(t.Context(), 2, 1, Arrival{})
 	if res.Errors == 0 || res.Retries == 0 || res.Corrupt != 0 {
 		t.Fatalf("errors %d, retries %d, corrupt %d", res.Errors, res.Retries, res.Corrupt)
 	}
@@ -197,7 +197,7 @@ func TestClientResumesAndSkipsWhenRangeIgnored(t *testing.T) {
 		return &instance{name: "flaky", url: "http://" + ln.Addr().String(), stop: srv.Close}, nil
 	})
 	env := testEnv(t, startMAR(t), flaky, Options{})
-	res := env.pullNodes(t.Context(), 1, 1)
+	res := env.pullNodes(t.Context(), 1, 1, Arrival{})
 	if res.FailedPulls != 0 || res.Corrupt != 0 {
 		t.Fatalf("failed %d (%s), corrupt %d", res.FailedPulls, res.FirstFailure, res.Corrupt)
 	}

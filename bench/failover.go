@@ -166,31 +166,30 @@ func failoverScenario(ctx context.Context, env *runEnv) ([]phaseResult, error) {
 		return nil, err
 	}
 	watch := &blobWatch{digest: big.Digest}
-	env.refs = append([]catalog.Ref{failoverRef}, env.set.refs...)
+	env.images = append([]image{imageOf(failoverRef)}, env.set.images...)
 	env.scope = maps.Clone(env.set.blobs)
 	env.scope[big.Digest.String()] = big.Size
 	env.watch = watch
-	var nodes []*node
 	var started, killedAt time.Time
 	var killedBytes int64
 	var killErr error
-	env.during = func(ctx context.Context, ns []*node, finished <-chan struct{}) {
-		nodes, started = ns, time.Now()
+	env.during = func(ctx context.Context, finished <-chan struct{}) {
+		started = time.Now()
 		killedAt, killedBytes, killErr = killWhenFilling(ctx, rs, victim, watch, big.Size/failoverKillAt, finished)
 	}
-	run := env.pullNodes(ctx, env.opts.Nodes, 1)
+	run, outs := env.pullOutcomes(ctx, env.opts.Nodes, 1, Arrival{})
 	if killErr != nil {
 		return nil, fmt.Errorf("failover: %w", killErr)
 	}
 	f := &FailoverRun{Killed: rs.peers[victim], KilledAtS: killedAt.Sub(started).Seconds(), KilledAtBytes: killedBytes,
 		BlobSize: big.Size, LeaseS: clusterLease.Seconds()}
-	for i, n := range nodes {
-		r := n.result()
+	for _, o := range outs {
+		r := o.res
 		if r.Moves > 0 {
 			f.MovedNodes++
 		}
 		f.ResumeS = max(f.ResumeS, r.KillGap.Seconds())
-		if i%len(rs.replicas) == victim {
+		if o.index%len(rs.replicas) == victim {
 			f.OrphanNodes++
 			if r.Failed != nil {
 				f.OrphansFailed++

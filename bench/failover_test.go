@@ -30,22 +30,24 @@ func TestBenchNodesMoveToTheNextReplica(t *testing.T) {
 	rs.replicas[0].stop()
 	inst := &instance{name: TargetCluster, url: rs.replicas[0].url, cluster: rs, stop: func() error { return nil }}
 	env := testEnv(t, m, targetFunc(func(context.Context, startEnv) (*instance, error) { return inst, nil }), Options{})
-	var nodes []*node
-	env.during = func(_ context.Context, ns []*node, finished <-chan struct{}) { nodes = ns; <-finished }
-	res := env.pullNodes(t.Context(), 6, 1)
-	if res.FailedPulls != 0 || res.Corrupt != 0 {
-		t.Fatalf("%d failed (%s), %d corrupt", res.FailedPulls, res.FirstFailure, res.Corrupt)
+	res, outs := env.pullOutcomes(t.Context(), 6, 1, Arrival{})
+	if res.FailedPulls != 0 || res.Corrupt != 0 || len(outs) != 6 {
+		t.Fatalf("%d failed (%s), %d corrupt, %d nodes", res.FailedPulls, res.FirstFailure, res.Corrupt, len(outs))
 	}
-	for i, n := range nodes {
-		r := n.result()
-		cur, at := n.endpoint()
+	for _, o := range outs {
 		want := int64(0)
-		if i%3 == 0 {
+		if o.index%3 == 0 {
 			want = 1
 		}
-		if r.Moves != want || cur != rs.replicas[(i%3+int(want))%3] || at != int(want) || (want == 1) != (r.Retries >= 1) {
-			t.Errorf("node %d: %d moves, %d retries, now on %s (mirror %d); want %d moves", i, r.Moves, r.Retries, cur.url, at, want)
+		if r := o.res; r.Moves != want || (want == 1) != (r.Retries >= 1) {
+			t.Errorf("node %d: %d moves, %d retries; want %d moves", o.index, r.Moves, r.Retries, want)
 		}
+	}
+	n := newNodeAt(env.inst, 3)
+	defer n.close()
+	n.pull(t.Context(), env.set.images[:1])
+	if cur, at := n.endpoint(); n.result().Failed != nil || cur != rs.replicas[1] || at != 1 {
+		t.Errorf("node 3: %v, now on %s (mirror %d), want %s (mirror 1)", n.result().Failed, cur.url, at, rs.replicas[1].url)
 	}
 	if len(env.inst.pids()) != 0 || env.inst.forNode(4) != rs.replicas[1] {
 		t.Errorf("pids %v, node 4 on %s", env.inst.pids(), env.inst.forNode(4).url)

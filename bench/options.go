@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"go.uber.org/zap"
 
 	"github.com/airlock/airlock/internal/units"
@@ -76,12 +77,33 @@ type Options struct {
 	RangeCount int           // concurrent Range GETs; default 16
 	RunTimeout time.Duration // bound on one (scenario, target, run); default 10m
 
+	// Registries the bench did not start (--registry): when set, each run
+	// is one cluster event of Nodes nodes pulling the image set from each
+	// of them (RunRegistries) instead of the scenarios above.
+	Registries []string
+	ImagesFile string         // image list; "" = the bootstrap set of Minor
+	Prefix     string         // prepended to every image's repository path, as hosts.toml's override_path
+	Platform   string         // os/arch[/variant] nodes pull from an index; "" = linux/amd64
+	Auth       AuthOptions    // credentials and TLS for Registries
+	Keychain   authn.Keychain // where Docker-config credentials come from; nil = authn.DefaultKeychain
+	MarStats   string         // the MAR emulator behind the registries: per-blob upstream counts
+	Arrival    Arrival        // how nodes arrive (storm, flaky and registry runs); zero = storm
+	Agents     int            // load machines (airlock bench agent) playing the nodes; 0 = this process
+	Listen     string         // coordinator address the agents connect to
+	WaitAgents time.Duration  // how long to wait for the agents to connect; default 10m
+
 	Cluster ClusterOptions // what the airlock-cluster target needs
 
 	// Progress is told as each step (one run of a scenario on a target)
 	// starts; nil: nothing is reported.
 	Progress func(step, steps int, what string)
-	Log      *zap.Logger
+	// NodeProgress is told nodes done, running and failed (of total)
+	// during each multi-node run; nil: nothing is reported.
+	NodeProgress func(done, running, failed, total int)
+	// Notice is told what a coordinator is doing (agents joining); nil:
+	// nothing is reported.
+	Notice func(msg string)
+	Log    *zap.Logger
 }
 
 func (o *Options) defaults() {
@@ -125,6 +147,12 @@ func (o *Options) defaults() {
 		o.Log = zap.NewNop()
 	}
 	o.Cluster.defaults()
+	if o.WaitAgents <= 0 {
+		o.WaitAgents = 10 * time.Minute
+	}
+	if o.Arrival.Kind == "" {
+		o.Arrival.Kind = ArrivalStorm
+	}
 }
 
 // Validate fills defaults and checks names and sizes; errors wrap ErrUsage.
@@ -149,7 +177,39 @@ func (o *Options) Validate() error {
 	if o.RangeSize*int64(o.RangeCount) > o.LargeSize {
 		return fmt.Errorf("%w: %d ranges of %d bytes do not fit in the %d-byte blob", ErrUsage, o.RangeCount, o.RangeSize, o.LargeSize)
 	}
-	return o.validateCluster()
+	if err := o.validateCluster(); err != nil {
+		return err
+	}
+	return o.validateRegistries()
+}
+
+// validateRegistries checks the options of runs against registries the
+// bench did not start and of load machines.
+func (o *Options) validateRegistries() error {
+	switch {
+	case o.Agents < 0:
+		return fmt.Errorf("%w: --agents %d: want 1 or more", ErrUsage, o.Agents)
+	case o.Agents > 0 && len(o.Registries) == 0:
+		return fmt.Errorf("%w: --agents needs --registry: agents on other machines cannot reach the targets this process starts on 127.0.0.1", ErrUsage)
+	case o.Agents > 0 && o.Listen == "":
+		return fmt.Errorf("%w: --agents needs --listen ADDR for the agents to connect to", ErrUsage)
+	case o.Agents > o.Nodes:
+		return fmt.Errorf("%w: --agents %d is more than --nodes %d", ErrUsage, o.Agents, o.Nodes)
+	case len(o.Registries) == 0 && (o.ImagesFile != "" || o.Prefix != "" || o.MarStats != "" || o.Platform != ""):
+		return fmt.Errorf("%w: --images, --prefix, --platform and --mar-stats are for --registry", ErrUsage)
+	}
+	if len(o.Registries) == 0 {
+		return nil
+	}
+	if _, err := parsePlatform(o.Platform); err != nil {
+		return err
+	}
+	for _, r := range o.Registries {
+		if _, err := parseRegistry(r, o.Prefix); err != nil {
+			return err
+		}
+	}
+	return o.Auth.validate()
 }
 
 // checkCommands checks that the selected child-process targets can start.

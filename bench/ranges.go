@@ -30,7 +30,7 @@ func rangesScenario(ctx context.Context, env *runEnv) ([]phaseResult, error) {
 	}
 	n := newNode(env.inst)
 	defer n.close()
-	if err := n.resolve(ctx, largeRef); err != nil {
+	if _, _, err := n.resolveImage(ctx, imageOf(largeRef)); err != nil {
 		return nil, fmt.Errorf("ranges: %w", err)
 	}
 	scope := map[string]int64{b.Digest.String(): b.Size}
@@ -77,16 +77,6 @@ func waitRangeable(ctx context.Context, c *http.Client, url string) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// resolve fetches r's manifest (what a client does before its blobs).
-func (n *node) resolve(ctx context.Context, r catalog.Ref) error {
-	t, err := n.transport(ctx, r.Repo)
-	if err != nil {
-		return err
-	}
-	_, err = n.headAndGet(ctx, t, r)
-	return err
 }
 
 // rangeHashes returns the sha256 of each range of the blob file.

@@ -84,7 +84,7 @@ func relayScenario(ctx context.Context, env *runEnv) ([]phaseResult, error) {
 		for _, inst := range rs.replicas {
 			n := newNode(inst)
 			defer n.close()
-			if err := n.resolve(ctx, relayRef); err != nil {
+			if _, _, err := n.resolveImage(ctx, imageOf(relayRef)); err != nil {
 				return nil, fmt.Errorf("relay: %s: %w", inst.name, err)
 			}
 			nodes[p] = append(nodes[p], n)
@@ -118,15 +118,13 @@ func relayScenario(ctx context.Context, env *runEnv) ([]phaseResult, error) {
 	for p, ph := range phases {
 		res := RunResult{Clients: len(durs[p]), PullS: durs[p], Pull: Summarize(durs[p])}
 		var ttfb []time.Duration
+		var t Tally
 		for _, n := range nodes[p] {
 			r := n.result()
 			ttfb = append(ttfb, r.TTFB...)
-			res.Bytes += r.Bytes
-			res.Requests += r.Requests
-			res.Errors += r.Errors
-			res.Retries += r.Retries
-			res.Corrupt += r.Corrupt
+			t.add(r)
 		}
+		res.setTally(t)
 		for _, d := range durs[p] {
 			res.WallS += d
 		}

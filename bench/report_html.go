@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // htmlPage is report.html: self-contained (inline CSS and SVG, no scripts,
@@ -24,10 +25,11 @@ section{margin:2em 0} .charts svg{display:block;margin:1em 0}
 <p>Started {{.Started}}, {{.Duration}}. Command: <code>{{.Command}}</code></p>
 <p>Machine: {{.Machine}}</p>
 <p>Catalog: {{.Catalog}}</p>
-<h2>airlock targets</h2>
+{{if .Registries}}<h2>Registries</h2><ul>{{range .Registries}}<li><code>{{.URL}}</code> as <b>{{.Name}}</b>, {{.Credentials}}; upstream counted by {{if .Upstream}}<code>{{.Upstream}}</code>{{else}}nothing{{end}}</li>{{end}}</ul>{{end}}
+{{if .Checks}}<h2>airlock targets</h2>
 <table><tr><th class="l">check</th><th class="l">want</th><th class="l">got</th><th>verdict</th></tr>
 {{range .Checks}}<tr><td class="l">{{.Name}}</td><td class="l">{{.Want}}</td><td class="l">{{.Got}}</td><td class="{{.Class}}">{{.Verdict}}</td></tr>
-{{end}}</table>
+{{end}}</table>{{end}}
 <h2>Summary</h2>
 <p>Medians of {{.Runs}} runs per target, targets interleaved within each run; errors, failed and corrupt are summed over runs.
 "fetch/blob" counts successful upstream blob GETs per blob (min–max over runs); "up bytes" is upstream blob bytes over the size of the blobs pulled.</p>
@@ -36,6 +38,7 @@ section{margin:2em 0} .charts svg{display:block;margin:1em 0}
 {{end}}</table>
 {{range .Sections}}<section><h2>{{.Title}}</h2><p>{{.Note}}</p><div class="charts">{{range .Charts}}{{.}}{{end}}</div></section>
 {{end}}
+{{if .Details}}<h2>Details</h2><pre>{{.Details}}</pre>{{end}}
 {{if .Errors}}<h2>Runs that could not be measured</h2><ul>{{range .Errors}}<li><pre>{{.}}</pre></li>{{end}}</ul>{{end}}
 </body></html>
 `))
@@ -59,6 +62,7 @@ var scenarioNotes = map[string]string{
 	ScenarioUpstreamSlow: "One node, empty cache, upstream capped at 50 MB/s with 50 ms before every response header.",
 	ScenarioRelay:        "airlock-cluster: cold blob GETs one at a time, every other one through the replica owning its digest (owner), the others through a non-owner relaying the owner's fill (non-owner).",
 	ScenarioFailover:     "airlock-cluster: a storm in which every node first pulls a big blob paced upstream; once a node has a quarter of it, the replica owning it is killed (SIGKILL); its nodes retry once on the next replica. Per-run figures: results.json (failover) and the terminal table.",
+	ScenarioPull:         "A cluster event on a registry the bench did not start: every node pulls the whole image set, arriving as the run's arrival says.",
 }
 
 // WriteHTML writes report.html into dir.
@@ -71,6 +75,8 @@ func (rep *Report) WriteHTML(dir string) (string, error) {
 		Rows                                         [][]string
 		Sections                                     []htmlSection
 		Errors                                       []string
+		Registries                                   []RegistryInfo
+		Details                                      string
 	}{
 		Started:  rep.Started.Format("2006-01-02 15:04:05 MST"),
 		Duration: fmt.Sprintf("%.0f s", rep.DurationS),
@@ -79,10 +85,14 @@ func (rep *Report) WriteHTML(dir string) (string, error) {
 			float64(rep.Machine.MemBytes)/(1<<30), rep.Machine.OS, rep.Machine.Arch, rep.Machine.Go, rep.Machine.Load),
 		Catalog: fmt.Sprintf("%s, scale %s, Kubernetes %s bootstrap set: %d images, %d blobs, %.2f MiB per node",
 			rep.Options.Catalog, rep.Options.Scale, rep.Options.Minor, len(rep.Catalog.Images), rep.Catalog.Blobs, float64(rep.Catalog.BlobBytes)/mib),
-		Runs:   rep.Options.Runs,
-		Head:   []string{"scenario", "target", "runs", "wall s", "p50 s", "p95 s", "p99 s", "max s", "TTFB ms", "MB/s", "up req", "fetch/blob", "up bytes", "errors", "failed", "corrupt", "RSS+ MiB", "CPU s/GiB"},
-		Errors: rep.Errors,
+		Runs:       rep.Options.Runs,
+		Head:       []string{"scenario", "target", "runs", "wall s", "p50 s", "p95 s", "p99 s", "max s", "TTFB ms", "MB/s", "up req", "fetch/blob", "up bytes", "errors", "failed", "corrupt", "RSS+ MiB", "CPU s/GiB"},
+		Errors:     rep.Errors,
+		Registries: rep.Registries,
 	}
+	var details strings.Builder
+	rep.writeDetails(&details)
+	data.Details = strings.TrimSpace(details.String())
 	for _, c := range rep.Checks {
 		data.Checks = append(data.Checks, htmlCheck{Check: c, Class: map[string]string{"PASS": "pass", "FAIL": "fail", "n/a": "na"}[c.verdict()], Verdict: c.verdict()})
 	}
@@ -110,10 +120,7 @@ func summaryRow(r Result) []string {
 	if s.Runs == 0 {
 		return []string{r.Key(), r.Target, fmt.Sprintf("0/%d", len(r.Runs))}
 	}
-	fetch := fmt.Sprint(s.FetchesPerBlobMax)
-	if s.FetchesPerBlobMin != s.FetchesPerBlobMax {
-		fetch = fmt.Sprintf("%d–%d", s.FetchesPerBlobMin, s.FetchesPerBlobMax)
-	}
+	fetch := s.fetchCell("–")
 	rss, cpu := "–", "–"
 	if s.PeakRSS > 0 {
 		rss, cpu = fmt.Sprintf("%.1f", s.PeakAboveIdle/mib), fmt.Sprintf("%.2f", s.CPUSPerGiB)
@@ -135,6 +142,7 @@ func (rep *Report) sections() []htmlSection {
 		}
 		byKey[r.Key()] = append(byKey[r.Key()], r)
 	}
+	col := colors(rep.Results)
 	for _, k := range keys {
 		rs := byKey[k]
 		what := "pull time per node"
@@ -142,6 +150,7 @@ func (rep *Report) sections() []htmlSection {
 			what = "time per Range GET"
 		}
 		var pulls, bytes []series
+		var cdf, arrivals []line
 		size := 0.0
 		for _, r := range rs {
 			var all []float64
@@ -153,13 +162,18 @@ func (rep *Report) sections() []htmlSection {
 					size = float64(run.Upstream.BlobSize)
 				}
 			}
-			pulls = append(pulls, series{name: r.Target, values: all})
+			pulls = append(pulls, series{name: r.Target, values: all, color: col[r.Target]})
 			if r.Target != TargetBare {
 				var v []float64
 				if len(ub) > 0 {
 					v = []float64{Median(ub) / mib}
 				}
-				bytes = append(bytes, series{name: r.Target, values: v})
+				bytes = append(bytes, series{name: r.Target, values: v, color: col[r.Target]})
+			}
+			if run := medianRun(r); run != nil && len(run.PerNode) > 1 && len(all) > 1 {
+				cdf = append(cdf, cdfLine(r.Target, col[r.Target], all))
+				st, dn := arrivalLines(r.Target, col[r.Target], run.PerNode)
+				arrivals = append(arrivals, st, dn)
 			}
 		}
 		sizeMiB := size / mib
@@ -169,14 +183,31 @@ func (rep *Report) sections() []htmlSection {
 			}
 			return fmt.Sprintf("%.2f MiB (%.2f×)", v, v/sizeMiB)
 		}
-		out = append(out, htmlSection{
+		sec := htmlSection{
 			Title: k,
 			Note:  scenarioNotes[rs[0].Scenario],
 			Charts: []template.HTML{
 				template.HTML(boxPlotSVG(fmt.Sprintf("%s: %s, all runs (box p25–p75, bar p50, dot p95, whiskers min–max)", k, what), "seconds", pulls)),
 				template.HTML(barSVG(fmt.Sprintf("%s: upstream blob bytes, median run (dashed line: the blobs' size)", k), "MiB", bytes, sizeMiB, format)),
 			},
-		})
+		}
+		if len(cdf) > 0 {
+			sec.Charts = append(sec.Charts,
+				template.HTML(lineSVG(fmt.Sprintf("%s: time to pull the whole set, CDF across nodes, all runs", k), "seconds", "share of nodes", 1, cdf)),
+				template.HTML(lineSVG(fmt.Sprintf("%s: arrivals over time, median run (dashed: nodes started, solid: nodes done)", k), "seconds since the start", "nodes", maxNodes(arrivals), arrivals)))
+		}
+		out = append(out, sec)
 	}
 	return out
+}
+
+// maxNodes is the highest count of arrival lines.
+func maxNodes(ls []line) float64 {
+	m := 1.0
+	for _, l := range ls {
+		for _, p := range l.pts {
+			m = max(m, p.y)
+		}
+	}
+	return m
 }

@@ -16,7 +16,7 @@ func fakeRun(pulls []float64, mbps float64, fetchMin, fetchMax int64) RunResult 
 	return RunResult{
 		WallS: Summarize(pulls).Max, Clients: len(pulls), PullS: pulls, Pull: Summarize(pulls),
 		TTFB: Summarize([]float64{0.1}), MBps: mbps,
-		Upstream: Upstream{FetchesPerBlobMin: fetchMin, FetchesPerBlobMax: fetchMax, BlobBytes: 1 << 20, BlobSize: 1 << 20, BytesRatio: 1,
+		Upstream: Upstream{Source: sourceMAR, FetchesPerBlobMin: fetchMin, FetchesPerBlobMax: fetchMax, BlobBytes: 1 << 20, BlobSize: 1 << 20, BytesRatio: 1,
 			PerDigest: []DigestStat{{Digest: "sha256:" + strings.Repeat("a", 64), Size: 1 << 20, Fetches: fetchMax, GETs: fetchMax, Bytes: 1 << 20}}},
 		Proc: &Proc{IdleRSS: 20 << 20, PeakRSS: 30 << 20, AboveIdle: 10 << 20, CPUS: 0.5, CPUSPerGiB: 1.5},
 	}
@@ -189,5 +189,63 @@ func TestBoxPlotHandlesEmptyAndZero(t *testing.T) {
 	}
 	if ticks := niceTicks(0.87); ticks[len(ticks)-1] < 0.87 || len(ticks) > 12 {
 		t.Fatalf("ticks %v", ticks)
+	}
+}
+
+// registryReport is a report of a run against a registry on two load
+// machines.
+func registryReport() *Report {
+	rep := &Report{Schema: Schema, Started: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC), Command: "airlock bench --registry http://r --agents 2",
+		Options: ReportOptions{Runs: 1, Nodes: 4, Agents: 2, Arrival: "rolling:2"}, Catalog: CatalogInfo{Images: []string{"r/a:1", "r/b:1"}, Blobs: 3, BlobBytes: 3 << 20},
+		Registries: []RegistryInfo{{Name: "r", URL: "http://r", Credentials: "user u", Upstream: "http://r/metrics"}}}
+	run := RunResult{Run: 1, Arrival: "rolling:2", WallS: 2, Clients: 4, PullS: []float64{1, 1, 0.9, 1.2}, Bytes: 4 << 20, Requests: 80,
+		ErrorKinds: map[string]int64{"HTTP 503": 3, kindBroken: 1}, FailedKinds: map[string]int64{"HTTP 404": 1}, FailedPulls: 1,
+		Upstream: Upstream{Source: sourceAirlock, Requests: 5, BlobFetches: 3, Blobs: 3, CacheHits: 70},
+		Images:   []ImageStat{{Image: "r/a:1", Pull: Summarize([]float64{0.5, 0.6})}, {Image: "r/b:1", Pull: Summarize([]float64{0.4}), Failed: 1}},
+		Agents:   []AgentPart{{Agent: 0, Name: "m0", Tally: Tally{Nodes: 2}}, {Agent: 1, Name: "m1", Tally: Tally{Nodes: 2, FailedPulls: 1}}}}
+	for i, p := range run.PullS {
+		run.PerNode = append(run.PerNode, NodeRecord{Node: i, Agent: i % 2, StartS: float64(i/2) * 1.1, PullS: p})
+	}
+	run.Pull = Summarize(run.PullS)
+	r := Result{Scenario: ScenarioPull, Arrival: "rolling:2", Target: "r", Runs: []RunResult{run}}
+	r.summarize()
+	rep.Results = []Result{r}
+	return rep
+}
+
+// A registry run's report: the CDF and arrivals charts, the slowest node,
+// per-image times, errors by kind, the load machines.
+func TestRegistryReport(t *testing.T) {
+	t.Parallel()
+	rep := registryReport()
+	var b bytes.Buffer
+	if err := rep.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"pull @rolling:2", "~1.00", "slowest node #3 (agent 1) 1.200 s, started at 1.100 s", "HTTP 503 ×3, broken body ×1",
+		"failed nodes: 1 (HTTP 404 ×1)", "r/b:1", "agent 1 (m1): 2 nodes", "cache hits 70", "r = http://r/v2/ with user u; upstream counted by http://r/metrics"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table has no %q:\n%s", want, b.String())
+		}
+	}
+	if strings.Contains(b.String(), "airlock targets") {
+		t.Error("a registry run judges the bench's own targets")
+	}
+	dir := t.TempDir()
+	p, err := rep.WriteHTML(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := os.ReadFile(p)
+	if n := strings.Count(string(page), "<svg"); n != 4 {
+		t.Errorf("%d charts, want the box plot, the bytes, the CDF and the arrivals", n)
+	}
+	for _, want := range []string{"CDF across nodes", "arrivals over time", "r started", "r done", "share of nodes", "Registries", "slowest node #3"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("report.html has no %q", want)
+		}
+	}
+	if m := externalRef.FindString(string(page)); m != "" || strings.Contains(string(page), "NaN") {
+		t.Fatalf("report references %q or has NaN", m)
 	}
 }

@@ -17,10 +17,7 @@ func (rep *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(tw, "%s\t%s\t0/%d\t(every run failed)\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\n", r.Key(), r.Target, len(r.Runs))
 			continue
 		}
-		fetch := fmt.Sprintf("%d", s.FetchesPerBlobMax)
-		if s.FetchesPerBlobMin != s.FetchesPerBlobMax {
-			fetch = fmt.Sprintf("%d-%d", s.FetchesPerBlobMin, s.FetchesPerBlobMax)
-		}
+		fetch := s.fetchCell("-")
 		rss, cpu := "-", "-"
 		if s.PeakRSS > 0 {
 			rss, cpu = fmt.Sprintf("%.1f", s.PeakAboveIdle/mib), fmt.Sprintf("%.2f", s.CPUSPerGiB)
@@ -42,6 +39,14 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(w, "load average %s at the start, %s at the end.\n", rep.Machine.Load, rep.Machine.LoadEnd)
 	}
 	rep.writeFailover(w)
+	for _, r := range rep.Registries {
+		up := "nothing"
+		if r.Upstream != "" {
+			up = r.Upstream
+		}
+		fmt.Fprintf(w, "%s = %s%s with %s; upstream counted by %s\n", r.Name, r.URL, "/v2/"+r.Prefix, r.Credentials, up)
+	}
+	rep.writeDetails(w)
 	if len(rep.Checks) > 0 {
 		fmt.Fprintln(w, "\nairlock targets:")
 		for _, c := range rep.Checks {
@@ -55,6 +60,21 @@ func (rep *Report) WriteTable(w io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// fetchCell is the fetch/blob column: min-max over runs when counted per
+// blob (sep between them), the mean over the blobs when only totals are
+// known (airlock's metrics), "-" when nothing was counted.
+func (s Summary) fetchCell(sep string) string {
+	switch {
+	case s.UpstreamSource == "":
+		return "-"
+	case s.UpstreamSource == sourceAirlock:
+		return fmt.Sprintf("~%.2f", s.FetchesPerBlob)
+	case s.FetchesPerBlobMin != s.FetchesPerBlobMax:
+		return fmt.Sprintf("%d%s%d", s.FetchesPerBlobMin, sep, s.FetchesPerBlobMax)
+	}
+	return fmt.Sprint(s.FetchesPerBlobMax)
 }
 
 func (c Check) verdict() string {

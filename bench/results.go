@@ -20,9 +20,11 @@ type Report struct {
 	Machine   Machine       `json:"machine"`
 	Options   ReportOptions `json:"options"`
 	Catalog   CatalogInfo   `json:"catalog"`
-	Results   []Result      `json:"results"`
-	Checks    []Check       `json:"checks"`
-	Errors    []string      `json:"errors,omitempty"` // runs that could not be measured
+	// Registries are the targets of a --registry run.
+	Registries []RegistryInfo `json:"registries,omitempty"`
+	Results    []Result       `json:"results"`
+	Checks     []Check        `json:"checks"`
+	Errors     []string       `json:"errors,omitempty"` // runs that could not be measured
 }
 
 // Machine describes where the bench ran.
@@ -39,6 +41,10 @@ type Machine struct {
 
 // ReportOptions are the options that shaped the figures.
 type ReportOptions struct {
+	Registries []string `json:"registries,omitempty"` // --registry: targets the bench did not start
+	Prefix     string   `json:"prefix,omitempty"`
+	Arrival    string   `json:"arrival,omitempty"`
+	Agents     int      `json:"agents,omitempty"` // load machines (0: this process)
 	Scenarios  []string `json:"scenarios"`
 	Targets    []string `json:"targets"`
 	Nodes      int      `json:"nodes"`
@@ -50,6 +56,15 @@ type ReportOptions struct {
 	LargeSize  int64    `json:"largeBlobBytes"`
 	RangeSize  int64    `json:"rangeBytes"`
 	RangeCount int      `json:"rangeCount"`
+}
+
+// RegistryInfo is a registry the bench did not start.
+type RegistryInfo struct {
+	Name        string `json:"name"`
+	URL         string `json:"url"`
+	Prefix      string `json:"prefix,omitempty"`
+	Credentials string `json:"credentials"`        // which credentials nodes used
+	Upstream    string `json:"upstream,omitempty"` // where its upstream requests were counted
 }
 
 // CatalogInfo is what a node pulls: the bootstrap set for linux/amd64.
@@ -64,18 +79,23 @@ type CatalogInfo struct {
 // Result is one scenario (and phase) on one target over all runs.
 type Result struct {
 	Scenario string      `json:"scenario"`
-	Phase    string      `json:"phase,omitempty"` // "cold" or "warm" for ranges
+	Phase    string      `json:"phase,omitempty"`   // "cold" or "warm" for ranges
+	Arrival  string      `json:"arrival,omitempty"` // how nodes arrived, when not all at once
 	Target   string      `json:"target"`
 	Runs     []RunResult `json:"runs"`
 	Summary  Summary     `json:"summary"`
 }
 
-// Key returns "scenario[/phase]".
+// Key returns "scenario[/phase][ @arrival]".
 func (r Result) Key() string {
-	if r.Phase == "" {
-		return r.Scenario
+	k := r.Scenario
+	if r.Phase != "" {
+		k += "/" + r.Phase
 	}
-	return r.Scenario + "/" + r.Phase
+	if r.Arrival != "" {
+		k += " @" + r.Arrival
+	}
+	return k
 }
 
 // RunResult is one measured run.
@@ -100,7 +120,59 @@ type RunResult struct {
 	Upstream     Upstream  `json:"upstream"`
 	Proc         *Proc     `json:"proc,omitempty"` // child-process targets only
 
-	Failover *FailoverRun `json:"failover,omitempty"` // the failover scenario's own figures
+	Failover    *FailoverRun     `json:"failover,omitempty"`    // the failover scenario's own figures
+	Arrival     string           `json:"arrival,omitempty"`     // how nodes arrived, when not all at once
+	ErrorKinds  map[string]int64 `json:"errorKinds,omitempty"`  // errors clients saw (before retries), by kind
+	FailedKinds map[string]int64 `json:"failedKinds,omitempty"` // failed nodes, by the kind of their error
+	Images      []ImageStat      `json:"images,omitempty"`      // per image of the set
+	PerNode     []NodeRecord     `json:"perNode,omitempty"`     // raw per-node numbers
+	Hist        *Hists           `json:"hist,omitempty"`        // runs on load machines: the merged histograms
+	Agents      []AgentPart      `json:"agents,omitempty"`      // runs on load machines: each machine's part
+}
+
+// setTally copies a tally's counts.
+func (r *RunResult) setTally(t Tally) {
+	r.Bytes, r.Requests, r.Errors, r.Retries, r.Corrupt, r.FailedPulls = t.Bytes, t.Requests, t.Errors, t.Retries, t.Corrupt, t.FailedPulls
+	r.ErrorKinds, r.FailedKinds = t.ErrorKinds, t.FailedKinds
+}
+
+// ImageStat is the time nodes took to pull one image of the set.
+type ImageStat struct {
+	Image  string `json:"image"`
+	Pull   Dist   `json:"pull"`   // seconds, nodes that pulled it
+	Failed int    `json:"failed"` // nodes that could not
+}
+
+// Hists are a run's latency histograms; merged exactly across load
+// machines.
+type Hists struct {
+	Pull   Histogram   `json:"pull"`   // per node: time to pull the whole set
+	TTFB   Histogram   `json:"ttfb"`   // per blob GET: request to first body byte
+	Images []Histogram `json:"images"` // per image of the set, in order
+}
+
+// merge adds o's histograms.
+func (h *Hists) merge(o *Hists) {
+	h.Pull.Merge(&o.Pull)
+	h.TTFB.Merge(&o.TTFB)
+	for len(h.Images) < len(o.Images) {
+		h.Images = append(h.Images, Histogram{})
+	}
+	for i := range o.Images {
+		h.Images[i].Merge(&o.Images[i])
+	}
+}
+
+// AgentPart is one load machine's part of a run: its counts and
+// histograms, which the run's figures add up from.
+type AgentPart struct {
+	Agent        int     `json:"agent"`
+	Name         string  `json:"name"`         // host name of the machine
+	ClockOffsetS float64 `json:"clockOffsetS"` // its clock minus the coordinator's, estimated
+	ClockRTTS    float64 `json:"clockRttS"`    // round trip of the estimate
+	StartLateS   float64 `json:"startLateS"`   // how late it started after the barrier, its clock
+	Tally
+	Hist Hists `json:"hist"`
 }
 
 // Upstream is what the emulator counted during the measured part of a run.
@@ -119,6 +191,14 @@ type Upstream struct {
 	Errors            int64            `json:"errors"`     // 429 and 5xx answers (faults included) and dropped connections
 	ByKind            map[string]int64 `json:"byKind"`     // request counts by "METHOD kind status"
 	PerDigest         []DigestStat     `json:"perDigest"`
+
+	// Source says where the counts come from: "mar" (the emulator's
+	// /_mar/stats, per blob), "airlock" (the target's /metrics: requests,
+	// bytes, cache hits), "" when nothing was counted.
+	Source      string `json:"source,omitempty"`
+	CacheHits   int64  `json:"cacheHits,omitempty"`   // airlock: requests answered from its store
+	CacheMisses int64  `json:"cacheMisses,omitempty"` // airlock: requests that started an upstream fetch
+	Coalesced   int64  `json:"coalesced,omitempty"`   // airlock: requests that joined a fetch already running
 }
 
 // DigestStat is the upstream traffic for one blob.
@@ -162,7 +242,9 @@ type Summary struct {
 	FetchesPerBlobMin int64   `json:"fetchesPerBlobMin"` // min over runs
 	FetchesPerBlobMax int64   `json:"fetchesPerBlobMax"` // max over runs
 	BytesRatio        float64 `json:"bytesRatio"`
-	PeakAboveIdle     float64 `json:"peakAboveIdle,omitempty"` // bytes
+	UpstreamSource    string  `json:"upstreamSource,omitempty"` // where upstream was counted ("": nowhere)
+	FetchesPerBlob    float64 `json:"fetchesPerBlob,omitempty"` // blob fetches over blobs, median run
+	PeakAboveIdle     float64 `json:"peakAboveIdle,omitempty"`  // bytes
 	PeakRSS           float64 `json:"peakRSS,omitempty"`
 	CPUSPerGiB        float64 `json:"cpuSPerGiB,omitempty"`
 }
@@ -212,6 +294,14 @@ func (r *Result) summarize() {
 	s.UpstreamBytes = medianOf(ok, func(x RunResult) float64 { return float64(x.Upstream.Bytes) })
 	s.BlobFetches = medianOf(ok, func(x RunResult) float64 { return float64(x.Upstream.BlobFetches) })
 	s.BytesRatio = medianOf(ok, func(x RunResult) float64 { return x.Upstream.BytesRatio })
+	s.FetchesPerBlob = medianOf(ok, func(x RunResult) float64 {
+		return float64(x.Upstream.BlobFetches) / float64(max(1, x.Upstream.Blobs))
+	})
+	for _, run := range ok {
+		if run.Upstream.Source != "" {
+			s.UpstreamSource = run.Upstream.Source
+		}
+	}
 	var procs []*Proc
 	for _, run := range ok {
 		if run.Proc != nil {

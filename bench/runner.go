@@ -60,7 +60,11 @@ func phases(scenario string) []string {
 // Run measures every selected scenario on every selected target and returns
 // the report (also when some runs failed: see Report.Errors). It returns an
 // error for bad options, a catalog that cannot be generated, or ctx ending.
+// With opts.Registries it is RunRegistries.
 func Run(ctx context.Context, opts Options) (*Report, error) {
+	if len(opts.Registries) > 0 {
+		return RunRegistries(ctx, opts)
+	}
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
@@ -91,7 +95,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	defer os.RemoveAll(work)
 
 	rep := &Report{Schema: Schema, Started: started.UTC(), Machine: machine(), Options: ReportOptions{
-		Scenarios: opts.Scenarios, Targets: opts.Targets, Nodes: opts.Nodes, Runs: opts.Runs, Catalog: opts.Catalog,
+		Arrival: opts.Arrival.String(), Scenarios: opts.Scenarios, Targets: opts.Targets, Nodes: opts.Nodes, Runs: opts.Runs, Catalog: opts.Catalog,
 		Scale: string(opts.Scale), Minor: opts.Minor, Seed: opts.Seed, LargeSize: opts.LargeSize, RangeSize: opts.RangeSize, RangeCount: opts.RangeCount,
 	}}
 	rep.Catalog = CatalogInfo{Blobs: len(set.blobs), BlobBytes: set.size}
@@ -142,6 +146,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		for _, pr := range prs {
 			pr.run.Run, pr.run.Order = st.run, st.order
 			r := get(st.scenario, pr.phase, st.target)
+			if pr.run.Arrival != "" {
+				r.Arrival = pr.run.Arrival
+			}
 			r.Runs = append(r.Runs, pr.run)
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
-	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -42,10 +41,11 @@ var largeRef = catalog.Ref{Repo: "bench/large", Tag: "v1"}
 
 // pullSet is what one node pulls: the bootstrap set's linux/amd64 blobs.
 type pullSet struct {
-	refs  []catalog.Ref
-	blobs map[string]int64 // digest -> size
-	size  int64
-	large catalog.Blob // the ranges blob, when generated
+	refs   []catalog.Ref
+	images []image          // refs as nodes pull them
+	blobs  map[string]int64 // digest -> size
+	size   int64
+	large  catalog.Blob // the ranges blob, when generated
 
 	failover catalog.Blob    // the failover scenario's big blob, when generated
 	relay    []v1.Descriptor // the relay scenario's blobs, when generated
@@ -57,7 +57,7 @@ func newPullSet(cat *catalog.Catalog, minor string) (*pullSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	ps := &pullSet{refs: refs, blobs: map[string]int64{}}
+	ps := &pullSet{refs: refs, images: imagesOf(refs), blobs: map[string]int64{}}
 	for _, r := range refs {
 		img, ok := cat.Image(r.Repo, r.Tag)
 		if !ok {
@@ -104,13 +104,14 @@ type runEnv struct {
 	set  *pullSet
 
 	// A scenario may change what pullNodes does: the images each node
-	// pulls (nil: set.refs), the blobs counted upstream (nil: set.blobs),
-	// a blob the nodes report progress on, and what runs while they pull
-	// (it returns by itself, at the latest once finished is closed).
-	refs   []catalog.Ref
+	// pulls (nil: set.images), the blobs counted upstream (nil:
+	// set.blobs), a blob the nodes report progress on, and what runs
+	// while they pull (it returns by itself, at the latest once finished
+	// is closed).
+	images []image
 	scope  map[string]int64
 	watch  *blobWatch
-	during func(ctx context.Context, nodes []*node, finished <-chan struct{})
+	during func(ctx context.Context, finished <-chan struct{})
 }
 
 // phaseResult is a measured phase ("" unless the scenario has several).
@@ -126,25 +127,25 @@ func scenarioFuncs() map[string]scenarioFunc {
 	one := func(phase string, r RunResult) []phaseResult { return []phaseResult{{phase, r}} }
 	return map[string]scenarioFunc{
 		ScenarioColdOne: func(ctx context.Context, env *runEnv) ([]phaseResult, error) {
-			return one("", env.pullNodes(ctx, 1, 1)), nil
+			return one("", env.pullNodes(ctx, 1, 1, Arrival{})), nil
 		},
 		ScenarioWarm: func(ctx context.Context, env *runEnv) ([]phaseResult, error) {
 			if err := env.prime(ctx); err != nil {
 				return nil, err
 			}
-			return one("", env.pullNodes(ctx, 1, warmRounds(env.set.size))), nil
+			return one("", env.pullNodes(ctx, 1, warmRounds(env.set.size), Arrival{})), nil
 		},
 		ScenarioStorm: func(ctx context.Context, env *runEnv) ([]phaseResult, error) {
 			// The same storm again on the now warm cache: the fastest this
 			// machine runs it, a reference for the cold storm.
-			cold := env.pullNodes(ctx, env.opts.Nodes, 1)
-			return []phaseResult{{"", cold}, {"warm", env.pullNodes(ctx, env.opts.Nodes, 1)}}, nil
+			cold := env.pullNodes(ctx, env.opts.Nodes, 1, env.opts.Arrival)
+			return []phaseResult{{"", cold}, {"warm", env.pullNodes(ctx, env.opts.Nodes, 1, env.opts.Arrival)}}, nil
 		},
 		ScenarioFlaky: func(ctx context.Context, env *runEnv) ([]phaseResult, error) {
 			if err := env.mar.SetFaults(flakyFaults(env.set)...); err != nil {
 				return nil, err
 			}
-			return one("", env.pullNodes(ctx, env.opts.Nodes, 1)), nil
+			return one("", env.pullNodes(ctx, env.opts.Nodes, 1, env.opts.Arrival)), nil
 		},
 		ScenarioUpstreamSlow: func(ctx context.Context, env *runEnv) ([]phaseResult, error) {
 			err := env.mar.SetFaults(
@@ -153,7 +154,7 @@ func scenarioFuncs() map[string]scenarioFunc {
 			if err != nil {
 				return nil, err
 			}
-			return one("", env.pullNodes(ctx, 1, 1)), nil
+			return one("", env.pullNodes(ctx, 1, 1, Arrival{})), nil
 		},
 		ScenarioRanges:   rangesScenario,
 		ScenarioRelay:    relayScenario,
@@ -184,7 +185,7 @@ func flakyFaults(set *pullSet) []fault.Fault {
 func (env *runEnv) prime(ctx context.Context) error {
 	for _, inst := range env.inst.members() {
 		n := newNode(inst)
-		n.pull(ctx, env.set.refs)
+		n.pull(ctx, env.set.images)
 		n.close()
 		if r := n.result(); r.Failed != nil {
 			return fmt.Errorf("priming pull through %s: %w", inst.name, r.Failed)
@@ -241,69 +242,91 @@ func (m *procMeter) stop(served int64) *Proc {
 	return p
 }
 
-// pullNodes starts n nodes at the same instant, each pulling the whole set,
-// then (rounds > 1) n fresh nodes again after they finish, rounds times; it
-// measures the nodes, the emulator's counters and the target's process.
-func (env *runEnv) pullNodes(ctx context.Context, n, rounds int) RunResult {
-	refs, scope := env.refs, env.scope
-	if refs == nil {
-		refs, scope = env.set.refs, env.set.blobs
-	}
-	nodes := make([]*node, n*rounds)
-	for i := range nodes {
-		nodes[i] = newNodeAt(env.inst, i)
-		nodes[i].watch = env.watch
-		defer nodes[i].close()
+// pullNodes plays an event of n nodes arriving as arr, each pulling the
+// whole set, then (rounds > 1) n fresh nodes again after they finish,
+// rounds times; it measures the nodes, the emulator's counters and the
+// target's process.
+func (env *runEnv) pullNodes(ctx context.Context, n, rounds int, arr Arrival) RunResult {
+	res, _ := env.pullOutcomes(ctx, n, rounds, arr)
+	return res
+}
+
+// pullOutcomes is pullNodes, returning each node's outcome too.
+func (env *runEnv) pullOutcomes(ctx context.Context, n, rounds int, arr Arrival) (RunResult, []outcome) {
+	images, scope := env.images, env.scope
+	if images == nil {
+		images, scope = env.set.images, env.set.blobs
 	}
 	settledStats(ctx, env.mar) // let earlier requests (priming, a previous phase) finish counting
 	env.mar.ResetStats()
 	meter := startMeter(env.inst.pids()...)
 	t0 := time.Now()
+	var outs []outcome
 	for r := range rounds {
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for _, nd := range nodes[r*n : (r+1)*n] {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				nd.pull(ctx, refs)
-			}()
+		ev := &event{inst: env.inst, set: images, nodes: n, arrival: arr, start: time.Now(), first: r * n, watch: env.watch}
+		if p := env.opts.NodeProgress; p != nil {
+			ev.progress = func(done, running, failed int) { p(r*n+done, running, failed, n*rounds) }
 		}
-		close(start)
-		if env.during != nil {
+		var o []outcome
+		if env.during == nil {
+			o, _ = ev.run(ctx) // no barrier: it cannot fail
+		} else {
 			finished := make(chan struct{})
-			go func() { wg.Wait(); close(finished) }()
-			env.during(ctx, nodes[r*n:(r+1)*n], finished)
+			go func() {
+				defer close(finished)
+				o, _ = ev.run(ctx)
+			}()
+			env.during(ctx, finished)
+			<-finished
 		}
-		wg.Wait()
+		for i := range o {
+			o[i].index += r * n
+		}
+		outs = append(outs, o...)
 	}
 	res := RunResult{WallS: time.Since(t0).Seconds(), Clients: n * rounds}
-	var ttfb []time.Duration
-	for _, nd := range nodes {
-		r := nd.result()
-		res.PullS = append(res.PullS, r.Duration.Seconds())
-		ttfb = append(ttfb, r.TTFB...)
-		res.Bytes += r.Bytes
-		res.Requests += r.Requests
-		res.Errors += r.Errors
-		res.Retries += r.Retries
-		res.Corrupt += r.Corrupt
-		if r.Failed != nil {
-			res.FailedPulls++
-			if res.FirstFailure == "" {
-				res.FirstFailure = r.Failed.Error()
-			}
-		}
+	if !arr.IsStorm() {
+		res.Arrival = arr.String()
 	}
-	res.Pull = Summarize(res.PullS)
-	res.TTFB = Summarize(seconds(ttfb))
+	res.fromOutcomes(outs, t0, images)
 	if res.WallS > 0 {
 		res.MBps = float64(res.Bytes) / res.WallS / 1e6
 	}
 	res.Proc = meter.stop(res.Bytes)
 	res.Upstream = upstreamStats(settledStats(ctx, env.mar), scope)
-	return res
+	return res, outs
+}
+
+// fromOutcomes fills the per-node figures from the nodes of one machine:
+// exact distributions of the raw samples, the tally and the raw records.
+func (res *RunResult) fromOutcomes(outs []outcome, start time.Time, set []image) {
+	var ttfb []time.Duration
+	var t Tally
+	perImage := make([][]float64, len(set))
+	failedImage := make([]int, len(set))
+	for _, o := range outs {
+		r := o.res
+		res.PullS = append(res.PullS, r.Duration.Seconds())
+		ttfb = append(ttfb, r.TTFB...)
+		t.add(r)
+		if r.Failed != nil && res.FirstFailure == "" {
+			res.FirstFailure = r.Failed.Error()
+		}
+		for i, d := range r.Images {
+			if d > 0 {
+				perImage[i] = append(perImage[i], d.Seconds())
+			} else {
+				failedImage[i]++
+			}
+		}
+		res.PerNode = append(res.PerNode, record(o, 0, start))
+	}
+	res.setTally(t)
+	res.Pull = Summarize(res.PullS)
+	res.TTFB = Summarize(seconds(ttfb))
+	for i, im := range set {
+		res.Images = append(res.Images, ImageStat{Image: im.name, Pull: Summarize(perImage[i]), Failed: failedImage[i]})
+	}
 }
 
 // settledStats returns the emulator's counters once they stop moving: a
@@ -328,6 +351,7 @@ func settledStats(ctx context.Context, m *mar.Server) mar.Stats {
 // upstreamStats reads the emulator's counters for the blobs in scope.
 func upstreamStats(st mar.Stats, blobs map[string]int64) Upstream {
 	u := Upstream{
+		Source:       sourceMAR,
 		Requests:     st.Total(),
 		Bytes:        st.BytesSent,
 		Blobs:        len(blobs),

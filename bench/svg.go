@@ -28,6 +28,15 @@ func targetColor(t string) string {
 type series struct {
 	name   string
 	values []float64
+	color  string // "" = targetColor(name)
+}
+
+// colorOf is the series' colour.
+func (s series) colorOf() string {
+	if s.color != "" {
+		return s.color
+	}
+	return targetColor(s.name)
 }
 
 // niceTicks returns round tick values from 0 to at least hi.
@@ -104,7 +113,7 @@ func boxPlotSVG(title, unit string, ss []series) string {
 	b, x, top, _ := chartFrame(title, unit, hi, len(ss))
 	for i, s := range ss {
 		y := top + float64(i*svgRow) + svgRow/2
-		c := targetColor(s.name)
+		c := s.colorOf()
 		fmt.Fprintf(b, `<text x="%d" y="%.1f" font-size="12" text-anchor="end" dominant-baseline="middle">%s</text>`, svgLeft-8, y, html.EscapeString(s.name))
 		if len(s.values) == 0 {
 			fmt.Fprintf(b, `<text x="%d" y="%.1f" font-size="11" dominant-baseline="middle" fill="#6b7280">no data</text>`, svgLeft+4, y)
@@ -142,7 +151,7 @@ func barSVG(title, unit string, ss []series, ref float64, format func(float64) s
 			continue
 		}
 		v := s.values[0]
-		fmt.Fprintf(b, `<rect x="%d" y="%.1f" width="%.1f" height="18" fill="%s"/>`, svgLeft, y-9, math.Max(1, x(v)-svgLeft), targetColor(s.name))
+		fmt.Fprintf(b, `<rect x="%d" y="%.1f" width="%.1f" height="18" fill="%s"/>`, svgLeft, y-9, math.Max(1, x(v)-svgLeft), s.colorOf())
 		fmt.Fprintf(b, `<text x="%d" y="%.1f" font-size="11" dominant-baseline="middle" fill="#374151">%s</text>`, svgWidth-svgRight+8, y, html.EscapeString(format(v)))
 	}
 	if ref > 0 {

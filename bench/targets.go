@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/airlock/airlock/upstream/mar/catalog"
 )
@@ -31,19 +35,52 @@ type startEnv struct {
 	cat      *catalog.Catalog
 }
 
-// instance is a started target.
+// instance is a started target, or a registry the bench did not start.
 type instance struct {
 	name   string
-	url    string // http://127.0.0.1:PORT
+	url    string // http://127.0.0.1:PORT, or https://...
 	prefix string // prepended to upstream repository names
 	pid    int    // child process, 0 when in-process
 	stop   func() error
 
+	creds    credentials // how a node authenticates; nil: anonymous
+	tls      *tls.Config // trusted roots; nil: the system's
+	platform v1.Platform // what nodes pull from an index; zero: linux/amd64
+
 	cluster *replicaSet // airlock-cluster: its replicas; url is the first's
 }
 
-// host returns host:port of the instance.
-func (i *instance) host() string { return strings.TrimPrefix(i.url, "http://") }
+// host returns host[:port] of the instance.
+func (i *instance) host() string {
+	return strings.TrimPrefix(strings.TrimPrefix(i.url, "http://"), "https://")
+}
+
+// https reports whether the instance speaks TLS.
+func (i *instance) https() bool { return strings.HasPrefix(i.url, "https://") }
+
+// nameOpts are the options of references to the instance.
+func (i *instance) nameOpts() []name.Option {
+	if i.https() {
+		return nil
+	}
+	return []name.Option{name.Insecure}
+}
+
+// tlsConfig returns a copy of the TLS settings (nil: the defaults).
+func (i *instance) tlsConfig() *tls.Config {
+	if i.tls == nil {
+		return nil
+	}
+	return i.tls.Clone()
+}
+
+// platformOrDefault is the platform nodes pull.
+func (i *instance) platformOrDefault() v1.Platform {
+	if i.platform.OS == "" {
+		return v1.Platform{OS: "linux", Architecture: "amd64"}
+	}
+	return i.platform
+}
 
 // target starts fresh instances of one registry.
 type target interface {

@@ -50,7 +50,7 @@ func (s *Service) CreateCacheRule(ctx context.Context, registry string, r CacheR
 // configuration file's, marked fromConfig).
 func (s *Service) CacheRules(ctx context.Context, registry string) ([]CacheRule, error) {
 	var out []CacheRule
-	err := s.view(func(st *State) error {
+	err := s.view(ctx, func(st *State) error {
 		reg, err := lookupRegistry(st, registry)
 		if err != nil {
 			return err

@@ -82,12 +82,13 @@ type RegistryRef struct {
 // creates a managed registry with the rule, private endpoint and DNS
 // records, and reconciles them from then on.
 func (s *Service) CreateCluster(ctx context.Context, spec ClusterSpec) (*ClusterInfo, error) {
-	c, err := s.newCluster(spec)
+	proto, err := s.newCluster(spec)
 	if err != nil {
 		return nil, err
 	}
 	var out *ClusterInfo
 	err = s.update(ctx, func(st *State) error {
+		c := proto.clone() // setBootstrap and reconcile change it
 		if _, ok := st.Clusters[c.Name]; ok {
 			return conflict(CodeAlreadyExists, "cluster %s already exists", c.Name)
 		}
@@ -270,7 +271,7 @@ func (s *Service) pickManagedName(st *State, c *Cluster, name string) (string, e
 // Cluster returns a cluster.
 func (s *Service) Cluster(ctx context.Context, name string) (*ClusterInfo, error) {
 	var out *ClusterInfo
-	err := s.view(func(st *State) error {
+	err := s.view(ctx, func(st *State) error {
 		c, ok := st.Clusters[name]
 		if !ok {
 			return notFound("cluster %s not found", name)
@@ -284,7 +285,7 @@ func (s *Service) Cluster(ctx context.Context, name string) (*ClusterInfo, error
 // Clusters lists every cluster.
 func (s *Service) Clusters(ctx context.Context) ([]*ClusterInfo, error) {
 	out := []*ClusterInfo{}
-	err := s.view(func(st *State) error {
+	err := s.view(ctx, func(st *State) error {
 		for _, k := range sortedKeys(st.Clusters) {
 			out = append(out, s.clusterInfo(st, st.Clusters[k]))
 		}
@@ -299,6 +300,7 @@ func (s *Service) Clusters(ctx context.Context) ([]*ClusterInfo, error) {
 func (s *Service) DeleteCluster(ctx context.Context, name string) (*DeleteReport, error) {
 	rep := &DeleteReport{}
 	err := s.update(ctx, func(st *State) error {
+		*rep = DeleteReport{}
 		c, ok := st.Clusters[name]
 		if !ok {
 			return notFound("cluster %s not found", name)

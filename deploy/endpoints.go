@@ -67,7 +67,7 @@ func (s *Service) CreatePrivateEndpoint(ctx context.Context, spec PrivateEndpoin
 // PrivateEndpoints lists private endpoints, of one registry if named.
 func (s *Service) PrivateEndpoints(ctx context.Context, registry string) ([]PrivateEndpoint, error) {
 	out := []PrivateEndpoint{}
-	err := s.view(func(st *State) error {
+	err := s.view(ctx, func(st *State) error {
 		name := ""
 		if registry != "" {
 			var err error
@@ -90,6 +90,7 @@ func (s *Service) PrivateEndpoints(ctx context.Context, registry string) ([]Priv
 func (s *Service) DeletePrivateEndpoint(ctx context.Context, name string) (*DeleteReport, error) {
 	rep := &DeleteReport{}
 	err := s.update(ctx, func(st *State) error {
+		*rep = DeleteReport{}
 		pe, ok := st.Endpoints[name]
 		if !ok {
 			return notFound("private endpoint %s not found", name)
@@ -115,7 +116,7 @@ func (s *Service) DeletePrivateEndpoint(ctx context.Context, name string) (*Dele
 // DNSRecords lists the A records of the private DNS zone.
 func (s *Service) DNSRecords(ctx context.Context) ([]DNSRecord, error) {
 	out := []DNSRecord{}
-	err := s.view(func(st *State) error {
+	err := s.view(ctx, func(st *State) error {
 		for _, k := range sortedKeys(st.Records) {
 			out = append(out, *st.Records[k])
 		}
@@ -136,14 +137,17 @@ func (s *Service) SetDNSRecord(ctx context.Context, rec DNSRecord) (DNSRecord, e
 	if !resourceNameRE.MatchString(rec.Name) {
 		return DNSRecord{}, invalid(CodeInvalidParameter, "record name %q must be <registry> or <registry>.<region>.data", rec.Name)
 	}
+	out := rec
 	err := s.update(ctx, func(st *State) error {
-		if old, ok := st.Records[rec.key()]; ok {
-			rec.ManagedBy = old.ManagedBy
+		r := rec
+		if old, ok := st.Records[r.key()]; ok {
+			r.ManagedBy = old.ManagedBy
 		}
-		st.Records[rec.key()] = &rec
+		st.Records[r.key()] = &r
+		out = r
 		return nil
 	})
-	return rec, err
+	return out, err
 }
 
 // DeleteDNSRecord deletes an A record.

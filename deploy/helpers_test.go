@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -16,28 +18,53 @@ import (
 )
 
 // memStore is a deploy.Store that keeps the state as JSON, as a database
-// would: nothing is shared with the service's copy.
+// would: nothing is shared with the service's copy. Its versions count
+// saves; saves counts the calls to Save.
 type memStore struct {
-	mu sync.Mutex
-	b  []byte
+	mu    sync.Mutex
+	b     []byte
+	n     int
+	saves int
 }
 
-func (m *memStore) Load(ctx context.Context) (*deploy.State, error) {
+func (m *memStore) Load(ctx context.Context) (*deploy.State, string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st := deploy.NewState()
 	if m.b == nil {
-		return st, nil
+		return st, "", nil
 	}
-	return st, json.Unmarshal(m.b, st)
+	return st, m.version(), json.Unmarshal(m.b, st)
 }
 
-func (m *memStore) Save(ctx context.Context, st *deploy.State) error {
+func (m *memStore) Save(ctx context.Context, st *deploy.State, base string) (string, error) {
 	b, err := json.Marshal(st)
+	if err != nil {
+		return "", err
+	}
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.saves++
+	if base != m.version() {
+		return "", fmt.Errorf("memstore: at %s, not %s: %w", m.version(), base, deploy.ErrStale)
+	}
 	m.b = b
-	m.mu.Unlock()
-	return err
+	m.n++
+	return m.version(), nil
+}
+
+// version is the version of what is stored ("" for nothing); m.mu held.
+func (m *memStore) version() string {
+	if m.n == 0 {
+		return ""
+	}
+	return strconv.Itoa(m.n)
+}
+
+func (m *memStore) saveCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.saves
 }
 
 // engine records the rule set the service hands the data plane.

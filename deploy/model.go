@@ -191,6 +191,19 @@ func (s *State) Clone() *State {
 	return c
 }
 
+// clone returns a deep copy.
+func (c *Cluster) clone() *Cluster {
+	b, err := json.Marshal(c)
+	if err != nil {
+		panic(fmt.Sprintf("deploy: cluster does not marshal: %v", err))
+	}
+	out := &Cluster{}
+	if err := json.Unmarshal(b, out); err != nil {
+		panic(fmt.Sprintf("deploy: cluster does not unmarshal: %v", err))
+	}
+	return out
+}
+
 // fill makes nil maps empty.
 func (s *State) fill() {
 	if s.Registries == nil {

@@ -79,7 +79,7 @@ func (s *Service) NodeConfig(ctx context.Context, cluster string, o NodeConfigOp
 		return nil, err
 	}
 	var out *NodeConfig
-	err := s.view(func(st *State) error {
+	err := s.view(ctx, func(st *State) error {
 		c, ok := st.Clusters[cluster]
 		if !ok {
 			return notFound("cluster %s not found", cluster)

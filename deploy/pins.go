@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"context"
 	"sort"
 
 	"github.com/airlock/airlock/deploy/aks"
@@ -43,12 +44,64 @@ func NodeBootstrapImages(kubernetesVersion string) ([]string, error) {
 
 // syncPins pins the bootstrap images of every cluster whose nodes pull
 // from the bound registry (its bootstrap profile, or a node pool not yet
-// reimaged away from it), and unpins the rest. Called with s.mu held,
-// after every change.
-func (s *Service) syncPins(st *State) {
-	if s.bind.Pins == nil || s.bind.Bootstrap == nil || s.bind.Registry == "" {
+// reimaged away from it), and unpins the rest, if the state served moved
+// since the last sync (or that sync failed). On a Serializer store it
+// syncs in the store's exclusive section, after reading the newest state:
+// replicas sharing the pins never replace a newer state's pins with an
+// older one's. It waits at most pinWait; a sync that did not happen is
+// logged and retried by the next Refresh. Called without s.mu.
+func (s *Service) syncPins(ctx context.Context) {
+	if s.bind.Pins == nil || s.bind.Bootstrap == nil || s.bind.Registry == "" || !s.pinsDue() {
 		return
 	}
+	s.pinMu.Lock()
+	defer s.pinMu.Unlock()
+	if !s.pinsDue() {
+		return // synced by another call meanwhile
+	}
+	ctx, cancel := context.WithTimeout(ctx, pinWait)
+	defer cancel()
+	ser, shared := s.store.(Serializer)
+	sync := func(ctx context.Context) error {
+		if shared {
+			if _, err := s.refresh(ctx); err != nil {
+				return err
+			}
+		}
+		s.mu.Lock()
+		gen, want := s.gen, s.wantPins(s.st)
+		s.mu.Unlock()
+		if err := s.bind.Pins.SyncPins(PinOwnerPrefix, want); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.pinned = max(s.pinned, gen)
+		s.mu.Unlock()
+		return nil
+	}
+	var err error
+	if shared {
+		err = ser.Exclusive(ctx, sync)
+	} else {
+		err = sync(ctx)
+	}
+	if err != nil {
+		s.log.Error("pin bootstrap images", zap.Error(err))
+	}
+}
+
+// pinsDue reports whether the state served was loaded and its pins not
+// synced yet.
+func (s *Service) pinsDue() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.loaded && s.pinned != s.gen
+}
+
+// wantPins is what st pins: owner cluster/<name> -> its bootstrap images,
+// sorted, for each cluster some node of which pulls from the bound
+// registry.
+func (s *Service) wantPins(st *State) map[string][]string {
 	want := map[string][]string{}
 	for _, name := range sortedKeys(st.Clusters) {
 		c := st.Clusters[name]
@@ -63,9 +116,7 @@ func (s *Service) syncPins(st *State) {
 		sort.Strings(refs)
 		want[PinOwnerPrefix+name] = refs
 	}
-	if err := s.bind.Pins.SyncPins(PinOwnerPrefix, want); err != nil {
-		s.log.Error("pin bootstrap images", zap.Error(err))
-	}
+	return want
 }
 
 // pullsFromBound reports whether some node of c bootstraps from the bound

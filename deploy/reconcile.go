@@ -151,6 +151,9 @@ func (s *Service) ensureManaged(st *State, c *Cluster, m string) ([]Repair, stri
 	addr, scheme := s.endpointAddress(m)
 	peName := m + "-pe"
 	pe, ok := st.Endpoints[peName]
+	if ok && s.atReplica(pe, m, scheme) {
+		addr = pe.Address // another replica of this registry: leave it there
+	}
 	switch {
 	case !ok:
 		st.Endpoints[peName] = &PrivateEndpoint{ID: endpointID(c.NodeResourceGroup, peName), Name: peName, Registry: m, Address: addr, Scheme: scheme, ManagedBy: c.Name}
@@ -171,6 +174,14 @@ func (s *Service) ensureManaged(st *State, c *Cluster, m string) ([]Repair, stri
 		}
 	}
 	return out, ""
+}
+
+// atReplica reports whether private endpoint pe of registry m, the bound
+// one, points at another live replica serving it (Binding.Replica) with
+// the scheme this one would use.
+func (s *Service) atReplica(pe *PrivateEndpoint, m, scheme string) bool {
+	return m == s.bind.Registry && s.bind.Replica != nil && pe.Registry == m && pe.Scheme == scheme &&
+		pe.Address != s.bind.Address && s.bind.Replica(pe.Address)
 }
 
 // deleteManaged deletes managed registry m of cluster c, its managed

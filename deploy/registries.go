@@ -67,7 +67,7 @@ func (s *Service) CreateRegistry(ctx context.Context, spec RegistrySpec) (*Regis
 // Registry returns a registry by name or resource ID.
 func (s *Service) Registry(ctx context.Context, nameOrID string) (*RegistryInfo, error) {
 	var out *RegistryInfo
-	err := s.view(func(st *State) error {
+	err := s.view(ctx, func(st *State) error {
 		reg, err := lookupRegistry(st, nameOrID)
 		if err != nil {
 			return err
@@ -81,7 +81,7 @@ func (s *Service) Registry(ctx context.Context, nameOrID string) (*RegistryInfo,
 // Registries lists every registry.
 func (s *Service) Registries(ctx context.Context) ([]*RegistryInfo, error) {
 	out := []*RegistryInfo{}
-	err := s.view(func(st *State) error {
+	err := s.view(ctx, func(st *State) error {
 		for _, n := range sortedKeys(st.Registries) {
 			out = append(out, s.info(st, st.Registries[n]))
 		}
@@ -96,6 +96,7 @@ func (s *Service) Registries(ctx context.Context) ([]*RegistryInfo, error) {
 func (s *Service) DeleteRegistry(ctx context.Context, name string) (*DeleteReport, error) {
 	rep := &DeleteReport{}
 	err := s.update(ctx, func(st *State) error {
+		*rep = DeleteReport{}
 		reg, err := lookupRegistry(st, name)
 		if err != nil {
 			return err

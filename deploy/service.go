@@ -15,12 +15,45 @@ import (
 	"go.uber.org/zap"
 )
 
-// Store keeps the control state across restarts.
+// ErrStale is what Store.Save answers when the stored state is no longer
+// the version the caller derived its state from: another writer (another
+// replica sharing the store) saved in between. The Service then reloads,
+// applies its change again to what it read, and saves again.
+var ErrStale = errors.New("control state changed since it was read")
+
+// Store keeps the control state across restarts and, when several
+// processes share it (replicas on one storage account), between them.
+// Every stored state has a version: an opaque string that changes with
+// every Save, "" for a store nothing was saved to.
 type Store interface {
-	// Load returns the stored state (empty if nothing was stored).
-	Load(ctx context.Context) (*State, error)
-	// Save replaces the stored state with s, atomically.
-	Save(ctx context.Context, s *State) error
+	// Load returns the stored state (empty if nothing was stored) and its
+	// version.
+	Load(ctx context.Context) (*State, string, error)
+	// Save replaces the stored state with s, atomically, if the stored
+	// version is still base (the version s was derived from; "" creates
+	// the first state), and returns the new version. Otherwise nothing is
+	// written and the error wraps ErrStale.
+	Save(ctx context.Context, s *State, base string) (string, error)
+}
+
+// Versioner is a Store that tells its current version without reading the
+// state: Refresh polls it and reads the state only when it moved.
+type Versioner interface {
+	// Version returns the stored state's version ("" if nothing was
+	// stored), as Load would.
+	Version(ctx context.Context) (string, error)
+}
+
+// Serializer is a Store shared by several processes that runs a section in
+// one of them at a time. The Service syncs pins in it, so that the pins of
+// a newer state are never replaced by those of an older one that another
+// replica had read.
+type Serializer interface {
+	// Exclusive runs fn while no other caller, in this process or another,
+	// runs one on the same store, waiting its turn until ctx ends. fn's
+	// context ends if the exclusivity is lost. It returns fn's error, or
+	// why the section could not be entered.
+	Exclusive(ctx context.Context, fn func(ctx context.Context) error) error
 }
 
 // RuleSetter is the data plane: it serves a rule set with its credential
@@ -63,19 +96,37 @@ type Binding struct {
 	// Bootstrap lists what a node of a Kubernetes version pulls; nil is
 	// NodeBootstrapImages (the deploy/aks table).
 	Bootstrap BootstrapImages
+	// Replica reports whether address (host:port) is where another live
+	// replica serving this registry answers (the cluster's membership). A
+	// managed private endpoint of the bound registry pointing at one is
+	// left there by reconcile instead of being moved to Address, so that
+	// replicas with different addresses never take it from each other.
+	// nil: there is no other replica, the endpoint follows Address.
+	Replica func(address string) bool
 }
 
 // Service is the control plane. Its methods are the admin API. It is safe
-// for concurrent use.
+// for concurrent use, and several Services (replicas) may share one Store:
+// every change is a Load, the change, and a Save conditional on the
+// version loaded, repeated if another replica saved in between, so no
+// change is lost; reads answer from the state last loaded, which Refresh
+// (Follow) keeps current.
 type Service struct {
-	store Store
-	bind  Binding
-	log   *zap.Logger
-	m     *metrics
-	now   func() time.Time
+	store    Store
+	bind     Binding
+	log      *zap.Logger
+	m        *metrics
+	now      func() time.Time
+	deferred bool
 
-	mu sync.Mutex
-	st *State
+	mu     sync.Mutex
+	st     *State // the stored state at version ver; empty until loaded
+	ver    string
+	loaded bool
+	gen    uint64 // counts the states served: one moves the pins
+	pinned uint64 // the gen whose pins were synced last
+
+	pinMu sync.Mutex // one pin sync at a time
 }
 
 // Option configures a Service.
@@ -83,6 +134,12 @@ type Option func(*Service)
 
 // WithClock sets the time source (tests).
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
+
+// WithDeferredLoad makes New contact nothing: the engine serves the base
+// rules, and the state is loaded by the first Refresh, read or change. For
+// a store that may not answer yet when the process starts (Azure); a
+// stored rule that conflicts with the base is then logged, not refused.
+func WithDeferredLoad() Option { return func(s *Service) { s.deferred = true } }
 
 // New loads the state and serves the bound registry's rules. It fails if
 // the stored rules conflict with the base rules.
@@ -104,21 +161,30 @@ func New(ctx context.Context, store Store, b Binding, log *zap.Logger, reg prome
 	if b.Bootstrap == nil {
 		b.Bootstrap = NodeBootstrapImages
 	}
-	st, err := store.Load(ctx)
-	if err != nil {
-		return nil, err
-	}
-	st.fill()
-	s := &Service{store: store, bind: b, log: log, m: m, now: time.Now, st: st}
+	s := &Service{store: store, bind: b, log: log, m: m, now: time.Now, st: NewState()}
 	for _, o := range opts {
 		o(s)
 	}
+	if s.deferred {
+		set, creds, err := s.effective(s.st)
+		if err != nil {
+			return nil, err
+		}
+		s.apply(set, creds)
+		return s, nil
+	}
+	st, ver, err := store.Load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("control state: load: %w", err)
+	}
+	st.fill()
 	set, creds, err := s.effective(st)
 	if err != nil {
 		return nil, fmt.Errorf("control state for registry %q: %w", b.Registry, err)
 	}
+	s.st, s.ver, s.loaded, s.gen = st, ver, true, 1
 	s.apply(set, creds)
-	s.syncPins(st)
+	s.syncPins(ctx)
 	return s, nil
 }
 
@@ -136,36 +202,6 @@ func (s *Service) Binding() Binding {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.bind
-}
-
-// update runs fn on a copy of the state; if it succeeds and the bound
-// registry's rules still make a valid set with the base rules, the copy is
-// saved and the engine's rules swapped.
-func (s *Service) update(ctx context.Context, fn func(st *State) error) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	next := s.st.Clone()
-	if err := fn(next); err != nil {
-		return err
-	}
-	set, creds, err := s.effective(next)
-	if err != nil {
-		return err
-	}
-	if err := s.store.Save(ctx, next); err != nil {
-		return fmt.Errorf("control state: save: %w", err)
-	}
-	s.st = next
-	s.apply(set, creds)
-	s.syncPins(next)
-	return nil
-}
-
-// view runs fn on the current state, which it must not change.
-func (s *Service) view(fn func(st *State) error) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return fn(s.st)
 }
 
 func (s *Service) apply(set *rules.Set, creds map[string]upstream.Credentials) {
@@ -246,6 +282,8 @@ func resolve(cs CredentialSet) (upstream.Credentials, error) {
 type metrics struct {
 	repairs    *prometheus.CounterVec
 	reconciles prometheus.Counter
+	stale      prometheus.Counter
+	reloads    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -258,11 +296,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "airlock_control_reconciles_total",
 			Help: "Reconcile passes over all clusters.",
 		}),
+		stale: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airlock_control_state_stale_saves_total",
+			Help: "Changes saved again because another replica had saved the control state since it was read.",
+		}),
+		reloads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airlock_control_state_reloads_total",
+			Help: "Control states read from the store because another writer changed it.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.repairs, m.reconciles} {
+	for _, c := range []prometheus.Collector{m.repairs, m.reconciles, m.stale, m.reloads} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("deploy: metrics: %w", err)
 		}

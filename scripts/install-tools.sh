@@ -10,7 +10,7 @@
 #
 #   scripts/install-tools.sh            # every tool
 #   scripts/install-tools.sh conformance  # only the named ones
-#   (tools: conformance crane oras containerd skopeo ip azurite)
+#   (tools: conformance crane oras containerd containerd2 skopeo ip azurite)
 #
 # Each tool is one install_<name> function listed in TOOLS. Outside CI a
 # failed install only warns (the tests that need the tool then skip, naming
@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 
 TOOLS_BIN="${TOOLS_BIN:-$PWD/bin/tools}"
 GO="${GO:-go}"
-TOOLS=(conformance crane oras containerd skopeo ip azurite)
+TOOLS=(conformance crane oras containerd containerd2 skopeo ip azurite)
 
 # OCI distribution-spec conformance suite (binary "conformance").
 CONFORMANCE_MOD=github.com/opencontainers/distribution-spec/conformance
@@ -31,17 +31,21 @@ go_tool_version() {
 	"$GO" version -m "$1" 2>/dev/null | awk '$1 == "mod" { print $3; exit }'
 }
 
-# go_install MODULE VERSION BINARY installs MODULE@VERSION unless BINARY
-# in TOOLS_BIN already is that version.
+# go_install MODULE VERSION BINARY [GO INSTALL FLAGS...] installs
+# MODULE@VERSION unless BINARY (a path relative to TOOLS_BIN) already is that
+# version; the binary goes into BINARY's directory.
 go_install() {
 	local mod="$1" version="$2" bin="$TOOLS_BIN/$3"
+	shift 3
 	if [[ -x "$bin" && "$(go_tool_version "$bin")" == "$version" ]]; then
-		echo "install-tools: $3 $version already installed ($bin)"
+		echo "install-tools: $(basename "$bin") $version already installed ($bin)"
 		return 0
 	fi
-	mkdir -p "$TOOLS_BIN"
-	echo "install-tools: installing $mod@$version into $TOOLS_BIN"
-	GOBIN="$TOOLS_BIN" "$GO" install "$mod@$version"
+	local dir
+	dir="$(dirname "$bin")"
+	mkdir -p "$dir"
+	echo "install-tools: installing $mod@$version into $dir"
+	GOBIN="$dir" "$GO" install "$@" "$mod@$version"
 }
 
 # crane and oras, the registry clients of the e2e suite (cmd/airlock/e2e).
@@ -94,6 +98,19 @@ apt_install() {
 # socket; the CRI plugin is disabled, so no runc or CNI is needed to pull.
 install_containerd() {
 	apt_install containerd containerd && apt_install ctr containerd
+}
+
+# containerd 2.x (containerd and ctr), what AKS 1.33+ nodes run, built from
+# source (about 5 minutes without a warm Go build cache) into
+# TOOLS_BIN/containerd2. The build tags leave out the snapshotters that need
+# C libraries or kernel features the tests do not use.
+CONTAINERD2_MOD=github.com/containerd/containerd/v2/cmd
+CONTAINERD2_VERSION=v2.4.2
+CONTAINERD2_TAGS="no_btrfs no_devmapper no_zfs no_aufs"
+
+install_containerd2() {
+	go_install "$CONTAINERD2_MOD/containerd" "$CONTAINERD2_VERSION" containerd2/containerd -tags "$CONTAINERD2_TAGS" &&
+		go_install "$CONTAINERD2_MOD/ctr" "$CONTAINERD2_VERSION" containerd2/ctr -tags "$CONTAINERD2_TAGS"
 }
 
 install_skopeo() {

@@ -47,7 +47,7 @@ type Engine struct {
 	bodies   *lru[digest.Digest, []byte]        // manifest bodies
 	tagLists *lru[string, tagListing]           // upstream tag listings (taglist.go)
 
-	uploads uploads // push: open upload sessions (upload.go)
+	uploads uploads // push: where upload sessions live (upload.go)
 
 	cluster    Cluster               // nil: this engine is alone (cluster.go)
 	relaySpool content.LocalIngester // where relay fills keep their bytes; nil: the store
@@ -108,12 +108,8 @@ func WithMaxManifestSize(n int64) Option { return func(e *Engine) { e.maxManifes
 
 // New returns an engine with no rules; call SetRules.
 func New(store content.Store, index Index, up upstream.Client, log *zap.Logger, reg prometheus.Registerer, opts ...Option) (*Engine, error) {
-	m, err := newMetrics(reg)
-	if err != nil {
-		return nil, fmt.Errorf("engine: metrics: %w", err)
-	}
 	e := &Engine{
-		store: store, index: index, up: up, log: log, m: m,
+		store: store, index: index, up: up, log: log,
 		now:               time.Now,
 		fillTimeout:       time.Hour,
 		stallTimeout:      60 * time.Second,
@@ -126,6 +122,12 @@ func New(store content.Store, index Index, up upstream.Client, log *zap.Logger, 
 	for _, o := range opts {
 		o(e)
 	}
+	e.initUploads()
+	m, err := newMetrics(reg, e.uploadStats)
+	if err != nil {
+		return nil, fmt.Errorf("engine: metrics: %w", err)
+	}
+	e.m = m
 	if e.cluster != nil {
 		if e.cm, err = newClusterMetrics(reg); err != nil {
 			return nil, fmt.Errorf("engine: metrics: %w", err)

@@ -32,7 +32,16 @@ func (e *Engine) runFill(f *fill, c *flight.Call[*fill]) {
 	}
 	kept := f.isKept()
 	if err == nil && kept {
-		err = e.linkFilled(ctx, f)
+		// Verified and committed: every reader gets its last byte now.
+		// The links follow (they may wait while a collector decides, here
+		// or on another replica): until they are written the fill stays in
+		// the group, so a request for the blob meanwhile joins it and gets
+		// the committed bytes at once.
+		f.finish(nil)
+		if lerr := e.linkFilled(ctx, f); lerr != nil {
+			// The blob is committed; a request for it links it (confirm).
+			log.Warn("blob filled, but not linked to its repositories", zap.Error(lerr))
+		}
 	}
 	if f.claim != nil {
 		// After the commit and the links: a replica claiming next finds
@@ -61,12 +70,17 @@ func (e *Engine) runFill(f *fill, c *flight.Call[*fill]) {
 	} else {
 		defer e.private.Add(-1)
 	}
-	f.finish(err)
+	if err != nil || !kept {
+		f.finish(err)
+	}
 	f.release()
 }
 
 // linkFilled links the committed blob to the fill's repositories; a
-// repository added after this (addRepo) is linked by whoever adds it.
+// repository added after this (addRepo) is linked by whoever adds it. A
+// link that raced a collector's section (meta.ErrRaced) is written again:
+// the blob was committed just now, so no collector deletes it (it is
+// younger than the grace period, and the fill is still running).
 func (e *Engine) linkFilled(ctx context.Context, f *fill) error {
 	f.mu.Lock()
 	f.linked = true
@@ -77,11 +91,32 @@ func (e *Engine) linkFilled(ctx context.Context, f *fill) error {
 	size := f.written
 	f.mu.Unlock()
 	for _, r := range repos {
-		if err := e.index.LinkBlob(ctx, r, f.d, meta.Blob{Size: size, Origin: meta.OriginCache, Added: e.now()}); err != nil {
+		err := relink(func() error {
+			return e.index.LinkBlob(ctx, r, f.d, meta.Blob{Size: size, Origin: meta.OriginCache, Added: e.now()})
+		})
+		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// relinks is how many times a link that raced an exclusive section is
+// written again.
+const relinks = 3
+
+// relink runs link, again while it fails with meta.ErrRaced (the second
+// write waits for the section that raced it to end). The caller knows
+// that what it links exists and is no collector's to delete: content it
+// wrote just now.
+func relink(link func() error) error {
+	var err error
+	for range relinks {
+		if err = link(); !errors.Is(err, meta.ErrRaced) {
+			return err
+		}
+	}
+	return err
 }
 
 // fetchBlob streams the upstream body into an ingest, resuming with Range

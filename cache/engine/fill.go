@@ -75,11 +75,14 @@ func (f *fill) hasRepo(repo string) bool {
 }
 
 // addRepo records that repo may share the blob and is to be linked to it.
-// It reports false when the fill has linked its repositories already (it
-// committed): the caller links repo itself.
+// It reports false when the fill is linking its repositories already (it
+// committed) and repo is not one of them: the caller links repo itself.
 func (f *fill) addRepo(repo string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.repos[repo] {
+		return true // linked by the fill
+	}
 	if f.linked {
 		return false
 	}

@@ -95,7 +95,9 @@ func (e *Engine) revalidate(ctx context.Context, repo, tag string, t target, rec
 		}
 		if h.Digest == rec.Digest {
 			rec.FetchedAt = e.now()
-			if err := e.index.PutTag(fctx, repo, tag, rec); err != nil {
+			// Again if it raced a collection: a tag left pointing at a
+			// manifest that collection evicted is fetched again (dangling).
+			if err := relink(func() error { return e.index.PutTag(fctx, repo, tag, rec) }); err != nil {
 				return nil, err
 			}
 			return nil, nil
@@ -210,7 +212,11 @@ func (e *Engine) fetchManifestNow(ctx context.Context, repo, ref string, t targe
 		tag = ref
 	}
 	e.m.upBytes.WithLabelValues(t.rule).Add(float64(len(m.Body)))
-	err = e.index.PutManifest(ctx, repo, m.Digest, rec, tag, meta.Tag{Digest: m.Digest, MediaType: m.MediaType, Size: m.Size, FetchedAt: now, Origin: meta.OriginCache})
+	// Again if it raced a collection: the bytes were written just now, and
+	// keepLinked writes them again if a collection took them meanwhile.
+	err = relink(func() error {
+		return e.index.PutManifest(ctx, repo, m.Digest, rec, tag, meta.Tag{Digest: m.Digest, MediaType: m.MediaType, Size: m.Size, FetchedAt: now, Origin: meta.OriginCache})
+	})
 	if err != nil {
 		return upstream.Manifest{}, err
 	}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"github.com/airlock/airlock/cache/upload"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -15,7 +16,7 @@ type metrics struct {
 	push                    *pushMetrics
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, uploads func() upload.Stats) (*metrics, error) {
 	m := &metrics{
 		hits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "airlock_cache_hits_total", Help: "Requests answered from the local store, by rule and kind (manifest, blob).",
@@ -58,7 +59,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	var err error
-	m.push, err = newPushMetrics(reg)
+	m.push, err = newPushMetrics(reg, uploads)
 	return m, err
 }
 

@@ -2,64 +2,66 @@ package engine
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/airlock/airlock/cache"
 	"github.com/airlock/airlock/cache/content"
 	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/cache/upload"
+	"github.com/airlock/airlock/cache/upload/memupload"
 	"github.com/airlock/airlock/rules"
 	"github.com/opencontainers/go-digest"
-	"go.uber.org/zap"
 )
 
 // Defaults for upload sessions.
 const (
-	DefaultUploadTimeout       = 15 * time.Minute
-	DefaultMaxUploadsPerClient = 32
-	DefaultMaxUploads          = 1024
+	DefaultUploadTimeout       = upload.DefaultTimeout
+	DefaultMaxUploadsPerClient = upload.DefaultMaxPerClient
+	DefaultMaxUploads          = upload.DefaultMaxTotal
 )
 
-// uploads holds the open upload sessions. Its zero value is ready: unset
-// limits take the defaults.
+// uploads is where the engine keeps upload sessions: the store given with
+// WithUploadStore, else an in-process one (memupload) over the content
+// store's pending writes, bounded by limits.
 type uploads struct {
-	timeout      time.Duration
-	maxPerClient int
-	maxTotal     int
-
-	mu        sync.Mutex
-	sessions  map[string]*session
-	perClient map[string]int
+	store  upload.Store // nil: the content store cannot take uploads
+	limits upload.Limits
 }
 
 // WithUploadTimeout sets how long an upload session may stay idle before
-// it is discarded with its bytes.
-func WithUploadTimeout(d time.Duration) Option { return func(e *Engine) { e.uploads.timeout = d } }
-
-// WithMaxUploadsPerClient caps the upload sessions one client may hold open.
-func WithMaxUploadsPerClient(n int) Option { return func(e *Engine) { e.uploads.maxPerClient = n } }
-
-// WithMaxUploads caps the upload sessions open at once.
-func WithMaxUploads(n int) Option { return func(e *Engine) { e.uploads.maxTotal = n } }
-
-func (u *uploads) idle() time.Duration {
-	if u.timeout > 0 {
-		return u.timeout
-	}
-	return DefaultUploadTimeout
+// it is discarded with its bytes. It applies to the in-process session
+// store; a store given with WithUploadStore has its own limits.
+func WithUploadTimeout(d time.Duration) Option {
+	return func(e *Engine) { e.uploads.limits.Timeout = d }
 }
 
-func orDefault(n, d int) int {
-	if n > 0 {
-		return n
+// WithMaxUploadsPerClient caps the upload sessions one client may hold
+// open (in-process store; see WithUploadTimeout).
+func WithMaxUploadsPerClient(n int) Option {
+	return func(e *Engine) { e.uploads.limits.MaxPerClient = n }
+}
+
+// WithMaxUploads caps the upload sessions open at once (in-process store;
+// see WithUploadTimeout).
+func WithMaxUploads(n int) Option { return func(e *Engine) { e.uploads.limits.MaxTotal = n } }
+
+// WithUploadStore keeps upload sessions in s instead of this process: a
+// store shared by several replicas lets a push started on one go on and be
+// committed on another. s publishes committed blobs into the content
+// store the engine reads (the same store, or one sharing its backend).
+func WithUploadStore(s upload.Store) Option { return func(e *Engine) { e.uploads.store = s } }
+
+// initUploads picks the in-process store when no other was given.
+func (e *Engine) initUploads() {
+	if e.uploads.store != nil {
+		return
 	}
-	return d
+	if pi, ok := e.store.(content.PendingIngester); ok {
+		e.uploads.store = memupload.New(pi, e.log, e.uploads.limits)
+	}
 }
 
 var _ cache.BlobUploader = (*Engine)(nil)
@@ -80,69 +82,36 @@ func (e *Engine) StartUpload(ctx context.Context, repo string, o cache.UploadOpt
 	if err := e.writable(repo); err != nil {
 		return nil, err
 	}
-	pi, ok := e.store.(content.PendingIngester)
-	if !ok {
+	if e.uploads.store == nil {
 		return nil, fmt.Errorf("%w: the content store cannot take uploads", cache.ErrUnsupported)
 	}
 	alg := o.Algorithm
 	if alg == "" || !alg.Available() {
 		alg = digest.Canonical
 	}
-	u := &e.uploads
-	u.mu.Lock()
-	if u.sessions == nil {
-		u.sessions, u.perClient = map[string]*session{}, map[string]int{}
-	}
-	if len(u.sessions) >= orDefault(u.maxTotal, DefaultMaxUploads) {
-		u.mu.Unlock()
-		return nil, &cache.UpstreamError{Err: cache.ErrTooManyRequests, RetryAfter: time.Minute, Cause: errors.New("too many open upload sessions")}
-	}
-	if o.Client != "" && u.perClient[o.Client] >= orDefault(u.maxPerClient, DefaultMaxUploadsPerClient) {
-		u.mu.Unlock()
-		return nil, &cache.UpstreamError{Err: cache.ErrTooManyRequests, RetryAfter: time.Minute, Cause: errors.New("this client has too many open upload sessions")}
-	}
-	u.perClient[o.Client]++
-	u.mu.Unlock()
-
-	var rnd [16]byte
-	p, err := pi.IngestPending(ctx, alg)
-	if err == nil {
-		_, err = rand.Read(rnd[:])
+	s, err := e.uploads.store.Start(ctx, upload.Options{Repo: repo, Client: o.Client, Algorithm: alg})
+	if errors.Is(err, upload.ErrTooMany) {
+		return nil, &cache.UpstreamError{Err: cache.ErrTooManyRequests, RetryAfter: time.Minute, Cause: err}
 	}
 	if err != nil {
-		if p != nil {
-			p.Close()
-		}
-		u.release(o.Client)
-		return nil, fmt.Errorf("start upload: %w", err)
+		return nil, err
 	}
-	s := &session{e: e, id: hex.EncodeToString(rnd[:]), repo: repo, client: o.Client, p: p, sem: make(chan struct{}, 1)}
-	u.mu.Lock()
-	u.sessions[s.id] = s
-	s.timer = time.AfterFunc(u.idle(), s.expire)
-	u.mu.Unlock()
-	e.m.push.uploads.Inc()
-	return s, nil
-}
-
-func (u *uploads) release(client string) {
-	u.mu.Lock()
-	if u.perClient[client]--; u.perClient[client] <= 0 {
-		delete(u.perClient, client)
-	}
-	u.mu.Unlock()
+	return &session{e: e, s: s}, nil
 }
 
 // Upload implements cache.BlobUploader.
 func (e *Engine) Upload(ctx context.Context, repo, id string) (cache.Upload, error) {
-	u := &e.uploads
-	u.mu.Lock()
-	s := u.sessions[id]
-	u.mu.Unlock()
-	if s == nil || s.repo != repo {
+	if e.uploads.store == nil {
 		return nil, fmt.Errorf("%w: %s", cache.ErrUploadUnknown, id)
 	}
-	return s, nil
+	s, err := e.uploads.store.Open(ctx, id)
+	if errors.Is(err, upload.ErrUnknown) || err == nil && s.Repo() != repo {
+		return nil, fmt.Errorf("%w: %s", cache.ErrUploadUnknown, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &session{e: e, s: s}, nil
 }
 
 // Mount implements cache.BlobUploader.
@@ -175,80 +144,30 @@ func (e *Engine) Mount(ctx context.Context, repo, from string, d digest.Digest) 
 	return info.Size, nil
 }
 
-// session is one upload. sem serializes its callers (and the expiry);
-// ended and p are guarded by it.
+// session is one upload as the cache contract sees it: the store's
+// session, its errors in the contract's terms, and the link of the
+// committed blob to the repository.
 type session struct {
-	e                *Engine
-	id, repo, client string
-	sem              chan struct{}
-	timer            *time.Timer
-	p                content.Pending
-	ended            bool
-	size             atomic.Int64 // bytes written, readable while an Append runs
+	e *Engine
+	s upload.Session
 }
 
 var _ cache.Upload = (*session)(nil)
 
-func (s *session) ID() string { return s.id }
+func (s *session) ID() string { return s.s.ID() }
 
-func (s *session) Size() int64 { return s.size.Load() }
-
-// counter counts what reaches the pending blob.
-type counter struct{ s *session }
-
-func (c counter) Write(b []byte) (int, error) {
-	n, err := c.s.p.Write(b)
-	c.s.size.Add(int64(n))
-	return n, err
-}
-
-func (s *session) lock(ctx context.Context) error {
-	select {
-	case s.sem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	if s.ended {
-		<-s.sem
-		return fmt.Errorf("%w: %s", cache.ErrUploadUnknown, s.id)
-	}
-	s.timer.Stop()
-	return nil
-}
-
-// unlock lets the next caller in and restarts the idle clock.
-func (s *session) unlock() {
-	if !s.ended {
-		s.timer.Reset(s.e.uploads.idle())
-	}
-	<-s.sem
-}
+func (s *session) Size() int64 { return s.s.Size() }
 
 func (s *session) Append(ctx context.Context, offset int64, r io.Reader) (int64, error) {
-	if err := s.lock(ctx); err != nil {
-		return 0, err
-	}
-	defer s.unlock()
-	if at := s.p.Written(); offset != at {
-		return 0, fmt.Errorf("%w: chunk starts at %d, upload is at %d", cache.ErrRangeInvalid, offset, at)
-	}
-	n, err := io.Copy(counter{s}, r)
-	if err != nil {
-		return n, fmt.Errorf("upload %s: %w", s.id, quotaDenied(err))
-	}
-	return n, nil
+	n, err := s.s.Append(ctx, offset, r)
+	return n, uploadErr(s.s.ID(), err)
 }
 
 func (s *session) Commit(ctx context.Context, d digest.Digest) (int64, error) {
-	if err := s.lock(ctx); err != nil {
-		return 0, err
-	}
-	defer s.unlock()
 	if err := d.Validate(); err != nil {
 		return 0, fmt.Errorf("%w: %q: %v", cache.ErrDigestInvalid, d, err)
 	}
-	defer s.end()
-	info, err := s.p.Commit(ctx, d)
+	info, err := s.s.Commit(ctx, d)
 	var me *content.MismatchError
 	switch {
 	case errors.As(err, &me):
@@ -256,9 +175,9 @@ func (s *session) Commit(ctx context.Context, d digest.Digest) (int64, error) {
 	case errors.Is(err, content.ErrUnsupportedDigest):
 		return 0, fmt.Errorf("%w: %v", cache.ErrDigestInvalid, err)
 	case err != nil:
-		return 0, err
+		return 0, uploadErr(s.s.ID(), err)
 	}
-	if err := s.e.index.LinkBlob(ctx, s.repo, d, meta.Blob{Size: info.Size, Origin: meta.OriginPush, Added: s.e.now()}); err != nil {
+	if err := s.e.index.LinkBlob(ctx, s.s.Repo(), d, meta.Blob{Size: info.Size, Origin: meta.OriginPush, Added: s.e.now()}); err != nil {
 		return 0, err
 	}
 	s.e.m.push.pushed.WithLabelValues("blob").Inc()
@@ -266,44 +185,18 @@ func (s *session) Commit(ctx context.Context, d digest.Digest) (int64, error) {
 }
 
 func (s *session) Cancel(ctx context.Context) error {
-	if err := s.lock(ctx); err != nil {
-		return err
-	}
-	defer s.unlock()
-	s.end()
-	return nil
+	return uploadErr(s.s.ID(), s.s.Cancel(ctx))
 }
 
-// end discards the session; the caller holds sem.
-func (s *session) end() {
-	if s.ended {
-		return
+// uploadErr turns a session store's errors into the cache contract's.
+func uploadErr(id string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, upload.ErrUnknown):
+		return fmt.Errorf("%w: %s: %v", cache.ErrUploadUnknown, id, err)
+	case errors.Is(err, upload.ErrOffset):
+		return fmt.Errorf("%w: %v", cache.ErrRangeInvalid, err)
 	}
-	s.ended = true
-	s.timer.Stop()
-	if err := s.p.Close(); err != nil {
-		s.e.log.Warn("close upload", zap.String("upload", s.id), zap.Error(err))
-	}
-	u := &s.e.uploads
-	u.mu.Lock()
-	delete(u.sessions, s.id)
-	u.mu.Unlock()
-	u.release(s.client)
-	s.e.m.push.uploads.Dec()
-}
-
-// expire discards an idle session; a busy one gets another idle period.
-func (s *session) expire() {
-	select {
-	case s.sem <- struct{}{}:
-	default:
-		s.timer.Reset(s.e.uploads.idle())
-		return
-	}
-	if !s.ended {
-		s.e.log.Info("upload session expired", zap.String("repo", s.repo), zap.String("upload", s.id), zap.Int64("bytes", s.p.Written()))
-		s.e.m.push.expired.Inc()
-		s.end()
-	}
-	<-s.sem
+	return fmt.Errorf("upload %s: %w", id, quotaDenied(err))
 }

@@ -62,6 +62,7 @@ type Collector struct {
 	tracker *Tracker
 
 	busy       func(digest.Digest) bool
+	cl         *Cluster // shared store and index (cluster.go); nil: alone
 	now        func() time.Time
 	grace      time.Duration
 	interval   time.Duration
@@ -119,6 +120,7 @@ func New(store Store, index Index, log *zap.Logger, reg prometheus.Registerer, p
 	for _, o := range opts {
 		o(c)
 	}
+	c.resolveCluster()
 	c.tracker = NewTracker(c.now)
 	if err := c.SetPolicy(p); err != nil {
 		return nil, err
@@ -176,12 +178,20 @@ func (c *Collector) SetPolicy(p Policy) error {
 func (c *Collector) Tracker() *Tracker { return c.tracker }
 
 // Store wraps the content store the engine writes through so that the
-// collector hears of new bytes and of a full disk. The optional ability to
-// take writes of unknown digest (content.PendingIngester) is kept.
+// collector hears of new bytes and of a full disk. The optional abilities
+// to take writes of unknown digest (content.PendingIngester) and to copy
+// inside the backend (content.Copier) are kept.
 func (c *Collector) Store() Store {
 	a := &accounted{Store: c.store, c: c}
-	if pi, ok := c.store.(content.PendingIngester); ok {
+	pi, pending := c.store.(content.PendingIngester)
+	cp, copier := c.store.(content.Copier)
+	switch {
+	case pending && copier:
+		return &accountedPendingCopier{accountedPending: &accountedPending{accounted: a, pi: pi}, cp: cp}
+	case pending:
 		return &accountedPending{accounted: a, pi: pi}
+	case copier:
+		return &accountedCopier{accounted: a, cp: cp}
 	}
 	return a
 }
@@ -212,7 +222,8 @@ func (c *Collector) Kick() {
 
 // Run collects once at once, then whenever kicked (at most once per kick
 // gap) and every interval, and flushes access times, until ctx ends; it
-// then flushes access times a last time.
+// then flushes access times a last time. With WithCluster it also walks
+// the store for its size every Refresh.
 func (c *Collector) Run(ctx context.Context) {
 	tick := time.NewTicker(c.interval)
 	defer tick.Stop()
@@ -225,9 +236,17 @@ func (c *Collector) Run(ctx context.Context) {
 			c.log.Error("garbage collection failed", zap.Error(err))
 		}
 	}
+	var refresh <-chan time.Time
+	if c.cl != nil {
+		t := time.NewTicker(c.cl.Refresh)
+		defer t.Stop()
+		refresh = t.C
+	}
 	collect()
 	for {
 		select {
+		case <-refresh:
+			c.refresh(ctx)
 		case <-ctx.Done():
 			// ctx has ended: the last flush runs without its cancellation.
 			if err := c.tracker.Flush(context.WithoutCancel(ctx), c.index); err != nil {

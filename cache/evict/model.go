@@ -212,8 +212,9 @@ type plan struct {
 
 // evict removes the least recently used units from the model until the
 // store (used bytes, sizes from the walk) would be at or under target, and
-// records the removals in each repository.
-func (m *model) evict(used, target int64, sizes map[digest.Digest]int64) *plan {
+// records the removals in each repository. A unit used at or after
+// keepRead stays (zero: any unit may go).
+func (m *model) evict(used, target int64, sizes map[digest.Digest]int64, keepRead time.Time) *plan {
 	pl := &plan{freed: map[digest.Digest]bool{}}
 	var h unitHeap
 	for _, r := range m.repos {
@@ -240,6 +241,9 @@ func (m *model) evict(used, target int64, sizes map[digest.Digest]int64) *plan {
 	}
 	for used-pl.bytes > target && h.Len() > 0 {
 		u := heap.Pop(&h).(unit)
+		if !keepRead.IsZero() && !u.at.Before(keepRead) {
+			break // read within the grace period; so is everything left
+		}
 		switch {
 		case u.n != nil:
 			if u.n.removed || u.n.parents > 0 || u.n.protected() {

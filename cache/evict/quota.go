@@ -114,7 +114,7 @@ func (c *Collector) makeRoom(ctx context.Context, n int64) error {
 	if c.walkedOnce.Load() && c.fits(n) {
 		return nil
 	}
-	if _, err := c.collect(ctx, n); err != nil {
+	if _, err := c.collect(ctx, n, time.Time{}); err != nil {
 		return err
 	}
 	if !c.fits(n) {

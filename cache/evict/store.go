@@ -135,3 +135,46 @@ func (w *accountedPendingWrite) Close() error {
 	w.res.release()
 	return w.Pending.Close()
 }
+
+// accountedCopier is accounted over a store that copies blobs inside its
+// backend (content.Copier): a copy reserves its bytes like an ingest.
+type accountedCopier struct {
+	*accounted
+	cp content.Copier
+}
+
+var _ content.Copier = (*accountedCopier)(nil)
+
+// Copy implements content.Copier.
+func (a *accountedCopier) Copy(ctx context.Context, d digest.Digest, size int64, src content.CopySource) (content.Info, error) {
+	return a.c.accountCopy(ctx, a.cp, d, size, src)
+}
+
+// accountedPendingCopier keeps both optional abilities.
+type accountedPendingCopier struct {
+	*accountedPending
+	cp content.Copier
+}
+
+var _ content.Copier = (*accountedPendingCopier)(nil)
+
+// Copy implements content.Copier.
+func (a *accountedPendingCopier) Copy(ctx context.Context, d digest.Digest, size int64, src content.CopySource) (content.Info, error) {
+	return a.c.accountCopy(ctx, a.cp, d, size, src)
+}
+
+// accountCopy reserves size bytes, copies, and counts what committed.
+func (c *Collector) accountCopy(ctx context.Context, cp content.Copier, d digest.Digest, size int64, src content.CopySource) (content.Info, error) {
+	res, err := c.reserve(ctx, size)
+	if err != nil {
+		return content.Info{}, fmt.Errorf("copy %s: %w", d, err)
+	}
+	info, err := cp.Copy(ctx, d, size, src)
+	if err != nil {
+		res.release()
+		c.noteErr(err)
+		return info, err
+	}
+	res.commit(info.Size)
+	return info, nil
+}

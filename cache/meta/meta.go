@@ -20,6 +20,14 @@ import (
 // or an error wrapping it; check with errors.Is.
 var ErrNotFound = errors.New("meta: not found")
 
+// ErrRaced means a linking write (PutTag, PutManifest, LinkBlob) may have
+// landed after an Exclusive section that began meanwhile on another
+// replica had read the index (a shared index: azmeta): that section may
+// have removed what the write links. The write is to be taken as failed;
+// writing it again (it then waits for the section to end) is safe for
+// what the caller knows still exists, such as content it stored just now.
+var ErrRaced = errors.New("meta: the link raced an exclusive section")
+
 // Origin says how content reached a repository.
 type Origin string
 

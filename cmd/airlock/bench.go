@@ -30,6 +30,7 @@ func benchCmd() *cobra.Command { return newBenchCmd(nil) }
 func newBenchCmd(childEnv []string) *cobra.Command {
 	var (
 		opts                                bench.Options
+		rf                                  bench.RegistryFlags
 		scenario, targets, scale, largeSize string
 		failoverSize                        string
 		distproxy, cpuProfile, logLevel     string
@@ -62,14 +63,52 @@ The distribution target runs --distproxy, else "distproxy" next to this
 binary (make bench builds bin/distproxy), else it is built with "go build"
 into the user cache directory (needs the source tree and a Go toolchain).
 
+--arrival shapes the storm and flaky scenarios: storm (all at once), ramp:N/s,
+rolling:SURGE (batches of SURGE nodes, the next when the last is done).
+
+With --registry URL (repeatable) it benchmarks registries it did not start
+(airlock, distribution, Harbor, ACR...): each run is one cluster event of
+--nodes nodes pulling --images FILE (or --kubernetes's bootstrap set), each
+reference mapped as a node's hosts.toml does (mcr.microsoft.com/x ->
+REGISTRY/PREFIXx). Credentials: the Docker config, --username with
+--password-env, or --acr-exchange (ACR's token flow); --ca for TLS. A
+preflight checks every registry, credential and image before any load.
+Upstream requests are counted from airlock's /metrics, the emulator's
+/_mar/stats, or --mar-stats URL (the emulator behind the registry).
+
+With --agents K the nodes are played by K machines running
+"airlock bench agent --coordinator http://ADDR" (node i on agent i % K):
+this process waits for them on --listen ADDR, starts them together and
+merges their histograms. --emit-k8s prints the Kubernetes manifests.
+
 Writes DIR/results.json and DIR/report.html and prints a table.`,
 		Example: `  make bench    # bin/airlock bench --scale small --out bench-results
   airlock bench --scenario storm --nodes 50 --runs 3 --targets airlock,direct
   airlock bench --scale full --scenario cold-one,ranges --out /tmp/bench
-  airlock bench --targets airlock,airlock-cluster --scenario warm,storm,relay,failover`,
+  airlock bench --targets airlock,airlock-cluster --scenario warm,storm,relay,failover
+
+  # a rolling upgrade of 100 nodes, 10 at a time, against the lab's airlock
+  airlock bench --registry http://127.0.0.1:5000 --prefix aks-managed-repository/ --nodes 100 --arrival rolling:10
+  # your ACR, token flow, from 4 machines
+  airlock bench --registry https://myacr.azurecr.io --images images.txt --username $ID --password-env PW \
+      --acr-exchange --agents 4 --listen :7070 --nodes 300
+  airlock bench agent --coordinator http://10.0.0.4:7070 --username $ID --password-env PW --acr-exchange
+  airlock bench --registry https://myacr.azurecr.io --agents 8 --nodes 300 --emit-k8s | kubectl apply -f -`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stdout, stderr := cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr()
+			if err := rf.Check(cmd.Flags(), &opts); err != nil {
+				return &usageError{err.Error()}
+			}
+			if rf.EmitK8s {
+				if err := rf.Manifests(stdout, cmd.Flags(), &opts); err != nil {
+					if errors.Is(err, bench.ErrUsage) {
+						return &usageError{err.Error()}
+					}
+					return err
+				}
+				return nil
+			}
 			if serveBare {
 				return bench.ServeBare(ctx, catalog.Options{Name: opts.Catalog, Scale: catalog.Scale(scale), Seed: opts.Seed, CacheDir: opts.CacheDir}, stdout)
 			}
@@ -97,7 +136,7 @@ Writes DIR/results.json and DIR/report.html and prints a table.`,
 			opts.Log = logging.Console(stderr, level)
 			steps := progress.NewSteps(stderr)
 			defer steps.Close()
-			opts.Progress = steps.Start
+			opts.Progress, opts.NodeProgress, opts.Notice = steps.Start, steps.Nodes, steps.Note
 			exe, err := os.Executable()
 			if err != nil {
 				return err
@@ -112,7 +151,7 @@ Writes DIR/results.json and DIR/report.html and prints a table.`,
 			if opts.CacheDir != "" {
 				opts.BareCmd = append(opts.BareCmd, "--cache-dir", opts.CacheDir)
 			}
-			if slices.Contains(opts.Targets, bench.TargetDistribution) {
+			if len(opts.Registries) == 0 && slices.Contains(opts.Targets, bench.TargetDistribution) {
 				path, err := distproxyBinary(ctx, distproxy, exe, stderr)
 				if err != nil {
 					return fmt.Errorf("distribution target: %w", err)
@@ -154,15 +193,21 @@ Writes DIR/results.json and DIR/report.html and prints a table.`,
 				return err
 			}
 			fmt.Fprintf(stdout, "\nwrote %s and %s\n", jsonPath, htmlPath)
+			if rf.Linger > 0 {
+				if err := bench.ServeResults(ctx, opts.Listen, opts.Out, rf.Linger, steps.Note); err != nil {
+					return err
+				}
+			}
 			if len(rep.Errors) > 0 {
 				return exitCode(1) // the table lists them
 			}
 			return nil
 		},
 	}
+	cmd.AddCommand(benchAgentCmd())
 	fs := cmd.Flags()
 	fs.StringVar(&scenario, "scenario", "all", "scenario `NAME`s, comma-separated, or all")
-	fs.IntVar(&opts.Nodes, "nodes", 100, "simulated nodes in storm and flaky")
+	fs.IntVar(&opts.Nodes, "nodes", 100, "simulated nodes in storm and flaky, and in each --registry run")
 	fs.StringVar(&opts.Catalog, "catalog", catalog.NameAKS, "emulator catalog (aks)")
 	fs.StringVar(&scale, "scale", string(catalog.ScaleSmall), "catalog layer sizes: small or full")
 	fs.StringVar(&targets, "targets", strings.Join(bench.DefaultTargets(), ","), "targets, comma-separated (all: "+strings.Join(bench.Targets(), ",")+")")
@@ -179,6 +224,52 @@ Writes DIR/results.json and DIR/report.html and prints a table.`,
 	fs.StringVar(&logLevel, "log-level", "warn", "bench log level (stderr)")
 	fs.BoolVar(&serveBare, "serve-bare", false, "internal: serve the catalog with a bare http.ServeContent (the warm reference, run as a child)")
 	fs.Lookup("serve-bare").Hidden = true
+	rf.Register(fs, &opts)
+	return cmd
+}
+
+// benchAgentCmd is `airlock bench agent`: one load machine of a
+// distributed bench.
+func benchAgentCmd() *cobra.Command {
+	var (
+		o        bench.AgentOptions
+		logLevel string
+	)
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Play a slice of a distributed bench's nodes (airlock bench --agents K)",
+		Long: `Join the coordinator (airlock bench --registry ... --agents K --listen ADDR),
+check the registries with this machine's credentials, and play this machine's
+slice of every run's nodes (node i on agent i % K) at the instant the
+coordinator sets, then send it the counts and histograms. Exits 0 when the
+coordinator has every run, 1 when it calls the run off or cannot be reached.
+In a Kubernetes Indexed Job, $JOB_COMPLETION_INDEX picks the slice.`,
+		Example: `  airlock bench agent --coordinator http://10.0.0.4:7070
+  airlock bench agent --coordinator http://bench:7070 --username $ID --password-env PW --acr-exchange`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			stderr := cmd.ErrOrStderr()
+			level, err := zapcore.ParseLevel(logLevel)
+			if err != nil {
+				return usagef("--log-level: %v", err)
+			}
+			o.Log = logging.Console(stderr, level)
+			steps := progress.NewSteps(stderr)
+			defer steps.Close()
+			o.Progress, o.NodeProgress, o.Notice = steps.Start, steps.Nodes, steps.Note
+			err = bench.RunAgent(cmd.Context(), o)
+			if errors.Is(err, bench.ErrUsage) {
+				return &usageError{err.Error()}
+			}
+			return err
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.Coordinator, "coordinator", "", "`URL` of the coordinator, http://HOST:PORT (required)")
+	fs.StringVar(&o.Name, "name", "", "this machine in the report (default its host name)")
+	fs.IntVar(&o.Index, "index", -1, "the slice to take, 0..K-1 (default $JOB_COMPLETION_INDEX, else any)")
+	fs.StringVar(&logLevel, "log-level", "warn", "agent log level (stderr)")
+	o.Auth.Register(fs)
 	return cmd
 }
 
@@ -186,6 +277,12 @@ Writes DIR/results.json and DIR/report.html and prints a table.`,
 func commandLine(cmd *cobra.Command) string {
 	parts := []string{cmd.CommandPath()}
 	cmd.Flags().Visit(func(f *pflag.Flag) {
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			for _, v := range sv.GetSlice() {
+				parts = append(parts, "--"+f.Name, v)
+			}
+			return
+		}
 		parts = append(parts, "--"+f.Name, f.Value.String())
 	})
 	return strings.Join(parts, " ")

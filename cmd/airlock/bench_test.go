@@ -114,6 +114,17 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"--scenario", "failover", "--targets", "airlock"}, `scenario failover runs on target airlock-cluster only`},
 		{[]string{"--nodes"}, `flag needs an argument`},
 		{[]string{"extra"}, `unexpected argument "extra"`},
+		{[]string{"--arrival", "wave"}, `--arrival "wave"`},
+		{[]string{"--arrival", "rolling:0"}, `the surge must be a whole number`},
+		{[]string{"--agents", "2", "--targets", "direct"}, `--agents needs --registry`},
+		{[]string{"--registry", "ftp://r"}, `--registry "ftp://r"`},
+		{[]string{"--registry", "http://r", "--scenario", "storm"}, `--scenario is for the targets the bench starts`},
+		{[]string{"--registry", "http://r", "--images", "x", "--kubernetes", "1.31"}, `--images and --kubernetes exclude each other`},
+		{[]string{"--registry", "http://r", "--username", "u"}, `--username needs --password-env`},
+		{[]string{"--registry", "http://r", "--password-env", "BENCH_UNSET_VAR", "--username", "u"}, `BENCH_UNSET_VAR is empty or unset`},
+		{[]string{"--registry", "http://r", "--agents", "3", "--nodes", "2"}, `--agents 3 is more than --nodes 2`},
+		{[]string{"--emit-k8s", "--registry", "http://r"}, `--emit-k8s and --linger need --agents`},
+		{[]string{"--images", "x", "--targets", "direct"}, `are for --registry`},
 	}
 	for _, c := range cases {
 		t.Run(c.want, func(t *testing.T) {
@@ -125,6 +136,20 @@ func TestBenchUsageErrors(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q; want 2 and one line containing %q", code, msg, c.want)
 			}
 		})
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench", "agent"}, `--coordinator "": want http://host:port`},
+		{[]string{"bench", "agent", "--coordinator", "http://c:1", "--acr-exchange"}, `--acr-exchange needs`},
+		{[]string{"bench", "agent", "--coordinator", "http://c:1", "--scenario", "storm"}, `unknown flag: --scenario`},
+	} {
+		var stderr bytes.Buffer
+		code := run(t.Context(), c.args, &bytes.Buffer{}, &stderr)
+		if msg := strings.TrimRight(stderr.String(), "\n"); code != 2 || strings.Contains(msg, "\n") || !strings.Contains(msg, c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and one line containing %q", c.args, code, msg, c.want)
+		}
 	}
 	var stdout bytes.Buffer
 	if code := run(t.Context(), []string{"bench", "--help"}, &stdout, &bytes.Buffer{}); code != 0 || !strings.Contains(stdout.String(), "upstream-slow") ||

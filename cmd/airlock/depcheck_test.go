@@ -43,7 +43,14 @@ func TestDependencyDirection(t *testing.T) {
 		// Manifest bodies are read in one place, by the engine and the
 		// bundle importer alike.
 		{"cache/manifest", nil},
-		{"cache/engine", []string{"cache", "cache/content", "cache/manifest", "cache/meta", "reference", "rules", "upstream"}},
+		{"cache/engine", []string{"cache", "cache/content", "cache/manifest", "cache/meta", "cache/upload", "cache/upload/memupload", "reference", "rules", "upstream"}},
+		// Upload sessions: the contract knows the content contract; the
+		// in-process store the contract too; the shared one the session
+		// records of the Azure index and the container client.
+		{"cache/upload", []string{"cache/content"}},
+		{"cache/upload/memupload", []string{"cache/content", "cache/upload"}},
+		{"cache/upload/uploadtest", []string{"cache/content", "cache/upload"}},
+		{"cache/upload/azupload", []string{"cache/content", "cache/meta", "cache/meta/azmeta", "cache/upload", "storage/azure"}},
 		{"upstream/ociclient", []string{"upstream"}},
 		{"cache/evict", []string{"cache/content", "cache/meta", "reference", "rules"}},
 		{"cache/check", []string{"cache/content", "cache/meta"}},
@@ -62,6 +69,10 @@ func TestDependencyDirection(t *testing.T) {
 		// the engine's SetRules (RuleSetter); never cache internals.
 		{"deploy", []string{"deploy/aks", "rules", "upstream"}},
 		{"deploy/badgerstore", []string{"deploy", "deploy/aks", "rules", "upstream"}},
+		// The control state shared by replicas: the contract and the
+		// container client; the stores' suite only the contract.
+		{"deploy/azstate", []string{"deploy", "deploy/aks", "rules", "upstream", "storage/azure"}},
+		{"deploy/storetest", []string{"deploy", "deploy/aks", "rules", "upstream"}},
 		{"deploy/adminapi", []string{"deploy", "deploy/aks", "rules", "upstream"}},
 		// The control CLI builds admin API calls: it knows the API, not the
 		// service's storage or the data plane.
@@ -75,10 +86,11 @@ func TestDependencyDirection(t *testing.T) {
 		{"internal/progress", nil},
 		{"internal/azurite", nil},
 		{"internal/azuritetest", []string{"internal/azurite"}},
+		{"internal/conformancetest", nil},
 		{"internal/units", nil},
 		{"internal/ocierr", nil},
 		{"internal/promtest", nil},
-		{"bench", []string{"deploy/aks", "upstream/mar", "upstream/mar/catalog", "upstream/mar/fault", "upstream/mar/fromdir", "reference", "rules"}},
+		{"bench", []string{"deploy/aks", "upstream/images", "upstream/mar", "upstream/mar/catalog", "upstream/mar/fault", "upstream/mar/fromdir", "reference", "rules"}},
 	}
 	for _, c := range cases {
 		t.Run(c.pkg, func(t *testing.T) {

@@ -1,5 +1,7 @@
 // Package badgerstore keeps the control module's state in its own badger
-// database, one key per resource, so that it survives restarts.
+// database, one key per resource, so that it survives restarts. A counter
+// kept beside them is the state's version; badger lets one process open
+// the database, and its transactions make a save conditional on it.
 package badgerstore
 
 import (
@@ -8,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/airlock/airlock/deploy"
@@ -25,7 +28,10 @@ type Store struct {
 	db *badger.DB
 }
 
-var _ deploy.Store = (*Store)(nil)
+var (
+	_ deploy.Store     = (*Store)(nil)
+	_ deploy.Versioner = (*Store)(nil)
+)
 
 // Options tune the store.
 type Options struct {
@@ -76,12 +82,19 @@ const (
 	kEndpoint = "endpoint/"
 	kRecord   = "dns/"
 	kCluster  = "cluster/"
+	// kVersion counts saves (decimal); absent before the first.
+	kVersion = "meta/version"
 )
 
 // Load implements deploy.Store.
-func (s *Store) Load(ctx context.Context) (*deploy.State, error) {
+func (s *Store) Load(ctx context.Context) (*deploy.State, string, error) {
 	st := deploy.NewState()
+	var ver string
 	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		if ver, err = version(txn); err != nil {
+			return err
+		}
 		it := txn.NewIterator(badger.DefaultIteratorOptions)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -97,9 +110,36 @@ func (s *Store) Load(ctx context.Context) (*deploy.State, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return st, nil
+	return st, ver, nil
+}
+
+// Version implements deploy.Versioner.
+func (s *Store) Version(ctx context.Context) (string, error) {
+	var ver string
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		ver, err = version(txn)
+		return err
+	})
+	return ver, err
+}
+
+// version reads the stored version, "" before the first save.
+func version(txn *badger.Txn) (string, error) {
+	item, err := txn.Get([]byte(kVersion))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("control state: version: %w", err)
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return "", fmt.Errorf("control state: version: %w", err)
+	}
+	return string(v), nil
 }
 
 func decode(st *deploy.State, k string, v []byte) error {
@@ -132,9 +172,10 @@ func decode(st *deploy.State, k string, v []byte) error {
 	return nil
 }
 
-// Save implements deploy.Store: in one transaction it writes the records
-// that changed and deletes those that are gone.
-func (s *Store) Save(ctx context.Context, st *deploy.State) error {
+// Save implements deploy.Store: in one transaction, if the version is
+// still base, it writes the records that changed, deletes those that are
+// gone and counts the version up.
+func (s *Store) Save(ctx context.Context, st *deploy.State, base string) (string, error) {
 	want := map[string][]byte{}
 	put := func(prefix, k string, v any) error {
 		b, err := json.Marshal(v)
@@ -146,29 +187,47 @@ func (s *Store) Save(ctx context.Context, st *deploy.State) error {
 	}
 	for k, v := range st.Registries {
 		if err := put(kRegistry, k, v); err != nil {
-			return err
+			return "", err
 		}
 	}
 	for k, v := range st.Endpoints {
 		if err := put(kEndpoint, k, v); err != nil {
-			return err
+			return "", err
 		}
 	}
 	for k, v := range st.Records {
 		if err := put(kRecord, k, v); err != nil {
-			return err
+			return "", err
 		}
 	}
 	for k, v := range st.Clusters {
 		if err := put(kCluster, k, v); err != nil {
-			return err
+			return "", err
 		}
 	}
-	return s.db.Update(func(txn *badger.Txn) error {
+	var next string
+	err := s.db.Update(func(txn *badger.Txn) error {
+		cur, err := version(txn)
+		if err != nil {
+			return err
+		}
+		if cur != base {
+			return fmt.Errorf("control state is at version %q, not %q: %w", cur, base, deploy.ErrStale)
+		}
+		var n uint64
+		if cur != "" {
+			if n, err = strconv.ParseUint(cur, 10, 64); err != nil {
+				return fmt.Errorf("control state: version %q: %w", cur, err)
+			}
+		}
+		next = strconv.FormatUint(n+1, 10)
 		it := txn.NewIterator(badger.DefaultIteratorOptions)
 		var gone [][]byte
 		for it.Rewind(); it.Valid(); it.Next() {
 			k := string(it.Item().Key())
+			if k == kVersion {
+				continue
+			}
 			v, ok := want[k]
 			if !ok {
 				gone = append(gone, it.Item().KeyCopy(nil))
@@ -194,6 +253,14 @@ func (s *Store) Save(ctx context.Context, st *deploy.State) error {
 				return err
 			}
 		}
-		return nil
+		return txn.Set([]byte(kVersion), []byte(next))
 	})
+	if errors.Is(err, badger.ErrConflict) {
+		// Another transaction of this process committed first.
+		err = fmt.Errorf("control state: %w: %w", deploy.ErrStale, err)
+	}
+	if err != nil {
+		return "", err
+	}
+	return next, nil
 }

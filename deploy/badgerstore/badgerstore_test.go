@@ -8,6 +8,7 @@ import (
 
 	"github.com/airlock/airlock/deploy"
 	"github.com/airlock/airlock/deploy/badgerstore"
+	"github.com/airlock/airlock/deploy/storetest"
 	"github.com/airlock/airlock/rules"
 	"github.com/airlock/airlock/upstream"
 	"go.uber.org/zap"
@@ -16,6 +17,20 @@ import (
 type engine struct{ set *rules.Set }
 
 func (e *engine) SetRules(s *rules.Set, _ map[string]upstream.Credentials) { e.set = s }
+
+// The store passes the suite of every deploy.Store; one process holds it,
+// so both handles are the same store.
+func TestStore(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) (deploy.Store, deploy.Store) {
+		s, err := badgerstore.Open(t.TempDir(), zap.NewNop(), badgerstore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s, s
+	})
+}
 
 // Everything the control module knows survives a restart: a new process
 // opening the same directory sees the same clusters, registries, rules,
@@ -53,7 +68,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 	if _, err := svc.DeleteRegistry(ctx, "goneacr"); err != nil {
 		t.Fatal(err)
 	}
-	before, err := store.Load(ctx)
+	before, _, err := store.Load(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +81,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	after, err := store.Load(ctx)
+	after, _, err := store.Load(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

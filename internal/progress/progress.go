@@ -270,11 +270,16 @@ func (t *Task) Close() {
 // is safe for concurrent use.
 type Steps struct {
 	*bars
-	start time.Time
-	total int
-	mu    sync.Mutex
-	what  string
+	start     time.Time
+	total     int
+	mu        sync.Mutex
+	what      string
+	nodes     string    // the running step's node counts, "" if none
+	nodesLine time.Time // when the last plain node line was printed
 }
+
+// nodesEvery is how often a plain node line is printed at most.
+const nodesEvery = 2 * time.Second
 
 // NewSteps reports steps on w.
 func NewSteps(w io.Writer, opts ...Option) *Steps {
@@ -297,11 +302,40 @@ func (s *Steps) Start(i, total int, what string) {
 			mpb.AppendDecorators(decor.Any(func(decor.Statistics) string {
 				s.mu.Lock()
 				defer s.mu.Unlock()
+				if s.nodes != "" {
+					return " " + s.what + " · " + s.nodes
+				}
 				return " " + s.what
 			})))
 	}
+	s.mu.Lock()
+	s.nodes = ""
+	s.mu.Unlock()
 	s.bar.SetCurrent(int64(i))
 }
+
+// Nodes says how the running step's simulated nodes stand: on a terminal
+// after the step's name, elsewhere a line at most every two seconds and
+// one when all are done.
+func (s *Steps) Nodes(done, running, failed, total int) {
+	line := fmt.Sprintf("nodes %d/%d done, %d running, %d failed", done, total, running, failed)
+	s.mu.Lock()
+	changed := s.nodes != line
+	s.nodes = line
+	due := time.Since(s.nodesLine) >= nodesEvery || done == total
+	if s.p == nil && changed && due {
+		s.nodesLine = time.Now()
+	} else {
+		due = false
+	}
+	s.mu.Unlock()
+	if due {
+		s.println("      %s %s", time.Since(s.start).Round(time.Second), line)
+	}
+}
+
+// Note prints a line (above the bar on a terminal).
+func (s *Steps) Note(msg string) { s.println("%s", msg) }
 
 // Close completes the bar.
 func (s *Steps) Close() {

@@ -94,6 +94,34 @@ func TestSteps(t *testing.T) {
 	}
 }
 
+// Steps.Nodes: plain lines at most every two seconds and at the end; on a
+// terminal, after the step's name.
+func TestStepsNodes(t *testing.T) {
+	t.Parallel()
+	var plain bytes.Buffer
+	s := NewSteps(&plain, Terminal(false))
+	s.Start(0, 1, "pull storm registry run 1/1")
+	s.Nodes(0, 10, 0, 10)
+	s.Nodes(3, 7, 1, 10) // within two seconds of the last line: not printed
+	s.Nodes(10, 0, 1, 10)
+	s.Nodes(10, 0, 1, 10) // the same again: not printed
+	s.Note("agent 0 joined")
+	s.Close()
+	lines := strings.Split(strings.TrimSpace(plain.String()), "\n")
+	if len(lines) != 4 || !strings.HasSuffix(lines[1], "nodes 0/10 done, 10 running, 0 failed") ||
+		!strings.HasSuffix(lines[2], "nodes 10/10 done, 0 running, 1 failed") || lines[3] != "agent 0 joined" {
+		t.Errorf("plain node lines %q", lines)
+	}
+	var tty bytes.Buffer
+	s = NewSteps(&tty, Terminal(true))
+	s.Start(0, 1, "pull storm")
+	s.Nodes(4, 6, 0, 10)
+	s.Close()
+	if out := ansi.ReplaceAllString(tty.String(), ""); !strings.Contains(out, "nodes 4/10 done, 6 running, 0 failed") {
+		t.Errorf("terminal node counts %q", out)
+	}
+}
+
 func TestHuman(t *testing.T) {
 	t.Parallel()
 	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1536: "1.5 KiB", 647 << 20: "647 MiB"} {

@@ -47,25 +47,35 @@
 // # Exclusive
 //
 // Within one replica Exclusive is badgermeta's gate: linking writes wait.
-// Across replicas the section holds a lease on meta/exclusive (15 s,
-// renewed every 2 s; if it is lost, fn's context is cancelled and the
-// section fails) and rewrites that record, which changes its ETag. A
-// linking write first reads the gate (a HEAD, shared by the writes of a
-// quarter of the settle time), waits while another replica holds the
-// lease, then writes.
+// Across replicas a section holds a lease on meta/exclusive (15 s,
+// renewed every 2 s; if it is lost, the running function's context is
+// cancelled and the section fails) for its two phases, each announced by
+// rewriting that record (its body and metadata copy: phase, generation),
+// which changes its ETag:
 //
-// The holder waits the settle time (WithSettle, default 2 s) after taking
-// the gate and before fn runs. A link whose gate read was sent at s and
-// found the gate free is applied before its last write returned at r;
-// the section's announcement came after that read was served, so fn's
-// walks start after s + settle. A link with r - s < 3/4 of the settle time
-// is therefore visible to fn; a slower one re-reads the gate: an unchanged
-// ETag means no section began since, a changed one fails the write with
-// ErrLinkRaced (the link may stay, but a collector may not have seen it:
-// the caller treats the write as failed, and a client's retry links
-// again). The only assumption is that elapsed time runs at the same rate
-// on both machines. A dead holder's lease expires within 15 s and writers
-// go on.
+//  1. Announce: a new generation. Links go on. The holder runs its
+//     preparation (ExclusivePrepared: the collector walks the content
+//     store) while the settle time (WithSettle, default 2 s) passes.
+//  2. Held: links wait, on every replica, while fn runs (the collector
+//     reads the index, decides and deletes). No settle time is waited
+//     here: links wait for fn's own work only.
+//
+// A linking write first reads the gate (a HEAD, shared by the writes of a
+// quarter of the settle time while it finds no section), waits while a
+// section is held, then writes. A link whose gate read was sent at s and
+// found no section is applied before its last write returned at r; a
+// section announced after that read was served holds links (and reads
+// the index) after s + settle, so a link with r - s < 3/4 of the settle
+// time is visible to its fn. A slower one, or one whose read found a
+// section announced, reads the gate again: the same ETag, or the next
+// generation's announcement after no section, means no section is held
+// yet and the next one sees the link; anything else fails the write with
+// ErrLinkRaced (wrapping meta.ErrRaced: the link may stay, but a collector
+// may not have seen it; the caller treats the write as failed, or writes
+// again what it knows exists). Only links in flight at the moment a
+// section becomes held can fail so. The only assumption is that elapsed
+// time runs at the same rate on both machines. A dead holder's lease
+// expires within 15 s and writers go on.
 //
 // # Read cache
 //
@@ -157,10 +167,10 @@ func WithMutableTTL(d time.Duration) Option { return func(x *Index) { x.mutableT
 // disables it).
 func WithCacheEntries(n int) Option { return func(x *Index) { x.entries = n } }
 
-// WithSettle sets how long Exclusive waits after taking the cluster-wide
-// gate before fn runs (default 2 s), so that links other replicas were
-// committing when it began are visible to fn. Every replica on a
-// container must use the same value.
+// WithSettle sets how long Exclusive waits after announcing its section
+// before it holds links back and fn runs (default 2 s), so that links
+// other replicas were committing when it began are visible to fn; links
+// go on meanwhile. Every replica on a container must use the same value.
 func WithSettle(d time.Duration) Option { return func(x *Index) { x.settle = d } }
 
 // WithConcurrency bounds the requests one call sends at once (batches of

@@ -78,6 +78,8 @@ func TestAzurite(t *testing.T) {
 		{"Replicas/ConcurrentWritersOnBoth", testConcurrentReplicas},
 		{"Replicas/ExclusiveHoldsBackOtherReplicas", testExclusiveAcross},
 		{"Replicas/LinkStraddlingExclusive", testLinkStraddling},
+		{"Replicas/AnnounceLetsLinksGo", testAnnounceLetsLinksGo},
+		{"Replicas/LinkStraddlingHeld", testLinkStraddlingHeld},
 		{"Replicas/ExclusiveOneAtATime", testExclusiveOneAtATime},
 		{"Replicas/DeadHolder", testDeadHolder},
 		{"Replicas/ExclusiveLeaseLost", testLeaseLost},

@@ -11,40 +11,86 @@ import (
 	"github.com/airlock/airlock/upstream/mar/catalog"
 )
 
-// containerd is a containerd 1.x daemon a test started as root
-// (labnode.StartContainerd: its own root, state and sockets in a temporary
-// directory, the CRI plugin off). ctr does the registry requests itself (the
-// client-side resolver of containerd 1.x), so ctr runs in the same network
-// namespace.
-type containerd struct {
-	*labnode.Containerd
+// release is a containerd release the nodes run. Debian's 1.6: ctr
+// resolves and fetches itself (the client-side resolver), reading hosts.toml
+// from --hosts-dir. 2.x (what AKS 1.33+ nodes run): ctr hands the pull to
+// the daemon's transfer service with the --hosts-dir path, and the daemon
+// reads hosts.toml there and makes the requests; the CRI plugin (kubelet's
+// path) hands it its registry.config_path, the directory of nodeconfig's
+// v3 snippet, instead. The transfer plugin's own config_path is read by
+// nothing in 2.4.2: without a host directory in the request, the daemon
+// goes to the registry named in the reference.
+type release struct {
+	name            string // subtest name
+	line            labnode.Release
+	containerd, ctr string // tool names (needTool)
+	ua              string // the User-Agent its registry client sends starts with it
 }
 
-// startContainerd starts a containerd in namespace ns, waits until ctr can
-// talk to it, and stops it at cleanup; if the test failed, the tail of its
-// output is logged.
-func startContainerd(t *testing.T, ctx context.Context, ns string) *containerd {
+var (
+	containerd16 = release{name: "containerd1.6", line: labnode.Containerd1, containerd: "containerd", ctr: "ctr", ua: "containerd/1."}
+	containerd2  = release{name: "containerd2", line: labnode.Containerd2, containerd: "containerd2", ctr: "ctr2", ua: "containerd/2."}
+	releases     = []release{containerd16, containerd2}
+)
+
+func (r release) v2() bool { return r.line == labnode.Containerd2 }
+
+// need ends the test unless the release's binaries are installed.
+func (r release) need(t *testing.T) (containerd, ctr string) {
 	t.Helper()
-	bin, ctrBin := needTool(t, "containerd"), needTool(t, "ctr")
+	return needTool(t, r.containerd), needTool(t, r.ctr)
+}
+
+// containerd is a containerd daemon a test started as root
+// (labnode.StartContainerd: its own root, state and sockets in a temporary
+// directory, the CRI service off) for the node configured by node. It runs
+// in a network namespace, and so does ctr: containerd 1.6's ctr makes the
+// registry requests itself, containerd 2's daemon makes them.
+type containerd struct {
+	*labnode.Containerd
+	rel  release
+	node nodeConfig
+	out  *syncBuffer // the daemon's log
+}
+
+// startContainerd starts a containerd of release rel in namespace ns for
+// the node configured by node (fetch tunes containerd 2's transfer
+// service), waits until ctr can talk to it, and stops it at cleanup; if
+// the test failed, the tail of its log is logged. containerd 2 imports
+// nodeconfig's v3 snippet, as AKS's configuration does, and logs JSON at
+// debug level: its transfer service logs every registry request and
+// response (wire); the snippet's registry config_path must have been
+// applied (checkConfigPath).
+func startContainerd(t *testing.T, ctx context.Context, rel release, ns string, node nodeConfig, fetch labnode.FetchConfig) *containerd {
+	t.Helper()
+	bin, ctrBin := rel.need(t)
 	if ns != "" {
 		needTool(t, "ip")
 	}
 	out := &syncBuffer{}
-	d, err := labnode.StartContainerd(ctx, labnode.ContainerdConfig{
-		Bin: bin, Ctr: ctrBin, Dir: socketDir(t, "e2e-ctd-"), NS: ns, Output: out,
-	})
+	cfg := labnode.ContainerdConfig{
+		Release: rel.line, Bin: bin, Ctr: ctrBin, Dir: socketDir(t, "e2e-ctd-"), NS: ns, Output: out, Fetch: fetch,
+	}
+	if rel.v2() {
+		cfg.Imports, cfg.LogLevel, cfg.LogJSON = []string{node.v3Snippet()}, "debug", true
+	}
+	d, err := labnode.StartContainerd(ctx, cfg)
 	if err != nil {
-		t.Fatalf("%v\n%s", err, tail(out.String(), 4000))
+		t.Fatalf("%s: %v\n%s", rel.name, err, tail(out.String(), 4000))
 	}
 	t.Cleanup(func() {
 		if err := d.Stop(10 * time.Second); err != nil {
 			t.Error(err)
 		}
 		if t.Failed() {
-			t.Logf("containerd (pid %d):\n%s", d.Pid(), tail(out.String(), 6000))
+			t.Logf("%s %s (pid %d):\n%s", rel.name, d.Version(), d.Pid(), tail(out.String(), 6000))
 		}
 	})
-	return &containerd{d}
+	c := &containerd{Containerd: d, rel: rel, node: node, out: out}
+	if rel.v2() {
+		c.checkConfigPath(t, ctx)
+	}
+	return c
 }
 
 // ctr runs ctr against this containerd, in its namespace.
@@ -62,18 +108,26 @@ func (c *containerd) mustCtr(t *testing.T, ctx context.Context, args ...string) 
 }
 
 // pull pulls and unpacks mcr.microsoft.com/<ref> (linux/amd64) through the
-// hosts.toml under certs, as a node's kubelet would have containerd do.
-func (c *containerd) pull(ctx context.Context, certs, ref string) error {
-	_, err := c.ctr(ctx, 2*time.Minute, "images", "pull", "--hosts-dir", certs, "--platform", "linux/amd64", "mcr.microsoft.com/"+ref)
+// node's hosts.toml, as the node's kubelet would have containerd do. ctr 2
+// asks the transfer service for every platform's manifests and configs
+// unless told --skip-metadata; the CRI asks only for the node's platform,
+// and so does this pull.
+func (c *containerd) pull(ctx context.Context, ref string) error {
+	args := []string{"images", "pull", "--hosts-dir", c.node.certs, "--platform", "linux/amd64"}
+	if c.rel.v2() {
+		args = append(args, "--skip-metadata")
+	}
+	_, err := c.ctr(ctx, 2*time.Minute, append(args, "mcr.microsoft.com/"+ref)...)
 	return err
 }
 
-// fetch fetches an artifact's content (linux/amd64) without unpacking:
-// ctr 1.6 cannot unpack an OCI artifact ("mismatched image rootfs and
-// manifest layers"), and a node only needs the blobs of the kubelet
-// package anyway.
-func (c *containerd) fetch(ctx context.Context, certs, ref string) error {
-	_, err := c.ctr(ctx, 2*time.Minute, "content", "fetch", "--hosts-dir", certs, "--platform", "linux/amd64", "mcr.microsoft.com/"+ref)
+// fetch fetches an artifact's content (linux/amd64) without unpacking, with
+// ctr's own resolver (in both releases). ctr 1.6 cannot unpack an OCI
+// artifact ("mismatched image rootfs and manifest layers"), and containerd
+// 2's transfer service records an artifact without fetching its layers; a
+// node needs the blobs of the kubelet package, nothing else.
+func (c *containerd) fetch(ctx context.Context, ref string) error {
+	_, err := c.ctr(ctx, 2*time.Minute, "content", "fetch", "--hosts-dir", c.node.certs, "--platform", "linux/amd64", "mcr.microsoft.com/"+ref)
 	return err
 }
 
@@ -122,27 +176,41 @@ func (c *containerd) checkImages(t *testing.T, ctx context.Context, imgs []catal
 	}
 }
 
-// A real containerd pulls and unpacks through the hosts.toml that
-// `airlock cluster nodeconfig` writes (fallback server on a closed port):
-// pause (OCI index) and kube-proxy (Docker manifest list, 3 layers). What it
-// stored has the emulator's digests, every blob was fetched upstream once,
-// other platforms not at all; pulled again after `ctr images rm` it costs
-// no upstream request at all; a fresh tag of the same image, on a fresh
-// node, fetches upstream only the blobs the first tag did not share.
+// A real containerd, 1.6 and 2.x, pulls and unpacks through the node
+// configuration `airlock cluster nodeconfig` writes (pullScenario).
 func TestContainerdPull(t *testing.T) {
 	t.Parallel()
 	needRoot(t)
-	ctx := testContext(t, 3*time.Minute)
-	m := startMar(t, "", "127.0.0.1:0", "127.0.0.1:0")
-	a := startAirlock(t, "", "127.0.0.1:0", m.url, "control:\n  registry: e2ebootstrap\n")
-	certs := a.provisionNode(t, ctx, "aks1", t.TempDir(), "http://"+closedPort(t))
+	for _, rel := range releases {
+		t.Run(rel.name, func(t *testing.T) {
+			t.Parallel()
+			rel.need(t)
+			ctx := testContext(t, 3*time.Minute)
+			m := startMar(t, "", "127.0.0.1:0", "127.0.0.1:0")
+			a := startAirlock(t, "", "127.0.0.1:0", m.url, "control:\n  registry: e2ebootstrap\n")
+			pullScenario(t, ctx, rel, m, provisionPath(t, ctx, a, "aks1", a))
+		})
+	}
+}
+
+// pullScenario: a node pulls and unpacks pause (OCI index) and kube-proxy
+// (Docker manifest list, 3 layers) through p. What it stored has the
+// emulator's digests, every blob was fetched upstream once, other platforms
+// not at all; pulled again after `ctr images rm` it costs no upstream
+// request at all; a fresh tag of the same image, on a second node, fetches
+// upstream only the blobs the first tag did not share. With containerd 2,
+// every request the daemons made went to their node's airlock, and the
+// airlocks saw exactly those (checkDaemonRequests).
+func pullScenario(t *testing.T, ctx context.Context, rel release, m *marServer, p pullPath) {
+	t.Helper()
+	p.mark()
 	imgs := m.images(t, ctx)
 	pause, proxy := mustImage(t, imgs, "oss/kubernetes/pause:3.10"), mustImage(t, imgs, "oss/kubernetes/kube-proxy:v1.31.3")
 	set := []catalog.Image{pause, proxy}
 
-	c := startContainerd(t, ctx, "")
+	c := startContainerd(t, ctx, rel, "", p.node(0), labnode.FetchConfig{})
 	for _, img := range set {
-		if err := c.pull(ctx, certs, img.Ref().String()); err != nil {
+		if err := c.pull(ctx, img.Ref().String()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -166,8 +234,8 @@ func TestContainerdPull(t *testing.T) {
 			}
 		}
 	}
-	n := a.checkMirrorRequests(t, "containerd")
-	t.Logf("cold pull: containerd made %d requests to airlock, all /v2/%s/...?ns=mcr.microsoft.com; upstream: %d requests", n, mirrorRepo, st.Total())
+	n := p.checkMirrorRequests(t, rel.ua)
+	t.Logf("cold pull: %s made %d requests to airlock, all /v2/%s/...?ns=mcr.microsoft.com; upstream: %d requests", rel.name, n, mirrorRepo, st.Total())
 
 	// Removed (containerd's GC drops the content) and pulled again: every
 	// byte now comes from airlock's cache; upstream sees nothing (the tags
@@ -182,7 +250,7 @@ func TestContainerdPull(t *testing.T) {
 				t.Fatalf("%s still in containerd's content store after images rm --sync", d)
 			}
 		}
-		if err := c.pull(ctx, certs, img.Ref().String()); err != nil {
+		if err := c.pull(ctx, img.Ref().String()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -196,8 +264,8 @@ func TestContainerdPull(t *testing.T) {
 	// the layers v1.31.3 did not share go upstream, once.
 	m.resetStats(t, ctx)
 	next := mustImage(t, imgs, "oss/kubernetes/kube-proxy:v1.32.0")
-	c2 := startContainerd(t, ctx, "")
-	if err := c2.pull(ctx, certs, next.Ref().String()); err != nil {
+	c2 := startContainerd(t, ctx, rel, "", p.node(1), labnode.FetchConfig{})
+	if err := c2.pull(ctx, next.Ref().String()); err != nil {
 		t.Fatal(err)
 	}
 	c2.checkImages(t, ctx, []catalog.Image{next}, true)
@@ -221,5 +289,6 @@ func TestContainerdPull(t *testing.T) {
 	if shared == 0 {
 		t.Errorf("%s shares no blob with %s: the check proves nothing", next.Ref(), proxy.Ref())
 	}
+	checkDaemonRequests(t, p, c, c2)
 	t.Logf("fresh tag %s on a fresh node: %d of %d blobs already in airlock, not fetched upstream", next.Ref(), shared, len(blobs))
 }

@@ -1,5 +1,6 @@
 // Package e2e proves airlock against software no one here wrote: the OCI
-// distribution-spec conformance suite in pull mode, containerd (ctr), skopeo,
+// distribution-spec conformance suite in pull mode, containerd 1.6 and 2.x
+// (ctr; 2.x through its transfer service, with parallel layer fetch), skopeo,
 // crane and oras, each pulling through a built `airlock serve` in front of
 // the MAR emulator (`airlock mar`), and a network-isolated node made of
 // network namespaces that bootstraps with no route anywhere but airlock.

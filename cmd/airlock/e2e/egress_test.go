@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock/airlock/cmd/airlock/internal/labnode"
 	"github.com/airlock/airlock/deploy/aks"
 	"github.com/airlock/airlock/upstream/mar"
 	"github.com/airlock/airlock/upstream/mar/catalog"
@@ -22,16 +23,17 @@ const (
 	nodeAddr = "203.0.113.2"
 )
 
-// SPEC §1: a network-isolated node has no egress, yet bootstraps. Three
-// namespaces: mar (the emulator), acr (airlock, routes to mar and to node)
-// and node (containerd, whose only route is to airlock's address: the
-// private endpoint). The cluster is created with `airlock cluster create
-// --network-isolated` against that airlock (advertised on the node link),
-// and the node's hosts.toml comes from `cluster nodeconfig` with the
-// fallback server on a closed port. The node pulls the whole 1.31 bootstrap
-// set at once: images with `ctr images pull` (unpacked), the kubelet and
-// binary packages — OCI artifacts ctr 1.6 cannot unpack — with
-// `ctr content fetch`. A direct request from node to the emulator fails with
+// SPEC §1: a network-isolated node has no egress, yet bootstraps, with
+// containerd 1.6 and 2.x. Three namespaces per release: mar (the emulator),
+// acr (airlock, routes to mar and to node) and node (containerd, whose only
+// route is to airlock's address: the private endpoint). The cluster is
+// created with `airlock cluster create --network-isolated` against that
+// airlock (advertised on the node link), and the node's hosts.toml comes
+// from `cluster nodeconfig` with the fallback server on a closed port. The
+// node pulls the whole 1.31 bootstrap set at once: images with
+// `ctr images pull` (unpacked; with 2.x the daemon, in the node's
+// namespace, makes those requests), the kubelet and binary packages — OCI
+// artifacts — with `ctr content fetch`. A direct request from node to the emulator fails with
 // "network is unreachable", and the emulator's counters show every blob
 // fetched once, however many images share it; a second node pulling the
 // same set adds no upstream fetch.
@@ -39,9 +41,21 @@ func TestZeroEgress(t *testing.T) {
 	t.Parallel()
 	needRoot(t)
 	needTool(t, "ip")
+	removeStaleNamespaces(t, t.Context())
+	for _, rel := range releases {
+		t.Run(rel.name, func(t *testing.T) {
+			t.Parallel()
+			rel.need(t)
+			zeroEgress(t, rel)
+		})
+	}
+}
+
+func zeroEgress(t *testing.T, rel release) {
 	ctx := testContext(t, 4*time.Minute)
-	removeStaleNamespaces(t, ctx)
-	marNS, acrNS, nodeNS := newNetns(t, ctx, "mar"), newNetns(t, ctx, "acr"), newNetns(t, ctx, "node")
+	// Namespace names are per release: both subtests run at once.
+	tag := strings.NewReplacer("containerd", "", ".", "").Replace(rel.name)
+	marNS, acrNS, nodeNS := newNetns(t, ctx, "mar"+tag), newNetns(t, ctx, "acr"+tag), newNetns(t, ctx, "node"+tag)
 	veth(t, ctx, marNS, "mar", marAddr, acrNS, "acr", acrUp)
 	veth(t, ctx, acrNS, "acr", acrAddr, nodeNS, "node", nodeAddr)
 	routes := strings.TrimSpace(ip(t, ctx, "-n", nodeNS, "-4", "route", "show"))
@@ -55,7 +69,7 @@ func TestZeroEgress(t *testing.T) {
 	m := startMar(t, marNS, marAddr+":6000", marAddr+":6001")
 	a := startAirlock(t, acrNS, acrAddr+":5000", m.url,
 		"control:\n  registry: nodebootstrap\n  advertise: "+acrAddr+":5000\n")
-	certs := a.provisionNode(t, ctx, "isolated", t.TempDir(), "http://"+closedPort(t))
+	p := provisionPath(t, ctx, a, "isolated", a)
 
 	// No egress: the node reaches airlock and nothing else.
 	for _, u := range []string{m.url + "/v2/", "http://" + m.data + "/"} {
@@ -85,9 +99,9 @@ func TestZeroEgress(t *testing.T) {
 	}
 	m.resetStats(t, ctx)
 
-	node := startContainerd(t, ctx, nodeNS)
+	node := startContainerd(t, ctx, rel, nodeNS, p.node(0), labnode.FetchConfig{})
 	t0 := time.Now()
-	bootstrap(t, ctx, node, certs, images, artifacts)
+	bootstrap(t, ctx, node, images, artifacts)
 	cold := time.Since(t0)
 	node.checkImages(t, ctx, images, true)
 	node.checkImages(t, ctx, artifacts, false)
@@ -121,28 +135,31 @@ func TestZeroEgress(t *testing.T) {
 	}
 
 	// A second node (its own containerd) bootstraps from airlock's cache.
-	node2 := startContainerd(t, ctx, nodeNS)
+	node2 := startContainerd(t, ctx, rel, nodeNS, p.node(1), labnode.FetchConfig{})
 	t1 := time.Now()
-	bootstrap(t, ctx, node2, certs, images, artifacts)
+	bootstrap(t, ctx, node2, images, artifacts)
 	warm := time.Since(t1)
 	node2.checkImages(t, ctx, images, true)
 	check("second node")
-	n := a.checkMirrorRequests(t, "containerd")
-	t.Logf("node bootstrapped %d images and %d artifacts through airlock at %s in %v (second node %v); %d requests from both nodes, all /v2/%s/...?ns=mcr.microsoft.com; %d blobs each fetched upstream once, %d of them shared by 2 or more images: %s",
-		len(images), len(artifacts), acrAddr, cold.Round(time.Millisecond), warm.Round(time.Millisecond), n, mirrorRepo, len(users), len(shared), strings.Join(shared, "; "))
+	n := p.checkMirrorRequests(t, rel.ua)
+	if rel.v2() { // ctr fetched the artifacts itself: only the routes are the daemons'
+		checkDaemonRoutes(t, node, node2)
+	}
+	t.Logf("%s node bootstrapped %d images and %d artifacts through airlock at %s in %v (second node %v); %d requests from both nodes, all /v2/%s/...?ns=mcr.microsoft.com; %d blobs each fetched upstream once, %d of them shared by 2 or more images: %s",
+		rel.name, len(images), len(artifacts), acrAddr, cold.Round(time.Millisecond), warm.Round(time.Millisecond), n, mirrorRepo, len(users), len(shared), strings.Join(shared, "; "))
 }
 
 // bootstrap pulls every image and fetches every artifact at once, as a node
 // starting its kubelet, CNI and kube-proxy would.
-func bootstrap(t *testing.T, ctx context.Context, c *containerd, certs string, images, artifacts []catalog.Image) {
+func bootstrap(t *testing.T, ctx context.Context, c *containerd, images, artifacts []catalog.Image) {
 	t.Helper()
 	var wg sync.WaitGroup
 	errs := make(chan error, len(images)+len(artifacts))
 	for _, img := range images {
-		wg.Go(func() { errs <- c.pull(ctx, certs, img.Ref().String()) })
+		wg.Go(func() { errs <- c.pull(ctx, img.Ref().String()) })
 	}
 	for _, img := range artifacts {
-		wg.Go(func() { errs <- c.fetch(ctx, certs, img.Ref().String()) })
+		wg.Go(func() { errs <- c.fetch(ctx, img.Ref().String()) })
 	}
 	wg.Wait()
 	close(errs)

@@ -24,13 +24,23 @@ var toolInstall = map[string]string{
 	"oras":        "scripts/install-tools.sh oras",
 	"containerd":  "scripts/install-tools.sh containerd",
 	"ctr":         "scripts/install-tools.sh containerd",
+	"containerd2": "scripts/install-tools.sh containerd2",
+	"ctr2":        "scripts/install-tools.sh containerd2",
 	"skopeo":      "scripts/install-tools.sh skopeo",
 	"ip":          "scripts/install-tools.sh ip",
 }
 
-// Go tools live in <repo>/bin/tools (pinned by scripts/install-tools.sh);
-// the others come from the distribution's packages, on PATH.
-var goTools = map[string]bool{"conformance": true, "crane": true, "oras": true}
+// Go tools live in <repo>/bin/tools, at these paths (pinned by
+// scripts/install-tools.sh; containerd 2.x in a directory of its own, so its
+// binaries never shadow the distribution's 1.6); the others come from the
+// distribution's packages, on PATH.
+var goTools = map[string]string{
+	"conformance": "conformance",
+	"crane":       "crane",
+	"oras":        "oras",
+	"containerd2": "containerd2/containerd",
+	"ctr2":        "containerd2/ctr",
+}
 
 // unavailable ends a test that cannot run here: with CI=true it fails (a CI
 // run must prove everything), otherwise it skips naming the fix.
@@ -45,16 +55,16 @@ func unavailable(t *testing.T, what, fix string) {
 // needTool returns the path of an external tool, or ends the test.
 func needTool(t *testing.T, name string) string {
 	t.Helper()
-	if goTools[name] {
+	if rel, ok := goTools[name]; ok {
 		root, err := repoRoot()
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := filepath.Join(root, "bin", "tools", name)
+		p := filepath.Join(root, "bin", "tools", filepath.FromSlash(rel))
 		if _, err := os.Stat(p); err == nil {
 			return p
 		}
-		unavailable(t, name+" is not installed in bin/tools", "install it with "+toolInstall[name])
+		unavailable(t, "bin/tools/"+rel+" is not installed", "install it with "+toolInstall[name])
 	}
 	p, err := exec.LookPath(name)
 	if err != nil {

@@ -131,6 +131,7 @@ type airlockServer struct {
 	ns   string
 	url  string // http://host:port
 	host string // host:port
+	seen int    // requests logged before the scenario running now (pullPath.mark)
 }
 
 var reServing = regexp.MustCompile(`airlock: serving on (https?)://(\S+) `)
@@ -140,10 +141,16 @@ var reServing = regexp.MustCompile(`airlock: serving on (https?)://(\S+) `)
 // and the rest of the configuration in extra (YAML).
 func startAirlock(t *testing.T, ns, listen, upstream, extra string) *airlockServer {
 	t.Helper()
-	dir := t.TempDir()
 	cfg := fmt.Sprintf("listen: %s\nstorage:\n  dir: %s\nupstreams:\n  - host: mcr.microsoft.com\n    endpoint: %s\nlog:\n  level: info\n%s",
-		listen, filepath.Join(dir, "data"), upstream, extra)
-	path := filepath.Join(dir, "airlock.yaml")
+		listen, filepath.Join(t.TempDir(), "data"), upstream, extra)
+	return startAirlockConfig(t, ns, cfg)
+}
+
+// startAirlockConfig runs airlock serve in namespace ns with the
+// configuration cfg (YAML).
+func startAirlockConfig(t *testing.T, ns, cfg string) *airlockServer {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "airlock.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +169,8 @@ type request struct {
 	UA     string `json:"ua"`
 }
 
-// requests returns the requests airlock has logged so far.
+// requests returns the requests airlock has logged so far, since the
+// scenario running now began (pullPath.mark).
 func (a *airlockServer) requests() []request {
 	var out []request
 	for _, line := range strings.Split(a.stdout.String()+a.stderr.String(), "\n") {
@@ -171,14 +179,14 @@ func (a *airlockServer) requests() []request {
 			out = append(out, r)
 		}
 	}
-	return out
+	return out[min(a.seen, len(out)):]
 }
 
-// checkMirrorRequests checks that every registry request from a client
-// whose user agent contains ua went through the mirror path of hosts.toml
+// mirrorRequests checks that every registry request from a client whose
+// user agent contains ua went through the mirror path of hosts.toml
 // (/v2/aks-managed-repository/...) with ?ns=mcr.microsoft.com, and that
 // none failed; it returns how many there were.
-func (a *airlockServer) checkMirrorRequests(t *testing.T, ua string) int {
+func (a *airlockServer) mirrorRequests(t *testing.T, ua string) int {
 	t.Helper()
 	n := 0
 	for _, r := range a.requests() {
@@ -187,11 +195,8 @@ func (a *airlockServer) checkMirrorRequests(t *testing.T, ua string) int {
 		}
 		n++
 		if r.NS != "mcr.microsoft.com" || !strings.HasPrefix(r.Path, "/v2/"+mirrorRepo+"/") || r.Status/100 != 2 {
-			t.Errorf("%s request %s %s ns=%q: %d", ua, r.Method, r.Path, r.NS, r.Status)
+			t.Errorf("%s: %s request %s %s ns=%q: %d", a.url, ua, r.Method, r.Path, r.NS, r.Status)
 		}
-	}
-	if n == 0 {
-		t.Errorf("airlock logged no request from %s", ua)
 	}
 	return n
 }
@@ -208,37 +213,119 @@ func (a *airlockServer) cli(t *testing.T, ctx context.Context, args ...string) s
 	return mustRun(t, ctx, 30*time.Second, labnode.InNetns(a.ns, argv...)...)
 }
 
-// provisionNode creates a network-isolated cluster whose AKS-managed
-// registry is this airlock (which adds the aks-managed-mcr rule), writes
-// its node configuration with `cluster nodeconfig` into dir — hosts.toml
-// with server pointed at fallback, a port nothing listens on — and returns
-// the certs.d directory for ctr --hosts-dir.
-func (a *airlockServer) provisionNode(t *testing.T, ctx context.Context, cluster, dir, fallback string) string {
+// nodeConfig is what `airlock cluster nodeconfig` wrote for a node: under
+// dir, containerd/config-path-v3.toml (the containerd 2.x config_path
+// snippet) and certs (certs.d, that config_path: ctr --hosts-dir) with
+// mcr.microsoft.com/hosts.toml pointing at registry.
+type nodeConfig struct {
+	dir, certs string
+	registry   string // the airlock base URL hosts.toml names
+}
+
+// v3Snippet is the containerd 2.x configuration snippet nodeconfig wrote.
+func (n nodeConfig) v3Snippet() string {
+	return filepath.Join(n.dir, filepath.FromSlash(deploy.ContainerdV3Path))
+}
+
+// pullPath is what nodes pull through: one airlock, or several (the
+// replicas of a cluster), each with the node configuration that points at
+// it. Node i uses configs[i % len], so nodes spread over the airlocks
+// round-robin; the checks on airlock's side sum over all of them.
+type pullPath struct {
+	airlocks []*airlockServer
+	configs  []nodeConfig
+}
+
+// provisionPath creates, with control's control module, a network-isolated
+// cluster whose AKS-managed registry is control (which adds the
+// aks-managed-mcr rule), and writes with `cluster nodeconfig` one node
+// configuration per airlock of through: the first as nodeconfig writes it
+// for control's private endpoint when it is control, the others with
+// --registry-host naming that airlock. hosts.toml's fallback server is a
+// port nothing listens on, so a failure of the mirror shows instead of
+// being hidden.
+func provisionPath(t *testing.T, ctx context.Context, control *airlockServer, cluster string, through ...*airlockServer) pullPath {
 	t.Helper()
 	var c deploy.ClusterInfo
-	out := a.cli(t, ctx, "cluster", "create", "--name", cluster, "--network-isolated", "--kubernetes-version", "1.31.3")
+	out := control.cli(t, ctx, "cluster", "create", "--name", cluster, "--network-isolated", "--kubernetes-version", "1.31.3")
 	if err := json.Unmarshal([]byte(out), &c); err != nil {
 		t.Fatalf("cluster create: %v\n%s", err, out)
 	}
-	if !c.NetworkIsolated || c.BootstrapRegistry == nil || !c.BootstrapRegistry.Served || c.BootstrapRegistry.Endpoint != a.url {
-		t.Fatalf("cluster %s does not bootstrap from this airlock (%s): %s", cluster, a.url, out)
+	if !c.NetworkIsolated || c.BootstrapRegistry == nil || !c.BootstrapRegistry.Served || c.BootstrapRegistry.Endpoint != control.url {
+		t.Fatalf("cluster %s does not bootstrap from this airlock (%s): %s", cluster, control.url, out)
 	}
-	a.cli(t, ctx, "cluster", "nodeconfig", "--name", cluster, "--out", dir, "--fallback-server", fallback)
-	certs := filepath.Join(dir, "certs.d")
-	hosts, err := os.ReadFile(filepath.Join(certs, "mcr.microsoft.com", "hosts.toml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{
-		fmt.Sprintf("server = %q", fallback),
-		fmt.Sprintf("[host.%q]", a.url+"/v2/"+mirrorRepo),
-		"override_path = true",
-	} {
-		if !strings.Contains(string(hosts), want) {
-			t.Fatalf("hosts.toml lacks %s:\n%s", want, hosts)
+	fallback := "http://" + closedPort(t)
+	p := pullPath{airlocks: through}
+	for _, a := range through {
+		dir := t.TempDir()
+		n := nodeConfig{dir: dir, certs: filepath.Join(dir, "certs.d"), registry: a.url}
+		args := []string{"cluster", "nodeconfig", "--name", cluster, "--out", dir, "--fallback-server", fallback, "--certs-dir", n.certs}
+		if a != control {
+			args = append(args, "--registry-host", a.host)
 		}
+		control.cli(t, ctx, args...)
+		hosts, err := os.ReadFile(filepath.Join(n.certs, "mcr.microsoft.com", "hosts.toml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{
+			fmt.Sprintf("server = %q", fallback),
+			fmt.Sprintf("[host.%q]", a.url+"/v2/"+mirrorRepo),
+			"override_path = true",
+		} {
+			if !strings.Contains(string(hosts), want) {
+				t.Fatalf("hosts.toml lacks %s:\n%s", want, hosts)
+			}
+		}
+		p.configs = append(p.configs, n)
 	}
-	return certs
+	return p
+}
+
+// node returns the configuration of node i.
+func (p pullPath) node(i int) nodeConfig { return p.configs[i%len(p.configs)] }
+
+// checkMirrorRequests checks the registry requests of clients whose user
+// agent contains ua on every airlock of the path (mirrorRequests), and that
+// there were some; it returns how many.
+func (p pullPath) checkMirrorRequests(t *testing.T, ua string) int {
+	t.Helper()
+	n := 0
+	for _, a := range p.airlocks {
+		n += a.mirrorRequests(t, ua)
+	}
+	if n == 0 {
+		t.Errorf("no airlock logged a request from %s", ua)
+	}
+	return n
+}
+
+// metric sums a metric (airlockServer.metric) over the path's airlocks.
+func (p pullPath) metric(t *testing.T, ctx context.Context, name string, labels ...string) float64 {
+	t.Helper()
+	var sum float64
+	for _, a := range p.airlocks {
+		sum += a.metric(t, ctx, name, labels...)
+	}
+	return sum
+}
+
+// mark begins a scenario on p: from now on the airlocks' requests are the
+// scenario's (a path may serve several scenarios in turn).
+func (p pullPath) mark() {
+	for _, a := range p.airlocks {
+		a.seen += len(a.requests())
+	}
+}
+
+// requests returns the requests every airlock of the path has logged in
+// the scenario running now.
+func (p pullPath) requests() []request {
+	var out []request
+	for _, a := range p.airlocks {
+		out = append(out, a.requests()...)
+	}
+	return out
 }
 
 // platformBlobs returns the config and layer digests of one platform of img

@@ -2,10 +2,12 @@
 // Container Registry: users with bcrypt passwords, scoped tokens (ACR
 // scope maps: pull, push, delete on repository patterns), anonymous pull
 // for chosen repositories, and JWT access and refresh tokens from
-// /oauth2/token and /oauth2/exchange, signed with a key kept on disk.
+// /oauth2/token and /oauth2/exchange, signed with one key kept on disk or,
+// for replicas, in the store they share (WithKeyStore).
 package acrauth
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"errors"
@@ -13,6 +15,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/airlock/airlock/registry/auth"
@@ -35,7 +38,7 @@ type Config struct {
 	// AccessTTL and RefreshTTL are token lifetimes (defaults 1h and 3h).
 	AccessTTL, RefreshTTL time.Duration
 	// KeyFile holds the token signing key (ES256, PKCS#8 PEM), created on
-	// first start and reused after.
+	// first start and reused after; not used with WithKeyStore.
 	KeyFile string
 }
 
@@ -75,7 +78,9 @@ type Service struct {
 	service    string
 	accessTTL  time.Duration
 	refreshTTL time.Duration
-	signer     *signer
+	signer     atomic.Pointer[signer] // nil until a key store's key is loaded
+	keyMu      sync.Mutex             // one load from the key store at a time
+	keys       KeyStore               // nil: the key is in Config.KeyFile
 	now        func() time.Time
 	basic      basicCache
 	// dummy is compared against for names that do not exist, so that they
@@ -95,7 +100,14 @@ type Option func(*Service)
 // WithClock sets the time source (tests).
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.now = now } }
 
-// New validates c and loads (or creates) the signing key.
+// WithKeyStore keeps the signing key in ks (shared by the replicas of a
+// cluster) instead of Config.KeyFile: it is created there once, by the
+// first replica to load it. New does not contact ks: the key is loaded by
+// LoadKey, or by the first request that needs it.
+func WithKeyStore(ks KeyStore) Option { return func(s *Service) { s.keys = ks } }
+
+// New validates c and loads (or creates) the signing key in c.KeyFile;
+// with WithKeyStore, LoadKey loads it from the key store.
 func New(c Config, log *zap.Logger, opts ...Option) (*Service, error) {
 	s := &Service{log: log, principals: map[string]*principal{}, service: c.Service,
 		accessTTL: c.AccessTTL, refreshTTL: c.RefreshTTL, now: time.Now,
@@ -145,13 +157,17 @@ func New(c Config, log *zap.Logger, opts ...Option) (*Service, error) {
 		}
 		s.anon = append(s.anon, pt)
 	}
-	if c.KeyFile == "" {
-		return nil, errors.New("auth: no signing key file")
+	if s.keys == nil {
+		if c.KeyFile == "" {
+			return nil, errors.New("auth: no signing key file")
+		}
+		sg, err := loadSigner(c.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		s.signer.Store(sg)
 	}
 	var err error
-	if s.signer, err = loadSigner(c.KeyFile); err != nil {
-		return nil, err
-	}
 	if s.dummy, err = s.dummyHash(); err != nil {
 		return nil, err
 	}
@@ -191,8 +207,43 @@ func (s *Service) add(p *principal) error {
 	return nil
 }
 
-// PublicKey is the key tokens are verified with.
-func (s *Service) PublicKey() *ecdsa.PublicKey { return &s.signer.key.PublicKey }
+// LoadKey loads (or creates) the signing key in the key store given with
+// WithKeyStore, until it succeeds once: before, no token is issued or
+// verified (requests needing one fail with LoadKey's error, and the token
+// endpoint answers 503). Without a key store New loaded the key and
+// LoadKey does nothing.
+func (s *Service) LoadKey(ctx context.Context) error {
+	_, err := s.key(ctx)
+	return err
+}
+
+// key is the signing key, loaded from the key store now if it was not yet.
+func (s *Service) key(ctx context.Context) (*signer, error) {
+	if sg := s.signer.Load(); sg != nil {
+		return sg, nil
+	}
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	if sg := s.signer.Load(); sg != nil {
+		return sg, nil
+	}
+	sg, err := sharedSigner(ctx, s.keys)
+	if err != nil {
+		return nil, err
+	}
+	s.signer.Store(sg)
+	return sg, nil
+}
+
+// PublicKey is the key tokens are verified with (nil until LoadKey
+// succeeded, with a key store).
+func (s *Service) PublicKey() *ecdsa.PublicKey {
+	sg := s.signer.Load()
+	if sg == nil {
+		return nil
+	}
+	return &sg.key.PublicKey
+}
 
 // serviceFor is the service name (token audience) of a request.
 func (s *Service) serviceFor(r *http.Request) string {
@@ -233,7 +284,7 @@ func (s *Service) Authorize(r *http.Request, want []auth.Access) (string, error)
 		if !ok {
 			return "", fmt.Errorf("%w: malformed basic credentials", auth.ErrUnauthenticated)
 		}
-		p, err := s.login(name, pass, s.serviceFor(r))
+		p, err := s.login(r.Context(), name, pass, s.serviceFor(r))
 		if err != nil {
 			return "", err
 		}
@@ -244,7 +295,11 @@ func (s *Service) Authorize(r *http.Request, want []auth.Access) (string, error)
 		}
 		return p.name, nil
 	case hasScheme(h, "Bearer"):
-		c, err := s.signer.verify(strings.TrimSpace(h[len("Bearer"):]), grantAccess, s.serviceFor(r), s.now)
+		sg, err := s.key(r.Context())
+		if err != nil {
+			return "", err
+		}
+		c, err := sg.verify(strings.TrimSpace(h[len("Bearer"):]), grantAccess, s.serviceFor(r), s.now)
 		if err != nil {
 			return "", fmt.Errorf("%w: %v", auth.ErrUnauthenticated, err)
 		}
@@ -287,10 +342,15 @@ func (s *Service) anonymousMay(want []auth.Access) bool {
 // or ACR's null GUID with a refresh token as the password. Failures say
 // nothing about which part was wrong, and take as long: an unknown name
 // costs one bcrypt comparison against s.dummy, at the configured cost,
-// through the same verification cache a wrong password goes through.
-func (s *Service) login(name, pass, service string) (*principal, error) {
+// through the same verification cache a wrong password goes through. A
+// signing key that cannot be loaded is its error, not a failed login.
+func (s *Service) login(ctx context.Context, name, pass, service string) (*principal, error) {
 	if name == nullGUID {
-		c, err := s.signer.verify(pass, grantRefresh, service, s.now)
+		sg, err := s.key(ctx)
+		if err != nil {
+			return nil, err
+		}
+		c, err := sg.verify(pass, grantRefresh, service, s.now)
 		if err != nil || s.principals[c.Subject] == nil {
 			return nil, fmt.Errorf("%w: invalid credentials", auth.ErrUnauthenticated)
 		}

@@ -1,6 +1,7 @@
 package acrauth
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -67,22 +68,29 @@ func loadSigner(path string) (*signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: signing key: %w", err)
 	}
+	return parseSigner(b, path)
+}
+
+// parseSigner reads a PKCS#8 PEM ECDSA P-256 key; where names it in
+// errors.
+func parseSigner(b []byte, where string) (*signer, error) {
 	blk, _ := pem.Decode(b)
 	if blk == nil {
-		return nil, fmt.Errorf("auth: signing key %s: not PEM", path)
+		return nil, fmt.Errorf("auth: signing key %s: not PEM", where)
 	}
 	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("auth: signing key %s: %w", path, err)
+		return nil, fmt.Errorf("auth: signing key %s: %w", where, err)
 	}
 	ek, ok := k.(*ecdsa.PrivateKey)
 	if !ok || ek.Curve != elliptic.P256() {
-		return nil, fmt.Errorf("auth: signing key %s: want an ECDSA P-256 key", path)
+		return nil, fmt.Errorf("auth: signing key %s: want an ECDSA P-256 key", where)
 	}
 	return newSigner(ek)
 }
 
-func createSigner(path string) (*signer, error) {
+// newKeyPEM generates a signing key as PKCS#8 PEM.
+func newKeyPEM() ([]byte, error) {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("auth: generate signing key: %w", err)
@@ -91,17 +99,44 @@ func createSigner(path string) (*signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: signing key: %w", err)
 	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+func createSigner(path string) (*signer, error) {
+	b, err := newKeyPEM()
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("auth: signing key: %w", err)
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return nil, fmt.Errorf("auth: signing key: %w", err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return nil, fmt.Errorf("auth: signing key: %w", err)
 	}
-	return newSigner(k)
+	return parseSigner(b, path)
+}
+
+// KeyStore keeps the signing key where every replica of a cluster finds
+// it (the shared store), so that a token one replica issued is accepted by
+// every other.
+type KeyStore interface {
+	// LoadOrCreate returns the stored key (PKCS#8 PEM), storing create's
+	// if there is none yet; callers on every replica get the key that was
+	// stored first.
+	LoadOrCreate(ctx context.Context, create func() ([]byte, error)) ([]byte, error)
+}
+
+// sharedSigner loads (or creates) the key in ks.
+func sharedSigner(ctx context.Context, ks KeyStore) (*signer, error) {
+	b, err := ks.LoadOrCreate(ctx, newKeyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("auth: signing key in the shared store: %w", err)
+	}
+	return parseSigner(b, "in the shared store")
 }
 
 func newSigner(k *ecdsa.PrivateKey) (*signer, error) {

@@ -24,8 +24,16 @@ import (
 //
 // A token grants the requested scopes the subject is allowed, and nothing
 // else (possibly nothing).
+//
+// While the signing key cannot be loaded (LoadKey) it answers 503.
 func (s *Service) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := s.key(r.Context()); err != nil {
+			s.log.Warn("token endpoint: no signing key", zap.Error(err))
+			w.Header().Set("Retry-After", "1")
+			writeErr(w, http.StatusServiceUnavailable, "UNAVAILABLE", "the token signing key cannot be read yet; retry shortly")
+			return
+		}
 		switch {
 		case r.URL.Path == "/oauth2/token" && r.Method == http.MethodGet:
 			s.tokenGET(w, r)
@@ -53,7 +61,7 @@ func (s *Service) tokenGET(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		var err error
-		if p, err = s.login(name, pass, s.serviceParam(r, q.Get("service"))); err != nil {
+		if p, err = s.login(r.Context(), name, pass, s.serviceParam(r, q.Get("service"))); err != nil {
 			s.unauthorized(w, r)
 			return
 		}
@@ -78,7 +86,7 @@ func (s *Service) tokenPOST(w http.ResponseWriter, r *http.Request) {
 	case "refresh_token":
 		p, err = s.refresh(f.Get("refresh_token"), service)
 	case "password":
-		p, err = s.login(f.Get("username"), f.Get("password"), service)
+		p, err = s.login(r.Context(), f.Get("username"), f.Get("password"), service)
 	default:
 		writeErr(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type must be refresh_token or password")
 		return
@@ -104,14 +112,14 @@ func (s *Service) exchange(w http.ResponseWriter, r *http.Request) {
 	case gt == "refresh_token":
 		p, err = s.refresh(f.Get("refresh_token"), service)
 	case gt == "password":
-		p, err = s.login(f.Get("username"), f.Get("password"), service)
+		p, err = s.login(r.Context(), f.Get("username"), f.Get("password"), service)
 	case r.Header.Get("Authorization") != "":
 		name, pass, ok := r.BasicAuth()
 		if !ok {
 			err = auth.ErrUnauthenticated
 			break
 		}
-		p, err = s.login(name, pass, service)
+		p, err = s.login(r.Context(), name, pass, service)
 	default:
 		writeErr(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type must be password or refresh_token (AAD access tokens are not supported)")
 		return
@@ -120,7 +128,7 @@ func (s *Service) exchange(w http.ResponseWriter, r *http.Request) {
 		s.unauthorized(w, r)
 		return
 	}
-	rt, err := s.signer.issue(s.now(), p.name, service, grantRefresh, s.refreshTTL, nil)
+	rt, err := s.signer.Load().issue(s.now(), p.name, service, grantRefresh, s.refreshTTL, nil)
 	if err != nil {
 		writeErr(w, http.StatusInternalServerError, "UNKNOWN", "could not sign a token")
 		return
@@ -130,7 +138,7 @@ func (s *Service) exchange(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) refresh(tok, service string) (*principal, error) {
-	c, err := s.signer.verify(tok, grantRefresh, service, s.now)
+	c, err := s.signer.Load().verify(tok, grantRefresh, service, s.now)
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +182,7 @@ func (s *Service) grantAccess(w http.ResponseWriter, r *http.Request, p *princip
 	if p != nil {
 		sub = p.name
 	}
-	tok, err := s.signer.issue(now, sub, service, grantAccess, s.accessTTL, access)
+	tok, err := s.signer.Load().issue(now, sub, service, grantAccess, s.accessTTL, access)
 	if err != nil {
 		writeErr(w, http.StatusInternalServerError, "UNKNOWN", "could not sign a token")
 		return
@@ -186,7 +194,7 @@ func (s *Service) grantAccess(w http.ResponseWriter, r *http.Request, p *princip
 		"issued_at":    now.UTC().Format(time.RFC3339),
 	}
 	if offline && p != nil {
-		rt, err := s.signer.issue(now, sub, service, grantRefresh, s.refreshTTL, nil)
+		rt, err := s.signer.Load().issue(now, sub, service, grantRefresh, s.refreshTTL, nil)
 		if err != nil {
 			writeErr(w, http.StatusInternalServerError, "UNKNOWN", "could not sign a token")
 			return

@@ -8,76 +8,34 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
 )
 
-// Containerd is a containerd 1.x daemon started by StartContainerd: its
-// root, state, config and socket in its own directory, the CRI plugin off
-// (only the content store, snapshotters and image service a pull needs).
-// ctr 1.x makes the registry requests itself, so a pull from a node in a
-// namespace runs ctr in that namespace (Ctr).
+// Containerd is a containerd daemon started by StartContainerd: its root,
+// state, config and socket in its own directory, the CRI service off (only
+// the content store, snapshotters and image service a pull needs). ctr 1.x
+// makes the registry requests itself, and ctr 2.x hands the daemon the
+// --hosts-dir it was given; either way ctr runs in the daemon's namespace
+// (Ctr).
 type Containerd struct {
 	ns, ctrBin string
 	socket     string
+	version    string // the server's, as ctr version reports it
 	cmd        *exec.Cmd
 	done       chan struct{}
 	err        error // after done
 }
 
-// ContainerdConfig says where and how a containerd runs.
-type ContainerdConfig struct {
-	// Bin and Ctr are the containerd and ctr binaries; "" looks them up on
-	// PATH.
-	Bin, Ctr string
-	// Dir holds the daemon's config, root and state; it is created.
-	Dir string
-	// Socket is the gRPC socket's path; "" is Dir/containerd.sock. A unix
-	// socket's path has at most 107 bytes.
-	Socket string
-	// NS is the network namespace it runs in; "" is the host's.
-	NS string
-	// Output receives the daemon's stdout and stderr (nil: discarded).
-	Output io.Writer
-}
-
-// maxSocketPath is the longest path a unix socket may have (sun_path).
-const maxSocketPath = 107
-
-// config is containerd's configuration for a daemon that only pulls.
-func (c ContainerdConfig) config() string {
-	return fmt.Sprintf(`version = 2
-root = %q
-state = %q
-disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.internal.v1.tracing",
-]
-
-[grpc]
-  address = %q
-
-[ttrpc]
-  address = %q
-
-[debug]
-  level = "warn"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = %q
-`, filepath.Join(c.Dir, "root"), filepath.Join(c.Dir, "state"), c.Socket, c.Socket+".ttrpc", filepath.Join(c.Dir, "opt"))
-}
-
 // StartContainerd starts a containerd and waits until ctr gets an answer
-// from it (30 s at most). The kernel kills it if this process dies (on
-// Linux); it is in its own process group, so a Ctrl-C at the terminal
-// reaches this process, which stops it with Stop. On failure nothing runs.
+// from it (30 s at most), which must come from a daemon of c.Release. A
+// configuration it cannot honour (ContainerdConfig's fields say what each
+// takes) is refused before anything starts. The kernel kills the daemon if
+// this process dies (on Linux); it is in its own process group, so a
+// Ctrl-C at the terminal reaches this process, which stops it with Stop.
+// On failure nothing runs.
 func StartContainerd(ctx context.Context, c ContainerdConfig) (*Containerd, error) {
 	for _, b := range []struct {
 		path *string
@@ -95,8 +53,8 @@ func StartContainerd(ctx context.Context, c ContainerdConfig) (*Containerd, erro
 	if c.Socket == "" {
 		c.Socket = filepath.Join(c.Dir, "containerd.sock")
 	}
-	if len(c.Socket)+len(".ttrpc") > maxSocketPath {
-		return nil, fmt.Errorf("containerd socket %s: longer than %d bytes", c.Socket, maxSocketPath-len(".ttrpc"))
+	if err := c.check(); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
 		return nil, err
@@ -121,14 +79,20 @@ func StartContainerd(ctx context.Context, c ContainerdConfig) (*Containerd, erro
 		d.err = cmd.Wait()
 		close(d.done)
 	}()
-	if err := d.waitReady(ctx, 30*time.Second); err != nil {
+	err := d.waitReady(ctx, 30*time.Second)
+	if err == nil && !strings.HasPrefix(strings.TrimPrefix(d.version, "v"), c.Release.prefix()) {
+		err = fmt.Errorf("%s is containerd %s, not %s", c.Bin, d.version, c.Release)
+	}
+	if err != nil {
 		return nil, errors.Join(err, d.Stop(10*time.Second))
 	}
 	return d, nil
 }
 
-// waitReady polls `ctr version` until it answers.
+// waitReady polls `ctr version` until it answers, and records the
+// server's version.
 func (d *Containerd) waitReady(ctx context.Context, timeout time.Duration) error {
+	reServer := regexp.MustCompile(`(?m)^Server:\s*\n\s*Version:\s*(\S+)`)
 	deadline := time.Now().Add(timeout)
 	for {
 		argv := d.Ctr("version")
@@ -140,9 +104,14 @@ func (d *Containerd) waitReady(ctx context.Context, timeout time.Duration) error
 			case <-cctx.Done():
 			}
 		}()
-		err := exec.CommandContext(cctx, argv[0], argv[1:]...).Run()
+		out, err := exec.CommandContext(cctx, argv[0], argv[1:]...).Output()
 		cancel()
 		if err == nil {
+			m := reServer.FindSubmatch(out)
+			if m == nil {
+				return fmt.Errorf("ctr version names no server version:\n%s", out)
+			}
+			d.version = string(m[1])
 			return nil
 		}
 		select {
@@ -160,6 +129,9 @@ func (d *Containerd) waitReady(ctx context.Context, timeout time.Duration) error
 
 // Socket is the daemon's gRPC socket (ctr --address).
 func (d *Containerd) Socket() string { return d.socket }
+
+// Version is the daemon's version (as 1.6.20~ds1 or 2.4.2+unknown).
+func (d *Containerd) Version() string { return d.version }
 
 // Pid is the daemon's process ID.
 func (d *Containerd) Pid() int { return d.cmd.Process.Pid }

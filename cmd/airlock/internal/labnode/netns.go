@@ -1,8 +1,8 @@
 // Package labnode makes emulated nodes on this machine: network namespaces
-// and veth links (iproute2), and containerd 1.x daemons with a private
-// root and the CRI plugin off, which only pull. The lab (airlock lab
-// --nodes) and the e2e suite build their isolated nodes with it. All of it
-// needs root.
+// and veth links (iproute2), and containerd daemons (1.x or 2.x) with a
+// private root and the CRI service off, which only pull. The lab (airlock
+// lab --nodes) and the e2e suite build their isolated nodes with it. All of
+// it needs root.
 package labnode
 
 import (

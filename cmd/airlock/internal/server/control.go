@@ -3,30 +3,37 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/airlock/airlock/cache/meta/azmeta"
 	"github.com/airlock/airlock/cache/meta/badgermeta"
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
 	"github.com/airlock/airlock/deploy"
 	"github.com/airlock/airlock/deploy/adminapi"
+	"github.com/airlock/airlock/deploy/azstate"
 	"github.com/airlock/airlock/deploy/badgerstore"
+	"github.com/airlock/airlock/storage/azure"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
-// control is the control module inside serve: its state in
-// <storage>/control, the service bound to this process's engine, the admin
-// API (mounted at /admin/) and the reconcile loop.
+// control is the control module inside serve: its state (in
+// <storage>/control, or on Azure in the container the replicas share), the
+// service bound to this process's engine, the admin API (mounted at
+// /admin/), the reconcile loop and, shared, the loop that serves what
+// another replica saved.
 type control struct {
-	store    *badgerstore.Store
-	svc      *deploy.Service
-	api      http.Handler
-	interval time.Duration
+	closeStore func() error
+	svc        *deploy.Service
+	api        http.Handler
+	interval   time.Duration
 	// followListener: no control.advertise, so the private endpoint
 	// address is wherever the listener ends up.
 	followListener bool
@@ -58,22 +65,47 @@ func controlBinding(cfg *config.Config) (deploy.Binding, error) {
 	}, nil
 }
 
+// controlState opens where the control state lives: badger under
+// <storage>/control, or (ctr not nil) control/state.json in the shared
+// container, which contacts nothing yet (the state is loaded by the first
+// refresh once the store answers: deploy.WithDeferredLoad).
+func controlState(cfg *config.Config, log *zap.Logger, ctr *azure.Container) (deploy.Store, func() error, []deploy.Option, error) {
+	if ctr != nil {
+		return azstate.New(ctr, log), func() error { return nil }, []deploy.Option{deploy.WithDeferredLoad()}, nil
+	}
+	store, err := badgerstore.Open(filepath.Join(cfg.Storage.Dir, "control"), log, badgerstore.Options{})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return store, store.Close, nil, nil
+}
+
 // openControl opens the control state and binds it to the engine (rs), the
 // index (repos) and the collector (pins: clusters' bootstrap images are
-// never evicted), serving the bound registry's rules at once.
-func openControl(cfg *config.Config, log *zap.Logger, rs deploy.RuleSetter, repos deploy.RepoLister, pins deploy.Pinner, reg prometheus.Registerer) (*control, error) {
+// never evicted), serving the bound registry's rules at once. On Azure
+// (be.azure) the state is the replicas' shared one, and with a cluster a
+// managed private endpoint at another live replica stays there.
+func openControl(cfg *config.Config, log *zap.Logger, be *backend, rs deploy.RuleSetter, repos deploy.RepoLister, pins deploy.Pinner, reg prometheus.Registerer) (*control, error) {
 	b, err := controlBinding(cfg)
 	if err != nil {
 		return nil, err
 	}
 	b.Rules, b.Repos, b.Pins = rs, repos, pins
-	store, err := badgerstore.Open(filepath.Join(cfg.Storage.Dir, "control"), log, badgerstore.Options{})
+	var ctr *azure.Container
+	if be.azure != nil {
+		ctr = be.azure.ctr
+		if node := be.azure.node; node != nil {
+			self := node.Members.Self()
+			b.Replica = func(addr string) bool { return addr != self && node.Members.IsLive(addr) }
+		}
+	}
+	store, closeStore, opts, err := controlState(cfg, log, ctr)
 	if err != nil {
 		return nil, err
 	}
-	svc, err := deploy.New(context.Background(), store, b, log, reg)
+	svc, err := deploy.New(context.Background(), store, b, log, reg, opts...)
 	if err != nil {
-		store.Close()
+		closeStore()
 		if errors.Is(err, deploy.ErrInvalid) || errors.Is(err, deploy.ErrConflict) {
 			// The file's rules conflict with the stored ones.
 			return nil, &config.Error{Msg: "control: " + err.Error()}
@@ -85,9 +117,25 @@ func openControl(cfg *config.Config, log *zap.Logger, rs deploy.RuleSetter, repo
 			zap.String("address", b.Address), zap.String("registry", b.Registry))
 	}
 	return &control{
-		store: store, svc: svc, api: adminapi.New(svc, log), interval: cfg.Control.Interval(),
+		closeStore: closeStore, svc: svc, api: adminapi.New(svc, log), interval: cfg.Control.Interval(),
 		followListener: cfg.Control.Advertise == "",
 	}, nil
+}
+
+// readyPins syncs the control module's pins (clusters' bootstrap images)
+// only while the server is ready: a replica on Azure starts before its
+// storage answers, and the control loop, started once it is ready,
+// reconciles (and syncs the pins) at once.
+type readyPins struct {
+	deploy.Pinner
+	ready *atomic.Bool
+}
+
+func (p readyPins) SyncPins(prefix string, want map[string][]string) error {
+	if !p.ready.Load() {
+		return nil
+	}
+	return p.Pinner.SyncPins(prefix, want)
 }
 
 // Control is the control module of a server built by newServer: the Go
@@ -104,14 +152,17 @@ func (s *Server) Control() *deploy.Service {
 // ServeHTTP serves the admin API.
 func (c *control) ServeHTTP(w http.ResponseWriter, r *http.Request) { c.api.ServeHTTP(w, r) }
 
-// start runs the reconcile loop until ctx ends or Close (after Close it
-// does nothing); addr is the listener's address.
+// start runs the reconcile loop, and the loop that serves a state another
+// process saved (deploy.Service.Follow, within deploy.DefaultRefreshInterval),
+// until ctx ends or Close (after Close it does nothing); addr is the
+// listener's address.
 func (c *control) start(ctx context.Context, addr string) {
 	if c.followListener {
 		c.svc.SetAddress(addr)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
+	var loops sync.WaitGroup
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -119,9 +170,11 @@ func (c *control) start(ctx context.Context, addr string) {
 		return
 	}
 	c.cancel, c.done = cancel, done
+	loops.Go(func() { c.svc.Follow(ctx, deploy.DefaultRefreshInterval) })
+	loops.Go(func() { c.svc.Run(ctx, c.interval) })
 	go func() {
-		defer close(done)
-		c.svc.Run(ctx, c.interval)
+		loops.Wait()
+		close(done)
 	}()
 }
 
@@ -135,16 +188,22 @@ func (c *control) Close() error {
 		cancel()
 		<-done
 	}
-	return c.store.Close()
+	return c.closeStore()
 }
 
 // OpenLocal opens a stopped server's control state in this process, for
 // the CLI's --config/--dir mode. Pushed repositories are read from the
-// index when there is one.
+// index when there is one. On Azure the state is the replicas' shared one,
+// which running replicas may change too: every change is conditional on
+// the version read, so none is lost, and they serve it within
+// deploy.DefaultRefreshInterval.
 func OpenLocal(ctx context.Context, cfg *config.Config, log *zap.Logger) (*adminapi.Client, func(), error) {
 	b, err := controlBinding(cfg)
 	if err != nil {
 		return nil, nil, err
+	}
+	if cfg.Storage.AzureDriver() {
+		return openLocalAzure(ctx, cfg, b, log)
 	}
 	var index *badgermeta.Index
 	if _, err := os.Stat(filepath.Join(cfg.Storage.Dir, "meta")); err == nil {
@@ -153,7 +212,7 @@ func OpenLocal(ctx context.Context, cfg *config.Config, log *zap.Logger) (*admin
 		}
 		b.Repos = index
 	}
-	store, err := badgerstore.Open(filepath.Join(cfg.Storage.Dir, "control"), log, badgerstore.Options{})
+	store, closeStore, _, err := controlState(cfg, log, nil)
 	if err != nil {
 		if index != nil {
 			index.Close()
@@ -161,7 +220,7 @@ func OpenLocal(ctx context.Context, cfg *config.Config, log *zap.Logger) (*admin
 		return nil, nil, err
 	}
 	closeAll := func() {
-		store.Close()
+		closeStore()
 		if index != nil {
 			index.Close()
 		}
@@ -172,4 +231,33 @@ func OpenLocal(ctx context.Context, cfg *config.Config, log *zap.Logger) (*admin
 		return nil, nil, err
 	}
 	return adminapi.Local(adminapi.New(svc, log)), closeAll, nil
+}
+
+// openLocalAzure is OpenLocal on the container storage.azure names: the
+// control state and the index there.
+func openLocalAzure(ctx context.Context, cfg *config.Config, b deploy.Binding, log *zap.Logger) (*adminapi.Client, func(), error) {
+	ac := *cfg.Storage.Azure
+	if ac.Container == "" {
+		ac.Container = config.DefaultContainer
+	}
+	ctr, err := azure.New(ac)
+	if err != nil {
+		return nil, nil, &config.Error{Msg: "config: storage.azure: " + err.Error()}
+	}
+	index, err := azmeta.New(ctx, ctr, log.Named("meta"), nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cache index on Azure: %w", err)
+	}
+	b.Repos = index
+	store, _, _, err := controlState(cfg, log, ctr)
+	if err != nil {
+		index.Close()
+		return nil, nil, err
+	}
+	svc, err := deploy.New(ctx, store, b, log, nil)
+	if err != nil {
+		index.Close()
+		return nil, nil, err
+	}
+	return adminapi.Local(adminapi.New(svc, log)), func() { index.Close() }, nil
 }

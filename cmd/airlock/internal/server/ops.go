@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,8 +37,12 @@ type ops struct {
 	// filesystem's startup check runs instead.
 	azure *azureBackend
 	// connected runs once the shared store answers, before the server is
-	// ready; a *config.Error it returns stops the server.
-	connected func() error
+	// ready; a *config.Error it returns stops the server, another error is
+	// retried like the store's.
+	connected func(context.Context) error
+	// beside run with the collector once the store answered (the shared
+	// upload sessions' sweeper).
+	beside []func(context.Context)
 	// onReady is told when readiness changes (the cluster's membership).
 	onReady func(bool)
 
@@ -57,6 +62,9 @@ func newOps(cfg *config.Config, be *backend, log *zap.Logger, reg prometheus.Reg
 		o.setReason("connecting to the storage")
 	}
 	opts := []evict.Option{evict.WithBusy(func(d digest.Digest) bool { return o.busy(d) })}
+	if be.azure != nil {
+		opts = append(opts, sharedEvictOptions(be.azure.ctr)...)
+	}
 	if d := time.Duration(cfg.Storage.GCInterval); d > 0 {
 		opts = append(opts, evict.WithInterval(d))
 	}
@@ -101,13 +109,14 @@ func (o *ops) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte("ok\n"))
 }
 
-// gate answers the registry API with 503 (never 404: clients would fall
-// back past the cache) while the server is not ready: until the startup
-// check is done, or the shared store answered, and while it does not.
+// gate answers the registry API and the token endpoint with 503 (never
+// 404: clients would fall back past the cache) while the server is not
+// ready: until the startup check is done, or the shared store answered
+// (and the signing key kept there was loaded), and while it does not.
 // /healthz, /readyz and /metrics answer at once.
 func (o *ops) gate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !o.ready.Load() && len(r.URL.Path) >= 4 && r.URL.Path[:4] == "/v2/" {
+		if !o.ready.Load() && (strings.HasPrefix(r.URL.Path, "/v2/") || strings.HasPrefix(r.URL.Path, "/oauth2/")) {
 			w.Header().Set("Retry-After", "1")
 			_ = ocierr.Write(w, r, 0, errcode.ErrorCodeUnavailable.WithMessage("airlock is not ready ("+o.notReady()+"); retry shortly"))
 			return
@@ -166,6 +175,9 @@ func (o *ops) start(ctx context.Context, errc chan<- error) {
 		if o.azure != nil {
 			wg.Go(func() { o.watch(ctx) })
 		}
+		for _, run := range o.beside {
+			wg.Go(func() { run(ctx) })
+		}
 		o.col.Run(ctx)
 		wg.Wait()
 	}()
@@ -189,10 +201,10 @@ func (o *ops) connect(ctx context.Context) error {
 	for attempt := 1; ; attempt++ {
 		cctx, cancel := context.WithTimeout(ctx, connectTimeout)
 		err := o.azure.connect(cctx)
-		cancel()
 		if err == nil && o.connected != nil {
-			err = o.connected()
+			err = o.connected(cctx)
 		}
+		cancel()
 		if err == nil {
 			o.log.Info("storage reachable", zap.String("container", o.azure.ctr.Name()), zap.Int("attempts", attempt))
 			return nil

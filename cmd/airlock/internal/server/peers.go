@@ -21,6 +21,7 @@ import (
 	"github.com/airlock/airlock/cache/manifest"
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
 	"github.com/airlock/airlock/cmd/airlock/internal/selfsigned"
+	"github.com/airlock/airlock/deploy"
 	"github.com/airlock/airlock/registry"
 	"github.com/airlock/airlock/upstream"
 	"github.com/opencontainers/go-digest"
@@ -35,7 +36,16 @@ import (
 type peers struct {
 	node        *cluster.Node
 	maxManifest int64
+	// control is the version of the control state this replica serves
+	// (nil: none), sent with every peer request: an owner serving an
+	// older one (another replica changed the rules a moment ago) refreshes
+	// before it answers (followControl).
+	control func() string
 }
+
+// controlVersionHeader carries the asking replica's control state version
+// on a peer request.
+const controlVersionHeader = "Airlock-Control-Version"
 
 var _ engine.Cluster = (*peers)(nil)
 
@@ -188,6 +198,11 @@ func (p *peers) do(ctx context.Context, peer, method, path, accept string) (*htt
 		return nil, peerErr(peer, err)
 	}
 	req.Header.Set("Accept", accept)
+	if p.control != nil {
+		if v := p.control(); v != "" {
+			req.Header.Set(controlVersionHeader, v)
+		}
+	}
 	resp, err := p.node.Client.Do(req)
 	if err != nil {
 		return nil, peerErr(peer, err)
@@ -218,8 +233,9 @@ func peerErr(peer string, err error) error {
 // client API while the store is not ready. Its requests are counted in
 // the front registry's metrics under the route "peer"; its own metrics
 // stay unexported, and it logs only warnings (the front logs each peer
-// request once).
-func peerSurface(cfg *config.Config, node *cluster.Node, eng *engine.Engine, o *ops, log *zap.Logger) (http.Handler, error) {
+// request once). A request from a replica serving another control state
+// refreshes this one's first (followControl).
+func peerSurface(cfg *config.Config, node *cluster.Node, eng *engine.Engine, o *ops, ctl *deploy.Service, log *zap.Logger) (http.Handler, error) {
 	plog := log.Named("peer")
 	if plog.Core().Enabled(zap.InfoLevel) {
 		plog = plog.WithOptions(zap.IncreaseLevel(zap.WarnLevel))
@@ -231,7 +247,23 @@ func peerSurface(cfg *config.Config, node *cluster.Node, eng *engine.Engine, o *
 	if err != nil {
 		return nil, err
 	}
-	return node.Handler(o.gate(inner))
+	return node.Handler(o.gate(followControl(inner, ctl, log)))
+}
+
+// followControl serves a peer's request once this replica's control state
+// is the asker's: when the request carries a version other than the one
+// served here, the state is refreshed first (a rule created through the
+// asker a moment ago is then known here too). A refresh that fails is
+// logged and the request answered with the state served.
+func followControl(next http.Handler, ctl *deploy.Service, log *zap.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if v := r.Header.Get(controlVersionHeader); v != "" && v != ctl.Version() {
+			if _, err := ctl.Refresh(r.Context()); err != nil && r.Context().Err() == nil {
+				log.Warn("control state: cannot refresh for a peer's request", zap.Error(err))
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // maxManifest is the largest manifest the engine takes.

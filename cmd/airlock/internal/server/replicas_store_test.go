@@ -12,6 +12,7 @@ import (
 	"github.com/airlock/airlock/storage/azure"
 	"github.com/airlock/airlock/upstream/upstreamtest"
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // aloneOnAzure is a replica without cluster: on az's container "alone",
@@ -47,19 +48,27 @@ func status(t *testing.T, method, url string) (int, string) {
 	return resp.StatusCode, code
 }
 
-// A replica starts before its storage answers: /readyz and the registry
-// API answer 503 (never 404) until it does, then it serves.
+// A replica starts before its storage answers, auth on (its signing key
+// is in the storage): /readyz, the registry API and the token endpoint
+// answer 503 (never 404, never 401) until it does, then it serves and
+// issues tokens.
 func TestReplicaReadyOnceStoreAnswers(t *testing.T) {
 	t.Parallel()
 	az := azuritetest.Start(t)
 	az.Stop()
 	up := upstreamtest.New(t)
-	r := runReplica(t, "alone", aloneOnAzure(t, az, up), nil, az.HTTPClient)
+	cfg := aloneOnAzure(t, az, up)
+	hash, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Auth = &config.Auth{Users: []config.AuthUser{{Name: "alice", PasswordHash: string(hash)}}, AnonymousPull: []string{localRepo + "*"}}
+	r := runReplica(t, "alone", cfg, nil, az.HTTPClient)
 	base := "http://" + r.srv.Addr()
 	waitFor(t, "the replica says it waits for the storage", func() bool {
 		return strings.Contains(r.srv.ops.notReady(), "waiting for the storage")
 	})
-	for _, path := range []string{"/readyz", "/v2/", "/v2/" + localRepo + "team/app/manifests/v1"} {
+	for _, path := range []string{"/readyz", "/v2/", "/v2/" + localRepo + "team/app/manifests/v1", "/oauth2/token?scope=repository:team/app:pull"} {
 		if code, oci := status(t, http.MethodGet, base+path); code != http.StatusServiceUnavailable || (path != "/readyz" && oci != "UNAVAILABLE") {
 			t.Errorf("GET %s before the storage answers: %d %s", path, code, oci)
 		}
@@ -70,6 +79,16 @@ func TestReplicaReadyOnceStoreAnswers(t *testing.T) {
 	pull(t, base, localRepo+"team/app", "v1")
 	if code, _ := status(t, http.MethodGet, base+"/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz once ready: %d", code)
+	}
+	req, _ := http.NewRequest(http.MethodGet, base+"/oauth2/token?scope=repository:team/app:pull", nil)
+	req.SetBasicAuth("alice", "secret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("token once ready: %d", resp.StatusCode)
 	}
 }
 

@@ -37,15 +37,21 @@ func pushEngineOptions(cfg *config.Config) []engine.Option {
 }
 
 // securityOptions are the registry options for pushes and auth: with auth
-// on, the authorizer and its token endpoint at /oauth2/.
-func securityOptions(cfg *config.Config, log *zap.Logger) ([]registry.Option, error) {
+// on, the authorizer (with aopts) and its token endpoint at /oauth2/.
+func securityOptions(cfg *config.Config, log *zap.Logger, aopts ...acrauth.Option) ([]registry.Option, error) {
+	_, opts, err := security(cfg, log, aopts...)
+	return opts, err
+}
+
+// security is securityOptions and the authorizer (nil: auth is off).
+func security(cfg *config.Config, log *zap.Logger, aopts ...acrauth.Option) (*acrauth.Service, []registry.Option, error) {
 	opts := []registry.Option{
 		registry.WithMaxManifestSize(cfg.Cache.MaxManifestBytes),
 		registry.WithBodyIdleTimeout(time.Duration(cfg.HTTP.BodyIdleTimeout)),
 	}
 	a := cfg.Auth
 	if a == nil {
-		return opts, nil
+		return nil, opts, nil
 	}
 	c := acrauth.Config{
 		AnonymousPull: a.AnonymousPull,
@@ -64,11 +70,11 @@ func securityOptions(cfg *config.Config, log *zap.Logger) ([]registry.Option, er
 		}
 		c.Tokens = append(c.Tokens, tok)
 	}
-	svc, err := acrauth.New(c, log.Named("auth"))
+	svc, err := acrauth.New(c, log.Named("auth"), aopts...)
 	if err != nil {
-		return nil, &config.Error{Msg: "config: " + err.Error()}
+		return nil, nil, &config.Error{Msg: "config: " + err.Error()}
 	}
-	return append(opts, registry.WithAuth(svc), registry.WithPublicRoute("/oauth2/", "oauth2", svc.Handler())), nil
+	return svc, append(opts, registry.WithAuth(svc), registry.WithPublicRoute("/oauth2/", "oauth2", svc.Handler())), nil
 }
 
 // checkPushedRepos refuses cache rules whose target covers a repository

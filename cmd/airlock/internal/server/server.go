@@ -18,7 +18,9 @@ import (
 	"github.com/airlock/airlock/cache/cluster"
 	"github.com/airlock/airlock/cache/engine"
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
+	"github.com/airlock/airlock/deploy"
 	"github.com/airlock/airlock/registry"
+	"github.com/airlock/airlock/registry/auth/acrauth"
 	"github.com/airlock/airlock/storage/azure"
 	"github.com/airlock/airlock/upstream"
 	"github.com/airlock/airlock/upstream/ociclient"
@@ -136,10 +138,6 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 		index.Close()
 		return nil, err
 	}
-	if be.azure != nil {
-		// The shared store is checked once it answers (ops.connect).
-		ops.connected = func() error { return checkPushedRepos(set, index) }
-	}
 	opts := ops.engineOptions()
 	if d := time.Duration(cfg.Cache.FillTimeout); d > 0 {
 		opts = append(opts, engine.WithFillTimeout(d))
@@ -157,12 +155,28 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 		opts = append(opts, engine.WithClock(o.now))
 	}
 	var node *cluster.Node
+	var relay *peers
 	if be.azure != nil && be.azure.node != nil {
 		node = be.azure.node
-		opts = append(opts, engine.WithCluster(&peers{node: node, maxManifest: maxManifest(cfg)}, be.azure.store))
+		relay = &peers{node: node, maxManifest: maxManifest(cfg)}
+		opts = append(opts, engine.WithCluster(relay, be.azure.store))
 		ops.onReady = node.Members.SetReady
 	}
-	opts = append(opts, pushEngineOptions(cfg)...)
+	var aopts []acrauth.Option
+	if be.azure != nil {
+		// Upload sessions, the collector (newOps) and the auth signing key
+		// are the cluster's, in the shared store.
+		ups, upOpt, err := sharedUploads(cfg, be.azure.ctr, be.azure.index, ops.col.Store(), log)
+		if err != nil {
+			index.Close()
+			return nil, err
+		}
+		opts = append(opts, upOpt)
+		ops.beside = append(ops.beside, ups.Run)
+		aopts = append(aopts, sharedAuthOption(be.azure.index))
+	} else {
+		opts = append(opts, pushEngineOptions(cfg)...)
+	}
 	eng, err := engine.New(ops.col.Store(), index, up, log.Named("cache"), promReg, opts...)
 	if err != nil {
 		index.Close()
@@ -170,27 +184,47 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 	}
 	ops.busy = eng.Filling
 	eng.SetRules(set, creds)
-	ctl, err := openControl(cfg, log.Named("control"), eng, index, ops.col, promReg)
+	var pins deploy.Pinner = ops.col
+	if be.azure != nil {
+		// The store is contacted once it answers: the control loop's
+		// first reconcile syncs the pins then.
+		pins = readyPins{Pinner: ops.col, ready: &ops.ready}
+	}
+	ctl, err := openControl(cfg, log.Named("control"), be, eng, index, pins, promReg)
 	if err != nil {
 		index.Close()
 		return nil, err
+	}
+	if relay != nil {
+		relay.control = ctl.svc.Version
 	}
 	defer func() {
 		if err != nil { // a later step failed: release the control state
 			ctl.Close()
 		}
 	}()
-	ropts, err := securityOptions(cfg, log)
+	authz, ropts, err := security(cfg, log, aopts...)
 	if err != nil {
 		index.Close()
 		return nil, err
 	}
 	if be.azure != nil {
 		ropts = append(ropts, registry.WithUnavailable(ops.unavailable))
+		// The shared store is checked once it answers (ops.connect), and
+		// the signing key loaded from it.
+		ops.connected = func(ctx context.Context) error {
+			if err := checkPushedRepos(set, index); err != nil {
+				return err
+			}
+			if authz != nil {
+				return authz.LoadKey(ctx)
+			}
+			return nil
+		}
 	}
 	var peer http.Handler
 	if node != nil {
-		if peer, err = peerSurface(cfg, node, eng, ops, log); err != nil {
+		if peer, err = peerSurface(cfg, node, eng, ops, ctl.svc, log); err != nil {
 			index.Close()
 			return nil, err
 		}

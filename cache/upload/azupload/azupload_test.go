@@ -1,0 +1,62 @@
+package azupload_test
+
+import (
+	"testing"
+
+	"github.com/airlock/airlock/cache/upload"
+	"github.com/airlock/airlock/cache/upload/azupload"
+	"github.com/airlock/airlock/cache/upload/uploadtest"
+	"github.com/airlock/airlock/internal/azuritetest"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+	)
+}
+
+// TestAzurite runs everything that needs the service on one Azurite, each
+// subtest on its own container.
+func TestAzurite(t *testing.T) {
+	t.Parallel()
+	srv := azuritetest.Start(t)
+	suite := func(opts ...azupload.Option) func(t *testing.T) {
+		return func(t *testing.T) {
+			t.Parallel()
+			uploadtest.Run(t, func(t *testing.T, l upload.Limits) uploadtest.Env {
+				rs := replicas(t, srv, 3, l, opts...)
+				env := uploadtest.Env{Content: rs[0].content}
+				for _, r := range rs {
+					env.Stores = append(env.Stores, r.uploads)
+				}
+				return env
+			})
+		}
+	}
+	// Three replicas; commits copy inside the account, chunks go in
+	// blocks smaller than the suite's chunks.
+	t.Run("Suite/Copy", suite(azupload.WithBlockSize(64<<10)))
+	// Commits stream the bytes through the replica, as when the account
+	// refuses copies.
+	t.Run("Suite/Stream", suite(azupload.WithBlockSize(10_000), azupload.WithoutServerCopy()))
+	for _, c := range []struct {
+		name string
+		run  func(t *testing.T, srv *azuritetest.Server)
+	}{
+		{"Registry/PushAnywhere", testPushAnywhere},
+		{"Registry/ConflictingPatch", testConflictingPatch},
+		{"Registry/DeadReplicaMidChunk", testDeadReplicaMidChunk},
+		{"Registry/Expiry", testExpiryAcrossReplicas},
+		{"CommitReadsNothing", testCommitReadsNothing},
+		{"IdleClock", testIdleClock},
+		{"Conformance", testConformance},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			c.run(t, srv)
+		})
+	}
+}

@@ -1,0 +1,231 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// DefaultRefreshInterval is how often Follow looks for a state another
+// replica saved, when given no interval.
+const DefaultRefreshInterval = 5 * time.Second
+
+// CodeConcurrentUpdate is the code of a change given up because other
+// writers kept changing the state under it (ARM's name for it).
+const CodeConcurrentUpdate = "AnotherOperationInProgress"
+
+// maxAttempts bounds how often one change is applied again to a state
+// that another writer changed meanwhile.
+const maxAttempts = 10
+
+// pinWait bounds how long a change or a refresh waits for its pin sync
+// (the store's exclusive section may be held by another replica); a sync
+// that did not happen is retried by the next Refresh.
+const pinWait = 5 * time.Second
+
+// update applies fn to the stored state and saves the result, conditional
+// on the version it read: if another writer saved in between, it reads
+// the state again and applies fn again (fn must build its results afresh
+// on each call). If the bound registry's rules no longer make a valid set
+// with the base rules, nothing is saved. A change that changes nothing
+// saves nothing. The engine serves the saved state at once and its pins
+// are synced before update returns.
+func (s *Service) update(ctx context.Context, fn func(st *State) error) error {
+	err := s.mutate(ctx, fn)
+	s.syncPins(ctx) // also when fn failed on a state read afresh
+	return err
+}
+
+func (s *Service) mutate(ctx context.Context, fn func(st *State) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for attempt := 1; ; attempt++ {
+		if _, err := s.loadLocked(ctx); err != nil {
+			return err
+		}
+		next := s.st.Clone()
+		if err := fn(next); err != nil {
+			return err
+		}
+		if _, _, err := s.effective(next); err != nil {
+			return err
+		}
+		if sameState(s.st, next) {
+			return nil
+		}
+		ver, err := s.store.Save(ctx, next, s.ver)
+		if err == nil {
+			s.adoptLocked(next, ver)
+			return nil
+		}
+		if !errors.Is(err, ErrStale) {
+			return fmt.Errorf("control state: save: %w", err)
+		}
+		s.m.stale.Inc()
+		if attempt == maxAttempts {
+			return fmt.Errorf("%w (%w)", NewError(ErrConflict, CodeConcurrentUpdate,
+				"the control state changed %d times while this change was being saved: try again", attempt), err)
+		}
+		// Replicas that collided try again at different moments.
+		if err := sleep(ctx, time.Duration(rand.Int64N(int64(attempt)*int64(10*time.Millisecond)))); err != nil {
+			return err
+		}
+	}
+}
+
+// view runs fn on the state last loaded, which it must not change. The
+// first read of a Service made with WithDeferredLoad loads it.
+func (s *Service) view(ctx context.Context, fn func(st *State) error) error {
+	s.mu.Lock()
+	loaded := s.loaded
+	s.mu.Unlock()
+	if !loaded {
+		if _, err := s.Refresh(ctx); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fn(s.st)
+}
+
+// Refresh serves the stored state if it changed since this Service last
+// read or wrote it (another replica saved): the engine gets the bound
+// registry's rules, the pinner the bootstrap images of the clusters
+// pulling from it, as at start. It also retries a pin sync that failed.
+// It reports whether the state changed.
+func (s *Service) Refresh(ctx context.Context) (bool, error) {
+	changed, err := s.refresh(ctx)
+	s.syncPins(ctx)
+	return changed, err
+}
+
+// refresh is Refresh without the pin sync: with a Versioner it reads the
+// state only when the version moved.
+func (s *Service) refresh(ctx context.Context) (bool, error) {
+	if v, ok := s.store.(Versioner); ok {
+		s.mu.Lock()
+		ver, loaded := s.ver, s.loaded
+		s.mu.Unlock()
+		if loaded {
+			cur, err := v.Version(ctx)
+			if err != nil {
+				return false, fmt.Errorf("control state: version: %w", err)
+			}
+			if cur == ver {
+				return false, nil
+			}
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.loadLocked(ctx)
+}
+
+// Follow refreshes (Refresh) now and then every interval
+// (DefaultRefreshInterval if not positive) until ctx ends: a change saved
+// by another replica sharing the store is served here within an interval.
+// Run it on any store; on one no other process writes, a refresh costs a
+// local read of the version.
+func (s *Service) Follow(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = DefaultRefreshInterval
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	failing := false
+	for {
+		changed, err := s.Refresh(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			if !failing {
+				s.log.Warn("control state: cannot refresh; serving the state last read", zap.Error(err))
+			}
+			failing = true
+		case err == nil:
+			if failing {
+				s.log.Info("control state: refreshed again")
+			}
+			failing = false
+			if changed {
+				s.log.Info("control state changed in the store: serving it", zap.String("version", s.version()))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Version is the version of the state served ("" before the first load or
+// when nothing was stored). Replicas sharing the store compare theirs: one
+// that serves an older state than a peer refreshes at once.
+func (s *Service) Version() string { return s.version() }
+
+// version is the version of the state served.
+func (s *Service) version() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ver
+}
+
+// loadLocked reads the stored state and serves it if it is not the one
+// served already. Called with s.mu held.
+func (s *Service) loadLocked(ctx context.Context) (bool, error) {
+	st, ver, err := s.store.Load(ctx)
+	if err != nil {
+		return false, fmt.Errorf("control state: load: %w", err)
+	}
+	if s.loaded && ver == s.ver {
+		return false, nil
+	}
+	st.fill()
+	if s.loaded {
+		s.m.reloads.Inc()
+	}
+	s.adoptLocked(st, ver)
+	return true, nil
+}
+
+// adoptLocked serves st, the stored state at version ver: the engine gets
+// its rules, and its pins are due. If the bound registry's rules do not
+// make a valid set with the base rules (another replica's configuration
+// file allowed them), the engine keeps the rules it has and changes are
+// refused until the conflict is resolved. Called with s.mu held.
+func (s *Service) adoptLocked(st *State, ver string) {
+	s.st, s.ver, s.loaded = st, ver, true
+	s.gen++
+	set, creds, err := s.effective(st)
+	if err != nil {
+		s.log.Error("control state: the stored rules cannot be served with the configuration file's; the engine keeps its rules", zap.Error(err))
+		return
+	}
+	s.apply(set, creds)
+}
+
+// sameState reports whether a and b would be stored alike.
+func sameState(a, b *State) bool {
+	x, err1 := json.Marshal(a)
+	y, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(x, y)
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
