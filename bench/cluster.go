@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,7 +28,7 @@ const (
 	clusterReplicas  = 3
 	clusterLease     = 15 * time.Second // cluster.leaseDuration: the failover target is this + 2 s
 	clusterContainer = "airlock"
-	clusterSettle    = 60 * time.Second // replicas seeing each other live and done with their first collection
+	clusterSettle    = 60 * time.Second // replicas ready and seeing each other live
 )
 
 // Default size of the failover scenario's big blob; its upstream is paced
@@ -308,12 +309,13 @@ func freeAddrs(n int) ([]string, error) {
 	return out, nil
 }
 
-// waitSettled waits until every replica counts all of them live
-// (airlock_cluster_peers{state="live"}), so that a run starts on one
-// cluster, not three replicas alone, and has finished the collection it
-// runs at start (airlock_gc_runs_total): fills cannot finish while a
-// collection runs, which takes seconds on Azurite, and a run measures
-// the cluster serving, not starting.
+// waitSettled waits until every replica is ready (/readyz: its store
+// answers) and counts all of them live (airlock_cluster_peers{state=
+// "live"}), so that a run measures one cluster serving, not three
+// replicas starting alone. (The collection each replica runs at start
+// first waits for the other replicas' reads to settle into the shared
+// log, over a minute; fills wait only for its short decide-and-delete
+// part, so a run need not wait for it.)
 func waitSettled(ctx context.Context, rs *replicaSet, dir string) error {
 	deadline := time.Now().Add(clusterSettle)
 	for {
@@ -344,12 +346,26 @@ func settled(ctx context.Context, inst *instance, n int) error {
 	case live != float64(n):
 		return fmt.Errorf("%s sees %.0f of %d replicas live", inst.name, live, n)
 	}
-	runs, err := scrape(ctx, inst.url, "airlock_gc_runs_total", "")
-	switch {
-	case err != nil:
-		return fmt.Errorf("%s: %w", inst.name, err)
-	case runs < 1:
-		return fmt.Errorf("%s has not finished its first collection", inst.name)
+	return readyz(ctx, inst)
+}
+
+// readyz says why inst is not ready (GET /readyz), nil when it is.
+func readyz(ctx context.Context, inst *instance) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, inst.url+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s: readyz: %w", inst.name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
+		return fmt.Errorf("%s not ready: %s", inst.name, strings.TrimSpace(string(b)))
 	}
 	return nil
 }
