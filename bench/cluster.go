@@ -256,7 +256,7 @@ func startReplicas(ctx context.Context, cmd, env []string, se startEnv, acc *Acc
 // startReplica writes replica r's configuration and starts it.
 func startReplica(ctx context.Context, cmd, env []string, se startEnv, acc *Account, peers []string, r int) (*instance, error) {
 	name := fmt.Sprintf("%s-%d", TargetCluster, r+1)
-	cfg := fmt.Sprintf(`listen: %s
+	head := fmt.Sprintf(`listen: %s
 storage:
   dir: %s
   driver: azure
@@ -269,29 +269,9 @@ cluster:
   self: %s
   peers: [%s]
   leaseDuration: %s
-upstreams:
-  - host: mcr.microsoft.com
-    endpoint: %s
-rules:
-  - name: aks-managed-mcr
-    source: mcr.microsoft.com/*
-    target: aks-managed-repository/*
-log:
-  level: warn
-  format: json
 `, peers[r], filepath.Join(se.dir, name), acc.ServiceURL, acc.Name, clusterContainer,
-		peers[r], strings.Join(peers, ", "), units.Duration(clusterLease), se.upstream)
-	path := filepath.Join(se.dir, name+".yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		return nil, fmt.Errorf("%s config: %w", name, err)
-	}
-	argv := append(append([]string(nil), cmd...), "serve", "--config", path)
-	inst, err := startChild(ctx, name, argv, append(append([]string(nil), env...), "AIRLOCK_BENCH_STORAGE_KEY="+acc.Key), se.dir)
-	if err != nil {
-		return nil, err
-	}
-	inst.prefix = AirlockPrefix
-	return inst, nil
+		peers[r], strings.Join(peers, ", "), units.Duration(clusterLease))
+	return startAirlock(ctx, name, cmd, append(append([]string(nil), env...), "AIRLOCK_BENCH_STORAGE_KEY="+acc.Key), se, head)
 }
 
 // freeAddrs returns n loopback addresses free a moment ago: the replicas
