@@ -86,6 +86,7 @@ func TestDependencyDirection(t *testing.T) {
 		{"internal/progress", nil},
 		{"internal/azurite", nil},
 		{"internal/azuritetest", []string{"internal/azurite"}},
+		{"cmd/airlock/internal/configtest", []string{"storage/azure"}},
 		{"internal/conformancetest", nil},
 		{"internal/units", nil},
 		{"internal/ocierr", nil},

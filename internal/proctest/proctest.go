@@ -146,13 +146,23 @@ func (p *Proc) Output() string {
 	return p.Stdout.String() + p.Stderr.String()
 }
 
+// status is Output, followed by how the process ended if it has.
+func (p *Proc) status() string {
+	select {
+	case <-p.exited:
+		return fmt.Sprintf("%s\n(%s ended: %v)", p.Output(), p.Name, p.err)
+	default:
+		return p.Output()
+	}
+}
+
 // WaitOutput waits until the process's stdout (or else its stderr)
 // matches re and returns the submatches. It fails the test if the
 // process exits first or timeout passes.
 func (p *Proc) WaitOutput(t testing.TB, re *regexp.Regexp, timeout time.Duration) []string {
 	t.Helper()
 	var m []string
-	p.waitUntil(t, fmt.Sprintf("print %q", re), timeout, func() bool {
+	p.waitUntil(t, fmt.Sprintf("prints %q", re), timeout, func() bool {
 		m = re.FindStringSubmatch(p.Stdout.String())
 		if m == nil {
 			m = re.FindStringSubmatch(p.Stderr.String())
@@ -166,25 +176,33 @@ func (p *Proc) WaitOutput(t testing.TB, re *regexp.Regexp, timeout time.Duration
 // process exits first or timeout passes.
 func (p *Proc) WaitHTTP(t testing.TB, url string, timeout time.Duration) {
 	t.Helper()
-	p.waitUntil(t, "answer 200 at "+url, timeout, func() bool { return StatusOK(url) })
+	p.waitUntil(t, "answers 200 at "+url, timeout, func() bool { return StatusOK(url) })
 }
 
 // waitUntil polls done until it holds, failing the test with the
 // process's output if the process exits first or timeout passes.
 func (p *Proc) waitUntil(t testing.TB, what string, timeout time.Duration, done func() bool) {
 	t.Helper()
+	Until(t, p.Name+" "+what, timeout, p.exited, p.status, done)
+}
+
+// Until polls cond until it holds. It fails the test, quoting the tail of
+// output(), if exited is closed first (a nil channel never is) or timeout
+// passes; what says what was awaited ("airlock serve print ...").
+func Until(t testing.TB, what string, timeout time.Duration, exited <-chan struct{}, output func() string, cond func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
-	for !done() {
+	for !cond() {
 		select {
-		case <-p.exited:
-			if done() {
+		case <-exited:
+			if cond() {
 				return
 			}
-			t.Fatalf("%s exited (%v) before it would %s:\n%s", p.Name, p.err, what, Tail(p.Output(), failTail))
+			t.Fatalf("exited before: %s\n%s", what, Tail(output(), failTail))
 		case <-time.After(poll):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s did not %s within %v:\n%s", p.Name, what, timeout, Tail(p.Output(), failTail))
+			t.Fatalf("not within %v: %s\n%s", timeout, what, Tail(output(), failTail))
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/airlock/airlock/cmd/airlock/internal/labnode"
 	"github.com/airlock/airlock/deploy"
+	"github.com/airlock/airlock/internal/proctest"
 	"github.com/airlock/airlock/upstream/mar"
 	"github.com/airlock/airlock/upstream/mar/catalog"
 )
@@ -35,7 +36,7 @@ func statAirlock(t *testing.T) {
 
 // marServer is a running `airlock mar`.
 type marServer struct {
-	*proc
+	*proctest.Proc
 	ns   string
 	url  string // registry base URL
 	data string // data (CDN) listener host:port
@@ -51,8 +52,8 @@ func startMar(t *testing.T, ns, listen, dataListen string, args ...string) *marS
 	argv := labnode.InNetns(ns, airlockBin, "mar", "--listen", listen, "--data-listen", dataListen,
 		"--seed", "1", "--cache-dir", t.TempDir(), "--log-level", "warn")
 	p := startProc(t, "airlock mar", nil, append(argv, args...)...)
-	m := p.waitOutput(t, reMarReady, 60*time.Second)
-	return &marServer{proc: p, ns: ns, url: m[1], data: m[2]}
+	m := p.WaitOutput(t, reMarReady, 60*time.Second)
+	return &marServer{Proc: p, ns: ns, url: m[1], data: m[2]}
 }
 
 // get requests the emulator's control API from the emulator's namespace.
@@ -127,7 +128,7 @@ func nsHTTP(ctx context.Context, ns, method, url string) ([]byte, error) {
 
 // airlockServer is a running `airlock serve`.
 type airlockServer struct {
-	*proc
+	*proctest.Proc
 	ns   string
 	url  string // http://host:port
 	host string // host:port
@@ -155,8 +156,8 @@ func startAirlockConfig(t *testing.T, ns, cfg string) *airlockServer {
 		t.Fatal(err)
 	}
 	p := startProc(t, "airlock serve", nil, labnode.InNetns(ns, airlockBin, "serve", "--config", path)...)
-	m := p.waitOutput(t, reServing, 60*time.Second)
-	return &airlockServer{proc: p, ns: ns, url: m[1] + "://" + m[2], host: m[2]}
+	m := p.WaitOutput(t, reServing, 60*time.Second)
+	return &airlockServer{Proc: p, ns: ns, url: m[1] + "://" + m[2], host: m[2]}
 }
 
 // request is one line of airlock's request log (level info, JSON).
@@ -173,7 +174,7 @@ type request struct {
 // scenario running now began (pullPath.mark).
 func (a *airlockServer) requests() []request {
 	var out []request
-	for _, line := range strings.Split(a.stdout.String()+a.stderr.String(), "\n") {
+	for _, line := range strings.Split(a.Stdout.String()+a.Stderr.String(), "\n") {
 		var r request
 		if json.Unmarshal([]byte(line), &r) == nil && r.Msg == "request" {
 			out = append(out, r)
