@@ -93,6 +93,7 @@ func TestDependencyDirection(t *testing.T) {
 		{"internal/promtest", nil},
 		{"internal/proctest", nil},
 		{"internal/leaktest", nil},
+		{"internal/clocktest", nil},
 		{"bench", []string{"deploy/aks", "upstream/images", "upstream/mar", "upstream/mar/catalog", "upstream/mar/fault", "upstream/mar/fromdir", "reference", "rules"}},
 	}
 	for _, c := range cases {

@@ -13,6 +13,7 @@ import (
 	"github.com/airlock/airlock/cmd/airlock/internal/configtest"
 	"github.com/airlock/airlock/internal/azuritetest"
 	"github.com/airlock/airlock/storage/azure"
+	"github.com/airlock/airlock/upstream/upstreamtest"
 )
 
 // clusterMarArgs serve the herd's cold image and the parallel fetch's
@@ -41,7 +42,7 @@ func startReplicas(t *testing.T, ctx context.Context, az *azuritetest.Server, m 
 	container := "e2e" + hex.EncodeToString(rnd[:])
 	c := &replicaCluster{}
 	for range n {
-		c.peers = append(c.peers, closedPort(t))
+		c.peers = append(c.peers, upstreamtest.Unreachable(t))
 	}
 	for i, self := range c.peers {
 		rules := ruleYAML

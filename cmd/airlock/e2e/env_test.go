@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,19 +133,6 @@ func mustRun(t *testing.T, ctx context.Context, timeout time.Duration, argv ...s
 		t.Fatal(err)
 	}
 	return out
-}
-
-// closedPort returns a loopback address nothing listens on, for hosts.toml's
-// fallback server: a mirror failure then shows instead of being hidden.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 // testContext bounds a whole test: every command it runs derives its own

@@ -15,6 +15,7 @@ import (
 
 	"github.com/airlock/airlock/internal/proctest"
 	"github.com/airlock/airlock/upstream/mar"
+	"github.com/airlock/airlock/upstream/upstreamtest"
 )
 
 // labRun is a running `airlock lab --nodes N` and what it printed.
@@ -42,8 +43,8 @@ var (
 func startLab(t *testing.T, dir string, n int, env ...string) *labRun {
 	t.Helper()
 	statAirlock(t)
-	p := startProc(t, "airlock lab", env, airlockBin, "lab", "--dir", dir, "--listen", closedPort(t),
-		"--mar-listen", closedPort(t), "--nodes", strconv.Itoa(n))
+	p := startProc(t, "airlock lab", env, airlockBin, "lab", "--dir", dir, "--listen", upstreamtest.Unreachable(t),
+		"--mar-listen", upstreamtest.Unreachable(t), "--nodes", strconv.Itoa(n))
 	p.WaitOutput(t, regexp.MustCompile(`Ctrl-C stops the lab\.`), 2*time.Minute)
 	out := p.Stdout.String()
 	l := &labRun{Proc: p, mar: &marServer{url: reLabMar.FindStringSubmatch(out)[1]}}
@@ -320,7 +321,7 @@ func TestLabNodesFailedStart(t *testing.T) {
 	statAirlock(t)
 	dir := filepath.Join(t.TempDir(), "data")
 	p := startProc(t, "airlock lab", []string{"PATH=" + bins + ":/usr/bin:/bin"}, airlockBin, "lab", "--dir", dir,
-		"--listen", closedPort(t), "--mar-listen", closedPort(t), "--nodes", "2")
+		"--listen", upstreamtest.Unreachable(t), "--mar-listen", upstreamtest.Unreachable(t), "--nodes", "2")
 	select {
 	case <-p.Exited():
 	case <-ctx.Done():

@@ -20,6 +20,7 @@ import (
 	"github.com/airlock/airlock/internal/proctest"
 	"github.com/airlock/airlock/upstream/mar"
 	"github.com/airlock/airlock/upstream/mar/catalog"
+	"github.com/airlock/airlock/upstream/upstreamtest"
 )
 
 // mirrorRepo is the repository namespace of the aks-managed-mcr rule.
@@ -255,7 +256,7 @@ func provisionPath(t *testing.T, ctx context.Context, control *airlockServer, cl
 	if !c.NetworkIsolated || c.BootstrapRegistry == nil || !c.BootstrapRegistry.Served || c.BootstrapRegistry.Endpoint != control.url {
 		t.Fatalf("cluster %s does not bootstrap from this airlock (%s): %s", cluster, control.url, out)
 	}
-	fallback := "http://" + closedPort(t)
+	fallback := "http://" + upstreamtest.Unreachable(t)
 	p := pullPath{airlocks: through}
 	for _, a := range through {
 		dir := t.TempDir()
