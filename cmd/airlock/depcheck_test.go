@@ -89,6 +89,7 @@ func TestDependencyDirection(t *testing.T) {
 		{"internal/conformancetest", nil},
 		{"internal/units", nil},
 		{"internal/ocierr", nil},
+		{"internal/httprec", nil},
 		{"internal/promtest", nil},
 		{"bench", []string{"deploy/aks", "upstream/images", "upstream/mar", "upstream/mar/catalog", "upstream/mar/fault", "upstream/mar/fromdir", "reference", "rules"}},
 	}
