@@ -45,49 +45,34 @@ func acrCreate() Command {
 }
 
 func acrShow() Command {
-	return Command{
+	return byName(Command{
 		Name:    "show",
 		Args:    "--name NAME|ID",
 		Short:   "Show a registry with its rules, credential sets, private endpoints and DNS records",
 		Example: `  airlock acr show --name teamacr`,
-		Setup: func(fs *pflag.FlagSet) func() (Call, error) {
-			name := nameFlag(fs, "registry name or resource ID")
-			return func() (Call, error) {
-				return Call{Method: http.MethodGet, Path: "/registries/" + esc(registryName(*name))}, requiredFlags("name", *name)
-			}
-		},
-	}
+	}, "registry name or resource ID", http.MethodGet, registryPath)
 }
 
 func acrList() Command {
-	return Command{
+	return fixed(Command{
 		Name:    "list",
 		Short:   "List registries",
 		Example: `  airlock acr list --server http://127.0.0.1:5000`,
-		Setup: func(fs *pflag.FlagSet) func() (Call, error) {
-			return func() (Call, error) { return Call{Method: http.MethodGet, Path: "/registries"}, nil }
-		},
-	}
+	}, http.MethodGet, "/registries")
 }
 
 func acrDelete() Command {
-	return Command{
+	return byName(Command{
 		Name:    "delete",
 		Args:    "--name NAME|ID",
 		Short:   "Delete a registry (an AKS-managed one is recreated by reconcile)",
 		Example: `  airlock acr delete --name teamacr`,
-		Setup: func(fs *pflag.FlagSet) func() (Call, error) {
-			name := nameFlag(fs, "registry name or resource ID")
-			return func() (Call, error) {
-				return Call{Method: http.MethodDelete, Path: "/registries/" + esc(registryName(*name))}, requiredFlags("name", *name)
-			}
-		},
-	}
+	}, "registry name or resource ID", http.MethodDelete, registryPath)
 }
 
 func cacheCommands() Command {
 	rulePath := func(reg, name string) string {
-		return "/registries/" + esc(registryName(reg)) + "/cacheRules/" + esc(name)
+		return registryPath(reg) + "/cacheRules/" + esc(name)
 	}
 	return Command{
 		Name:    "cache",
@@ -110,7 +95,7 @@ func cacheCommands() Command {
 						return Call{}, err
 					}
 					r := deploy.CacheRule{Rule: rules.Rule{Name: *name, Source: *src, Target: *tgt, CredentialSet: *cred, TagTTL: units.Duration(*ttl)}}
-					return Call{Method: http.MethodPost, Path: "/registries/" + esc(registryName(*reg)) + "/cacheRules", Body: r}, nil
+					return Call{Method: http.MethodPost, Path: registryPath(*reg) + "/cacheRules", Body: r}, nil
 				}
 			},
 		}, {
@@ -121,7 +106,7 @@ func cacheCommands() Command {
 			Setup: func(fs *pflag.FlagSet) func() (Call, error) {
 				reg := registryFlag(fs)
 				return func() (Call, error) {
-					return Call{Method: http.MethodGet, Path: "/registries/" + esc(registryName(*reg)) + "/cacheRules"}, requiredFlags("registry", *reg)
+					return Call{Method: http.MethodGet, Path: registryPath(*reg) + "/cacheRules"}, requiredFlags("registry", *reg)
 				}
 			},
 		}, {
@@ -171,7 +156,7 @@ func cacheCommands() Command {
 }
 
 func credsetCommands() Command {
-	base := func(reg string) string { return "/registries/" + esc(registryName(reg)) + "/credentialSets" }
+	base := func(reg string) string { return registryPath(reg) + "/credentialSets" }
 	return Command{
 		Name:    "credential-set",
 		Short:   "Credential sets: create|list|delete",
@@ -254,18 +239,14 @@ func endpointCommands() Command {
 					return Call{Method: http.MethodGet, Path: "/privateEndpoints", Query: q}, nil
 				}
 			},
-		}, {
-			Name:    "delete",
-			Args:    "--name N",
-			Short:   "Delete a private endpoint (and the registry's A records with its last one)",
-			Example: `  airlock acr private-endpoint delete -n teamacr-pe`,
-			Setup: func(fs *pflag.FlagSet) func() (Call, error) {
-				name := nameFlag(fs, "private endpoint name")
-				return func() (Call, error) {
-					return Call{Method: http.MethodDelete, Path: "/privateEndpoints/" + esc(*name)}, requiredFlags("name", *name)
-				}
-			},
-		}},
+		},
+			byName(Command{
+				Name:    "delete",
+				Args:    "--name N",
+				Short:   "Delete a private endpoint (and the registry's A records with its last one)",
+				Example: `  airlock acr private-endpoint delete -n teamacr-pe`,
+			}, "private endpoint name", http.MethodDelete, func(n string) string { return "/privateEndpoints/" + esc(n) }),
+		},
 	}
 }
 
@@ -274,14 +255,11 @@ func dnsCommands() Command {
 		Name:    "dns",
 		Short:   "A records in privatelink.azurecr.io: list|set|delete",
 		Example: `  airlock acr dns list`,
-		Sub: []Command{{
+		Sub: []Command{fixed(Command{
 			Name:    "list",
 			Short:   "List the A records of privatelink.azurecr.io",
 			Example: `  airlock acr dns list`,
-			Setup: func(fs *pflag.FlagSet) func() (Call, error) {
-				return func() (Call, error) { return Call{Method: http.MethodGet, Path: "/dnsRecords"}, nil }
-			},
-		}, {
+		}, http.MethodGet, "/dnsRecords"), {
 			Name:    "set",
 			Args:    "--name RECORD --ipv4-address IP",
 			Short:   "Create or change an A record (<registry> or <registry>.<region>.data)",
@@ -294,17 +272,13 @@ func dnsCommands() Command {
 						requiredFlags("name", *name, "ipv4-address", *ip)
 				}
 			},
-		}, {
-			Name:    "delete",
-			Args:    "--name RECORD",
-			Short:   "Delete an A record",
-			Example: `  airlock acr dns delete --name teamacr`,
-			Setup: func(fs *pflag.FlagSet) func() (Call, error) {
-				name := nameFlag(fs, "record name")
-				return func() (Call, error) {
-					return Call{Method: http.MethodDelete, Path: "/dnsRecords/" + esc(*name)}, requiredFlags("name", *name)
-				}
-			},
-		}},
+		},
+			byName(Command{
+				Name:    "delete",
+				Args:    "--name RECORD",
+				Short:   "Delete an A record",
+				Example: `  airlock acr dns delete --name teamacr`,
+			}, "record name", http.MethodDelete, func(n string) string { return "/dnsRecords/" + esc(n) }),
+		},
 	}
 }
