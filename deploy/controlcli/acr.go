@@ -22,7 +22,11 @@ once; a cluster's AKS-managed registry is made by cluster create.`,
 		Example: `  airlock acr create --name teamacr
   airlock acr cache create -r teamacr -n aks-managed-mcr --source-repo 'mcr.microsoft.com/*' --target-repo 'aks-managed-repository/*'
   airlock acr show --name teamacr`,
-		Sub: []Command{acrCreate(), acrShow(), acrList(), acrDelete(), cacheCommands(), credsetCommands(), endpointCommands(), dnsCommands()},
+		Sub: []Command{acrCreate(),
+			registryByName("show", http.MethodGet, "Show a registry with its rules, credential sets, private endpoints and DNS records", "  airlock acr show --name teamacr"),
+			fixed(Command{Name: "list", Short: "List registries", Example: "  airlock acr list --server http://127.0.0.1:5000"}, http.MethodGet, "/registries"),
+			registryByName("delete", http.MethodDelete, "Delete a registry (an AKS-managed one is recreated by reconcile)", "  airlock acr delete --name teamacr"),
+			cacheCommands(), credsetCommands(), endpointCommands(), dnsCommands()},
 	}
 }
 
@@ -44,30 +48,8 @@ func acrCreate() Command {
 	}
 }
 
-func acrShow() Command {
-	return byName(Command{
-		Name:    "show",
-		Args:    "--name NAME|ID",
-		Short:   "Show a registry with its rules, credential sets, private endpoints and DNS records",
-		Example: `  airlock acr show --name teamacr`,
-	}, "registry name or resource ID", http.MethodGet, registryPath)
-}
-
-func acrList() Command {
-	return fixed(Command{
-		Name:    "list",
-		Short:   "List registries",
-		Example: `  airlock acr list --server http://127.0.0.1:5000`,
-	}, http.MethodGet, "/registries")
-}
-
-func acrDelete() Command {
-	return byName(Command{
-		Name:    "delete",
-		Args:    "--name NAME|ID",
-		Short:   "Delete a registry (an AKS-managed one is recreated by reconcile)",
-		Example: `  airlock acr delete --name teamacr`,
-	}, "registry name or resource ID", http.MethodDelete, registryPath)
+func registryByName(name, method, short, example string) Command {
+	return byName(Command{Name: name, Args: "--name NAME|ID", Short: short, Example: example}, "registry name or resource ID", method, registryPath)
 }
 
 func cacheCommands() Command {
@@ -98,60 +80,46 @@ func cacheCommands() Command {
 					return Call{Method: http.MethodPost, Path: registryPath(*reg) + "/cacheRules", Body: r}, nil
 				}
 			},
-		}, {
-			Name:    "list",
-			Args:    "--registry R",
-			Short:   "List a registry's cache rules (the served registry's include the configuration file's, fromConfig)",
-			Example: `  airlock acr cache list -r airlockbootstrap`,
-			Setup: func(fs *pflag.FlagSet) func() (Call, error) {
-				reg := registryFlag(fs)
-				return func() (Call, error) {
-					return Call{Method: http.MethodGet, Path: registryPath(*reg) + "/cacheRules"}, requiredFlags("registry", *reg)
-				}
-			},
-		}, {
-			Name:    "show",
-			Args:    "--registry R --name N",
-			Short:   "Show a cache rule",
-			Example: `  airlock acr cache show -r teamacr -n dotnet`,
-			Setup: func(fs *pflag.FlagSet) func() (Call, error) {
-				reg, name := registryFlag(fs), nameFlag(fs, "rule name")
-				return func() (Call, error) {
-					return Call{Method: http.MethodGet, Path: rulePath(*reg, *name)}, requiredFlags("registry", *reg, "name", *name)
-				}
-			},
-		}, {
-			Name:  "update",
-			Args:  "--registry R --name N (--cred-set C | --remove-cred-set)",
-			Short: "Change a cache rule's credential set (source and target cannot change, as in ACR)",
-			Example: `  airlock acr cache update -r teamacr -n nginx --cred-set dockerhub2
+		},
+			inRegistry(Command{
+				Name:    "list",
+				Args:    "--registry R",
+				Short:   "List a registry's cache rules (the served registry's include the configuration file's, fromConfig)",
+				Example: `  airlock acr cache list -r airlockbootstrap`,
+			}, "", http.MethodGet, func(reg, _ string) string { return registryPath(reg) + "/cacheRules" }),
+			inRegistry(Command{
+				Name:    "show",
+				Args:    "--registry R --name N",
+				Short:   "Show a cache rule",
+				Example: `  airlock acr cache show -r teamacr -n dotnet`,
+			}, "rule name", http.MethodGet, rulePath), {
+				Name:  "update",
+				Args:  "--registry R --name N (--cred-set C | --remove-cred-set)",
+				Short: "Change a cache rule's credential set (source and target cannot change, as in ACR)",
+				Example: `  airlock acr cache update -r teamacr -n nginx --cred-set dockerhub2
   airlock acr cache update -r teamacr -n nginx --remove-cred-set`,
-			Setup: func(fs *pflag.FlagSet) func() (Call, error) {
-				reg, name := registryFlag(fs), nameFlag(fs, "rule name")
-				cred := fs.String("cred-set", "", "the new credential set")
-				remove := fs.Bool("remove-cred-set", false, "remove the credential set")
-				return func() (Call, error) {
-					if err := requiredFlags("registry", *reg, "name", *name); err != nil {
-						return Call{}, err
+				Setup: func(fs *pflag.FlagSet) func() (Call, error) {
+					reg, name := registryFlag(fs), nameFlag(fs, "rule name")
+					cred := fs.String("cred-set", "", "the new credential set")
+					remove := fs.Bool("remove-cred-set", false, "remove the credential set")
+					return func() (Call, error) {
+						if err := requiredFlags("registry", *reg, "name", *name); err != nil {
+							return Call{}, err
+						}
+						if (*cred == "") == !*remove {
+							return Call{}, usageErrorf("give exactly one of --cred-set and --remove-cred-set")
+						}
+						return Call{Method: http.MethodPatch, Path: rulePath(*reg, *name), Body: map[string]string{"credentialSet": *cred}}, nil
 					}
-					if (*cred == "") == !*remove {
-						return Call{}, usageErrorf("give exactly one of --cred-set and --remove-cred-set")
-					}
-					return Call{Method: http.MethodPatch, Path: rulePath(*reg, *name), Body: map[string]string{"credentialSet": *cred}}, nil
-				}
+				},
 			},
-		}, {
-			Name:    "delete",
-			Args:    "--registry R --name N",
-			Short:   "Delete a cache rule (content it cached stays pullable)",
-			Example: `  airlock acr cache delete -r teamacr -n dotnet`,
-			Setup: func(fs *pflag.FlagSet) func() (Call, error) {
-				reg, name := registryFlag(fs), nameFlag(fs, "rule name")
-				return func() (Call, error) {
-					return Call{Method: http.MethodDelete, Path: rulePath(*reg, *name)}, requiredFlags("registry", *reg, "name", *name)
-				}
-			},
-		}},
+			inRegistry(Command{
+				Name:    "delete",
+				Args:    "--registry R --name N",
+				Short:   "Delete a cache rule (content it cached stays pullable)",
+				Example: `  airlock acr cache delete -r teamacr -n dotnet`,
+			}, "rule name", http.MethodDelete, rulePath),
+		},
 	}
 }
 
@@ -178,29 +146,20 @@ func credsetCommands() Command {
 					return Call{Method: http.MethodPost, Path: base(*reg), Body: cs}, requiredFlags("registry", *reg, "name", *name, "username", *user)
 				}
 			},
-		}, {
-			Name:    "list",
-			Args:    "--registry R",
-			Short:   "List a registry's credential sets (passwords are never shown)",
-			Example: `  airlock acr credential-set list -r teamacr`,
-			Setup: func(fs *pflag.FlagSet) func() (Call, error) {
-				reg := registryFlag(fs)
-				return func() (Call, error) {
-					return Call{Method: http.MethodGet, Path: base(*reg)}, requiredFlags("registry", *reg)
-				}
-			},
-		}, {
-			Name:    "delete",
-			Args:    "--registry R --name N",
-			Short:   "Delete a credential set no rule uses",
-			Example: `  airlock acr credential-set delete -r teamacr -n dockerhub`,
-			Setup: func(fs *pflag.FlagSet) func() (Call, error) {
-				reg, name := registryFlag(fs), nameFlag(fs, "credential set name")
-				return func() (Call, error) {
-					return Call{Method: http.MethodDelete, Path: base(*reg) + "/" + esc(*name)}, requiredFlags("registry", *reg, "name", *name)
-				}
-			},
-		}},
+		},
+			inRegistry(Command{
+				Name:    "list",
+				Args:    "--registry R",
+				Short:   "List a registry's credential sets (passwords are never shown)",
+				Example: `  airlock acr credential-set list -r teamacr`,
+			}, "", http.MethodGet, func(reg, _ string) string { return base(reg) }),
+			inRegistry(Command{
+				Name:    "delete",
+				Args:    "--registry R --name N",
+				Short:   "Delete a credential set no rule uses",
+				Example: `  airlock acr credential-set delete -r teamacr -n dockerhub`,
+			}, "credential set name", http.MethodDelete, func(reg, name string) string { return base(reg) + "/" + esc(name) }),
+		},
 	}
 }
 

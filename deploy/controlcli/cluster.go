@@ -28,7 +28,8 @@ bootstraps from a private registry's cache with no egress: AKS manages one
 		Sub: []Command{clusterCreate(), clusterUpdate(),
 			clusterByName("show", http.MethodGet, "Show a cluster: network isolation, bootstrap registry, nodes needing reimage", "  airlock cluster show --name aks1"),
 			clusterByName("delete", http.MethodDelete, "Delete a cluster and what AKS created for it (a bring-your-own registry stays)", "  airlock cluster delete --name aks1"),
-			clusterList(), clusterReconcile(), clusterUpgrade(), clusterNodeConfig(), nodepoolCommands()},
+			fixed(Command{Name: "list", Short: "List clusters", Example: "  airlock cluster list --server http://127.0.0.1:5000"}, http.MethodGet, "/clusters"),
+			clusterReconcile(), clusterUpgrade(), clusterNodeConfig(), nodepoolCommands()},
 	}
 }
 
@@ -103,14 +104,6 @@ func clusterUpdate() Command {
 
 func clusterByName(name, method, short, example string) Command {
 	return byName(Command{Name: name, Args: "--name NAME", Short: short, Example: example}, "cluster name", method, clusterPath)
-}
-
-func clusterList() Command {
-	return fixed(Command{
-		Name:    "list",
-		Short:   "List clusters",
-		Example: `  airlock cluster list --server http://127.0.0.1:5000`,
-	}, http.MethodGet, "/clusters")
 }
 
 func clusterReconcile() Command {
