@@ -90,6 +90,7 @@ func TestDependencyDirection(t *testing.T) {
 		{"internal/conformancetest", nil},
 		{"internal/units", nil},
 		{"internal/ocierr", nil},
+		{"internal/httprec", nil},
 		{"internal/promtest", nil},
 		{"internal/proctest", nil},
 		{"internal/leaktest", nil},
