@@ -15,13 +15,7 @@ import (
 // managed registry is deleted once no node pulls from it (SPEC §1), a
 // bring-your-own one never.
 func (s *Service) UpdateCluster(ctx context.Context, name string, u ClusterUpdate) (*ClusterInfo, error) {
-	var out *ClusterInfo
-	err := s.update(ctx, func(st *State) error {
-		cur, ok := st.Clusters[name]
-		if !ok {
-			return notFound("cluster %s not found", name)
-		}
-		c := cur
+	return s.updateCluster(ctx, name, func(st *State, c *Cluster) error {
 		before := c.BootstrapProfile
 		set := func(dst *string, v string) {
 			if v != "" {
@@ -52,44 +46,25 @@ func (s *Service) UpdateCluster(ctx context.Context, name string, u ClusterUpdat
 		// A new bootstrap registry must be usable; problems of the current
 		// one do not block unrelated updates (cluster show reports them).
 		if c.BootstrapProfile.ArtifactSource == SourceCache && c.BootstrapProfile != before {
-			if err := s.checkRegistry(st, c); err != nil {
-				return err
-			}
+			return s.checkRegistry(st, c)
 		}
-		out = s.clusterInfo(st, c)
 		return nil
 	})
-	return out, err
 }
 
 // AddNodePool adds a node pool, imaged with the current bootstrap profile.
 func (s *Service) AddNodePool(ctx context.Context, cluster string, spec NodePoolSpec) (*ClusterInfo, error) {
-	var out *ClusterInfo
-	err := s.update(ctx, func(st *State) error {
-		c, ok := st.Clusters[cluster]
-		if !ok {
-			return notFound("cluster %s not found", cluster)
-		}
+	return s.updateCluster(ctx, cluster, func(_ *State, c *Cluster) error {
 		p := newPool(spec)
 		p.NodeImageBootstrap = c.BootstrapProfile
 		c.AgentPools = append(c.AgentPools, p)
-		if err := validateCluster(c); err != nil {
-			return err
-		}
-		out = s.clusterInfo(st, c)
-		return nil
+		return validateCluster(c)
 	})
-	return out, err
 }
 
 // DeleteNodePool deletes a node pool; a cluster keeps at least one.
 func (s *Service) DeleteNodePool(ctx context.Context, cluster, pool string) (*ClusterInfo, error) {
-	var out *ClusterInfo
-	err := s.update(ctx, func(st *State) error {
-		c, ok := st.Clusters[cluster]
-		if !ok {
-			return notFound("cluster %s not found", cluster)
-		}
+	return s.updateCluster(ctx, cluster, func(st *State, c *Cluster) error {
 		i := slices.IndexFunc(c.AgentPools, func(p AgentPool) bool { return p.Name == pool })
 		if i < 0 {
 			return notFound("node pool %s not found in cluster %s", pool, cluster)
@@ -99,22 +74,15 @@ func (s *Service) DeleteNodePool(ctx context.Context, cluster, pool string) (*Cl
 		}
 		c.AgentPools = slices.Delete(c.AgentPools, i, i+1)
 		s.reconcileCluster(st, c)
-		out = s.clusterInfo(st, c)
 		return nil
 	})
-	return out, err
 }
 
 // UpgradeNodeImage reimages a node pool's nodes (all pools when pool is
 // empty), so that they take the current bootstrap profile. A managed
 // registry no node uses any more is then deleted.
 func (s *Service) UpgradeNodeImage(ctx context.Context, cluster, pool string) (*ClusterInfo, error) {
-	var out *ClusterInfo
-	err := s.update(ctx, func(st *State) error {
-		c, ok := st.Clusters[cluster]
-		if !ok {
-			return notFound("cluster %s not found", cluster)
-		}
+	return s.updateCluster(ctx, cluster, func(st *State, c *Cluster) error {
 		found := false
 		for i := range c.AgentPools {
 			if pool == "" || c.AgentPools[i].Name == pool {
@@ -126,6 +94,23 @@ func (s *Service) UpgradeNodeImage(ctx context.Context, cluster, pool string) (*
 			return notFound("node pool %s not found in cluster %s", pool, cluster)
 		}
 		s.reconcileCluster(st, c)
+		return nil
+	})
+}
+
+// updateCluster runs fn on the cluster named name within a state update
+// (again if the update starts afresh) and returns the cluster's info after
+// it. It returns a not-found error if there is no such cluster.
+func (s *Service) updateCluster(ctx context.Context, name string, fn func(st *State, c *Cluster) error) (*ClusterInfo, error) {
+	var out *ClusterInfo
+	err := s.update(ctx, func(st *State) error {
+		c, ok := st.Clusters[name]
+		if !ok {
+			return notFound("cluster %s not found", name)
+		}
+		if err := fn(st, c); err != nil {
+			return err
+		}
 		out = s.clusterInfo(st, c)
 		return nil
 	})

@@ -44,19 +44,26 @@ func fetch(b *testing.B, c *http.Client, method, url string) int64 {
 	return n
 }
 
+// serveFile is the bare baseline of the benchmarks: the file at path
+// through http.ServeContent, as airlock serves a warm blob; a file that
+// cannot be opened answers status.
+func serveFile(w http.ResponseWriter, r *http.Request, path string, status int) {
+	f, err := os.Open(path)
+	if err != nil {
+		http.Error(w, err.Error(), status)
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	http.ServeContent(w, r, "", time.Time{}, f)
+}
+
 // BenchmarkWarmBlob compares a warm blob GET through airlock with a bare
 // http.ServeContent of the same file, in the same run.
 func BenchmarkWarmBlob(b *testing.B) {
 	e, blobPath, _, file, size := benchEnv(b)
 	bare := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f, err := os.Open(file)
-		if err != nil {
-			http.Error(w, err.Error(), 500)
-			return
-		}
-		defer f.Close()
-		w.Header().Set("Content-Type", "application/octet-stream")
-		http.ServeContent(w, r, "", time.Time{}, f)
+		serveFile(w, r, file, http.StatusInternalServerError)
 	}))
 	defer bare.Close()
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4, DisableCompression: true}}
@@ -131,14 +138,7 @@ func BenchmarkWarmSmallPull(b *testing.B) {
 			return
 		}
 		hex := r.URL.Path[strings.LastIndex(r.URL.Path, ":")+1:]
-		f, err := os.Open(filepath.Join(e.storage, "content", "blobs", "sha256", hex[:2], hex))
-		if err != nil {
-			http.Error(w, err.Error(), 404)
-			return
-		}
-		defer f.Close()
-		w.Header().Set("Content-Type", "application/octet-stream")
-		http.ServeContent(w, r, "", time.Time{}, f)
+		serveFile(w, r, filepath.Join(e.storage, "content", "blobs", "sha256", hex[:2], hex), http.StatusNotFound)
 	}))
 	defer bare.Close()
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4, DisableCompression: true}}

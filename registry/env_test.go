@@ -1,15 +1,17 @@
 package registry_test
 
 import (
+	"bytes"
 	"context"
-	"github.com/airlock/airlock/cache/meta/badgermeta"
-	"github.com/airlock/airlock/internal/promtest"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/airlock/airlock/cache/meta/badgermeta"
+	"github.com/airlock/airlock/internal/promtest"
 
 	"github.com/airlock/airlock/cache/content/fsstore"
 	"github.com/airlock/airlock/cache/engine"
@@ -110,7 +112,13 @@ func newEnv(t testing.TB, o envOpt) *env {
 // do sends a request to airlock and returns the response with its body read.
 func (e *env) do(method, path string, hdr ...string) (*http.Response, []byte) {
 	e.t.Helper()
-	req, err := http.NewRequestWithContext(context.Background(), method, e.srv.URL+path, nil)
+	return e.send(method, path, nil, hdr...)
+}
+
+// send is do with a request body.
+func (e *env) send(method, path string, body []byte, hdr ...string) (*http.Response, []byte) {
+	e.t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), method, e.srv.URL+path, bytes.NewReader(body))
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/airlock/airlock/internal/httprec"
 )
 
 type metrics struct {
@@ -36,9 +38,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-func (reg *Registry) observe(r *http.Request, rw *responseWriter, route string, start time.Time) {
+func (reg *Registry) observe(r *http.Request, rw *httprec.Recorder, route string, start time.Time) {
 	took := reg.now().Sub(start)
-	code := rw.statusCode()
+	code := rw.Status()
+	if code == 0 {
+		code = http.StatusOK // nothing written: net/http answers 200
+	}
 	method := r.Method
 	switch method {
 	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
@@ -47,7 +52,7 @@ func (reg *Registry) observe(r *http.Request, rw *responseWriter, route string, 
 	}
 	reg.m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
 	reg.m.latency.WithLabelValues(route, method).Observe(took.Seconds())
-	reg.m.sent.WithLabelValues(route).Add(float64(rw.bytes))
+	reg.m.sent.WithLabelValues(route).Add(float64(rw.Bytes()))
 	ce := reg.log.Check(zap.InfoLevel, "request")
 	if ce == nil {
 		return // below the log level: build no fields
@@ -58,7 +63,7 @@ func (reg *Registry) observe(r *http.Request, rw *responseWriter, route string, 
 		zap.String("ns", r.URL.Query().Get("ns")),
 		zap.String("route", route),
 		zap.Int("status", code),
-		zap.Int64("bytes", rw.bytes),
+		zap.Int64("bytes", rw.Bytes()),
 		zap.Duration("took", took),
 		zap.String("remote", r.RemoteAddr),
 		zap.String("ua", r.UserAgent()),

@@ -2,7 +2,6 @@ package registry_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha512"
 	"encoding/json"
 	"fmt"
@@ -16,25 +15,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
 )
-
-// send is do with a request body.
-func (e *env) send(method, path string, body []byte, hdr ...string) (*http.Response, []byte) {
-	e.t.Helper()
-	req, err := http.NewRequestWithContext(context.Background(), method, e.srv.URL+path, bytes.NewReader(body))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := e.client.Do(req)
-	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, b
-}
 
 // pushBlob uploads b monolithically to repo and returns its digest.
 func (e *env) pushBlob(repo string, b []byte) digest.Digest {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/cache"
+	"github.com/airlock/airlock/internal/httprec"
 	"github.com/airlock/airlock/registry/auth"
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,7 +46,7 @@ func New(src cache.Source, log *zap.Logger, reg prometheus.Registerer, opts ...O
 // ServeHTTP implements http.Handler.
 func (reg *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := reg.now()
-	rw := newResponseWriter(w)
+	rw := httprec.New(w)
 	label := routeOther
 	defer func() {
 		reg.observe(r, rw, label, start)

@@ -2,77 +2,9 @@ package registry
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"strconv"
 )
-
-// responseWriter records status and size for logs and metrics. It keeps
-// io.ReaderFrom so a blob served from an *os.File still goes through the
-// kernel's sendfile path.
-type responseWriter struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-}
-
-var (
-	_ io.ReaderFrom = (*responseWriter)(nil)
-	_ http.Flusher  = (*responseWriter)(nil)
-)
-
-func newResponseWriter(w http.ResponseWriter) *responseWriter {
-	return &responseWriter{ResponseWriter: w}
-}
-
-func (w *responseWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *responseWriter) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	n, err := w.ResponseWriter.Write(p)
-	w.bytes += int64(n)
-	return n, err
-}
-
-// ReadFrom hands src to the underlying writer's ReadFrom (sendfile when src
-// is a file), counting what was sent.
-func (w *responseWriter) ReadFrom(src io.Reader) (int64, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	var n int64
-	var err error
-	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
-		n, err = rf.ReadFrom(src)
-	} else {
-		n, err = io.Copy(struct{ io.Writer }{w.ResponseWriter}, src)
-	}
-	w.bytes += n
-	return n, err
-}
-
-func (w *responseWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-// Unwrap lets http.ResponseController reach the connection.
-func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-func (w *responseWriter) statusCode() int {
-	if w.status == 0 {
-		return http.StatusOK
-	}
-	return w.status
-}
 
 // gateWriter passes a response body through but holds its final byte until
 // wait reports the blob verified.

@@ -3,14 +3,9 @@ package check_test
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/airlock/airlock/internal/leaktest"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// Idle keep-alive connections of clients in tests outlive them briefly.
-		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-	)
-}
+// No test leaves a goroutine behind but idle keep-alive connections of
+// clients, which outlive a test briefly.
+func TestMain(m *testing.M) { leaktest.Main(m, leaktest.IdleConns()...) }

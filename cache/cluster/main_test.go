@@ -3,15 +3,9 @@ package cluster
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/airlock/airlock/internal/leaktest"
 )
 
-// Every goroutine a test starts (probes, lease renewals) ends with it.
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// Idle keep-alive connections of clients in tests outlive them briefly.
-		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-	)
-}
+// Every goroutine a test starts (probes, lease renewals) ends with it;
+// idle keep-alive connections of clients outlive a test briefly.
+func TestMain(m *testing.M) { leaktest.Main(m, leaktest.IdleConns()...) }

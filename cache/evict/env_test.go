@@ -6,19 +6,20 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/airlock/airlock/cache/meta/badgermeta"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/airlock/airlock/cache/meta/badgermeta"
 
 	"github.com/airlock/airlock/cache/content"
 	"github.com/airlock/airlock/cache/content/fsstore"
 	"github.com/airlock/airlock/cache/engine"
 	"github.com/airlock/airlock/cache/evict"
 	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/internal/clocktest"
 	"github.com/airlock/airlock/internal/units"
 	"github.com/airlock/airlock/registry"
 	"github.com/airlock/airlock/rules"
@@ -36,23 +37,6 @@ const (
 	prefix = "aks-managed-repository/"
 )
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // env is airlock's engine, registry and collector over an fsstore and a
 // badger index, in front of a test upstream reached as mcr.microsoft.com.
 type env struct {
@@ -63,7 +47,7 @@ type env struct {
 	col   *evict.Collector
 	store *fsstore.Store
 	index *badgermeta.Index
-	clock *clock
+	clock *clocktest.Clock
 	prom  *prometheus.Registry
 	dir   string
 }
@@ -90,7 +74,7 @@ type envOpts struct {
 func newEnvOpts(t *testing.T, p evict.Policy, o envOpts) *env {
 	t.Helper()
 	wrap := o.wrap
-	e := &env{t: t, up: upstreamtest.New(t), clock: &clock{now: time.Now()}, prom: prometheus.NewRegistry()}
+	e := &env{t: t, up: upstreamtest.New(t), clock: clocktest.New(time.Now()), prom: prometheus.NewRegistry()}
 	dir := t.TempDir()
 	e.dir = dir
 	log := zap.NewNop()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/bench"
+	"github.com/airlock/airlock/internal/proctest"
 )
 
 // benchBinary is $AIRLOCK_BIN (make sets it to bin/airlock), else this
@@ -35,14 +36,14 @@ func benchBinary(t *testing.T) string {
 // child is a process of the test, killed at cleanup.
 type child struct {
 	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
+	stdout, stderr *proctest.Buffer
 	exited         chan struct{}
 	err            error
 }
 
 func startChildProc(t *testing.T, argv ...string) *child {
 	t.Helper()
-	c := &child{stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	c := &child{stdout: &proctest.Buffer{}, stderr: &proctest.Buffer{}, exited: make(chan struct{})}
 	c.cmd = exec.Command(argv[0], argv[1:]...)
 	c.cmd.Stdout, c.cmd.Stderr = c.stdout, c.stderr
 	if err := c.cmd.Start(); err != nil {
@@ -61,7 +62,7 @@ func startChildProc(t *testing.T, argv ...string) *child {
 }
 
 // waitFor waits until re matches what the child wrote to stream.
-func (c *child) waitFor(t *testing.T, stream *syncBuffer, re *regexp.Regexp) []string {
+func (c *child) waitFor(t *testing.T, stream *proctest.Buffer, re *regexp.Regexp) []string {
 	t.Helper()
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if m := re.FindStringSubmatch(stream.String()); m != nil {

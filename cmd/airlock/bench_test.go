@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/bench"
+	"github.com/airlock/airlock/internal/proctest"
 	"github.com/spf13/cobra"
 )
 
@@ -174,7 +175,7 @@ func TestBenchClusterStorage(t *testing.T) {
 	if co.Owner == nil || co.FailoverSize != 1<<20 || !slices.Contains(peers, co.Owner("sha256:"+strings.Repeat("a", 64), peers)) {
 		t.Fatalf("options %+v", co)
 	}
-	log := &syncBuffer{} // Azurite's stdout and stderr, written at once
+	log := &proctest.Buffer{} // Azurite's stdout and stderr, written at once
 	acc, err := co.Storage(t.Context(), filepath.Join(t.TempDir(), "azurite"), log)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log.String())

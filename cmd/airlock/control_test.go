@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"github.com/airlock/airlock/cache/meta/badgermeta"
 
 	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/cmd/airlock/internal/configtest"
 	"github.com/airlock/airlock/deploy"
 	"github.com/airlock/airlock/upstream/upstreamtest"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
@@ -25,55 +25,15 @@ import (
 	"go.uber.org/zap"
 )
 
-// airlock is a running `airlock serve` for a test.
-type airlock struct {
-	t    *testing.T
-	base string
-	stop func()
-}
-
-// startServe runs serve with the configuration body until the test ends or
-// stop is called.
-func startServe(t *testing.T, body string) *airlock {
-	t.Helper()
-	p := writeConfig(t, body)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	var stderr bytes.Buffer
-	go func() { done <- run(ctx, []string{"serve", "--config", p}, io.Discard, &stderr) }()
-	var listen string
-	fmt.Sscanf(body[strings.Index(body, "listen: "):], "listen: %s", &listen)
-	waitHTTP(t, "http://"+listen+"/healthz")
-	waitHTTP(t, "http://"+listen+"/readyz") // the store check is done
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("serve exited %d: %s", code, stderr.String())
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("serve did not stop")
-		}
-	}
-	t.Cleanup(stop)
-	return &airlock{t: t, base: "http://" + listen, stop: stop}
-}
-
 // cli runs an airlock subcommand against the server and returns the exit
 // code, stdout and stderr.
-func (a *airlock) cli(args ...string) (int, string, string) {
+func (a *serving) cli(args ...string) (int, string, string) {
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), append(args, "--server", a.base), &stdout, &stderr)
 	return code, stdout.String(), stderr.String()
 }
 
-func (a *airlock) mustCLI(args ...string) string {
+func (a *serving) mustCLI(args ...string) string {
 	a.t.Helper()
 	code, out, errOut := a.cli(args...)
 	if code != 0 {
@@ -82,7 +42,7 @@ func (a *airlock) mustCLI(args ...string) string {
 	return out
 }
 
-func (a *airlock) get(path string) (int, []byte) {
+func (a *serving) get(path string) (int, []byte) {
 	a.t.Helper()
 	resp, err := http.Get(a.base + path)
 	if err != nil {
@@ -91,10 +51,6 @@ func (a *airlock) get(path string) (int, []byte) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, b
-}
-
-func serveConfig(addr, dir, upstreamURL, extra string) string {
-	return fmt.Sprintf("listen: %s\nstorage:\n  dir: %s\nupstreams:\n  - host: mcr.microsoft.com\n    endpoint: %s\nlog:\n  level: warn\n%s", addr, dir, upstreamURL, extra)
 }
 
 // A rule created through the admin API is served at once, with no restart,
@@ -106,8 +62,8 @@ func TestAdminRulePullableAtOnce(t *testing.T) {
 	raw, _ := img.RawManifest()
 	up.PushImage(t, "dotnet/aspnet:8.0", 500, 1)
 	dir := t.TempDir()
-	cfg := serveConfig(upstreamtest.Unreachable(t), dir, up.URL(), "control:\n  registry: teamacr\n")
-	a := startServe(t, cfg)
+	cfg := configtest.Serve(upstreamtest.Unreachable(t), dir, up.URL(), "control:\n  registry: teamacr\n")
+	a := startServeReady(t, configtest.Write(t, cfg))
 
 	const manifest = "/v2/dotnet/runtime/manifests/8.0"
 	if code, _ := a.get(manifest); code != http.StatusNotFound {
@@ -136,7 +92,7 @@ func TestAdminRulePullableAtOnce(t *testing.T) {
 
 	// After a restart the rule is served before anyone touches the API.
 	a.stop()
-	a = startServe(t, cfg)
+	a = startServeReady(t, configtest.Write(t, cfg))
 	if code, _ := a.get("/v2/dotnet/aspnet/manifests/8.0"); code != http.StatusOK {
 		t.Fatalf("pull after restart: %d", code)
 	}
@@ -161,7 +117,7 @@ func TestNodeConfigPullsThroughContainerd(t *testing.T) {
 	img := up.PushImage(t, "oss/kubernetes/pause:3.10", 700, 1)
 	want, _ := img.Digest()
 	up.PushImage(t, "oss/kubernetes/coredns:v1.11.1", 700, 1)
-	a := startServe(t, serveConfig(upstreamtest.Unreachable(t), t.TempDir(), up.URL(), "control:\n  registry: labbootstrap\n"))
+	a := startServeReady(t, configtest.Write(t, configtest.Serve(upstreamtest.Unreachable(t), t.TempDir(), up.URL(), "control:\n  registry: labbootstrap\n")))
 
 	var c deploy.ClusterInfo
 	if err := json.Unmarshal([]byte(a.mustCLI("cluster", "create", "--name", "aks1", "--network-isolated", "--kubernetes-version", "1.30.3")), &c); err != nil {
@@ -298,7 +254,7 @@ func TestServeRefusesBadControlConfig(t *testing.T) {
 		{"control:\n  bogus: 1\n", "control.bogus: unknown key"},
 	}
 	for _, c := range cases {
-		p := writeConfig(t, serveConfig("127.0.0.1:0", t.TempDir(), "http://127.0.0.1:1", c.control))
+		p := configtest.Write(t, configtest.Serve("127.0.0.1:0", t.TempDir(), "http://127.0.0.1:1", c.control))
 		var stderr bytes.Buffer
 		code := run(context.Background(), []string{"serve", "--config", p}, io.Discard, &stderr)
 		msg := strings.TrimRight(stderr.String(), "\n")
@@ -323,7 +279,7 @@ func TestServeRefusesStateConflictingWithConfig(t *testing.T) {
 		}
 	}
 	rules := "rules:\n  - {name: library, source: docker.io/library/*, target: library/*}\n"
-	p := writeConfig(t, serveConfig("127.0.0.1:0", dir, "http://127.0.0.1:1", rules))
+	p := configtest.Write(t, configtest.Serve("127.0.0.1:0", dir, "http://127.0.0.1:1", rules))
 	var stderr bytes.Buffer
 	code := run(context.Background(), []string{"serve", "--config", p}, io.Discard, &stderr)
 	if msg := strings.TrimRight(stderr.String(), "\n"); code != 2 || !strings.Contains(msg, "WildcardTargetOverlap") || strings.Contains(msg, "\n") {

@@ -18,6 +18,7 @@ import (
 	"github.com/airlock/airlock/cache/content"
 	"github.com/airlock/airlock/cache/content/fsstore"
 	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/cmd/airlock/internal/configtest"
 	"github.com/airlock/airlock/upstream/upstreamtest"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -26,23 +27,10 @@ import (
 	"go.uber.org/zap"
 )
 
+// crashConfig writes a configuration listening on addr, storage in dir,
+// rule aks-managed-mcr pulling from upstream, fills stalled after 5 s.
 func crashConfig(t *testing.T, addr, dir, upstream string) string {
-	return writeConfig(t, fmt.Sprintf(`listen: %s
-storage:
-  dir: %s
-upstreams:
-  - host: mcr.microsoft.com
-    endpoint: %s
-rules:
-  - name: aks-managed-mcr
-    source: mcr.microsoft.com/*
-    target: aks-managed-repository/*
-    tagTTL: 1h
-cache:
-  stallTimeout: 5s
-log:
-  level: warn
-`, addr, dir, upstream))
+	return configtest.Write(t, configtest.Serve(addr, dir, upstream, configtest.MCRRule+"cache:\n  stallTimeout: 5s\n"))
 }
 
 // acceptsPush reports whether the server takes pushes (once push lands, the
@@ -101,7 +89,7 @@ func TestCrashRecovery(t *testing.T) {
 		if round%4 == 3 {
 			// Kill during startup, maybe during the store check.
 			time.Sleep(time.Duration(rng.IntN(30)) * time.Millisecond)
-			p.kill()
+			p.Kill()
 			continue
 		}
 		p.waitReady()
@@ -158,7 +146,7 @@ func TestCrashRecovery(t *testing.T) {
 			}()
 		}
 		time.Sleep(time.Duration(50+rng.IntN(400)) * time.Millisecond)
-		p.kill()
+		p.Kill()
 		if ing, _ := os.ReadDir(filepath.Join(dir, "content", "ingest")); len(ing) > 0 {
 			midFill++
 		}
@@ -188,10 +176,10 @@ func TestCrashRecovery(t *testing.T) {
 		}
 	}
 	if code := p.stop(30 * time.Second); code != 0 {
-		t.Fatalf("exit %d after SIGTERM\n%s", code, p.stderr)
+		t.Fatalf("exit %d after SIGTERM\n%s", code, p.Stderr)
 	}
-	if strings.Contains(p.stderr.String(), `"level":"error"`) {
-		t.Errorf("errors logged:\n%s", p.stderr)
+	if strings.Contains(p.Stderr.String(), `"level":"error"`) {
+		t.Errorf("errors logged:\n%s", p.Stderr)
 	}
 	verifyAtRest(t, dir)
 	if midFill == 0 {

@@ -86,10 +86,15 @@ func TestDependencyDirection(t *testing.T) {
 		{"internal/progress", nil},
 		{"internal/azurite", nil},
 		{"internal/azuritetest", []string{"internal/azurite"}},
+		{"cmd/airlock/internal/configtest", []string{"storage/azure"}},
 		{"internal/conformancetest", nil},
 		{"internal/units", nil},
 		{"internal/ocierr", nil},
+		{"internal/httprec", nil},
 		{"internal/promtest", nil},
+		{"internal/proctest", nil},
+		{"internal/leaktest", nil},
+		{"internal/clocktest", nil},
 		{"bench", []string{"deploy/aks", "upstream/images", "upstream/mar", "upstream/mar/catalog", "upstream/mar/fault", "upstream/mar/fromdir", "reference", "rules"}},
 	}
 	for _, c := range cases {
@@ -194,4 +199,36 @@ func emulatorSide(pkg string) bool {
 		return launcher(path.Base(pkg))
 	}
 	return false
+}
+
+// Test-support packages (named …test: upstreamtest, metatest, proctest,
+// leaktest, …) serve tests only: no package's non-test files import one,
+// except another test-support package's.
+func TestTestSupportOnlyInTests(t *testing.T) {
+	t.Parallel()
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}{{range .Imports}} {{.}}{{end}}", module+"/...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	supports := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if testSupport(f[0]) {
+			supports++
+			continue
+		}
+		for _, imp := range f[1:] {
+			if strings.HasPrefix(imp, module+"/") && testSupport(imp) {
+				t.Errorf("%s imports the test-support package %s outside its tests", strings.TrimPrefix(f[0], module+"/"), imp)
+			}
+		}
+	}
+	if supports < 5 {
+		t.Fatalf("only %d test-support packages found:\n%s", supports, out)
+	}
+}
+
+// testSupport reports whether an import path names a test-support package.
+func testSupport(pkg string) bool {
+	return strings.HasPrefix(pkg, module+"/") && strings.HasSuffix(path.Base(pkg), "test")
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
+	"github.com/airlock/airlock/cmd/airlock/internal/configtest"
 	"github.com/airlock/airlock/deploy"
 	"github.com/airlock/airlock/upstream/mar"
 	"github.com/airlock/airlock/upstream/mar/catalog"
@@ -91,7 +92,7 @@ func TestExampleConfigRunsAgainstLabEmulator(t *testing.T) {
 		}
 		text = strings.Replace(text, r.old, r.new, 1)
 	}
-	p := startProc(t, writeConfig(t, text), addr)
+	p := startProc(t, configtest.Write(t, text), addr)
 	p.waitReady()
 
 	resp, err := http.Get(p.base + "/v2/aks-managed-repository/oss/kubernetes/pause/manifests/3.10?ns=mcr.microsoft.com")
@@ -117,6 +118,6 @@ func TestExampleConfigRunsAgainstLabEmulator(t *testing.T) {
 		t.Fatalf("bootstrap registry %+v, want the served %s at %s", r, cfg.Control.RegistryName(), p.base)
 	}
 	if code := p.stop(30 * time.Second); code != 0 {
-		t.Fatalf("serve exited %d\n%s", code, p.stderr)
+		t.Fatalf("serve exited %d\n%s", code, p.Stderr)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock/airlock/internal/proctest"
 	"github.com/airlock/airlock/upstream/upstreamtest"
 )
 
@@ -50,10 +50,11 @@ func labRoot(t *testing.T) string {
 	return root
 }
 
-// labProc is `bin/airlock lab` running as a child process.
+// labProc is `bin/airlock lab` running as a child process, its stdout
+// and stderr in one buffer.
 type labProc struct {
-	base string      // the registry's URL
-	out  *syncBuffer // its stdout and stderr
+	*proctest.Proc
+	base string // the registry's URL
 }
 
 // startLabProc runs root's bin/airlock lab (with args, and env if not nil)
@@ -66,40 +67,22 @@ func startLabProc(t *testing.T, root string, env []string, args ...string) *labP
 	cmd := exec.Command(filepath.Join(root, "bin", "airlock"), append([]string{"lab", "--dir", filepath.Join(root, "data"),
 		"--listen", addr, "--mar-listen", marAddr}, args...)...)
 	cmd.Dir, cmd.Env = root, env
-	l := &labProc{base: "http://" + addr, out: &syncBuffer{}}
-	cmd.Stdout, cmd.Stderr = l.out, l.out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	l := &labProc{Proc: proctest.Start(t, "the lab", cmd, proctest.Combined()), base: "http://" + addr}
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGINT) // Ctrl-C, as the README says
+		l.Signal(syscall.SIGINT) // Ctrl-C, as the README says
 		select {
-		case <-exited:
+		case <-l.Exited():
 		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-			t.Errorf("the lab did not stop on SIGINT\n%s", l.out)
+			l.Kill()
+			t.Errorf("the lab did not stop on SIGINT\n%s", l.Output())
 			return
 		}
-		if code := cmd.ProcessState.ExitCode(); code != 0 || !strings.HasSuffix(l.out.String(), "airlock lab: stopped\n") {
-			t.Errorf("the lab exited %d on SIGINT:\n%s", code, l.out)
+		if code := l.ExitCode(); code != 0 || !strings.HasSuffix(l.Output(), "airlock lab: stopped\n") {
+			t.Errorf("the lab exited %d on SIGINT:\n%s", code, l.Output())
 		}
 	})
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			t.Fatalf("the lab exited\n%s", l.out)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if httpStatus(l.base+"/readyz") == http.StatusOK {
-			return l
-		}
-	}
-	t.Fatalf("the lab never became ready\n%s", l.out)
-	return nil
+	l.WaitHTTP(t, l.base+"/readyz", time.Minute)
+	return l
 }
 
 // waitOutput waits until the lab's output holds s (it is copied from the
@@ -108,7 +91,7 @@ func (l *labProc) waitOutput(t *testing.T, s string) string {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		out := l.out.String()
+		out := l.Output()
 		if strings.Contains(out, s) || time.Now().After(deadline) {
 			return out
 		}

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/internal/azuritetest"
+	"github.com/airlock/airlock/internal/proctest"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -79,77 +80,32 @@ func airlockBinary(t *testing.T) string {
 	return bin.path
 }
 
-// proc is airlock serve running as a child process.
+// proc is airlock serve running as a child process (its stdout
+// discarded, its stderr kept).
 type proc struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	base   string
-	stderr *syncBuffer
-	exited chan struct{}
-	err    error
+	*proctest.Proc
+	t    *testing.T
+	base string
 }
 
 // startProc starts airlock serve --config cfg; it listens on addr.
 func startProc(t *testing.T, cfg, addr string) *proc {
 	t.Helper()
-	p := &proc{t: t, base: "http://" + addr, stderr: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(airlockBinary(t), "serve", "--config", cfg)
-	p.cmd.Stdout = io.Discard
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() { p.signal(syscall.SIGKILL); <-p.exited })
-	return p
-}
-
-func (p *proc) signal(s syscall.Signal) {
-	select {
-	case <-p.exited:
-	default:
-		p.cmd.Process.Signal(s)
-	}
+	cmd := exec.Command(airlockBinary(t), "serve", "--config", cfg)
+	cmd.Stdout = io.Discard
+	return &proc{Proc: proctest.Start(t, "airlock serve", cmd), t: t, base: "http://" + addr}
 }
 
 // waitReady waits until /readyz answers 200.
 func (p *proc) waitReady() {
 	p.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-p.exited:
-			p.t.Fatalf("airlock exited: %v\n%s", p.err, p.stderr)
-		default:
-		}
-		resp, err := http.Get(p.base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	p.t.Fatalf("airlock never became ready\n%s", p.stderr)
-}
-
-// kill ends the process with SIGKILL and waits for it.
-func (p *proc) kill() {
-	p.signal(syscall.SIGKILL)
-	<-p.exited
+	p.WaitHTTP(p.t, p.base+"/readyz", 30*time.Second)
 }
 
 // stop sends SIGTERM and returns the exit code.
 func (p *proc) stop(timeout time.Duration) int {
 	p.t.Helper()
-	p.signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(timeout):
-		p.t.Fatalf("airlock did not stop within %v\n%s", timeout, p.stderr)
-	}
-	return p.cmd.ProcessState.ExitCode()
+	return p.Stop(p.t, syscall.SIGTERM, timeout)
 }
 
 // throttle is a reverse proxy to target that sends response bodies slowly,

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -13,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock/airlock/cmd/airlock/internal/configtest"
 	"github.com/airlock/airlock/upstream/upstreamtest"
 )
 
@@ -44,7 +43,7 @@ func TestServeKeepsQuota(t *testing.T) {
 		up.PushImage(t, fmt.Sprintf("oss/q/img%d:1", i), 100_000, 1)
 	}
 	addr := upstreamtest.Unreachable(t)
-	cfg := writeConfig(t, fmt.Sprintf(`listen: %s
+	cfg := configtest.Write(t, fmt.Sprintf(`listen: %s
 storage:
   dir: %s
   maxBytes: 350KB
@@ -59,7 +58,7 @@ pins:
 log:
   level: warn
 `, addr, filepath.Join(t.TempDir(), "data"), up.URL()))
-	serveForTest(t, cfg)
+	startServeReady(t, cfg)
 	base := "http://" + addr
 	pl := newPuller(base)
 	repo := func(i int) string { return fmt.Sprintf("aks-managed-repository/oss/q/img%d", i) }
@@ -110,34 +109,4 @@ log:
 	if strings.TrimSpace(string(b)) != want {
 		t.Fatalf("GET /admin/pins:\n%s\nwant\n%s", b, want)
 	}
-}
-
-// serveForTest runs airlock serve in-process and waits until it is ready.
-func serveForTest(t *testing.T, cfg string) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	var stderr syncBuffer
-	go func() { done <- run(ctx, []string{"serve", "--config", cfg}, io.Discard, &stderr) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("serve did not stop")
-		}
-	})
-	b, _ := os.ReadFile(cfg)
-	addr := strings.TrimSpace(strings.TrimPrefix(strings.SplitN(string(b), "\n", 2)[0], "listen:"))
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("serve never became ready: %s", stderr.String())
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock/airlock/internal/proctest"
 	"github.com/airlock/airlock/upstream/mar"
 	"github.com/airlock/airlock/upstream/upstreamtest"
 )
@@ -126,7 +127,7 @@ func TestReadmeMakeRun(t *testing.T) {
 // would start it.
 type makeRun struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *proctest.Buffer
 	done chan struct{}
 }
 
@@ -134,7 +135,7 @@ func startMake(t *testing.T, ctx context.Context, dir, line string, env []string
 	t.Helper()
 	cmd := exec.Command("sh", "-c", line)
 	cmd.Dir, cmd.Env = dir, env
-	m := &makeRun{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	m := &makeRun{cmd: cmd, out: &proctest.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = m.out, m.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -10,12 +10,12 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/airlock/airlock/cache/cluster"
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
+	"github.com/airlock/airlock/cmd/airlock/internal/configtest"
 	"github.com/airlock/airlock/cmd/airlock/internal/server"
 	"github.com/airlock/airlock/internal/azuritetest"
 	"github.com/airlock/airlock/internal/promtest"
@@ -52,28 +52,11 @@ func TestReplicasOwnerKilled(t *testing.T) {
 		lns[i], peers[i] = ln, ln.Addr().String()
 	}
 	dir := t.TempDir()
-	yaml := fmt.Sprintf(`listen: %s
-storage:
-  dir: %s
-  driver: azure
-  azure:
-    serviceURL: %s
-    accountName: %s
-    accountKey: %s
-    container: %s
-cluster:
-  self: %s
-  peers: [%s]
-  leaseDuration: %s
-upstreams:
-  - host: mcr.microsoft.com
-    endpoint: %s
-rules:
-  - {name: aks-managed-mcr, source: mcr.microsoft.com/*, target: aks-managed-repository/*}
-log:
-  level: info
-`, peers[0], filepath.Join(dir, "spool"), az.ServiceURL, az.AccountName, az.AccountKey, ctr, peers[0], strings.Join(peers, ", "), lease, up.URL())
-	cfgFile := writeConfig(t, yaml)
+	cfgFile := configtest.Write(t, configtest.Replica{
+		Self: peers[0], Peers: peers, Dir: filepath.Join(dir, "spool"), LeaseDuration: lease, LogLevel: "info",
+		Azure:    azure.Config{ServiceURL: az.ServiceURL, AccountName: az.AccountName, AccountKey: az.AccountKey, Container: ctr},
+		Upstream: up.URL(), Extra: "rules:\n  - {name: aks-managed-mcr, source: mcr.microsoft.com/*, target: aks-managed-repository/*}\n",
+	}.YAML())
 
 	// The blob: one whose owner is the process, replica 0.
 	const size = 6 << 20
@@ -142,11 +125,11 @@ log:
 		select {
 		case <-started:
 		case <-time.After(30 * time.Second):
-			t.Fatalf("the survivors' clients got no bytes of the owner's fill\n%s", owner.stderr)
+			t.Fatalf("the survivors' clients got no bytes of the owner's fill\n%s", owner.Stderr)
 		}
 	}
 	killed := time.Now()
-	owner.kill()
+	owner.Kill()
 
 	var retried int
 	for range clients {

@@ -17,57 +17,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock/airlock/cmd/airlock/internal/configtest"
 	"github.com/airlock/airlock/upstream/upstreamtest"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/crypto/bcrypt"
 )
 
-// serving is airlock serve running in the test.
-type serving struct {
-	addr   string
-	stdout *syncBuffer
-	stop   func() int
-}
-
-// startServe runs serve with a config made from body (with %[1]s the
-// listen address and %[2]s the storage dir) and waits until it listens.
+// startSecureServe runs serve with a config made from body (with %[1]s
+// the listen address and %[2]s the storage dir) and waits until it listens.
 func startSecureServe(t *testing.T, dir, body string) *serving {
 	t.Helper()
-	addr := upstreamtest.Unreachable(t)
-	p := writeConfig(t, fmt.Sprintf(body, addr, dir))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	s := &serving{addr: addr, stdout: &syncBuffer{}}
-	var stderr syncBuffer
-	go func() { done <- run(ctx, []string{"serve", "--config", p}, s.stdout, &stderr) }()
-	stopped := false
-	code := 0
-	s.stop = func() int {
-		if !stopped {
-			stopped = true
-			cancel()
-			select {
-			case code = <-done:
-			case <-time.After(30 * time.Second):
-				t.Fatal("serve did not stop")
-			}
-		}
-		return code
-	}
-	t.Cleanup(func() { s.stop() })
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(s.stdout.String(), "serving on") {
-		select {
-		case code := <-done:
-			t.Fatalf("serve exited %d: %s", code, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("serve never started")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return s
+	return startServe(t, configtest.Write(t, fmt.Sprintf(body, upstreamtest.Unreachable(t), dir)))
 }
 
 func TestServeTLSAuto(t *testing.T) {
@@ -168,7 +128,7 @@ func TestServeRefusesBadSecurityConfig(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			p := writeConfig(t, fmt.Sprintf("listen: 127.0.0.1:0\nstorage:\n  dir: %s\n%s", t.TempDir(), c.body))
+			p := configtest.Write(t, fmt.Sprintf("listen: 127.0.0.1:0\nstorage:\n  dir: %s\n%s", t.TempDir(), c.body))
 			var stderr bytes.Buffer
 			if code := run(context.Background(), []string{"serve", "--config", p}, io.Discard, &stderr); code != 2 {
 				t.Fatalf("exit %d (%s)", code, stderr.String())
@@ -186,7 +146,7 @@ func TestServeRefusesRuleOverPushedRepo(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	s := startSecureServe(t, dir, "listen: %s\nstorage:\n  dir: %s\nlog:\n  level: warn\n")
-	waitHTTP(t, "http://"+s.addr+"/readyz") // the store check is done: the API answers 503 until then
+	s.waitReady() // the store check is done: the API answers 503 until then
 	d := digest.FromString("mine")
 	resp, err := http.Post("http://"+s.addr+"/v2/team/app/blobs/uploads/?digest="+d.String(), "application/octet-stream", strings.NewReader("mine"))
 	if err != nil {
@@ -197,7 +157,7 @@ func TestServeRefusesRuleOverPushedRepo(t *testing.T) {
 		t.Fatalf("push: %d", resp.StatusCode)
 	}
 	s.stop()
-	p := writeConfig(t, fmt.Sprintf("listen: 127.0.0.1:0\nstorage:\n  dir: %s\nrules:\n  - {name: team-rule, source: mcr.microsoft.com/team/*, target: team/*}\n", dir))
+	p := configtest.Write(t, fmt.Sprintf("listen: 127.0.0.1:0\nstorage:\n  dir: %s\nrules:\n  - {name: team-rule, source: mcr.microsoft.com/team/*, target: team/*}\n", dir))
 	var stderr bytes.Buffer
 	if code := run(context.Background(), []string{"serve", "--config", p}, io.Discard, &stderr); code != 2 ||
 		!strings.Contains(stderr.String(), "TargetRepositoryPrefixMatchesExistingRegistries") {

@@ -6,23 +6,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/airlock/airlock/cmd/airlock/internal/configtest"
+	"github.com/airlock/airlock/internal/proctest"
 	"github.com/airlock/airlock/upstream/upstreamtest"
 )
-
-func writeConfig(t *testing.T, body string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "airlock.yaml")
-	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 // Bad configurations are refused with one line naming the problem, exit 2.
 func TestServeRefusesBadConfig(t *testing.T) {
@@ -42,7 +34,7 @@ func TestServeRefusesBadConfig(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			p := writeConfig(t, fmt.Sprintf(base, t.TempDir(), c.rules))
+			p := configtest.Write(t, fmt.Sprintf(base, t.TempDir(), c.rules))
 			var stdout, stderr bytes.Buffer
 			code := run(context.Background(), []string{"serve", "--config", p}, &stdout, &stderr)
 			if code != 2 {
@@ -71,27 +63,12 @@ func TestServeEndToEnd(t *testing.T) {
 	img := up.PushImage(t, "oss/kubernetes/pause:3.10", 1000, 1)
 	raw, _ := img.RawManifest()
 	addr := upstreamtest.Unreachable(t) // a free port
-	p := writeConfig(t, fmt.Sprintf(`listen: %s
-storage:
-  dir: %s
-upstreams:
-  - host: mcr.microsoft.com
-    endpoint: %s
-rules:
-  - name: aks-managed-mcr
-    source: mcr.microsoft.com/*
-    target: aks-managed-repository/*
-    tagTTL: 1m
-log:
-  level: warn
-`, addr, t.TempDir(), up.URL()))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	var stdout bytes.Buffer
-	go func() { done <- run(ctx, []string{"serve", "--config", p}, &stdout, io.Discard) }()
-	base := "http://" + addr
-	waitHTTP(t, base+"/healthz")
-	waitHTTP(t, base+"/readyz") // the store check is done
+	p := configtest.Write(t, configtest.Serve(addr, t.TempDir(), up.URL(), configtest.MCRRule))
+	s := startServeReady(t, p) // the store check is done
+	base := s.base
+	if !proctest.StatusOK(base + "/healthz") {
+		t.Fatal("/healthz does not answer 200")
+	}
 	resp, err := http.Get(base + "/v2/aks-managed-repository/oss/kubernetes/pause/manifests/3.10?ns=mcr.microsoft.com")
 	if err != nil {
 		t.Fatal(err)
@@ -110,29 +87,75 @@ log:
 	if !strings.Contains(string(mb), `airlock_cache_misses_total{kind="manifest",rule="aks-managed-mcr"} 1`) {
 		t.Fatalf("metrics lack the miss:\n%s", mb)
 	}
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("serve exited %d", code)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not shut down")
+	if code := s.stop(); code != 0 {
+		t.Fatalf("serve exited %d", code)
 	}
 }
 
-func waitHTTP(t *testing.T, url string) {
+// serving is airlock serve running in this test process.
+type serving struct {
+	t              *testing.T
+	addr           string // host:port it listens on
+	base           string // http(s)://addr
+	stdout, stderr *proctest.Buffer
+	cancel         context.CancelFunc
+	exited         chan struct{}
+	code           int // after exited
+}
+
+var reServingOn = regexp.MustCompile(`airlock: serving on (https?)://(\S+) `)
+
+// startServe runs serve --config path until the test ends (then it must
+// exit 0) or stop is called, and returns once it listens (its store check
+// may still run: waitReady waits for it).
+func startServe(t *testing.T, path string) *serving {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &serving{t: t, cancel: cancel, stdout: &proctest.Buffer{}, stderr: &proctest.Buffer{}, exited: make(chan struct{})}
+	go func() {
+		defer close(s.exited)
+		s.code = run(ctx, []string{"serve", "--config", path}, s.stdout, s.stderr)
+	}()
+	t.Cleanup(func() {
+		if code := s.stop(); code != 0 {
+			t.Errorf("serve exited %d: %s", code, s.stderr)
 		}
-		time.Sleep(20 * time.Millisecond)
+	})
+	var m []string
+	proctest.Until(t, "airlock serve listens", 20*time.Second, s.exited, s.stderr.String, func() bool {
+		m = reServingOn.FindStringSubmatch(s.stdout.String())
+		return m != nil
+	})
+	s.addr, s.base = m[2], m[1]+"://"+m[2]
+	return s
+}
+
+// startServeReady is startServe, returning once /readyz answers 200 (the
+// store check is done; the API answers 503 until then).
+func startServeReady(t *testing.T, path string) *serving {
+	t.Helper()
+	s := startServe(t, path)
+	s.waitReady()
+	return s
+}
+
+// waitReady waits until /readyz answers 200.
+func (s *serving) waitReady() {
+	s.t.Helper()
+	proctest.Until(s.t, "airlock serve is ready", 20*time.Second, s.exited, s.stderr.String, func() bool {
+		return proctest.StatusOK(s.base + "/readyz")
+	})
+}
+
+// stop ends serve (as SIGTERM would: its context ends) and returns its
+// exit code; stopping it again returns the same code.
+func (s *serving) stop() int {
+	s.t.Helper()
+	s.cancel()
+	select {
+	case <-s.exited:
+	case <-time.After(30 * time.Second):
+		s.t.Fatal("serve did not stop")
 	}
-	t.Fatalf("%s never answered", url)
+	return s.code
 }

@@ -43,7 +43,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if _, err := io.CopyN(h, resp.Body, 512<<10); err != nil {
 		t.Fatal(err)
 	}
-	p.signal(syscall.SIGTERM)
+	p.Signal(syscall.SIGTERM)
 	// The listener closes at once.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -58,7 +58,7 @@ func TestGracefulShutdown(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	select {
-	case <-p.exited:
+	case <-p.Exited():
 		t.Fatal("exited with a response in flight")
 	default:
 	}
@@ -70,7 +70,7 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatalf("in-flight response digest %s", got)
 	}
 	if code := p.stop(30 * time.Second); code != 0 {
-		t.Fatalf("exit %d\n%s", code, p.stderr)
+		t.Fatalf("exit %d\n%s", code, p.Stderr)
 	}
 
 	up.Reset()
@@ -125,7 +125,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	next = strings.Replace(next, "stallTimeout: 5s", "stallTimeout: 6s", 1)
 	next = strings.Replace(next, "rules:\n", "rules:\n  - {name: pause-mirror, source: mcr.microsoft.com/oss/kubernetes/pause, target: mirror/pause}\n", 1)
 	writeFile(t, cfgPath, next)
-	p.signal(syscall.SIGHUP)
+	p.Signal(syscall.SIGHUP)
 	waitFor(t, "the new rule and endpoint", func() bool {
 		_, err := pl.get("/v2/mirror/pause/manifests/3.10", digest.Digest(db.String()))
 		return err == nil
@@ -140,15 +140,15 @@ func TestReloadOnSIGHUP(t *testing.T) {
 
 	// A bad file changes nothing.
 	writeFile(t, cfgPath, strings.Replace(next, "rules:\n", "rules:\n  - {name: all-mcr, source: mcr.microsoft.com/*, target: \"*\"}\n", 1))
-	p.signal(syscall.SIGHUP)
+	p.Signal(syscall.SIGHUP)
 	waitFor(t, "the refusal in the log", func() bool {
-		return strings.Contains(p.stderr.String(), "configuration reload refused")
+		return strings.Contains(p.Stderr.String(), "configuration reload refused")
 	})
 	if _, err := pl.get("/v2/mirror/pause/manifests/3.10", digest.Digest(db.String())); err != nil {
 		t.Fatalf("after a refused reload: %v", err)
 	}
-	if !strings.Contains(p.stderr.String(), `"unchanged_until_restart":["cache"]`) {
-		t.Errorf("a reload must name the settings that need a restart:\n%s", p.stderr)
+	if !strings.Contains(p.Stderr.String(), `"unchanged_until_restart":["cache"]`) {
+		t.Errorf("a reload must name the settings that need a restart:\n%s", p.Stderr)
 	}
 	if code := p.stop(30 * time.Second); code != 0 {
 		t.Fatalf("exit %d", code)

@@ -10,19 +10,13 @@ import (
 	"github.com/airlock/airlock/deploy/azstate"
 	"github.com/airlock/airlock/deploy/storetest"
 	"github.com/airlock/airlock/internal/azuritetest"
+	"github.com/airlock/airlock/internal/leaktest"
 	"github.com/airlock/airlock/storage/azure"
-	"go.uber.org/goleak"
 	"go.uber.org/zap"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// Idle keep-alive connections of the SDK's clients outlive tests.
-		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-	)
-}
+// Idle keep-alive connections of the SDK's clients outlive tests.
+func TestMain(m *testing.M) { leaktest.Main(m, leaktest.IdleConns()...) }
 
 // newContainer names a new container on srv.
 func newContainer() string {

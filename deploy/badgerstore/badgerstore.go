@@ -145,29 +145,35 @@ func version(txn *badger.Txn) (string, error) {
 func decode(st *deploy.State, k string, v []byte) error {
 	switch {
 	case strings.HasPrefix(k, kRegistry):
-		var r deploy.Registry
-		if err := json.Unmarshal(v, &r); err != nil {
-			return err
-		}
-		st.Registries[strings.TrimPrefix(k, kRegistry)] = &r
+		return decodeInto(st.Registries, strings.TrimPrefix(k, kRegistry), v)
 	case strings.HasPrefix(k, kEndpoint):
-		var e deploy.PrivateEndpoint
-		if err := json.Unmarshal(v, &e); err != nil {
-			return err
-		}
-		st.Endpoints[strings.TrimPrefix(k, kEndpoint)] = &e
+		return decodeInto(st.Endpoints, strings.TrimPrefix(k, kEndpoint), v)
 	case strings.HasPrefix(k, kRecord):
-		var r deploy.DNSRecord
-		if err := json.Unmarshal(v, &r); err != nil {
-			return err
-		}
-		st.Records[strings.TrimPrefix(k, kRecord)] = &r
+		return decodeInto(st.Records, strings.TrimPrefix(k, kRecord), v)
 	case strings.HasPrefix(k, kCluster):
-		var c deploy.Cluster
-		if err := json.Unmarshal(v, &c); err != nil {
+		return decodeInto(st.Clusters, strings.TrimPrefix(k, kCluster), v)
+	}
+	return nil
+}
+
+// decodeInto puts the record v into m under name.
+func decodeInto[T any](m map[string]*T, name string, v []byte) error {
+	var x T
+	if err := json.Unmarshal(v, &x); err != nil {
+		return err
+	}
+	m[name] = &x
+	return nil
+}
+
+// encode adds the records of m to want, keyed by prefix and name.
+func encode[T any](want map[string][]byte, prefix string, m map[string]*T) error {
+	for k, v := range m {
+		b, err := json.Marshal(v)
+		if err != nil {
 			return err
 		}
-		st.Clusters[strings.TrimPrefix(k, kCluster)] = &c
+		want[prefix+k] = b
 	}
 	return nil
 }
@@ -177,36 +183,13 @@ func decode(st *deploy.State, k string, v []byte) error {
 // gone and counts the version up.
 func (s *Store) Save(ctx context.Context, st *deploy.State, base string) (string, error) {
 	want := map[string][]byte{}
-	put := func(prefix, k string, v any) error {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		want[prefix+k] = b
-		return nil
-	}
-	for k, v := range st.Registries {
-		if err := put(kRegistry, k, v); err != nil {
-			return "", err
-		}
-	}
-	for k, v := range st.Endpoints {
-		if err := put(kEndpoint, k, v); err != nil {
-			return "", err
-		}
-	}
-	for k, v := range st.Records {
-		if err := put(kRecord, k, v); err != nil {
-			return "", err
-		}
-	}
-	for k, v := range st.Clusters {
-		if err := put(kCluster, k, v); err != nil {
-			return "", err
-		}
+	err := errors.Join(encode(want, kRegistry, st.Registries), encode(want, kEndpoint, st.Endpoints),
+		encode(want, kRecord, st.Records), encode(want, kCluster, st.Clusters))
+	if err != nil {
+		return "", err
 	}
 	var next string
-	err := s.db.Update(func(txn *badger.Txn) error {
+	err = s.db.Update(func(txn *badger.Txn) error {
 		cur, err := version(txn)
 		if err != nil {
 			return err

@@ -22,7 +22,11 @@ once; a cluster's AKS-managed registry is made by cluster create.`,
 		Example: `  airlock acr create --name teamacr
   airlock acr cache create -r teamacr -n aks-managed-mcr --source-repo 'mcr.microsoft.com/*' --target-repo 'aks-managed-repository/*'
   airlock acr show --name teamacr`,
-		Sub: []Command{acrCreate(), acrShow(), acrList(), acrDelete(), cacheCommands(), credsetCommands(), endpointCommands(), dnsCommands()},
+		Sub: []Command{acrCreate(),
+			registryByName("show", http.MethodGet, "Show a registry with its rules, credential sets, private endpoints and DNS records", "  airlock acr show --name teamacr"),
+			fixed(Command{Name: "list", Short: "List registries", Example: "  airlock acr list --server http://127.0.0.1:5000"}, http.MethodGet, "/registries"),
+			registryByName("delete", http.MethodDelete, "Delete a registry (an AKS-managed one is recreated by reconcile)", "  airlock acr delete --name teamacr"),
+			cacheCommands(), credsetCommands(), endpointCommands(), dnsCommands()},
 	}
 }
 
@@ -44,50 +48,13 @@ func acrCreate() Command {
 	}
 }
 
-func acrShow() Command {
-	return Command{
-		Name:    "show",
-		Args:    "--name NAME|ID",
-		Short:   "Show a registry with its rules, credential sets, private endpoints and DNS records",
-		Example: `  airlock acr show --name teamacr`,
-		Setup: func(fs *pflag.FlagSet) func() (Call, error) {
-			name := nameFlag(fs, "registry name or resource ID")
-			return func() (Call, error) {
-				return Call{Method: http.MethodGet, Path: "/registries/" + esc(registryName(*name))}, requiredFlags("name", *name)
-			}
-		},
-	}
-}
-
-func acrList() Command {
-	return Command{
-		Name:    "list",
-		Short:   "List registries",
-		Example: `  airlock acr list --server http://127.0.0.1:5000`,
-		Setup: func(fs *pflag.FlagSet) func() (Call, error) {
-			return func() (Call, error) { return Call{Method: http.MethodGet, Path: "/registries"}, nil }
-		},
-	}
-}
-
-func acrDelete() Command {
-	return Command{
-		Name:    "delete",
-		Args:    "--name NAME|ID",
-		Short:   "Delete a registry (an AKS-managed one is recreated by reconcile)",
-		Example: `  airlock acr delete --name teamacr`,
-		Setup: func(fs *pflag.FlagSet) func() (Call, error) {
-			name := nameFlag(fs, "registry name or resource ID")
-			return func() (Call, error) {
-				return Call{Method: http.MethodDelete, Path: "/registries/" + esc(registryName(*name))}, requiredFlags("name", *name)
-			}
-		},
-	}
+func registryByName(name, method, short, example string) Command {
+	return byName(Command{Name: name, Args: "--name NAME|ID", Short: short, Example: example}, "registry name or resource ID", method, registryPath)
 }
 
 func cacheCommands() Command {
 	rulePath := func(reg, name string) string {
-		return "/registries/" + esc(registryName(reg)) + "/cacheRules/" + esc(name)
+		return registryPath(reg) + "/cacheRules/" + esc(name)
 	}
 	return Command{
 		Name:    "cache",
@@ -110,68 +77,54 @@ func cacheCommands() Command {
 						return Call{}, err
 					}
 					r := deploy.CacheRule{Rule: rules.Rule{Name: *name, Source: *src, Target: *tgt, CredentialSet: *cred, TagTTL: units.Duration(*ttl)}}
-					return Call{Method: http.MethodPost, Path: "/registries/" + esc(registryName(*reg)) + "/cacheRules", Body: r}, nil
+					return Call{Method: http.MethodPost, Path: registryPath(*reg) + "/cacheRules", Body: r}, nil
 				}
 			},
-		}, {
-			Name:    "list",
-			Args:    "--registry R",
-			Short:   "List a registry's cache rules (the served registry's include the configuration file's, fromConfig)",
-			Example: `  airlock acr cache list -r airlockbootstrap`,
-			Setup: func(fs *pflag.FlagSet) func() (Call, error) {
-				reg := registryFlag(fs)
-				return func() (Call, error) {
-					return Call{Method: http.MethodGet, Path: "/registries/" + esc(registryName(*reg)) + "/cacheRules"}, requiredFlags("registry", *reg)
-				}
-			},
-		}, {
-			Name:    "show",
-			Args:    "--registry R --name N",
-			Short:   "Show a cache rule",
-			Example: `  airlock acr cache show -r teamacr -n dotnet`,
-			Setup: func(fs *pflag.FlagSet) func() (Call, error) {
-				reg, name := registryFlag(fs), nameFlag(fs, "rule name")
-				return func() (Call, error) {
-					return Call{Method: http.MethodGet, Path: rulePath(*reg, *name)}, requiredFlags("registry", *reg, "name", *name)
-				}
-			},
-		}, {
-			Name:  "update",
-			Args:  "--registry R --name N (--cred-set C | --remove-cred-set)",
-			Short: "Change a cache rule's credential set (source and target cannot change, as in ACR)",
-			Example: `  airlock acr cache update -r teamacr -n nginx --cred-set dockerhub2
+		},
+			inRegistry(Command{
+				Name:    "list",
+				Args:    "--registry R",
+				Short:   "List a registry's cache rules (the served registry's include the configuration file's, fromConfig)",
+				Example: `  airlock acr cache list -r airlockbootstrap`,
+			}, "", http.MethodGet, func(reg, _ string) string { return registryPath(reg) + "/cacheRules" }),
+			inRegistry(Command{
+				Name:    "show",
+				Args:    "--registry R --name N",
+				Short:   "Show a cache rule",
+				Example: `  airlock acr cache show -r teamacr -n dotnet`,
+			}, "rule name", http.MethodGet, rulePath), {
+				Name:  "update",
+				Args:  "--registry R --name N (--cred-set C | --remove-cred-set)",
+				Short: "Change a cache rule's credential set (source and target cannot change, as in ACR)",
+				Example: `  airlock acr cache update -r teamacr -n nginx --cred-set dockerhub2
   airlock acr cache update -r teamacr -n nginx --remove-cred-set`,
-			Setup: func(fs *pflag.FlagSet) func() (Call, error) {
-				reg, name := registryFlag(fs), nameFlag(fs, "rule name")
-				cred := fs.String("cred-set", "", "the new credential set")
-				remove := fs.Bool("remove-cred-set", false, "remove the credential set")
-				return func() (Call, error) {
-					if err := requiredFlags("registry", *reg, "name", *name); err != nil {
-						return Call{}, err
+				Setup: func(fs *pflag.FlagSet) func() (Call, error) {
+					reg, name := registryFlag(fs), nameFlag(fs, "rule name")
+					cred := fs.String("cred-set", "", "the new credential set")
+					remove := fs.Bool("remove-cred-set", false, "remove the credential set")
+					return func() (Call, error) {
+						if err := requiredFlags("registry", *reg, "name", *name); err != nil {
+							return Call{}, err
+						}
+						if (*cred == "") == !*remove {
+							return Call{}, usageErrorf("give exactly one of --cred-set and --remove-cred-set")
+						}
+						return Call{Method: http.MethodPatch, Path: rulePath(*reg, *name), Body: map[string]string{"credentialSet": *cred}}, nil
 					}
-					if (*cred == "") == !*remove {
-						return Call{}, usageErrorf("give exactly one of --cred-set and --remove-cred-set")
-					}
-					return Call{Method: http.MethodPatch, Path: rulePath(*reg, *name), Body: map[string]string{"credentialSet": *cred}}, nil
-				}
+				},
 			},
-		}, {
-			Name:    "delete",
-			Args:    "--registry R --name N",
-			Short:   "Delete a cache rule (content it cached stays pullable)",
-			Example: `  airlock acr cache delete -r teamacr -n dotnet`,
-			Setup: func(fs *pflag.FlagSet) func() (Call, error) {
-				reg, name := registryFlag(fs), nameFlag(fs, "rule name")
-				return func() (Call, error) {
-					return Call{Method: http.MethodDelete, Path: rulePath(*reg, *name)}, requiredFlags("registry", *reg, "name", *name)
-				}
-			},
-		}},
+			inRegistry(Command{
+				Name:    "delete",
+				Args:    "--registry R --name N",
+				Short:   "Delete a cache rule (content it cached stays pullable)",
+				Example: `  airlock acr cache delete -r teamacr -n dotnet`,
+			}, "rule name", http.MethodDelete, rulePath),
+		},
 	}
 }
 
 func credsetCommands() Command {
-	base := func(reg string) string { return "/registries/" + esc(registryName(reg)) + "/credentialSets" }
+	base := func(reg string) string { return registryPath(reg) + "/credentialSets" }
 	return Command{
 		Name:    "credential-set",
 		Short:   "Credential sets: create|list|delete",
@@ -193,29 +146,20 @@ func credsetCommands() Command {
 					return Call{Method: http.MethodPost, Path: base(*reg), Body: cs}, requiredFlags("registry", *reg, "name", *name, "username", *user)
 				}
 			},
-		}, {
-			Name:    "list",
-			Args:    "--registry R",
-			Short:   "List a registry's credential sets (passwords are never shown)",
-			Example: `  airlock acr credential-set list -r teamacr`,
-			Setup: func(fs *pflag.FlagSet) func() (Call, error) {
-				reg := registryFlag(fs)
-				return func() (Call, error) {
-					return Call{Method: http.MethodGet, Path: base(*reg)}, requiredFlags("registry", *reg)
-				}
-			},
-		}, {
-			Name:    "delete",
-			Args:    "--registry R --name N",
-			Short:   "Delete a credential set no rule uses",
-			Example: `  airlock acr credential-set delete -r teamacr -n dockerhub`,
-			Setup: func(fs *pflag.FlagSet) func() (Call, error) {
-				reg, name := registryFlag(fs), nameFlag(fs, "credential set name")
-				return func() (Call, error) {
-					return Call{Method: http.MethodDelete, Path: base(*reg) + "/" + esc(*name)}, requiredFlags("registry", *reg, "name", *name)
-				}
-			},
-		}},
+		},
+			inRegistry(Command{
+				Name:    "list",
+				Args:    "--registry R",
+				Short:   "List a registry's credential sets (passwords are never shown)",
+				Example: `  airlock acr credential-set list -r teamacr`,
+			}, "", http.MethodGet, func(reg, _ string) string { return base(reg) }),
+			inRegistry(Command{
+				Name:    "delete",
+				Args:    "--registry R --name N",
+				Short:   "Delete a credential set no rule uses",
+				Example: `  airlock acr credential-set delete -r teamacr -n dockerhub`,
+			}, "credential set name", http.MethodDelete, func(reg, name string) string { return base(reg) + "/" + esc(name) }),
+		},
 	}
 }
 
@@ -254,18 +198,14 @@ func endpointCommands() Command {
 					return Call{Method: http.MethodGet, Path: "/privateEndpoints", Query: q}, nil
 				}
 			},
-		}, {
-			Name:    "delete",
-			Args:    "--name N",
-			Short:   "Delete a private endpoint (and the registry's A records with its last one)",
-			Example: `  airlock acr private-endpoint delete -n teamacr-pe`,
-			Setup: func(fs *pflag.FlagSet) func() (Call, error) {
-				name := nameFlag(fs, "private endpoint name")
-				return func() (Call, error) {
-					return Call{Method: http.MethodDelete, Path: "/privateEndpoints/" + esc(*name)}, requiredFlags("name", *name)
-				}
-			},
-		}},
+		},
+			byName(Command{
+				Name:    "delete",
+				Args:    "--name N",
+				Short:   "Delete a private endpoint (and the registry's A records with its last one)",
+				Example: `  airlock acr private-endpoint delete -n teamacr-pe`,
+			}, "private endpoint name", http.MethodDelete, func(n string) string { return "/privateEndpoints/" + esc(n) }),
+		},
 	}
 }
 
@@ -274,14 +214,11 @@ func dnsCommands() Command {
 		Name:    "dns",
 		Short:   "A records in privatelink.azurecr.io: list|set|delete",
 		Example: `  airlock acr dns list`,
-		Sub: []Command{{
+		Sub: []Command{fixed(Command{
 			Name:    "list",
 			Short:   "List the A records of privatelink.azurecr.io",
 			Example: `  airlock acr dns list`,
-			Setup: func(fs *pflag.FlagSet) func() (Call, error) {
-				return func() (Call, error) { return Call{Method: http.MethodGet, Path: "/dnsRecords"}, nil }
-			},
-		}, {
+		}, http.MethodGet, "/dnsRecords"), {
 			Name:    "set",
 			Args:    "--name RECORD --ipv4-address IP",
 			Short:   "Create or change an A record (<registry> or <registry>.<region>.data)",
@@ -294,17 +231,13 @@ func dnsCommands() Command {
 						requiredFlags("name", *name, "ipv4-address", *ip)
 				}
 			},
-		}, {
-			Name:    "delete",
-			Args:    "--name RECORD",
-			Short:   "Delete an A record",
-			Example: `  airlock acr dns delete --name teamacr`,
-			Setup: func(fs *pflag.FlagSet) func() (Call, error) {
-				name := nameFlag(fs, "record name")
-				return func() (Call, error) {
-					return Call{Method: http.MethodDelete, Path: "/dnsRecords/" + esc(*name)}, requiredFlags("name", *name)
-				}
-			},
-		}},
+		},
+			byName(Command{
+				Name:    "delete",
+				Args:    "--name RECORD",
+				Short:   "Delete an A record",
+				Example: `  airlock acr dns delete --name teamacr`,
+			}, "record name", http.MethodDelete, func(n string) string { return "/dnsRecords/" + esc(n) }),
+		},
 	}
 }

@@ -28,7 +28,8 @@ bootstraps from a private registry's cache with no egress: AKS manages one
 		Sub: []Command{clusterCreate(), clusterUpdate(),
 			clusterByName("show", http.MethodGet, "Show a cluster: network isolation, bootstrap registry, nodes needing reimage", "  airlock cluster show --name aks1"),
 			clusterByName("delete", http.MethodDelete, "Delete a cluster and what AKS created for it (a bring-your-own registry stays)", "  airlock cluster delete --name aks1"),
-			clusterList(), clusterReconcile(), clusterUpgrade(), clusterNodeConfig(), nodepoolCommands()},
+			fixed(Command{Name: "list", Short: "List clusters", Example: "  airlock cluster list --server http://127.0.0.1:5000"}, http.MethodGet, "/clusters"),
+			clusterReconcile(), clusterUpgrade(), clusterNodeConfig(), nodepoolCommands()},
 	}
 }
 
@@ -95,36 +96,14 @@ func clusterUpdate() Command {
 			fs.Var(&disable, "disable-extension", "extension to remove (repeatable)")
 			return func() (Call, error) {
 				u.EnableExtensions, u.DisableExtensions = enable, disable
-				return Call{Method: http.MethodPatch, Path: "/clusters/" + esc(*name), Body: u}, requiredFlags("name", *name)
+				return Call{Method: http.MethodPatch, Path: clusterPath(*name), Body: u}, requiredFlags("name", *name)
 			}
 		},
 	}
 }
 
 func clusterByName(name, method, short, example string) Command {
-	return Command{
-		Name:    name,
-		Args:    "--name NAME",
-		Short:   short,
-		Example: example,
-		Setup: func(fs *pflag.FlagSet) func() (Call, error) {
-			name := nameFlag(fs, "cluster name")
-			return func() (Call, error) {
-				return Call{Method: method, Path: "/clusters/" + esc(*name)}, requiredFlags("name", *name)
-			}
-		},
-	}
-}
-
-func clusterList() Command {
-	return Command{
-		Name:    "list",
-		Short:   "List clusters",
-		Example: `  airlock cluster list --server http://127.0.0.1:5000`,
-		Setup: func(fs *pflag.FlagSet) func() (Call, error) {
-			return func() (Call, error) { return Call{Method: http.MethodGet, Path: "/clusters"}, nil }
-		},
-	}
+	return byName(Command{Name: name, Args: "--name NAME", Short: short, Example: example}, "cluster name", method, clusterPath)
 }
 
 func clusterReconcile() Command {
@@ -141,7 +120,7 @@ func clusterReconcile() Command {
 				if *name == "" {
 					return Call{Method: http.MethodPost, Path: "/reconcile"}, nil
 				}
-				return Call{Method: http.MethodPost, Path: "/clusters/" + esc(*name) + "/reconcile"}, nil
+				return Call{Method: http.MethodPost, Path: clusterPath(*name) + "/reconcile"}, nil
 			}
 		},
 	}
@@ -168,7 +147,7 @@ func clusterUpgrade() Command {
 				if *pool != "" {
 					q.Set("nodepool", *pool)
 				}
-				return Call{Method: http.MethodPost, Path: "/clusters/" + esc(*name) + "/upgradeNodeImage", Query: q}, nil
+				return Call{Method: http.MethodPost, Path: clusterPath(*name) + "/upgradeNodeImage", Query: q}, nil
 			}
 		},
 	}
@@ -213,7 +192,7 @@ files are printed as JSON.`,
 						q.Set(k, v)
 					}
 				}
-				c := Call{Method: http.MethodGet, Path: "/clusters/" + esc(*name) + "/nodeconfig", Query: q}
+				c := Call{Method: http.MethodGet, Path: clusterPath(*name) + "/nodeconfig", Query: q}
 				if *out != "" {
 					dir := *out
 					c.Print = func(answer json.RawMessage, stdout io.Writer) error { return writeNodeConfig(answer, dir, stdout) }
@@ -268,7 +247,7 @@ func nodepoolCommands() Command {
 				fs.IntVarP(&p.Count, "node-count", "c", 0, fmt.Sprintf("nodes (default %d)", deploy.DefaultNodeCount))
 				fs.StringVar(&p.VnetSubnetID, "vnet-subnet-id", "", "subnet of a bring-your-own virtual network")
 				return func() (Call, error) {
-					return Call{Method: http.MethodPost, Path: "/clusters/" + esc(*cluster) + "/agentPools", Body: p}, requiredFlags("cluster-name", *cluster, "name", p.Name)
+					return Call{Method: http.MethodPost, Path: clusterPath(*cluster) + "/agentPools", Body: p}, requiredFlags("cluster-name", *cluster, "name", p.Name)
 				}
 			},
 		}, {
@@ -280,7 +259,7 @@ func nodepoolCommands() Command {
 				cluster := fs.String("cluster-name", "", "cluster name")
 				name := nameFlag(fs, "node pool name")
 				return func() (Call, error) {
-					return Call{Method: http.MethodDelete, Path: "/clusters/" + esc(*cluster) + "/agentPools/" + esc(*name)}, requiredFlags("cluster-name", *cluster, "name", *name)
+					return Call{Method: http.MethodDelete, Path: clusterPath(*cluster) + "/agentPools/" + esc(*name)}, requiredFlags("cluster-name", *cluster, "name", *name)
 				}
 			},
 		}},

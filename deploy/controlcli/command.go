@@ -81,6 +81,52 @@ func requiredFlags(pairs ...string) error {
 	return nil
 }
 
+// byName completes c as one call: method on path of the required --name
+// (what is the flag's help).
+func byName(c Command, what, method string, path func(name string) string) Command {
+	c.Setup = func(fs *pflag.FlagSet) func() (Call, error) {
+		name := nameFlag(fs, what)
+		return func() (Call, error) {
+			return Call{Method: method, Path: path(*name)}, requiredFlags("name", *name)
+		}
+	}
+	return c
+}
+
+// fixed completes c as one call without flags: method on path.
+func fixed(c Command, method, path string) Command {
+	c.Setup = func(*pflag.FlagSet) func() (Call, error) {
+		return func() (Call, error) { return Call{Method: method, Path: path}, nil }
+	}
+	return c
+}
+
+// inRegistry completes c as one call on what a registry holds: method on
+// path of the required --registry and, unless what is "", the required
+// --name (what is the flag's help; path then gets "" for the name).
+func inRegistry(c Command, what, method string, path func(reg, name string) string) Command {
+	c.Setup = func(fs *pflag.FlagSet) func() (Call, error) {
+		reg, name := registryFlag(fs), new(string)
+		if what != "" {
+			name = nameFlag(fs, what)
+		}
+		return func() (Call, error) {
+			required := []string{"registry", *reg}
+			if what != "" {
+				required = append(required, "name", *name)
+			}
+			return Call{Method: method, Path: path(*reg, *name)}, requiredFlags(required...)
+		}
+	}
+	return c
+}
+
+// registryPath is the admin API path of the registry named (or with the
+// resource ID) s; clusterPath that of the cluster named s.
+func registryPath(s string) string { return "/registries/" + esc(registryName(s)) }
+
+func clusterPath(s string) string { return "/clusters/" + esc(s) }
+
 // nameFlag registers --name and its short form -n.
 func nameFlag(fs *pflag.FlagSet, what string) *string {
 	return fs.StringP("name", "n", "", what)

@@ -6,7 +6,6 @@
 package azuritetest
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/internal/azurite"
+	"github.com/airlock/airlock/internal/proctest"
 )
 
 // The well-known development account every Azurite accepts. The key is
@@ -52,7 +52,7 @@ type Server struct {
 	bin, dir, port string
 	mu             sync.Mutex
 	proc           *azurite.Process // nil while stopped
-	out            *syncBuffer      // its output, all runs
+	out            *proctest.Buffer // its output, all runs
 }
 
 // Start runs Azurite's blob service until the test ends. Without Azurite
@@ -75,7 +75,7 @@ func Start(t testing.TB) *Server {
 
 func newServer(bin, dir string) *Server {
 	return &Server{bin: bin, dir: dir, port: "0", AccountName: AccountName, AccountKey: AccountKey,
-		HTTPClient: &http.Client{Transport: &http.Transport{}}, out: &syncBuffer{}}
+		HTTPClient: &http.Client{Transport: &http.Transport{}}, out: &proctest.Buffer{}}
 }
 
 // Stop stops Azurite (the data stays for Restart); stopping a stopped
@@ -166,22 +166,4 @@ func repoRoot() (string, error) {
 		}
 		dir = parent
 	}
-}
-
-// syncBuffer collects a process's output while a test may read it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/airlock/airlock/internal/leaktest"
 	"github.com/airlock/airlock/upstream/mar/catalog"
 )
 
@@ -32,13 +32,7 @@ func TestMain(m *testing.M) {
 	sharedCache = dir
 	code := m.Run()
 	os.RemoveAll(dir)
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(leaktest.Check(code))
 }
 
 // start runs an emulator for the test and closes it at cleanup.

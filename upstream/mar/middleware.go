@@ -2,13 +2,13 @@ package mar
 
 import (
 	"errors"
-	"io"
 	"net/http"
 	"strconv"
 
 	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"go.uber.org/zap"
 
+	"github.com/airlock/airlock/internal/httprec"
 	"github.com/airlock/airlock/internal/ocierr"
 	"github.com/airlock/airlock/upstream/mar/catalog"
 	"github.com/airlock/airlock/upstream/mar/fault"
@@ -24,11 +24,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route, h handl
 		panic(http.ErrAbortHandler) // shutting down
 	}
 	defer s.inflight.Done()
-	rec := &recorder{ResponseWriter: w}
+	rec := httprec.New(w)
 	dropped := false
 	defer func() {
 		p := recover()
-		status := rec.status
+		status := rec.Status()
 		if status == 0 && !dropped {
 			status = http.StatusOK
 		}
@@ -36,9 +36,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route, h handl
 		if rt.kind == KindManifest && rt.ref != rt.digest {
 			key.Ref = rt.ref
 		}
-		s.stats.request(key, rec.bytes, p != nil)
+		s.stats.request(key, rec.Bytes(), p != nil)
 		s.log.Debug("request", zap.String("method", r.Method), zap.String("path", r.URL.Path),
-			zap.String("kind", string(rt.kind)), zap.Int("status", status), zap.Int64("bytes", rec.bytes), zap.Bool("aborted", p != nil))
+			zap.String("kind", string(rt.kind)), zap.Int("status", status), zap.Int64("bytes", rec.Bytes()), zap.Bool("aborted", p != nil))
 		if p != nil {
 			panic(p)
 		}
@@ -113,50 +113,3 @@ func unsupported(w http.ResponseWriter) error {
 	w.Header().Set("Allow", "GET, HEAD")
 	return errcode.ErrorCodeUnsupported.WithMessage("The operation is unsupported: this registry is read-only")
 }
-
-// recorder counts status and body bytes, keeping io.ReaderFrom (sendfile)
-// and exposing the wrapped writer to http.ResponseController.
-type recorder struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-}
-
-func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
-
-func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *recorder) Write(p []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	n, err := r.ResponseWriter.Write(p)
-	r.bytes += int64(n)
-	return n, err
-}
-
-func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	var n int64
-	var err error
-	if rf, ok := r.ResponseWriter.(io.ReaderFrom); ok {
-		n, err = rf.ReadFrom(src)
-	} else {
-		n, err = io.Copy(writerOnly{r.ResponseWriter}, src)
-	}
-	r.bytes += n
-	return n, err
-}
-
-func (r *recorder) Flush() { _ = http.NewResponseController(r.ResponseWriter).Flush() }
-
-type writerOnly struct{ io.Writer }
-
-var _ io.ReaderFrom = (*recorder)(nil)

@@ -125,18 +125,7 @@ func (s *Server) referrers(w http.ResponseWriter, r *http.Request, rt route) err
 		refs = kept
 		w.Header().Set("OCI-Filters-Applied", "artifactType")
 	}
-	raw, err := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: refs})
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", string(types.OCIImageIndex))
-	w.Header().Set("Content-Length", strconv.Itoa(len(raw)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodHead {
-		return nil
-	}
-	_, err = w.Write(raw)
-	return err
+	return writeJSONAs(w, r, string(types.OCIImageIndex), v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: refs})
 }
 
 func (s *Server) tagsList(w http.ResponseWriter, r *http.Request, rt route) error {
@@ -186,11 +175,16 @@ func linkNext(path, last, n string) string {
 }
 
 func writeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	return writeJSONAs(w, r, "application/json", v)
+}
+
+// writeJSONAs answers 200 with v in JSON as contentType (no body to HEAD).
+func writeJSONAs(w http.ResponseWriter, r *http.Request, contentType string, v any) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Content-Length", strconv.Itoa(len(raw)))
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {

@@ -2,7 +2,6 @@ package azstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/airlock/airlock/cache/content"
@@ -21,66 +20,18 @@ func (s *Store) IngestPending(ctx context.Context, alg digest.Algorithm) (conten
 	if err != nil {
 		return nil, fmt.Errorf("azstore: pending ingest: %w", err)
 	}
-	return &pending{s: s, bf: bf}, nil
+	return blobfile.NewPending(bf, "azstore", false, s.publishPending), nil
 }
 
-type pending struct {
-	s         *Store
-	bf        *blobfile.File
-	committed content.Info
-	failed    bool
-	closed    bool
-}
-
-func (p *pending) Write(b []byte) (int, error) {
-	if p.closed || p.failed || p.committed.Digest != "" {
-		return 0, content.ErrClosed
-	}
-	n, err := p.bf.Write(b)
-	if err != nil {
-		return n, fmt.Errorf("azstore: pending write: %w", err)
-	}
-	return n, nil
-}
-
-func (p *pending) Written() int64 { return p.bf.Written() }
-
-// Commit verifies the bytes against d, then uploads them as the blob d.
-func (p *pending) Commit(ctx context.Context, d digest.Digest) (content.Info, error) {
-	if p.closed || p.failed {
-		return content.Info{}, content.ErrClosed
-	}
-	if err := content.ValidateWrite(d); err != nil {
-		return content.Info{}, fmt.Errorf("azstore: commit %q: %w", d, err)
-	}
-	if c := p.committed; c.Digest != "" {
-		if c.Digest != d {
-			return content.Info{}, &content.MismatchError{WantDigest: d, GotDigest: c.Digest, WantSize: -1, GotSize: c.Size}
-		}
-		return c, nil
-	}
-	if err := p.bf.Verify(ctx, d, -1); err != nil {
-		var me *content.MismatchError
-		p.failed = errors.As(err, &me)
-		return content.Info{}, err
-	}
-	n := p.bf.Written()
-	mod, err := p.s.put(ctx, d, p.bf.F, n, nil)
+// publishPending uploads the verified bytes of bf as the blob d and links
+// the file into the spool.
+func (s *Store) publishPending(ctx context.Context, bf *blobfile.File, d digest.Digest) (content.Info, error) {
+	n := bf.Written()
+	mod, err := s.put(ctx, d, bf.F, n, nil)
 	if err != nil {
 		return content.Info{}, err
 	}
-	p.committed = content.Info{Digest: d, Size: n, ModTime: mod}
-	p.s.adopt(p.bf, p.committed)
-	return p.committed, nil
-}
-
-func (p *pending) Close() error {
-	if p.closed {
-		return nil
-	}
-	p.closed = true
-	if err := p.bf.Close(true); err != nil {
-		return fmt.Errorf("azstore: close pending: %w", err)
-	}
-	return nil
+	info := content.Info{Digest: d, Size: n, ModTime: mod}
+	s.adopt(bf, info)
+	return info, nil
 }

@@ -160,9 +160,10 @@ type ingest struct {
 	want digest.Digest
 	size int64
 
-	mu        sync.Mutex // guards the hash, committed, closed against Write/Commit/Close
+	mu        sync.Mutex // guards the hash, committed, closed, info against Write/Commit/Close
 	committed bool
 	closed    bool
+	info      content.Info
 }
 
 func (w *ingest) Write(p []byte) (int, error) {
@@ -193,35 +194,41 @@ func (w *ingest) Commit(ctx context.Context) (content.Info, error) {
 	if err := w.bf.Verify(ctx, w.want, w.size); err != nil {
 		return content.Info{}, err
 	}
-	n := w.bf.Written()
 	if w.committed {
-		return w.info(n)
+		return w.info, nil
 	}
-	if err := w.bf.F.Sync(); err != nil {
-		return content.Info{}, fmt.Errorf("fsstore: sync %s: %w", w.want, err)
+	info, err := w.s.publish(w.bf, w.want)
+	if err != nil {
+		return content.Info{}, err
 	}
-	final := w.s.path(w.want)
+	w.committed, w.info = true, info
+	return info, nil
+}
+
+// publish makes the verified file bf the blob d: synced, then renamed into
+// place and the directory synced. An identical blob may be committed
+// already: replacing it atomically (readers keep the file they opened)
+// leaves the blob in place even if a collector deletes the old file at the
+// same moment. The Info is taken before the rename, which keeps the file's
+// modification time.
+func (s *Store) publish(bf *blobfile.File, d digest.Digest) (content.Info, error) {
+	if err := bf.F.Sync(); err != nil {
+		return content.Info{}, fmt.Errorf("fsstore: sync %s: %w", d, err)
+	}
+	fi, err := bf.F.Stat()
+	if err != nil {
+		return content.Info{}, fmt.Errorf("fsstore: stat %s: %w", d, err)
+	}
+	final := s.path(d)
 	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
 		return content.Info{}, fmt.Errorf("fsstore: %w", err)
 	}
-	// An identical blob may be committed already: replacing it atomically
-	// (readers keep the file they opened) leaves the blob in place even if
-	// a collector deletes the old file at the same moment.
-	if err := os.Rename(w.bf.Name, final); err != nil {
-		return content.Info{}, fmt.Errorf("fsstore: commit %s: %w", w.want, err)
+	if err := os.Rename(bf.Name, final); err != nil {
+		return content.Info{}, fmt.Errorf("fsstore: commit %s: %w", d, err)
 	} else if err := syncDir(filepath.Dir(final)); err != nil {
 		return content.Info{}, err
 	}
-	w.committed = true
-	return w.info(n)
-}
-
-func (w *ingest) info(n int64) (content.Info, error) {
-	fi, err := w.bf.F.Stat() // the committed file, even if already deleted again
-	if err != nil {
-		return content.Info{}, fmt.Errorf("fsstore: stat %s: %w", w.want, err)
-	}
-	return content.Info{Digest: w.want, Size: n, ModTime: fi.ModTime()}, nil
+	return content.Info{Digest: d, Size: bf.Written(), ModTime: fi.ModTime()}, nil
 }
 
 func (w *ingest) Close() error {

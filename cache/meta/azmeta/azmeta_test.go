@@ -10,15 +10,15 @@ import (
 	"github.com/airlock/airlock/cache/meta/azmeta"
 	"github.com/airlock/airlock/cache/meta/metatest"
 	"github.com/airlock/airlock/internal/azuritetest"
+	"github.com/airlock/airlock/internal/leaktest"
 	"github.com/airlock/airlock/storage/azure"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/goleak"
 	"go.uber.org/zap"
 )
 
 // No test may leave a goroutine behind: lease keepers, shared reads and
 // the SDK's connections (closed with Azurite) all end with their test.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leaktest.Main(m) }
 
 // testSettle is the settle time of the tests' indexes: long enough for a
 // write to Azurite on a busy machine, short enough to keep the suite fast.

@@ -8,13 +8,13 @@ import (
 
 	"github.com/airlock/airlock/cache/meta"
 	"github.com/airlock/airlock/cache/meta/metatest"
+	"github.com/airlock/airlock/internal/leaktest"
 	"github.com/dgraph-io/badger/v4"
 	"github.com/opencontainers/go-digest"
-	"go.uber.org/goleak"
 	"go.uber.org/zap"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leaktest.Main(m) }
 
 func TestSuite(t *testing.T) {
 	t.Parallel()

@@ -5,10 +5,10 @@ import (
 
 	"github.com/airlock/airlock/cache/meta/memmeta"
 	"github.com/airlock/airlock/cache/meta/metatest"
-	"go.uber.org/goleak"
+	"github.com/airlock/airlock/internal/leaktest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leaktest.Main(m) }
 
 func TestSuite(t *testing.T) {
 	t.Parallel()

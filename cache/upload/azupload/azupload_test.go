@@ -7,16 +7,11 @@ import (
 	"github.com/airlock/airlock/cache/upload/azupload"
 	"github.com/airlock/airlock/cache/upload/uploadtest"
 	"github.com/airlock/airlock/internal/azuritetest"
-	"go.uber.org/goleak"
+	"github.com/airlock/airlock/internal/leaktest"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-	)
-}
+// Idle keep-alive connections of the SDK's clients outlive tests.
+func TestMain(m *testing.M) { leaktest.Main(m, leaktest.IdleConns()...) }
 
 // TestAzurite runs everything that needs the service on one Azurite, each
 // subtest on its own container.

@@ -14,6 +14,7 @@ import (
 	"github.com/airlock/airlock/cache/upload"
 	"github.com/airlock/airlock/cache/upload/azupload"
 	"github.com/airlock/airlock/internal/azuritetest"
+	"github.com/airlock/airlock/internal/clocktest"
 	"github.com/airlock/airlock/storage/azure"
 	"github.com/opencontainers/go-digest"
 )
@@ -98,28 +99,11 @@ func testCommitReadsNothing(t *testing.T, srv *azuritetest.Server) {
 	}
 }
 
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // The idle clock restarts with every append, on whichever replica; a
 // session idle for the timeout is then unknown everywhere.
 func testIdleClock(t *testing.T, srv *azuritetest.Server) {
 	const idle = 10 * time.Minute
-	clk := &fakeClock{now: time.Now()}
+	clk := clocktest.New(time.Now())
 	name := newContainer()
 	r1 := openReplica(t, srv, name, upload.Limits{Timeout: idle}, azupload.WithClock(clk.Now))
 	r2 := openReplica(t, srv, name, upload.Limits{Timeout: idle}, azupload.WithClock(clk.Now))

@@ -7,11 +7,11 @@ import (
 	"github.com/airlock/airlock/cache/upload"
 	"github.com/airlock/airlock/cache/upload/memupload"
 	"github.com/airlock/airlock/cache/upload/uploadtest"
-	"go.uber.org/goleak"
+	"github.com/airlock/airlock/internal/leaktest"
 	"go.uber.org/zap"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leaktest.Main(m) }
 
 func TestSuite(t *testing.T) {
 	uploadtest.Run(t, func(t *testing.T, l upload.Limits) uploadtest.Env {

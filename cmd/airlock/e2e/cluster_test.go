@@ -4,15 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/airlock/airlock/cache/cluster"
+	"github.com/airlock/airlock/cmd/airlock/internal/configtest"
 	"github.com/airlock/airlock/internal/azuritetest"
+	"github.com/airlock/airlock/storage/azure"
+	"github.com/airlock/airlock/upstream/upstreamtest"
 )
 
 // clusterMarArgs serve the herd's cold image and the parallel fetch's
@@ -41,32 +42,18 @@ func startReplicas(t *testing.T, ctx context.Context, az *azuritetest.Server, m 
 	container := "e2e" + hex.EncodeToString(rnd[:])
 	c := &replicaCluster{}
 	for range n {
-		c.peers = append(c.peers, closedPort(t))
+		c.peers = append(c.peers, upstreamtest.Unreachable(t))
 	}
 	for i, self := range c.peers {
 		rules := ruleYAML
 		if i == 0 {
 			rules = "control:\n  registry: clusterbootstrap\n"
 		}
-		cfg := fmt.Sprintf(`listen: %s
-storage:
-  dir: %s
-  driver: azure
-  azure:
-    serviceURL: %s
-    accountName: %s
-    accountKey: %s
-    container: %s
-cluster:
-  self: %s
-  peers: [%s]
-upstreams:
-  - host: mcr.microsoft.com
-    endpoint: %s
-log:
-  level: info
-%s`, self, filepath.Join(t.TempDir(), "spool"), az.ServiceURL, az.AccountName, az.AccountKey, container,
-			self, strings.Join(c.peers, ", "), m.url, rules)
+		cfg := configtest.Replica{
+			Self: self, Peers: c.peers, Dir: filepath.Join(t.TempDir(), "spool"), LogLevel: "info",
+			Azure:    azure.Config{ServiceURL: az.ServiceURL, AccountName: az.AccountName, AccountKey: az.AccountKey, Container: container},
+			Upstream: m.url, Extra: rules,
+		}.YAML()
 		c.replicas = append(c.replicas, startAirlockConfig(t, "", cfg))
 	}
 	for _, a := range c.replicas {
@@ -79,7 +66,7 @@ log:
 			return v, v == float64(n)
 		})
 		if live != float64(n) {
-			t.Fatalf("replica %s sees %v replicas live, want %d\n%s", a.url, live, n, tail(a.stdout.String()+a.stderr.String(), 4000))
+			t.Fatalf("replica %s sees %v replicas live, want %d\n%s", a.url, live, n, tail(a.Stdout.String()+a.Stderr.String(), 4000))
 		}
 	}
 	return c

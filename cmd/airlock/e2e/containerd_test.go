@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/cmd/airlock/internal/labnode"
+	"github.com/airlock/airlock/internal/proctest"
 	"github.com/airlock/airlock/upstream/mar"
 	"github.com/airlock/airlock/upstream/mar/catalog"
 )
@@ -50,7 +51,7 @@ type containerd struct {
 	*labnode.Containerd
 	rel  release
 	node nodeConfig
-	out  *syncBuffer // the daemon's log
+	out  *proctest.Buffer // the daemon's log
 }
 
 // startContainerd starts a containerd of release rel in namespace ns for
@@ -67,7 +68,7 @@ func startContainerd(t *testing.T, ctx context.Context, rel release, ns string, 
 	if ns != "" {
 		needTool(t, "ip")
 	}
-	out := &syncBuffer{}
+	out := &proctest.Buffer{}
 	cfg := labnode.ContainerdConfig{
 		Release: rel.line, Bin: bin, Ctr: ctrBin, Dir: socketDir(t, "e2e-ctd-"), NS: ns, Output: out, Fetch: fetch,
 	}

@@ -5,16 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/airlock/airlock/internal/proctest"
 )
 
 // Tools the suite runs, and the command that installs each.
@@ -81,88 +80,29 @@ func needRoot(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a process writing while a test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// proc is a long-running process a test started; it is stopped (by its own
-// PID: SIGTERM, then SIGKILL) when the test ends.
-type proc struct {
-	name           string
-	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
-	done           chan struct{}
-	err            error // after done
-}
-
-// startProc starts argv (with extra environment) and stops it at cleanup;
-// if the test failed, the tail of its output is logged.
-func startProc(t *testing.T, name string, env []string, argv ...string) *proc {
+// startProc starts argv (with extra environment) and stops it at cleanup
+// by its own PID: SIGTERM, then SIGKILL after 10 s; if the test failed,
+// the tail of its output is logged.
+func startProc(t *testing.T, name string, env []string, argv ...string) *proctest.Proc {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)
-	p := &proc{name: name, cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second // then SIGKILL
 	// If the test binary dies without cleaning up (go test -timeout), the
 	// kernel kills this process too (ip netns exec keeps it across exec).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
+	p := proctest.Start(t, name, cmd)
 	t.Cleanup(func() {
 		cancel() // SIGTERM to this PID only; SIGKILL after WaitDelay
-		<-p.done
+		<-p.Exited()
 		if t.Failed() {
-			t.Logf("%s (pid %d) exited: %v\n--- stdout\n%s\n--- stderr\n%s", name, cmd.Process.Pid, p.err,
-				tail(p.stdout.String(), 3000), tail(p.stderr.String(), 6000))
+			t.Logf("%s (pid %d) exited: %v\n--- stdout\n%s\n--- stderr\n%s", name, cmd.Process.Pid, p.Err(),
+				tail(p.Stdout.String(), 3000), tail(p.Stderr.String(), 6000))
 		}
 	})
 	return p
-}
-
-// waitOutput waits until the process's stdout (or stderr) matches re and
-// returns the submatches.
-func (p *proc) waitOutput(t *testing.T, re *regexp.Regexp, timeout time.Duration) []string {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		if m := re.FindStringSubmatch(p.stdout.String()); m != nil {
-			return m
-		}
-		if m := re.FindStringSubmatch(p.stderr.String()); m != nil {
-			return m
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("%s exited (%v) before printing %q:\n%s\n%s", p.name, p.err, re, tail(p.stdout.String(), 2000), tail(p.stderr.String(), 4000))
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not print %q within %v:\n%s\n%s", p.name, re, timeout, tail(p.stdout.String(), 2000), tail(p.stderr.String(), 4000))
-		}
-	}
 }
 
 // runCmd runs a short command with a deadline and returns its stdout; the
@@ -195,19 +135,6 @@ func mustRun(t *testing.T, ctx context.Context, timeout time.Duration, argv ...s
 	return out
 }
 
-// closedPort returns a loopback address nothing listens on, for hosts.toml's
-// fallback server: a mirror failure then shows instead of being hidden.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // testContext bounds a whole test: every command it runs derives its own
 // deadline from this context.
 func testContext(t *testing.T, max time.Duration) context.Context {
@@ -236,9 +163,4 @@ func socketDir(t *testing.T, prefix string) string {
 	return dir
 }
 
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
-}
+func tail(s string, n int) string { return proctest.Tail(s, n) }

@@ -13,12 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock/airlock/internal/proctest"
 	"github.com/airlock/airlock/upstream/mar"
+	"github.com/airlock/airlock/upstream/upstreamtest"
 )
 
 // labRun is a running `airlock lab --nodes N` and what it printed.
 type labRun struct {
-	*proc
+	*proctest.Proc
 	mar   *marServer // its emulator (the host's network)
 	pe    string     // the private endpoint's namespace
 	nodes []labNode
@@ -41,11 +43,11 @@ var (
 func startLab(t *testing.T, dir string, n int, env ...string) *labRun {
 	t.Helper()
 	statAirlock(t)
-	p := startProc(t, "airlock lab", env, airlockBin, "lab", "--dir", dir, "--listen", closedPort(t),
-		"--mar-listen", closedPort(t), "--nodes", strconv.Itoa(n))
-	p.waitOutput(t, regexp.MustCompile(`Ctrl-C stops the lab\.`), 2*time.Minute)
-	out := p.stdout.String()
-	l := &labRun{proc: p, mar: &marServer{url: reLabMar.FindStringSubmatch(out)[1]}}
+	p := startProc(t, "airlock lab", env, airlockBin, "lab", "--dir", dir, "--listen", upstreamtest.Unreachable(t),
+		"--mar-listen", upstreamtest.Unreachable(t), "--nodes", strconv.Itoa(n))
+	p.WaitOutput(t, regexp.MustCompile(`Ctrl-C stops the lab\.`), 2*time.Minute)
+	out := p.Stdout.String()
+	l := &labRun{Proc: p, mar: &marServer{url: reLabMar.FindStringSubmatch(out)[1]}}
 	if m := reLabPE.FindStringSubmatch(out); m != nil {
 		l.pe = m[1]
 	}
@@ -187,14 +189,14 @@ func (l *labRun) pullEverywhere(t *testing.T, ctx context.Context) {
 // nothing.
 func (l *labRun) interrupt(t *testing.T, ctx context.Context) {
 	t.Helper()
-	l.cmd.Process.Signal(syscall.SIGINT)
+	l.Signal(syscall.SIGINT)
 	select {
-	case <-l.done:
+	case <-l.Exited():
 	case <-time.After(30 * time.Second):
 		t.Fatal("the lab did not stop within 30s of Ctrl-C")
 	}
-	if code := l.cmd.ProcessState.ExitCode(); code != 0 || !strings.HasSuffix(l.stdout.String(), "airlock lab: stopped\n") {
-		t.Fatalf("the lab exited %d:\n%s\n%s", code, tail(l.stdout.String(), 500), tail(l.stderr.String(), 2000))
+	if code := l.ExitCode(); code != 0 || !strings.HasSuffix(l.Stdout.String(), "airlock lab: stopped\n") {
+		t.Fatalf("the lab exited %d:\n%s\n%s", code, tail(l.Stdout.String(), 500), tail(l.Stderr.String(), 2000))
 	}
 	l.checkGone(t, ctx)
 }
@@ -218,7 +220,7 @@ func TestLabNodes(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	l := startLab(t, dir, 2)
 	if l.pe == "" {
-		t.Fatalf("the lab's nodes are not in network namespaces:\n%s", l.stdout)
+		t.Fatalf("the lab's nodes are not in network namespaces:\n%s", l.Stdout)
 	}
 
 	// The host's own address: a node has no route to it, nor anywhere but
@@ -248,8 +250,8 @@ func TestLabNodes(t *testing.T) {
 	// A crash: the kernel stops the nodes' containerd; the next lab removes
 	// the namespaces left.
 	crashed := startLab(t, dir, 1)
-	crashed.cmd.Process.Kill()
-	<-crashed.done
+	crashed.Signal(syscall.SIGKILL)
+	<-crashed.Exited()
 	deadline := time.Now().Add(10 * time.Second)
 	for _, pid := range crashed.nodes[0].pids {
 		for alive(pid) { // the pid of containerd itself (ip netns exec execs it)
@@ -261,8 +263,8 @@ func TestLabNodes(t *testing.T) {
 	}
 	next := startLab(t, dir, 1)
 	for _, ns := range []string{crashed.pe, crashed.nodes[0].netns} {
-		if !strings.Contains(next.stdout.String(), "removed network namespace "+ns+", left by a lab that crashed") {
-			t.Errorf("the next lab did not remove %s:\n%s", ns, next.stdout)
+		if !strings.Contains(next.Stdout.String(), "removed network namespace "+ns+", left by a lab that crashed") {
+			t.Errorf("the next lab did not remove %s:\n%s", ns, next.Stdout)
 		}
 	}
 	crashed.checkGone(t, ctx)
@@ -285,8 +287,8 @@ func TestLabNodesHostNetwork(t *testing.T) {
 	ctx := testContext(t, 2*time.Minute)
 	dir := filepath.Join(t.TempDir(), "data")
 	l := startLab(t, dir, 2, "PATH="+bins)
-	if l.pe != "" || !strings.Contains(l.stdout.String(), "ip (iproute2) is not on PATH: the nodes share this machine's network (install it: scripts/install-tools.sh ip)") {
-		t.Fatalf("the lab did not say its nodes share the host's network:\n%s", l.stdout)
+	if l.pe != "" || !strings.Contains(l.Stdout.String(), "ip (iproute2) is not on PATH: the nodes share this machine's network (install it: scripts/install-tools.sh ip)") {
+		t.Fatalf("the lab did not say its nodes share the host's network:\n%s", l.Stdout)
 	}
 	hosts, err := os.ReadFile(filepath.Join(dir, "nodes", "node1", "certs.d", "mcr.microsoft.com", "hosts.toml"))
 	if err != nil {
@@ -319,22 +321,22 @@ func TestLabNodesFailedStart(t *testing.T) {
 	statAirlock(t)
 	dir := filepath.Join(t.TempDir(), "data")
 	p := startProc(t, "airlock lab", []string{"PATH=" + bins + ":/usr/bin:/bin"}, airlockBin, "lab", "--dir", dir,
-		"--listen", closedPort(t), "--mar-listen", closedPort(t), "--nodes", "2")
+		"--listen", upstreamtest.Unreachable(t), "--mar-listen", upstreamtest.Unreachable(t), "--nodes", "2")
 	select {
-	case <-p.done:
+	case <-p.Exited():
 	case <-ctx.Done():
 		t.Fatal("the lab with a broken containerd did not end")
 	}
-	stderr := strings.TrimSpace(p.stderr.String())
+	stderr := strings.TrimSpace(p.Stderr.String())
 	last := stderr[strings.LastIndexByte(stderr, '\n')+1:]
 	log := filepath.Join(dir, "nodes", "node1", "containerd.log")
-	if code := p.cmd.ProcessState.ExitCode(); code != 1 || !strings.HasPrefix(last, "airlock lab: node1: containerd exited: exit status 1 (its log: "+log+")") {
+	if code := p.ExitCode(); code != 1 || !strings.HasPrefix(last, "airlock lab: node1: containerd exited: exit status 1 (its log: "+log+")") {
 		t.Fatalf("exit %d, last line %q", code, last)
 	}
 	if b, err := os.ReadFile(log); err != nil || !strings.Contains(string(b), "refusing to start") {
 		t.Errorf("%s: %q, %v", log, b, err)
 	}
-	prefix := fmt.Sprintf("airlock-lab-%d-", p.cmd.Process.Pid)
+	prefix := fmt.Sprintf("airlock-lab-%d-", p.Cmd.Process.Pid)
 	if list := ip(t, ctx, "netns", "list"); strings.Contains(list, prefix) {
 		t.Errorf("the failed lab left namespaces:\n%s", list)
 	}

@@ -17,8 +17,10 @@ import (
 
 	"github.com/airlock/airlock/cmd/airlock/internal/labnode"
 	"github.com/airlock/airlock/deploy"
+	"github.com/airlock/airlock/internal/proctest"
 	"github.com/airlock/airlock/upstream/mar"
 	"github.com/airlock/airlock/upstream/mar/catalog"
+	"github.com/airlock/airlock/upstream/upstreamtest"
 )
 
 // mirrorRepo is the repository namespace of the aks-managed-mcr rule.
@@ -35,7 +37,7 @@ func statAirlock(t *testing.T) {
 
 // marServer is a running `airlock mar`.
 type marServer struct {
-	*proc
+	*proctest.Proc
 	ns   string
 	url  string // registry base URL
 	data string // data (CDN) listener host:port
@@ -51,8 +53,8 @@ func startMar(t *testing.T, ns, listen, dataListen string, args ...string) *marS
 	argv := labnode.InNetns(ns, airlockBin, "mar", "--listen", listen, "--data-listen", dataListen,
 		"--seed", "1", "--cache-dir", t.TempDir(), "--log-level", "warn")
 	p := startProc(t, "airlock mar", nil, append(argv, args...)...)
-	m := p.waitOutput(t, reMarReady, 60*time.Second)
-	return &marServer{proc: p, ns: ns, url: m[1], data: m[2]}
+	m := p.WaitOutput(t, reMarReady, 60*time.Second)
+	return &marServer{Proc: p, ns: ns, url: m[1], data: m[2]}
 }
 
 // get requests the emulator's control API from the emulator's namespace.
@@ -127,7 +129,7 @@ func nsHTTP(ctx context.Context, ns, method, url string) ([]byte, error) {
 
 // airlockServer is a running `airlock serve`.
 type airlockServer struct {
-	*proc
+	*proctest.Proc
 	ns   string
 	url  string // http://host:port
 	host string // host:port
@@ -155,8 +157,8 @@ func startAirlockConfig(t *testing.T, ns, cfg string) *airlockServer {
 		t.Fatal(err)
 	}
 	p := startProc(t, "airlock serve", nil, labnode.InNetns(ns, airlockBin, "serve", "--config", path)...)
-	m := p.waitOutput(t, reServing, 60*time.Second)
-	return &airlockServer{proc: p, ns: ns, url: m[1] + "://" + m[2], host: m[2]}
+	m := p.WaitOutput(t, reServing, 60*time.Second)
+	return &airlockServer{Proc: p, ns: ns, url: m[1] + "://" + m[2], host: m[2]}
 }
 
 // request is one line of airlock's request log (level info, JSON).
@@ -173,7 +175,7 @@ type request struct {
 // scenario running now began (pullPath.mark).
 func (a *airlockServer) requests() []request {
 	var out []request
-	for _, line := range strings.Split(a.stdout.String()+a.stderr.String(), "\n") {
+	for _, line := range strings.Split(a.Stdout.String()+a.Stderr.String(), "\n") {
 		var r request
 		if json.Unmarshal([]byte(line), &r) == nil && r.Msg == "request" {
 			out = append(out, r)
@@ -254,7 +256,7 @@ func provisionPath(t *testing.T, ctx context.Context, control *airlockServer, cl
 	if !c.NetworkIsolated || c.BootstrapRegistry == nil || !c.BootstrapRegistry.Served || c.BootstrapRegistry.Endpoint != control.url {
 		t.Fatalf("cluster %s does not bootstrap from this airlock (%s): %s", cluster, control.url, out)
 	}
-	fallback := "http://" + closedPort(t)
+	fallback := "http://" + upstreamtest.Unreachable(t)
 	p := pullPath{airlocks: through}
 	for _, a := range through {
 		dir := t.TempDir()

@@ -10,27 +10,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/airlock/airlock/internal/clocktest"
 	"github.com/airlock/airlock/registry/auth"
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 )
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 func hashOf(t *testing.T, pw string) string {
 	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
@@ -40,7 +28,7 @@ func hashOf(t *testing.T, pw string) string {
 	return string(h)
 }
 
-func newService(t *testing.T, keyFile string, c *clock) *Service {
+func newService(t *testing.T, keyFile string, c *clocktest.Clock) *Service {
 	t.Helper()
 	s, err := New(Config{
 		Users:   []User{{Name: "alice", PasswordHash: hashOf(t, "pw-alice")}},
@@ -81,7 +69,7 @@ func issue(t *testing.T, s *Service, user, pass, scope string) string {
 
 func TestTokensExpireAndAreBoundToKeyAndService(t *testing.T) {
 	t.Parallel()
-	c := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := clocktest.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	key := filepath.Join(t.TempDir(), "auth", "key.pem")
 	s := newService(t, key, c)
 	tok := issue(t, s, "puller", "pw-puller", "repository:team/app:pull")
@@ -119,7 +107,7 @@ func TestTokensExpireAndAreBoundToKeyAndService(t *testing.T) {
 			t.Errorf("%s token accepted: %v", name, err)
 		}
 	}
-	c.Add(DefaultAccessTTL + time.Minute)
+	c.Advance(DefaultAccessTTL + time.Minute)
 	if _, err := s.Authorize(req("Bearer "+tok), pull); !errors.Is(err, auth.ErrUnauthenticated) {
 		t.Fatalf("expired token: %v", err)
 	}
@@ -127,7 +115,7 @@ func TestTokensExpireAndAreBoundToKeyAndService(t *testing.T) {
 
 func TestBasicAndScopeMaps(t *testing.T) {
 	t.Parallel()
-	c := &clock{now: time.Now()}
+	c := clocktest.New(time.Now())
 	s := newService(t, filepath.Join(t.TempDir(), "key.pem"), c)
 	cases := []struct {
 		user, pass string

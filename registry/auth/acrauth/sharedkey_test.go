@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock/airlock/internal/clocktest"
 	"github.com/airlock/airlock/registry/auth"
 	"go.uber.org/zap"
 )
@@ -37,7 +38,7 @@ func (m *memKeys) LoadOrCreate(_ context.Context, create func() ([]byte, error))
 	return b, nil
 }
 
-func sharedService(t *testing.T, ks KeyStore, c *clock) (*Service, error) {
+func sharedService(t *testing.T, ks KeyStore, c *clocktest.Clock) (*Service, error) {
 	t.Helper()
 	s, err := New(Config{
 		Tokens:  []Token{{Name: "puller", PasswordHash: hashOf(t, "pw-puller"), Scopes: []Scope{{Repositories: []string{"team/*"}, Actions: []string{"pull"}}}}},
@@ -54,7 +55,7 @@ func sharedService(t *testing.T, ks KeyStore, c *clock) (*Service, error) {
 // another store refuses it.
 func TestSharedSigningKey(t *testing.T) {
 	t.Parallel()
-	c := &clock{now: time.Now()}
+	c := clocktest.New(time.Now())
 	ks := &memKeys{}
 	svcs := make([]*Service, 4)
 	errs := make([]error, 4)
@@ -99,7 +100,7 @@ func (b brokenKeys) LoadOrCreate(context.Context, func() ([]byte, error)) ([]byt
 // makes LoadKey fail with a clear error.
 func TestSharedSigningKeyRefused(t *testing.T) {
 	t.Parallel()
-	c := &clock{now: time.Now()}
+	c := clocktest.New(time.Now())
 	for _, tc := range []struct {
 		name string
 		ks   KeyStore
@@ -139,7 +140,7 @@ var errStoreDown = errors.New("store unreachable")
 // answers, the first request loads the key and tokens work.
 func TestSharedSigningKeyLoadedLate(t *testing.T) {
 	t.Parallel()
-	c := &clock{now: time.Now()}
+	c := clocktest.New(time.Now())
 	ks := &flakyKeys{}
 	s, err := New(Config{
 		Tokens:  []Token{{Name: "puller", PasswordHash: hashOf(t, "pw-puller"), Scopes: []Scope{{Repositories: []string{"team/*"}, Actions: []string{"pull"}}}}},

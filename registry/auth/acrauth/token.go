@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -73,59 +74,16 @@ func (s *Service) tokenGET(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) tokenPOST(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
-	if err := r.ParseForm(); err != nil {
-		writeErr(w, http.StatusBadRequest, "invalid_request", "the form could not be read")
-		return
-	}
-	f := r.PostForm
-	service := s.serviceParam(r, f.Get("service"))
-	var p *principal
-	var err error
-	switch f.Get("grant_type") {
-	case "refresh_token":
-		p, err = s.refresh(f.Get("refresh_token"), service)
-	case "password":
-		p, err = s.login(r.Context(), f.Get("username"), f.Get("password"), service)
-	default:
-		writeErr(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type must be refresh_token or password")
-		return
-	}
-	if err != nil {
-		s.unauthorized(w, r)
+	f, _, p, ok := s.formLogin(w, r, false, "grant_type must be refresh_token or password")
+	if !ok {
 		return
 	}
 	s.grantAccess(w, r, p, f["scope"], f.Get("service"), f.Get("access_type") == "offline")
 }
 
 func (s *Service) exchange(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
-	if err := r.ParseForm(); err != nil {
-		writeErr(w, http.StatusBadRequest, "invalid_request", "the form could not be read")
-		return
-	}
-	f := r.PostForm
-	service := s.serviceParam(r, f.Get("service"))
-	var p *principal
-	var err error
-	switch gt := f.Get("grant_type"); {
-	case gt == "refresh_token":
-		p, err = s.refresh(f.Get("refresh_token"), service)
-	case gt == "password":
-		p, err = s.login(r.Context(), f.Get("username"), f.Get("password"), service)
-	case r.Header.Get("Authorization") != "":
-		name, pass, ok := r.BasicAuth()
-		if !ok {
-			err = auth.ErrUnauthenticated
-			break
-		}
-		p, err = s.login(r.Context(), name, pass, service)
-	default:
-		writeErr(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type must be password or refresh_token (AAD access tokens are not supported)")
-		return
-	}
-	if err != nil {
-		s.unauthorized(w, r)
+	_, service, p, ok := s.formLogin(w, r, true, "grant_type must be password or refresh_token (AAD access tokens are not supported)")
+	if !ok {
 		return
 	}
 	rt, err := s.signer.Load().issue(s.now(), p.name, service, grantRefresh, s.refreshTTL, nil)
@@ -135,6 +93,43 @@ func (s *Service) exchange(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("refresh token issued", zap.String("subject", p.name))
 	writeJSON(w, map[string]any{"refresh_token": rt})
+}
+
+// formLogin reads the form of a POST to a token endpoint and logs in its
+// subject for service (the form's, else this registry's) by grant_type:
+// refresh_token or password; with basic, Basic credentials when grant_type
+// is neither. Otherwise it answers the request (400 with unsupported for
+// an unknown grant type, 401 for bad credentials) and returns ok false.
+func (s *Service) formLogin(w http.ResponseWriter, r *http.Request, basic bool, unsupported string) (f url.Values, service string, p *principal, ok bool) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+	if err := r.ParseForm(); err != nil {
+		writeErr(w, http.StatusBadRequest, "invalid_request", "the form could not be read")
+		return nil, "", nil, false
+	}
+	f = r.PostForm
+	service = s.serviceParam(r, f.Get("service"))
+	var err error
+	switch gt := f.Get("grant_type"); {
+	case gt == "refresh_token":
+		p, err = s.refresh(f.Get("refresh_token"), service)
+	case gt == "password":
+		p, err = s.login(r.Context(), f.Get("username"), f.Get("password"), service)
+	case basic && r.Header.Get("Authorization") != "":
+		name, pass, ok := r.BasicAuth()
+		if !ok {
+			err = auth.ErrUnauthenticated
+			break
+		}
+		p, err = s.login(r.Context(), name, pass, service)
+	default:
+		writeErr(w, http.StatusBadRequest, "unsupported_grant_type", unsupported)
+		return nil, "", nil, false
+	}
+	if err != nil {
+		s.unauthorized(w, r)
+		return nil, "", nil, false
+	}
+	return f, service, p, true
 }
 
 func (s *Service) refresh(tok, service string) (*principal, error) {

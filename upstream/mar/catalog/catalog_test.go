@@ -17,12 +17,12 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/deploy/aks"
+	"github.com/airlock/airlock/internal/leaktest"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leaktest.Main(m) }
 
 func generate(t testing.TB, opts Options) *Catalog {
 	t.Helper()

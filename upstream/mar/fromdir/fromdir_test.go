@@ -13,13 +13,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
+	"github.com/airlock/airlock/internal/leaktest"
 	"github.com/airlock/airlock/upstream/mar/catalog"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leaktest.Main(m) }
 
 func TestSplitRef(t *testing.T) {
 	t.Parallel()

@@ -9,12 +9,12 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
+	"github.com/airlock/airlock/cmd/airlock/internal/configtest"
 	"github.com/airlock/airlock/cmd/airlock/internal/server"
 	"github.com/airlock/airlock/deploy"
 	"github.com/airlock/airlock/deploy/adminapi"
@@ -31,22 +31,7 @@ import (
 // aks-managed-mcr.
 func writeConfig(t *testing.T, listen, dir, upstream string) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "airlock.yaml")
-	writeFile(t, p, fmt.Sprintf(`listen: %s
-storage:
-  dir: %s
-upstreams:
-  - host: mcr.microsoft.com
-    endpoint: %s
-rules:
-  - name: aks-managed-mcr
-    source: mcr.microsoft.com/*
-    target: aks-managed-repository/*
-    tagTTL: 1h
-log:
-  level: warn
-`, listen, dir, upstream))
-	return p
+	return configtest.Write(t, configtest.Serve(listen, dir, upstream, configtest.MCRRule))
 }
 
 func fileExists(p string) bool {

@@ -3,7 +3,7 @@ package imagetool
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/airlock/airlock/internal/leaktest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leaktest.Main(m) }

@@ -90,7 +90,14 @@ func loadDashboard(t *testing.T) (dashboard, map[string][]panel) {
 // with its labels.
 func exportedMetrics(t *testing.T) map[string][]string {
 	t.Helper()
-	cfg, err := config.Parse(fmt.Appendf(nil, "listen: 127.0.0.1:0\nstorage:\n  dir: %s\n", t.TempDir()))
+	return metricsOf(t, fmt.Sprintf("listen: 127.0.0.1:0\nstorage:\n  dir: %s\n", t.TempDir()))
+}
+
+// metricsOf builds a server with the configuration yaml (contacting
+// nothing) and lists every metric it registers, with its labels.
+func metricsOf(t *testing.T, yaml string) map[string][]string {
+	t.Helper()
+	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,9 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"testing"
-
-	"github.com/airlock/airlock/cmd/airlock/internal/config"
-	"go.uber.org/zap"
 )
 
 // replicaMetrics lists the metrics a replica on Azure Blob Storage in a
@@ -16,18 +13,9 @@ import (
 // nothing.
 func replicaMetrics(t *testing.T) map[string][]string {
 	t.Helper()
-	cfg, err := config.Parse(fmt.Appendf(nil, "listen: 127.0.0.1:0\nstorage:\n  dir: %s\n  driver: azure\n  azure:\n"+
+	return metricsOf(t, fmt.Sprintf("listen: 127.0.0.1:0\nstorage:\n  dir: %s\n  driver: azure\n  azure:\n"+
 		"    serviceURL: http://127.0.0.1:1/devstoreaccount1\n    accountName: devstoreaccount1\n    accountKey: a2V5\n"+
 		"cluster:\n  self: 127.0.0.1:5000\n", t.TempDir()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := New(cfg, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	return srv.prom.exported()
 }
 
 // The replicas row shows, per replica, what the cluster and the Azure

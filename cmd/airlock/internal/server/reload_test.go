@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
+	"github.com/airlock/airlock/cmd/airlock/internal/configtest"
 	"github.com/airlock/airlock/upstream/upstreamtest"
 	"go.uber.org/zap"
 )
@@ -18,8 +19,8 @@ import (
 func TestReloadKeepsControlRules(t *testing.T) {
 	t.Parallel()
 	up := upstreamtest.New(t)
-	body := serveConfig(upstreamtest.Unreachable(t), t.TempDir(), up.URL(), "control:\n  registry: teamacr\nrules:\n  - {name: aks-managed-mcr, source: mcr.microsoft.com/*, target: aks-managed-repository/*}\n")
-	path := writeConfig(t, body)
+	body := configtest.Serve(upstreamtest.Unreachable(t), t.TempDir(), up.URL(), "control:\n  registry: teamacr\nrules:\n  - {name: aks-managed-mcr, source: mcr.microsoft.com/*, target: aks-managed-repository/*}\n")
+	path := configtest.Write(t, body)
 	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)

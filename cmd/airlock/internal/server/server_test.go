@@ -2,9 +2,7 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -13,17 +11,6 @@ import (
 	"github.com/airlock/airlock/rules"
 	"go.uber.org/zap"
 )
-
-func serveConfig(addr, dir, upstreamURL, extra string) string {
-	return fmt.Sprintf("listen: %s\nstorage:\n  dir: %s\nupstreams:\n  - host: mcr.microsoft.com\n    endpoint: %s\nlog:\n  level: warn\n%s", addr, dir, upstreamURL, extra)
-}
-
-func writeConfig(t *testing.T, body string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "airlock.yaml")
-	writeFile(t, p, body)
-	return p
-}
 
 func writeFile(t *testing.T, p, body string) {
 	t.Helper()
