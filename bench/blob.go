@@ -16,12 +16,19 @@ import (
 
 // blob GETs one blob (following the 307 to the data endpoint when talking
 // to the emulator), hashes it and records the time to its first byte. Like
-// containerd, a broken body is resumed once with Range from where it broke.
+// containerd, a broken body is resumed once with Range from where it broke
+// (on the node's next mirror).
 func (n *node) blob(ctx context.Context, c *http.Client, repo string, d v1.Descriptor) error {
-	url := n.inst.url + "/v2/" + n.inst.prefix + repo + "/blobs/" + d.Digest.String()
 	h := sha256.New()
 	var got int64
 	var err error
+	clock := &stallClock{watch: n.watch, watched: n.watch != nil && n.watch.digest == d.Digest}
+	defer n.note(func(r *nodeResult) {
+		r.MaxStall = max(r.MaxStall, clock.max)
+		r.KillStall = max(r.KillStall, clock.killStall)
+		r.KillResume = max(r.KillResume, clock.killResume)
+		r.KillGap = max(r.KillGap, clock.killGap)
+	})
 	for i := range attempts {
 		if i > 0 {
 			n.note(func(r *nodeResult) { r.Retries++ })
@@ -31,10 +38,13 @@ func (n *node) blob(ctx context.Context, c *http.Client, repo string, d v1.Descr
 			case <-time.After(retryPause):
 			}
 		}
+		inst, at := n.endpoint()
+		url := inst.url + "/v2/" + inst.prefix + repo + "/blobs/" + d.Digest.String()
 		var done bool
-		if done, err = n.blobPart(ctx, c, url, d, h, &got); done || ctx.Err() != nil {
+		if done, err = n.blobPart(ctx, c, url, d, h, &got, clock); done || ctx.Err() != nil {
 			break
 		}
+		n.moveOn(at)
 		var se *statusError
 		if errors.As(err, &se) && !retryable(&transport.Error{StatusCode: se.code}) {
 			break
@@ -53,7 +63,7 @@ func (n *node) blob(ctx context.Context, c *http.Client, repo string, d v1.Descr
 
 // blobPart GETs the blob from *got on, adding what arrives to h and *got;
 // done reports that the whole size arrived.
-func (n *node) blobPart(ctx context.Context, c *http.Client, url string, d v1.Descriptor, h io.Writer, got *int64) (done bool, err error) {
+func (n *node) blobPart(ctx context.Context, c *http.Client, url string, d v1.Descriptor, h io.Writer, got *int64, clock *stallClock) (done bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return false, err
@@ -64,17 +74,21 @@ func (n *node) blobPart(ctx context.Context, c *http.Client, url string, d v1.De
 		want = http.StatusPartialContent
 	}
 	start := time.Now()
+	clock.request(start)
 	resp, err := c.Do(req)
 	if err != nil {
 		return false, err
 	}
 	defer resp.Body.Close()
-	fr := &firstByteReader{r: resp.Body}
+	fr := &firstByteReader{r: resp.Body, clock: clock}
 	switch {
 	case resp.StatusCode == want:
 	case want == http.StatusPartialContent && resp.StatusCode == http.StatusOK:
 		// Range ignored: like containerd, skip what we already have.
-		if k, err := io.CopyN(io.Discard, fr, *got); err != nil {
+		fr.clock = nil // bytes the node has already: not progress
+		k, err := io.CopyN(io.Discard, fr, *got)
+		fr.clock = clock
+		if err != nil {
 			n.note(func(r *nodeResult) { r.Bytes += k; r.Errors++ })
 			n.noteKind(kindBroken)
 			return false, fmt.Errorf("blob %s: resume answered 200, broke after %d bytes: %w: %w", d.Digest, k, errBroken, err)
@@ -104,16 +118,24 @@ func (n *node) blobPart(ctx context.Context, c *http.Client, url string, d v1.De
 	return true, nil
 }
 
-// firstByteReader records when the first byte arrived.
+// firstByteReader records when the first byte arrived, and feeds the
+// blob's stall clock.
 type firstByteReader struct {
-	r  io.Reader
-	at time.Time
+	r     io.Reader
+	at    time.Time
+	clock *stallClock // nil: none
 }
 
 func (f *firstByteReader) Read(p []byte) (int, error) {
 	n, err := f.r.Read(p)
-	if n > 0 && f.at.IsZero() {
-		f.at = time.Now()
+	if n > 0 {
+		now := time.Now()
+		if f.at.IsZero() {
+			f.at = now
+		}
+		if f.clock != nil {
+			f.clock.tick(now, int64(n))
+		}
 	}
 	return n, err
 }

@@ -114,5 +114,5 @@ func checks(rep *Report) []Check {
 		c.Got = fmt.Sprintf(checkNeedsScenario, ScenarioFlaky, TargetAirlock)
 	}
 	add(c)
-	return out
+	return append(out, clusterChecks(rep)...)
 }

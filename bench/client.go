@@ -52,10 +52,13 @@ type image struct {
 func imagesOf(refs []catalog.Ref) []image {
 	out := make([]image, len(refs))
 	for i, r := range refs {
-		out[i] = image{name: r.Image(), repo: r.Repo, ref: r.Tag}
+		out[i] = imageOf(r)
 	}
 	return out
 }
+
+// imageOf is the image of a catalog reference.
+func imageOf(r catalog.Ref) image { return image{name: r.Image(), repo: r.Repo, ref: r.Tag} }
 
 // reference is the image on inst, as ggcr names it.
 func (im image) reference(inst *instance) (name.Reference, error) {
@@ -63,7 +66,7 @@ func (im image) reference(inst *instance) (name.Reference, error) {
 	if strings.Contains(im.ref, ":") {
 		sep = "@"
 	}
-	return name.ParseReference(inst.host()+"/"+inst.prefix+im.repo+sep+im.ref, inst.nameOpts()...)
+	return name.ParseReference(repoName(inst, im.repo)+sep+im.ref, inst.nameOpts()...)
 }
 
 // nodeResult is what one simulated node measured.
@@ -79,12 +82,22 @@ type nodeResult struct {
 	Retries  int64
 	Corrupt  int64
 	Failed   error // first image that could not be pulled after retries
+
+	Moves    int64         // times the node turned to another replica after a failed request
+	MaxStall time.Duration // longest silence of a blob transfer, request sent to first byte included
+	// With a watch (see stallClock), once the kill happened:
+	KillStall  time.Duration // the longest silence that ended after the kill
+	KillResume time.Duration // the longest wait after the kill for a byte of a body under way at the kill
+	KillGap    time.Duration // the longest wait for a byte of the watched blob after the kill
 }
 
 // node is one simulated AKS node: its own connection pool and token cache,
 // and the blobs it already holds (shared layers are fetched once).
 type node struct {
-	inst    *instance
+	inst    *instance   // the target, or the replica the node talks to first
+	mirrors []*instance // where it turns after a failed request, its own replica first; nil: inst alone
+	at      int         // index in mirrors of the replica it talks to now (under mu)
+	watch   *blobWatch  // the failover scenario's big blob; nil: none
 	tr      *http.Transport
 	base    *countingTransport
 	mu      sync.Mutex
@@ -109,6 +122,49 @@ func newNode(inst *instance) *node {
 		base.inner = &httpsOnly{inner: tr, host: inst.host()}
 	}
 	return &node{inst: inst, tr: tr, base: base, auth: map[string]http.RoundTripper{}, have: map[v1.Hash]bool{}}
+}
+
+// newNodeAt returns node i of a storm on inst: on a cluster, it talks to
+// replica i mod N first and to the next ones after a failed request.
+func newNodeAt(inst *instance, i int) *node {
+	n := newNode(inst.forNode(i))
+	if m := inst.members(); len(m) > 1 {
+		for k := range m {
+			n.mirrors = append(n.mirrors, m[(i+k)%len(m)])
+		}
+	}
+	return n
+}
+
+// endpoint returns the instance the node talks to now and its index among
+// the mirrors.
+func (n *node) endpoint() (*instance, int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.mirrors) == 0 {
+		return n.inst, 0
+	}
+	return n.mirrors[n.at], n.at
+}
+
+// moveOn turns the node to its next mirror after a request to mirror at
+// failed, as containerd tries the next host of hosts.toml; a failure on a
+// mirror the node has left already changes nothing.
+func (n *node) moveOn(at int) {
+	n.mu.Lock()
+	moved := len(n.mirrors) > 1 && n.at == at
+	if moved {
+		n.at = (at + 1) % len(n.mirrors)
+	}
+	n.mu.Unlock()
+	if moved {
+		n.note(func(r *nodeResult) { r.Moves++ })
+	}
+}
+
+// repoName is repo's name on inst.
+func repoName(inst *instance, repo string) string {
+	return inst.host() + "/" + inst.prefix + repo
 }
 
 // close drops the node's idle connections.
@@ -163,7 +219,7 @@ func (n *node) pull(ctx context.Context, set []image) {
 	n.note(func(res *nodeResult) { res.Duration = time.Since(start) })
 }
 
-// retry runs f up to attempts times.
+// retry runs f up to attempts times, the next on the node's next mirror.
 func (n *node) retry(ctx context.Context, f func() error) error {
 	var err error
 	for i := range attempts {
@@ -175,7 +231,12 @@ func (n *node) retry(ctx context.Context, f func() error) error {
 			case <-time.After(retryPause):
 			}
 		}
-		if err = f(); err == nil || ctx.Err() != nil || !retryable(err) {
+		_, at := n.endpoint()
+		if err = f(); err == nil || ctx.Err() != nil {
+			return err
+		}
+		n.moveOn(at)
+		if !retryable(err) {
 			return err
 		}
 	}
@@ -217,7 +278,8 @@ func (n *node) credential(ctx context.Context) (authn.Authenticator, error) {
 }
 
 // transport returns a transport authorised to pull repo (ggcr's ping and
-// token flow), cached per repository.
+// token flow), cached per repository. The replicas of a cluster run
+// without auth here, so the transport serves each of them.
 func (n *node) transport(ctx context.Context, repo string) (http.RoundTripper, error) {
 	n.mu.Lock()
 	t, ok := n.auth[repo]
@@ -229,11 +291,12 @@ func (n *node) transport(ctx context.Context, repo string) (http.RoundTripper, e
 	if err != nil {
 		return nil, err
 	}
-	r, err := name.NewRepository(n.inst.host()+"/"+n.inst.prefix+repo, n.inst.nameOpts()...)
-	if err != nil {
-		return nil, err
-	}
 	err = n.retry(ctx, func() error {
+		inst, _ := n.endpoint()
+		r, err := name.NewRepository(repoName(inst, repo), inst.nameOpts()...)
+		if err != nil {
+			return err
+		}
 		t, err = transport.NewWithContext(ctx, r.Registry, cred, n.base, []string{r.Scope(transport.PullScope)})
 		return err
 	})
@@ -298,19 +361,24 @@ func (n *node) resolveImage(ctx context.Context, im image) (http.RoundTripper, *
 }
 
 // headAndGet resolves the image with HEAD, GETs the manifest by digest
-// and, for an index, the child for the target's platform.
+// and, for an index, the child for the target's platform; each request
+// goes to the replica the node talks to at the time.
 func (n *node) headAndGet(ctx context.Context, t http.RoundTripper, im image) (*v1.Manifest, error) {
 	opts := []remote.Option{remote.WithTransport(t), remote.WithContext(ctx)}
-	ref, err := im.reference(n.inst)
-	if err != nil {
-		return nil, err
-	}
 	var desc *v1.Descriptor
-	if err := n.retry(ctx, func() error { desc, err = remote.Head(ref, opts...); return err }); err != nil {
+	err := n.retry(ctx, func() error {
+		inst, _ := n.endpoint()
+		ref, err := im.reference(inst)
+		if err != nil {
+			return err
+		}
+		desc, err = remote.Head(ref, opts...)
+		return err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("resolve: %w", err)
 	}
-	repo := ref.Context()
-	raw, err := n.manifest(ctx, repo, desc.Digest, opts)
+	raw, err := n.manifest(ctx, im.repo, desc.Digest, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -324,7 +392,7 @@ func (n *node) headAndGet(ctx context.Context, t http.RoundTripper, im image) (*
 		if !ok {
 			return nil, fmt.Errorf("no %s manifest", p)
 		}
-		if raw, err = n.manifest(ctx, repo, child.Digest, opts); err != nil {
+		if raw, err = n.manifest(ctx, im.repo, child.Digest, opts); err != nil {
 			return nil, err
 		}
 	}
@@ -335,12 +403,20 @@ func (n *node) headAndGet(ctx context.Context, t http.RoundTripper, im image) (*
 	return m, nil
 }
 
-// manifest GETs a manifest by digest (ggcr verifies it) and counts its bytes.
-func (n *node) manifest(ctx context.Context, repo name.Repository, d v1.Hash, opts []remote.Option) ([]byte, error) {
-	ref := repo.Digest(d.String())
+// manifest GETs a manifest of repo by digest (ggcr verifies it) and counts
+// its bytes.
+func (n *node) manifest(ctx context.Context, repo string, d v1.Hash, opts []remote.Option) ([]byte, error) {
 	var got *remote.Descriptor
-	var err error
-	if err := n.retry(ctx, func() error { got, err = remote.Get(ref, opts...); return err }); err != nil {
+	err := n.retry(ctx, func() error {
+		inst, _ := n.endpoint()
+		ref, err := image{repo: repo, ref: d.String()}.reference(inst)
+		if err != nil {
+			return err
+		}
+		got, err = remote.Get(ref, opts...)
+		return err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", d, err)
 	}
 	n.note(func(r *nodeResult) { r.Bytes += int64(len(got.Manifest)) })

@@ -27,6 +27,11 @@ type event struct {
 	// progress is told nodes done, running and failed (of this machine's)
 	// every progressEvery and once at the end; may be nil.
 	progress func(done, running, failed int)
+	// first is the index of the event's first node among the run's: on a
+	// cluster, node first+i starts on replica (first+i) mod replicas, so
+	// the round-robin goes on across a run's events.
+	first int
+	watch *blobWatch // a blob the nodes report progress on; nil: none
 }
 
 // progressEvery is how often an event reports its progress.
@@ -73,7 +78,8 @@ func (ev *event) run(ctx context.Context) ([]outcome, error) {
 			case <-time.After(wait):
 			}
 		}
-		n := newNode(ev.inst)
+		n := newNodeAt(ev.inst, ev.first+idx[k])
+		n.watch = ev.watch
 		defer n.close()
 		running.Add(1)
 		n.pull(ctx, ev.set)

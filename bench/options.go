@@ -22,32 +22,41 @@ const (
 	ScenarioRanges       = "ranges"        // 16 concurrent 8 MiB Range GETs over one large blob, cold then warm
 	ScenarioFlaky        = "flaky"         // storm with cut bodies and 503s upstream
 	ScenarioUpstreamSlow = "upstream-slow" // upstream at 50 MB/s with 50 ms header delay
+	ScenarioRelay        = "relay"         // airlock-cluster: cold blob GETs through each digest's owner and through a non-owner
+	ScenarioFailover     = "failover"      // airlock-cluster: storm, the owner of the big blob being filled killed mid-fill
 )
 
 // Scenarios returns every scenario name in the order "all" runs them.
 func Scenarios() []string {
-	return []string{ScenarioColdOne, ScenarioWarm, ScenarioStorm, ScenarioRanges, ScenarioFlaky, ScenarioUpstreamSlow}
+	return []string{ScenarioColdOne, ScenarioWarm, ScenarioStorm, ScenarioRanges, ScenarioFlaky, ScenarioUpstreamSlow, ScenarioRelay, ScenarioFailover}
 }
 
 // Target names (the command line's --targets values) and the in-process
 // reference measured in the warm scenario.
 const (
-	TargetAirlock      = "airlock"      // the project, a child process
-	TargetDistribution = "distribution" // distribution v3 proxy, a child process
-	TargetDirect       = "direct"       // the emulator itself, no cache
-	TargetBare         = "bare"         // http.ServeContent of the same files (warm reference)
+	TargetAirlock      = "airlock"         // the project, a child process
+	TargetCluster      = "airlock-cluster" // three airlock replicas on one Azurite, child processes
+	TargetDistribution = "distribution"    // distribution v3 proxy, a child process
+	TargetDirect       = "direct"          // the emulator itself, no cache
+	TargetBare         = "bare"            // http.ServeContent of the same files (warm reference)
 )
 
 // Targets returns the selectable target names.
-func Targets() []string { return []string{TargetAirlock, TargetDistribution, TargetDirect} }
+func Targets() []string {
+	return []string{TargetAirlock, TargetCluster, TargetDistribution, TargetDirect}
+}
+
+// DefaultTargets are the targets measured when none are named: the
+// cluster needs Azurite (scripts/install-tools.sh azurite), so it is named.
+func DefaultTargets() []string { return []string{TargetAirlock, TargetDistribution, TargetDirect} }
 
 // ErrUsage is wrapped by option errors (the command exits 2).
 var ErrUsage = errors.New("usage")
 
 // Options configures a bench run.
 type Options struct {
-	Scenarios []string      // subset of Scenarios()
-	Targets   []string      // subset of Targets()
+	Scenarios []string      // subset of Scenarios(); default all those the targets run
+	Targets   []string      // subset of Targets(); default DefaultTargets()
 	Nodes     int           // simulated nodes in storm and flaky; default 100
 	Runs      int           // runs per scenario and target; default 5
 	Catalog   string        // catalog.NameAKS
@@ -83,6 +92,8 @@ type Options struct {
 	Listen     string         // coordinator address the agents connect to
 	WaitAgents time.Duration  // how long to wait for the agents to connect; default 10m
 
+	Cluster ClusterOptions // what the airlock-cluster target needs
+
 	// Progress is told as each step (one run of a scenario on a target)
 	// starts; nil: nothing is reported.
 	Progress func(step, steps int, what string)
@@ -96,11 +107,11 @@ type Options struct {
 }
 
 func (o *Options) defaults() {
-	if len(o.Scenarios) == 0 {
-		o.Scenarios = Scenarios()
-	}
 	if len(o.Targets) == 0 {
-		o.Targets = Targets()
+		o.Targets = DefaultTargets()
+	}
+	if len(o.Scenarios) == 0 {
+		o.Scenarios = scenariosFor(o.Targets)
 	}
 	if o.Nodes <= 0 {
 		o.Nodes = 100
@@ -135,6 +146,7 @@ func (o *Options) defaults() {
 	if o.Log == nil {
 		o.Log = zap.NewNop()
 	}
+	o.Cluster.defaults()
 	if o.WaitAgents <= 0 {
 		o.WaitAgents = 10 * time.Minute
 	}
@@ -164,6 +176,9 @@ func (o *Options) Validate() error {
 	}
 	if o.RangeSize*int64(o.RangeCount) > o.LargeSize {
 		return fmt.Errorf("%w: %d ranges of %d bytes do not fit in the %d-byte blob", ErrUsage, o.RangeCount, o.RangeSize, o.LargeSize)
+	}
+	if err := o.validateCluster(); err != nil {
+		return err
 	}
 	return o.validateRegistries()
 }
@@ -205,7 +220,7 @@ func (o *Options) checkCommands() error {
 	if slices.Contains(o.Targets, TargetDistribution) && len(o.DistributionCmd) == 0 {
 		return errors.New("no command to start the distribution proxy")
 	}
-	return nil
+	return o.Cluster.check(o)
 }
 
 // ParseList splits a comma-separated flag value; "all" (or empty) yields all.

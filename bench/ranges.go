@@ -17,7 +17,8 @@ import (
 )
 
 // rangesScenario resolves the large image, then issues RangeCount concurrent
-// Range GETs of RangeSize over its blob: cold (empty cache), then warm.
+// Range GETs of RangeSize over its blob: cold (empty cache), then warm. On
+// a cluster, range i goes to replica i mod N.
 func rangesScenario(ctx context.Context, env *runEnv) ([]phaseResult, error) {
 	b := env.set.large
 	if b.Size == 0 {
@@ -29,7 +30,7 @@ func rangesScenario(ctx context.Context, env *runEnv) ([]phaseResult, error) {
 	}
 	n := newNode(env.inst)
 	defer n.close()
-	if _, _, err := n.resolveImage(ctx, imagesOf([]catalog.Ref{largeRef})[0]); err != nil {
+	if _, _, err := n.resolveImage(ctx, imageOf(largeRef)); err != nil {
 		return nil, fmt.Errorf("ranges: %w", err)
 	}
 	scope := map[string]int64{b.Digest.String(): b.Size}
@@ -40,8 +41,10 @@ func rangesScenario(ctx context.Context, env *runEnv) ([]phaseResult, error) {
 	if err := n.blob(ctx, n.client(largeRef.Repo), largeRef.Repo, v1.Descriptor{Digest: b.Digest, Size: b.Size}); err != nil {
 		return prs, fmt.Errorf("ranges: full GET before the warm phase: %w", err)
 	}
-	if err := waitRangeable(ctx, n.client(largeRef.Repo), env.inst.url+"/v2/"+env.inst.prefix+largeRef.Repo+"/blobs/"+b.Digest.String()); err != nil {
-		return prs, fmt.Errorf("ranges: before the warm phase: %w", err)
+	for _, inst := range env.inst.members() {
+		if err := waitRangeable(ctx, n.client(largeRef.Repo), inst.url+"/v2/"+inst.prefix+largeRef.Repo+"/blobs/"+b.Digest.String()); err != nil {
+			return prs, fmt.Errorf("ranges: before the warm phase: %s: %w", inst.name, err)
+		}
 	}
 	return append(prs, phaseResult{"warm", env.ranges(ctx, n, b, want, scope)}), nil
 }
@@ -102,8 +105,8 @@ func (env *runEnv) ranges(ctx context.Context, n *node, b catalog.Blob, want [][
 	size := env.opts.RangeSize
 	settledStats(ctx, env.mar) // let earlier requests (priming, a previous phase) finish counting
 	env.mar.ResetStats()
-	meter := startMeter(env.inst.pid)
-	url := env.inst.url + "/v2/" + env.inst.prefix + largeRef.Repo + "/blobs/" + b.Digest.String()
+	meter := startMeter(env.inst.pids()...)
+	path := "/v2/" + env.inst.prefix + largeRef.Repo + "/blobs/" + b.Digest.String()
 	type out struct {
 		dur, ttfb time.Duration
 		bytes     int64
@@ -122,7 +125,7 @@ func (env *runEnv) ranges(ctx context.Context, n *node, b catalog.Blob, want [][
 			<-start
 			t0 := time.Now()
 			o := &outs[i]
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, env.inst.forNode(i).url+path, nil)
 			req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", int64(i)*size, int64(i+1)*size-1))
 			resp, err := n.client(largeRef.Repo).Do(req)
 			if err != nil {

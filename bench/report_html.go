@@ -60,6 +60,8 @@ var scenarioNotes = map[string]string{
 	ScenarioRanges:       "Concurrent Range GETs over one large blob (containerd 2.x multipart fetch).",
 	ScenarioFlaky:        "Storm while the emulator cuts every body of 5% of the blobs half-way and answers 2% of requests 503.",
 	ScenarioUpstreamSlow: "One node, empty cache, upstream capped at 50 MB/s with 50 ms before every response header.",
+	ScenarioRelay:        "airlock-cluster: cold blob GETs one at a time, every other one through the replica owning its digest (owner), the others through a non-owner relaying the owner's fill (non-owner).",
+	ScenarioFailover:     "airlock-cluster: a storm in which every node first pulls a big blob paced upstream; once a node has a quarter of it, the replica owning it is killed (SIGKILL); its nodes retry once on the next replica. Per-run figures: results.json (failover) and the terminal table.",
 	ScenarioPull:         "A cluster event on a registry the bench did not start: every node pulls the whole image set, arriving as the run's arrival says.",
 }
 

@@ -35,6 +35,10 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintln(w, "\nmedians of runs; errors/failed/corrupt summed over runs; fetch/blob = successful upstream blob GETs per blob (min-max over runs);")
 	fmt.Fprintln(w, "up bytes = upstream blob bytes / size of the blobs pulled; RSS+ = peak RSS above idle during the measurement.")
+	if rep.Machine.Load != "" {
+		fmt.Fprintf(w, "load average %s at the start, %s at the end.\n", rep.Machine.Load, rep.Machine.LoadEnd)
+	}
+	rep.writeFailover(w)
 	for _, r := range rep.Registries {
 		up := "nothing"
 		if r.Upstream != "" {

@@ -35,7 +35,8 @@ type Machine struct {
 	OS       string `json:"os"`
 	Arch     string `json:"arch"`
 	Go       string `json:"go"`
-	Load     string `json:"loadavg,omitempty"` // /proc/loadavg at the start
+	Load     string `json:"loadavg,omitempty"`    // /proc/loadavg at the start
+	LoadEnd  string `json:"loadavgEnd,omitempty"` // and at the end
 }
 
 // ReportOptions are the options that shaped the figures.
@@ -119,6 +120,7 @@ type RunResult struct {
 	Upstream     Upstream  `json:"upstream"`
 	Proc         *Proc     `json:"proc,omitempty"` // child-process targets only
 
+	Failover    *FailoverRun     `json:"failover,omitempty"`    // the failover scenario's own figures
 	Arrival     string           `json:"arrival,omitempty"`     // how nodes arrived, when not all at once
 	ErrorKinds  map[string]int64 `json:"errorKinds,omitempty"`  // errors clients saw (before retries), by kind
 	FailedKinds map[string]int64 `json:"failedKinds,omitempty"` // failed nodes, by the kind of their error
@@ -227,6 +229,7 @@ type Summary struct {
 	PullP99           float64 `json:"pullP99S"`
 	PullMax           float64 `json:"pullMaxS"`
 	TTFBP50           float64 `json:"ttfbP50S"`
+	TTFBP90           float64 `json:"ttfbP90S"`
 	TTFBP95           float64 `json:"ttfbP95S"`
 	MBps              float64 `json:"mbps"`
 	Errors            int64   `json:"errors"`      // sum over runs
@@ -284,6 +287,7 @@ func (r *Result) summarize() {
 	s.PullP99 = medianOf(ok, func(x RunResult) float64 { return x.Pull.P99 })
 	s.PullMax = medianOf(ok, func(x RunResult) float64 { return x.Pull.Max })
 	s.TTFBP50 = medianOf(ok, func(x RunResult) float64 { return x.TTFB.P50 })
+	s.TTFBP90 = medianOf(ok, func(x RunResult) float64 { return x.TTFB.P90 })
 	s.TTFBP95 = medianOf(ok, func(x RunResult) float64 { return x.TTFB.P95 })
 	s.MBps = medianOf(ok, func(x RunResult) float64 { return x.MBps })
 	s.UpstreamRequests = medianOf(ok, func(x RunResult) float64 { return float64(x.Upstream.Requests) })

@@ -28,8 +28,11 @@ func plan(opts *Options) []step {
 	var out []step
 	for _, sc := range opts.Scenarios {
 		targets := opts.Targets
-		if sc == ScenarioWarm {
+		switch {
+		case sc == ScenarioWarm:
 			targets = append([]string{TargetBare}, targets...)
+		case clusterOnly(sc):
+			targets = []string{TargetCluster}
 		}
 		for run := 1; run <= opts.Runs; run++ {
 			for i := range targets {
@@ -48,6 +51,8 @@ func phases(scenario string) []string {
 		return []string{"cold", "warm"}
 	case ScenarioStorm:
 		return []string{"", "warm"} // storm/warm: the same storm on a warm cache, a reference
+	case ScenarioRelay:
+		return []string{phaseOwner, phaseNonOwner}
 	}
 	return []string{""}
 }
@@ -71,12 +76,16 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if slices.Contains(opts.Scenarios, ScenarioRanges) {
 		marCfg.Extra = []catalog.Extra{{Repo: largeRef.Repo, Tag: largeRef.Tag, LayerSizes: []int64{opts.LargeSize}}}
 	}
+	marCfg.Extra = append(marCfg.Extra, clusterExtras(&opts)...)
 	cat, err := catalog.Generate(ctx, catalog.Options{Name: marCfg.Catalog, Scale: marCfg.Scale, Seed: marCfg.Seed, CacheDir: marCfg.CacheDir, Extra: marCfg.Extra})
 	if err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}
 	set, err := newPullSet(cat, opts.Minor)
 	if err != nil {
+		return nil, err
+	}
+	if err := set.addClusterExtras(cat); err != nil {
 		return nil, err
 	}
 	work, err := os.MkdirTemp(opts.WorkDir, "airlock-bench-")
@@ -101,6 +110,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		TargetBare:         bareTarget(),
 		TargetAirlock:      airlockTarget(opts.AirlockCmd, opts.AirlockEnv),
 		TargetDistribution: distributionTarget(opts.DistributionCmd),
+		TargetCluster:      clusterTarget(opts.AirlockCmd, opts.AirlockEnv, opts.Cluster),
 	}
 	if len(opts.BareCmd) > 0 {
 		targets[TargetBare] = bareChildTarget(opts.BareCmd, opts.AirlockEnv)
@@ -149,6 +159,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	sortResults(rep.Results, opts.Scenarios)
 	rep.Checks = checks(rep)
 	rep.DurationS = time.Since(started).Seconds()
+	rep.Machine.LoadEnd = loadavg()
 	return rep, nil
 }
 
@@ -218,8 +229,15 @@ func machine() Machine {
 			}
 		}
 	}
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		m.Load = strings.Join(strings.Fields(string(b))[:3], " ")
-	}
+	m.Load = loadavg()
 	return m
+}
+
+// loadavg is the 1, 5 and 15 minute load averages ("" when unknown).
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return ""
 }

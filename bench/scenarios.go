@@ -46,6 +46,9 @@ type pullSet struct {
 	blobs  map[string]int64 // digest -> size
 	size   int64
 	large  catalog.Blob // the ranges blob, when generated
+
+	failover catalog.Blob    // the failover scenario's big blob, when generated
+	relay    []v1.Descriptor // the relay scenario's blobs, when generated
 }
 
 // newPullSet reads the bootstrap set of minor from the catalog.
@@ -99,6 +102,16 @@ type runEnv struct {
 	mar  *mar.Server
 	inst *instance
 	set  *pullSet
+
+	// A scenario may change what pullNodes does: the images each node
+	// pulls (nil: set.images), the blobs counted upstream (nil:
+	// set.blobs), a blob the nodes report progress on, and what runs
+	// while they pull (it returns by itself, at the latest once finished
+	// is closed).
+	images []image
+	scope  map[string]int64
+	watch  *blobWatch
+	during func(ctx context.Context, finished <-chan struct{})
 }
 
 // phaseResult is a measured phase ("" unless the scenario has several).
@@ -143,7 +156,9 @@ func scenarioFuncs() map[string]scenarioFunc {
 			}
 			return one("", env.pullNodes(ctx, 1, 1, Arrival{})), nil
 		},
-		ScenarioRanges: rangesScenario,
+		ScenarioRanges:   rangesScenario,
+		ScenarioRelay:    relayScenario,
+		ScenarioFailover: failoverScenario,
 	}
 }
 
@@ -165,44 +180,61 @@ func flakyFaults(set *pullSet) []fault.Fault {
 	return append(fs, fault.Fault{Kind: fault.KindAny, Status: http.StatusServiceUnavailable, ErrorRate: flakyErrorRate})
 }
 
-// prime pulls the set once through the target (not measured) so it is warm.
+// prime pulls the set once through the target (not measured) so it is
+// warm; on a cluster, through every replica, so each has it in its spool.
 func (env *runEnv) prime(ctx context.Context) error {
-	n := newNode(env.inst)
-	defer n.close()
-	n.pull(ctx, env.set.images)
-	if r := n.result(); r.Failed != nil {
-		return fmt.Errorf("priming pull: %w", r.Failed)
+	for _, inst := range env.inst.members() {
+		n := newNode(inst)
+		n.pull(ctx, env.set.images)
+		n.close()
+		if r := n.result(); r.Failed != nil {
+			return fmt.Errorf("priming pull through %s: %w", inst.name, r.Failed)
+		}
 	}
 	return nil
 }
 
-// procMeter measures a child's RSS and CPU over the measured part of a run.
+// procMeter measures a target's child processes' RSS and CPU over the
+// measured part of a run, summed (the replicas of a cluster).
 type procMeter struct {
-	pid  int
-	idle procSample
+	pids []int
+	idle []procSample
 }
 
-func startMeter(pid int) *procMeter {
-	if pid == 0 {
+func startMeter(pids ...int) *procMeter {
+	m := &procMeter{}
+	for _, pid := range pids {
+		resetPeakRSS(pid)
+		if s, err := readProc(pid); err == nil {
+			m.pids, m.idle = append(m.pids, pid), append(m.idle, s)
+		}
+	}
+	if len(m.pids) == 0 {
 		return nil
 	}
-	resetPeakRSS(pid)
-	s, err := readProc(pid)
-	if err != nil {
-		return nil
-	}
-	return &procMeter{pid: pid, idle: s}
+	return m
 }
 
+// stop sums the processes still running (a killed replica is left out).
 func (m *procMeter) stop(served int64) *Proc {
 	if m == nil {
 		return nil
 	}
-	s, err := readProc(m.pid)
-	if err != nil {
+	p := &Proc{}
+	read := 0
+	for i, pid := range m.pids {
+		s, err := readProc(pid)
+		if err != nil {
+			continue
+		}
+		read++
+		p.IdleRSS += m.idle[i].RSS
+		p.PeakRSS += max(s.HWM, s.RSS)
+		p.CPUS += s.CPU - m.idle[i].CPU
+	}
+	if read == 0 {
 		return nil
 	}
-	p := &Proc{IdleRSS: m.idle.RSS, PeakRSS: max(s.HWM, s.RSS), CPUS: s.CPU - m.idle.CPU}
 	p.AboveIdle = max(0, p.PeakRSS-p.IdleRSS)
 	if served > 0 {
 		p.CPUSPerGiB = p.CPUS / (float64(served) / (1 << 30))
@@ -215,17 +247,38 @@ func (m *procMeter) stop(served int64) *Proc {
 // rounds times; it measures the nodes, the emulator's counters and the
 // target's process.
 func (env *runEnv) pullNodes(ctx context.Context, n, rounds int, arr Arrival) RunResult {
+	res, _ := env.pullOutcomes(ctx, n, rounds, arr)
+	return res
+}
+
+// pullOutcomes is pullNodes, returning each node's outcome too.
+func (env *runEnv) pullOutcomes(ctx context.Context, n, rounds int, arr Arrival) (RunResult, []outcome) {
+	images, scope := env.images, env.scope
+	if images == nil {
+		images, scope = env.set.images, env.set.blobs
+	}
 	settledStats(ctx, env.mar) // let earlier requests (priming, a previous phase) finish counting
 	env.mar.ResetStats()
-	meter := startMeter(env.inst.pid)
+	meter := startMeter(env.inst.pids()...)
 	t0 := time.Now()
 	var outs []outcome
 	for r := range rounds {
-		ev := &event{inst: env.inst, set: env.set.images, nodes: n, arrival: arr, start: time.Now()}
+		ev := &event{inst: env.inst, set: images, nodes: n, arrival: arr, start: time.Now(), first: r * n, watch: env.watch}
 		if p := env.opts.NodeProgress; p != nil {
 			ev.progress = func(done, running, failed int) { p(r*n+done, running, failed, n*rounds) }
 		}
-		o, _ := ev.run(ctx) // no barrier: it cannot fail
+		var o []outcome
+		if env.during == nil {
+			o, _ = ev.run(ctx) // no barrier: it cannot fail
+		} else {
+			finished := make(chan struct{})
+			go func() {
+				defer close(finished)
+				o, _ = ev.run(ctx)
+			}()
+			env.during(ctx, finished)
+			<-finished
+		}
 		for i := range o {
 			o[i].index += r * n
 		}
@@ -235,13 +288,13 @@ func (env *runEnv) pullNodes(ctx context.Context, n, rounds int, arr Arrival) Ru
 	if !arr.IsStorm() {
 		res.Arrival = arr.String()
 	}
-	res.fromOutcomes(outs, t0, env.set.images)
+	res.fromOutcomes(outs, t0, images)
 	if res.WallS > 0 {
 		res.MBps = float64(res.Bytes) / res.WallS / 1e6
 	}
 	res.Proc = meter.stop(res.Bytes)
-	res.Upstream = upstreamStats(settledStats(ctx, env.mar), env.set.blobs)
-	return res
+	res.Upstream = upstreamStats(settledStats(ctx, env.mar), scope)
+	return res, outs
 }
 
 // fromOutcomes fills the per-node figures from the nodes of one machine:

@@ -44,6 +44,7 @@ type Dist struct {
 	P25 float64 `json:"p25"`
 	P50 float64 `json:"p50"`
 	P75 float64 `json:"p75"`
+	P90 float64 `json:"p90"`
 	P95 float64 `json:"p95"`
 	P99 float64 `json:"p99"`
 	Max float64 `json:"max"`
@@ -61,6 +62,7 @@ func Summarize(xs []float64) Dist {
 	d.P25 = percentileSorted(s, 25)
 	d.P50 = percentileSorted(s, 50)
 	d.P75 = percentileSorted(s, 75)
+	d.P90 = percentileSorted(s, 90)
 	d.P95 = percentileSorted(s, 95)
 	d.P99 = percentileSorted(s, 99)
 	return d

@@ -52,7 +52,7 @@ func seq(n int) []float64 {
 func TestSummarize(t *testing.T) {
 	t.Parallel()
 	d := Summarize(seq(101))
-	want := Dist{N: 101, Min: 1, P25: 26, P50: 51, P75: 76, P95: 96, P99: 100, Max: 101}
+	want := Dist{N: 101, Min: 1, P25: 26, P50: 51, P75: 76, P90: 91, P95: 96, P99: 100, Max: 101}
 	if d != want {
 		t.Fatalf("Summarize = %+v, want %+v", d, want)
 	}

@@ -12,6 +12,8 @@ func targetColor(t string) string {
 	switch t {
 	case TargetAirlock:
 		return "#2563eb"
+	case TargetCluster:
+		return "#0891b2"
 	case TargetDistribution:
 		return "#dc2626"
 	case TargetDirect:

@@ -46,6 +46,8 @@ type instance struct {
 	creds    credentials // how a node authenticates; nil: anonymous
 	tls      *tls.Config // trusted roots; nil: the system's
 	platform v1.Platform // what nodes pull from an index; zero: linux/amd64
+
+	cluster *replicaSet // airlock-cluster: its replicas; url is the first's
 }
 
 // host returns host[:port] of the instance.
@@ -97,14 +99,20 @@ func directTarget() target {
 	})
 }
 
-// airlockTarget runs "<cmd> serve --config <dir>/airlock.yaml" with the
-// aks-managed-mcr rule pointing mcr.microsoft.com at the emulator.
+// airlockTarget runs "<cmd> serve --config <dir>/airlock.yaml" on a
+// filesystem store.
 func airlockTarget(cmd, env []string) target {
 	return targetFunc(func(ctx context.Context, se startEnv) (*instance, error) {
-		cfg := fmt.Sprintf(`listen: 127.0.0.1:0
-storage:
-  dir: %s
-upstreams:
+		head := fmt.Sprintf("listen: 127.0.0.1:0\nstorage:\n  dir: %s\n", filepath.Join(se.dir, "data"))
+		return startAirlock(ctx, TargetAirlock, cmd, env, se, head)
+	})
+}
+
+// startAirlock writes <dir>/<name>.yaml, head (listen, storage, cluster)
+// followed by the aks-managed-mcr rule pointing mcr.microsoft.com at the
+// emulator, and runs "<cmd> serve --config" on it as child name.
+func startAirlock(ctx context.Context, name string, cmd, env []string, se startEnv, head string) (*instance, error) {
+	cfg := head + fmt.Sprintf(`upstreams:
   - host: mcr.microsoft.com
     endpoint: %s
 rules:
@@ -114,19 +122,18 @@ rules:
 log:
   level: warn
   format: json
-`, filepath.Join(se.dir, "data"), se.upstream)
-		path := filepath.Join(se.dir, "airlock.yaml")
-		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-			return nil, fmt.Errorf("airlock config: %w", err)
-		}
-		argv := append(append([]string(nil), cmd...), "serve", "--config", path)
-		inst, err := startChild(ctx, TargetAirlock, argv, env, se.dir)
-		if err != nil {
-			return nil, err
-		}
-		inst.prefix = AirlockPrefix
-		return inst, nil
-	})
+`, se.upstream)
+	path := filepath.Join(se.dir, name+".yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		return nil, fmt.Errorf("%s config: %w", name, err)
+	}
+	argv := append(append([]string(nil), cmd...), "serve", "--config", path)
+	inst, err := startChild(ctx, name, argv, env, se.dir)
+	if err != nil {
+		return nil, err
+	}
+	inst.prefix = AirlockPrefix
+	return inst, nil
 }
 
 // distributionTarget runs bench/cmd/distproxy: distribution v3's registry app
@@ -153,6 +160,7 @@ func startChild(ctx context.Context, name string, argv, env []string, dir string
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = childAttr()
 	cmd.Stderr = logf
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

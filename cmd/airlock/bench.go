@@ -32,6 +32,7 @@ func newBenchCmd(childEnv []string) *cobra.Command {
 		opts                                bench.Options
 		rf                                  bench.RegistryFlags
 		scenario, targets, scale, largeSize string
+		failoverSize                        string
 		distproxy, cpuProfile, logLevel     string
 		timeout                             time.Duration
 		serveBare                           bool
@@ -44,10 +45,20 @@ drive simulated AKS nodes at them (go-containerregistry clients pulling like
 containerd: manifests first, then 3 blobs at once). Targets are interleaved
 within each run and summarised as the median of --runs.
 
-Scenarios: cold-one, warm, storm, ranges, flaky, upstream-slow (or all).
+Scenarios: cold-one, warm, storm, ranges, flaky, upstream-slow, and on
+           airlock-cluster only relay and failover (or all: those the
+           targets run).
 Targets:   airlock (this binary, "serve", as a child process),
+           airlock-cluster (3 replicas of this binary on one Azurite the
+           bench starts per run, nodes spread round-robin; named only:
+           scripts/install-tools.sh azurite installs Azurite),
            distribution (distribution v3 proxy, bench/cmd/distproxy, a child process),
            direct (the emulator itself, no cache).
+relay:     cold blob GETs one at a time, each through the digest's owner
+           or through a non-owner: time to first byte of both paths.
+failover:  a storm in which nodes first pull a big blob (--failover-size,
+           its fill paced to 4 s); the replica owning it is killed (SIGKILL)
+           mid-fill, its nodes retry once on the next replica.
 The distribution target runs --distproxy, else "distproxy" next to this
 binary (make bench builds bin/distproxy), else it is built with "go build"
 into the user cache directory (needs the source tree and a Go toolchain).
@@ -74,6 +85,8 @@ Writes DIR/results.json and DIR/report.html and prints a table.`,
 		Example: `  make bench    # bin/airlock bench --scale small --out bench-results
   airlock bench --scenario storm --nodes 50 --runs 3 --targets airlock,direct
   airlock bench --scale full --scenario cold-one,ranges --out /tmp/bench
+  airlock bench --targets airlock,airlock-cluster --scenario warm,storm,relay,failover
+
   # a rolling upgrade of 100 nodes, 10 at a time, against the lab's airlock
   airlock bench --registry http://127.0.0.1:5000 --prefix aks-managed-repository/ --nodes 100 --arrival rolling:10
   # your ACR, token flow, from 4 machines
@@ -99,7 +112,9 @@ Writes DIR/results.json and DIR/report.html and prints a table.`,
 			if serveBare {
 				return bench.ServeBare(ctx, catalog.Options{Name: opts.Catalog, Scale: catalog.Scale(scale), Seed: opts.Seed, CacheDir: opts.CacheDir}, stdout)
 			}
-			opts.Scenarios = bench.ParseList(scenario, bench.Scenarios())
+			if scenario != "all" { // all: those the targets run (Validate)
+				opts.Scenarios = bench.ParseList(scenario, bench.Scenarios())
+			}
 			opts.Targets = bench.ParseList(targets, bench.Targets())
 			opts.Scale = catalog.Scale(scale)
 			opts.RunTimeout = timeout
@@ -108,6 +123,9 @@ Writes DIR/results.json and DIR/report.html and prints a table.`,
 				return usagef("--large-size: %v", err)
 			}
 			opts.LargeSize = n
+			if opts.Cluster.FailoverSize, err = bench.ParseSize(failoverSize); err != nil {
+				return usagef("--failover-size: %v", err)
+			}
 			level, err := zapcore.ParseLevel(logLevel)
 			if err != nil {
 				return usagef("--log-level: %v", err)
@@ -124,6 +142,11 @@ Writes DIR/results.json and DIR/report.html and prints a table.`,
 				return err
 			}
 			opts.AirlockCmd, opts.AirlockEnv = []string{exe}, childEnv
+			if slices.Contains(opts.Targets, bench.TargetCluster) {
+				if opts.Cluster, err = benchCluster(opts.Cluster.FailoverSize); err != nil {
+					return err
+				}
+			}
 			opts.BareCmd = []string{exe, "bench", "--serve-bare", "--catalog", opts.Catalog, "--scale", scale, "--seed", fmt.Sprint(opts.Seed)}
 			if opts.CacheDir != "" {
 				opts.BareCmd = append(opts.BareCmd, "--cache-dir", opts.CacheDir)
@@ -187,13 +210,14 @@ Writes DIR/results.json and DIR/report.html and prints a table.`,
 	fs.IntVar(&opts.Nodes, "nodes", 100, "simulated nodes in storm and flaky, and in each --registry run")
 	fs.StringVar(&opts.Catalog, "catalog", catalog.NameAKS, "emulator catalog (aks)")
 	fs.StringVar(&scale, "scale", string(catalog.ScaleSmall), "catalog layer sizes: small or full")
-	fs.StringVar(&targets, "targets", strings.Join(bench.Targets(), ","), "targets, comma-separated")
+	fs.StringVar(&targets, "targets", strings.Join(bench.DefaultTargets(), ","), "targets, comma-separated (all: "+strings.Join(bench.Targets(), ",")+")")
 	fs.IntVar(&opts.Runs, "runs", 5, "runs per scenario and target (median reported)")
 	fs.StringVar(&opts.Out, "out", "bench-results", "output `DIR` for results.json and report.html")
 	fs.StringVar(&opts.Minor, "kubernetes", "1.31", "Kubernetes minor version of the bootstrap set")
 	fs.Uint64Var(&opts.Seed, "seed", 1, "catalog seed")
 	fs.StringVar(&opts.CacheDir, "cache-dir", "", "emulator layer cache (default <tmp>/airlock-mar)")
 	fs.StringVar(&largeSize, "large-size", "128MiB", "size of the ranges blob")
+	fs.StringVar(&failoverSize, "failover-size", "16MiB", "size of the failover scenario's big blob")
 	fs.StringVar(&distproxy, "distproxy", "", "distproxy binary for the distribution target")
 	fs.DurationVar(&timeout, "run-timeout", 10*time.Minute, "bound on one scenario run on one target")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (the clients) to `FILE`")

@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/airlock/airlock/bench"
+	"github.com/airlock/airlock/internal/proctest"
 	"github.com/spf13/cobra"
 )
 
@@ -108,6 +111,8 @@ func TestBenchUsageErrors(t *testing.T) {
 		{[]string{"--scale", "huge", "--targets", "direct"}, `--scale "huge"`},
 		{[]string{"--catalog", "none", "--targets", "direct"}, `--catalog "none"`},
 		{[]string{"--large-size", "big"}, `--large-size`},
+		{[]string{"--failover-size", "big"}, `--failover-size`},
+		{[]string{"--scenario", "failover", "--targets", "airlock"}, `scenario failover runs on target airlock-cluster only`},
 		{[]string{"--nodes"}, `flag needs an argument`},
 		{[]string{"extra"}, `unexpected argument "extra"`},
 		{[]string{"--arrival", "wave"}, `--arrival "wave"`},
@@ -148,7 +153,40 @@ func TestBenchUsageErrors(t *testing.T) {
 		}
 	}
 	var stdout bytes.Buffer
-	if code := run(t.Context(), []string{"bench", "--help"}, &stdout, &bytes.Buffer{}); code != 0 || !strings.Contains(stdout.String(), "upstream-slow") {
+	if code := run(t.Context(), []string{"bench", "--help"}, &stdout, &bytes.Buffer{}); code != 0 || !strings.Contains(stdout.String(), "upstream-slow") ||
+		!strings.Contains(stdout.String(), "airlock-cluster") || !strings.Contains(stdout.String(), "failover") {
 		t.Fatalf("--help: exit %d\n%s", code, stdout.String())
+	}
+}
+
+// The airlock-cluster target's wiring: an Azurite per run from
+// bin/tools/azurite (a missing one is named with its install command
+// before anything runs) and the replicas' rendezvous owner.
+func TestBenchClusterStorage(t *testing.T) {
+	t.Parallel()
+	co, err := benchCluster(1 << 20)
+	if err != nil {
+		if os.Getenv("CI") == "true" || !strings.Contains(err.Error(), "scripts/install-tools.sh azurite") {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	peers := []string{"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"}
+	if co.Owner == nil || co.FailoverSize != 1<<20 || !slices.Contains(peers, co.Owner("sha256:"+strings.Repeat("a", 64), peers)) {
+		t.Fatalf("options %+v", co)
+	}
+	log := &proctest.Buffer{} // Azurite's stdout and stderr, written at once
+	acc, err := co.Storage(t.Context(), filepath.Join(t.TempDir(), "azurite"), log)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	defer acc.Stop()
+	resp, err := http.Get(acc.ServiceURL + "?comp=list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if acc.Name == "" || acc.Key == "" || resp.StatusCode == http.StatusNotFound || resp.StatusCode >= 500 {
+		t.Fatalf("account %s at %s: %s", acc.Name, acc.ServiceURL, resp.Status)
 	}
 }

@@ -18,10 +18,11 @@ import (
 // azuriteInstall is the command that installs Azurite.
 const azuriteInstall = "scripts/install-tools.sh azurite"
 
-// findAzurite returns the azurite-blob executable: tools/azurite beside
+// FindAzurite returns the azurite-blob executable: tools/azurite beside
 // the airlock binary (bin/airlock), or bin/tools/azurite in the working
 // directory or one above it (the repository), or azurite-blob on PATH.
-func findAzurite() (string, error) {
+// The lab and the bench's airlock-cluster target run it.
+func FindAzurite() (string, error) {
 	if _, err := exec.LookPath("node"); err != nil {
 		return "", fmt.Errorf("node is not on PATH (Azurite runs on Node.js): install it with %s", azuriteInstall)
 	}
@@ -58,7 +59,7 @@ func isFile(p string) bool {
 // its data in dir, its output to logOut, until Stop. It dies with the lab
 // (SIGKILL included).
 func startAzurite(dir string, logOut io.Writer) (*azurite.Process, error) {
-	bin, err := findAzurite()
+	bin, err := FindAzurite()
 	if err != nil {
 		return nil, err
 	}

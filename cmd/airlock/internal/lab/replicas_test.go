@@ -20,7 +20,7 @@ import (
 // once per blob, and every replica serves it.
 func TestLabReplicas(t *testing.T) {
 	t.Parallel()
-	if _, err := findAzurite(); err != nil {
+	if _, err := FindAzurite(); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal(err)
 		}
