@@ -33,7 +33,9 @@ for) and write its manifests and blobs, each once, to an OCI image layout
 tarball whose index.json names every image. Through a running airlock (its
 cache answers even when the upstream is down) or, with --direct, from each
 reference's registry; there the upstreams: endpoint overrides of --config
-apply. The file appears only once the bundle is complete.`,
+apply, and a reference is fetched with the credential set of the cache rule
+that covers it (else the Docker config's credentials). The file appears only
+once the bundle is complete.`,
 		Example: `  airlock bundle export --config airlock.yaml --list images.txt --platform linux/amd64 -o bundle.tar
   # straight from the registries (their endpoints as --config overrides them)
   airlock bundle export --direct --config airlock.yaml --list images.txt -o bundle.tar

@@ -14,6 +14,7 @@ import (
 	"github.com/airlock/airlock/internal/units"
 	"github.com/airlock/airlock/rules"
 	"github.com/airlock/airlock/storage/azure"
+	"github.com/airlock/airlock/upstream"
 )
 
 // Config is the whole file.
@@ -300,6 +301,19 @@ func ruleKey(rs []rules.Rule, ve *rules.ValidationError) string {
 		key += "." + field
 	}
 	return key
+}
+
+// Credentials resolves every credential set's secret, by name.
+func (c *Config) Credentials() (map[string]upstream.Credentials, error) {
+	out := map[string]upstream.Credentials{}
+	for _, cs := range c.CredentialSets {
+		pw, err := cs.Secret()
+		if err != nil {
+			return nil, err
+		}
+		out[cs.Name] = upstream.Credentials{Username: cs.Username, Password: pw}
+	}
+	return out, nil
 }
 
 // Secret resolves a credential set's password.

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/airlock/airlock/cache/meta/badgermeta"
+	"github.com/airlock/airlock/cmd/airlock/internal/configtest"
 	"github.com/airlock/airlock/internal/azuritetest"
 	"github.com/airlock/airlock/upstream/mar"
 	"github.com/airlock/airlock/upstream/mar/catalog"
@@ -290,5 +291,41 @@ func TestImportIntoSharedStore(t *testing.T) {
 	serve(t, cfg)
 	if err := pull(addr + "/aks-managed-repository/oss/kubernetes/pause:3.10"); err != nil {
 		t.Fatalf("pause from the shared store: %v", err)
+	}
+}
+
+// bundle export --direct asks an upstream with the credential set of the
+// cache rule that covers the reference, as airlock serve would; with a
+// wrong password the image's FAIL line names the refusal and no bundle is
+// written.
+func TestExportDirectUsesRuleCredentials(t *testing.T) {
+	t.Parallel()
+	up := upstreamtest.NewAuthRedirect(t, "puller", "s3cret")
+	up.Up.PushImage(t, "oss/test/app:v1", 2048, 2)
+	dir := t.TempDir()
+	list := filepath.Join(dir, "images.txt")
+	writeFile(t, list, "mcr.microsoft.com/oss/test/app:v1\n")
+	export := func(password string) (cli, string) {
+		rule := `rules:
+  - {name: aks-managed-mcr, source: mcr.microsoft.com/*, target: aks-managed-repository/*, credentialSet: mcr-creds}
+credentialSets:
+  - {name: mcr-creds, username: puller, password: ` + password + `}
+`
+		cfg := configtest.Write(t, configtest.Serve("127.0.0.1:0", filepath.Join(dir, "s"), up.API.URL, rule))
+		out := filepath.Join(t.TempDir(), "direct.tar")
+		return runExport(t, SourceOptions{Config: cfg, Direct: true}, list, out), out
+	}
+	if r, out := export("s3cret"); r.err != nil || !strings.Contains(r.out, "exported 1 images: 1 manifests, 3 blobs (") || !fileExists(out) {
+		t.Fatalf("export --direct with the rule's credential set: %s", r)
+	}
+	if up.Tokens.Load() == 0 {
+		t.Fatal("the upstream handed out no token: the export did not log in")
+	}
+	r, out := export("wrong")
+	if r.err == nil || fileExists(out) {
+		t.Fatalf("export --direct with a wrong password: %s (bundle written: %v)", r, fileExists(out))
+	}
+	if !strings.Contains(r.errOut, "FAIL mcr.microsoft.com/oss/test/app:v1: ") || !strings.Contains(r.errOut, "UNAUTHORIZED") {
+		t.Fatalf("export --direct with a wrong password: want the image's FAIL line naming the refusal: %s", r)
 	}
 }

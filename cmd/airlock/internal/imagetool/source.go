@@ -18,6 +18,7 @@ import (
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
 	"github.com/airlock/airlock/reference"
 	"github.com/airlock/airlock/rules"
+	"github.com/airlock/airlock/upstream"
 	"github.com/airlock/airlock/upstream/images"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -79,6 +80,7 @@ func (f *SourceOptions) open() (*source, error) {
 		return nil, usageErrorf("--platform: %v", err)
 	}
 	s := &source{endpoints: map[string]endpoint{}}
+	var keychain authn.Keychain = authn.DefaultKeychain
 	if f.Config != "" {
 		cfg, err := config.Load(f.Config)
 		if err != nil {
@@ -91,6 +93,19 @@ func (f *SourceOptions) open() (*source, error) {
 			if ep, err := url.Parse(u.Endpoint); err == nil && ep.Host != "" { // Load checked it
 				s.endpoints[u.Host] = endpoint{host: ep.Host, http: ep.Scheme == "http", insecure: u.Insecure}
 			}
+		}
+		if f.Direct {
+			// Direct, a reference's upstream is asked with the credential
+			// set of the rule that covers it, as airlock would.
+			creds, err := cfg.Credentials()
+			if err != nil {
+				return nil, err
+			}
+			hosts := map[string]string{}
+			for host, ep := range s.endpoints {
+				hosts[ep.host] = host
+			}
+			keychain = authn.NewMultiKeychain(ruleKeychain{rules: s.rules, creds: creds, hosts: hosts}, authn.DefaultKeychain)
 		}
 		if f.Server == "" && !f.Direct {
 			host, port, _ := net.SplitHostPort(cfg.Listen)
@@ -130,7 +145,7 @@ func (f *SourceOptions) open() (*source, error) {
 		rt = &perHostTLS{secure: tr, insecure: transport(f.Concurrency, true), hosts: insecure}
 	}
 	s.origins = newOrigins(rt)
-	s.puller, err = remote.NewPuller(remote.WithTransport(s.origins), remote.WithAuthFromKeychain(authn.DefaultKeychain),
+	s.puller, err = remote.NewPuller(remote.WithTransport(s.origins), remote.WithAuthFromKeychain(keychain),
 		remote.WithUserAgent("airlock"), remote.WithJobs(f.Concurrency))
 	if err != nil {
 		return nil, err
@@ -147,6 +162,39 @@ func (f *SourceOptions) start(ctx context.Context) (*source, error) {
 		return nil, err
 	}
 	return src, src.probe(ctx)
+}
+
+// ruleKeychain resolves an upstream repository to the credentials of the
+// credential set of the cache rule that fetches it (anonymous when no rule
+// with a credential set covers it).
+type ruleKeychain struct {
+	rules *rules.Set
+	creds map[string]upstream.Credentials
+	hosts map[string]string // endpoint host[:port] (upstreams:) -> the registry host it stands for
+}
+
+// Resolve implements authn.Keychain.
+func (k ruleKeychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
+	repo, ok := r.(name.Repository)
+	if !ok || k.rules == nil {
+		return authn.Anonymous, nil
+	}
+	host := repo.RegistryStr()
+	if h, ok := k.hosts[host]; ok {
+		host = h
+	}
+	if host == name.DefaultRegistry {
+		host = "docker.io" // how rules name Docker Hub
+	}
+	_, rule, ok := k.rules.Reverse(host, repo.RepositoryStr())
+	if !ok || rule.CredentialSet == "" {
+		return authn.Anonymous, nil
+	}
+	c, ok := k.creds[rule.CredentialSet]
+	if !ok {
+		return nil, fmt.Errorf("cache rule %s: credential set %q is not in the configuration", rule.Name, rule.CredentialSet)
+	}
+	return authn.FromConfig(authn.AuthConfig{Username: c.Username, Password: c.Password}), nil
 }
 
 // transport is the HTTP transport of a source.

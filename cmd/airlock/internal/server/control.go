@@ -51,7 +51,7 @@ func controlBinding(cfg *config.Config) (deploy.Binding, error) {
 	if err != nil {
 		return deploy.Binding{}, err
 	}
-	creds, err := credentialSets(cfg)
+	creds, err := cfg.Credentials()
 	if err != nil {
 		return deploy.Binding{}, err
 	}

@@ -50,7 +50,7 @@ func (s *Server) Reload(path string) error {
 	if err != nil {
 		return err
 	}
-	creds, err := credentialSets(cfg)
+	creds, err := cfg.Credentials()
 	if err != nil {
 		return err
 	}

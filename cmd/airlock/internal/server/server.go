@@ -22,7 +22,6 @@ import (
 	"github.com/airlock/airlock/registry"
 	"github.com/airlock/airlock/registry/auth/acrauth"
 	"github.com/airlock/airlock/storage/azure"
-	"github.com/airlock/airlock/upstream"
 	"github.com/airlock/airlock/upstream/ociclient"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -47,19 +46,6 @@ type Server struct {
 	ctl    *control
 	scheme string // http or https
 	caFile string // tls.auto: the CA nodes must trust
-}
-
-// credentialSets resolves every credential set's secret.
-func credentialSets(cfg *config.Config) (map[string]upstream.Credentials, error) {
-	out := map[string]upstream.Credentials{}
-	for _, cs := range cfg.CredentialSets {
-		pw, err := cs.Secret()
-		if err != nil {
-			return nil, err
-		}
-		out[cs.Name] = upstream.Credentials{Username: cs.Username, Password: pw}
-	}
-	return out, nil
 }
 
 // Option is an optional setting of New.
@@ -110,7 +96,7 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 	if err != nil {
 		return nil, err
 	}
-	creds, err := credentialSets(cfg)
+	creds, err := cfg.Credentials()
 	if err != nil {
 		return nil, err
 	}
