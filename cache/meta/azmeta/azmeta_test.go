@@ -84,6 +84,7 @@ func TestAzurite(t *testing.T) {
 		{"Replicas/DeadHolder", testDeadHolder},
 		{"Replicas/ExclusiveLeaseLost", testLeaseLost},
 		{"ReadCache", testReadCache},
+		{"ReadCache/OwnLinksKept", testOwnLinksKept},
 		{"WalkReadsListings", testWalkReadsListings},
 		{"Uploads", testUploads},
 		{"Secrets", testSecrets},
