@@ -85,6 +85,7 @@ func TestAzurite(t *testing.T) {
 		{"Replicas/ExclusiveLeaseLost", testLeaseLost},
 		{"ReadCache", testReadCache},
 		{"ReadCache/OwnLinksKept", testOwnLinksKept},
+		{"ReadCache/PeerLinked", testPeerLinked},
 		{"WalkReadsListings", testWalkReadsListings},
 		{"Uploads", testUploads},
 		{"Secrets", testSecrets},

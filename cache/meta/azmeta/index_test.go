@@ -140,6 +140,34 @@ func testOwnLinksKept(t *testing.T, srv *azuritetest.Server) {
 	}
 }
 
+// A NotFound this replica cached is not served once it is told that a
+// peer linked the tag or manifest (the owner answered its relay); without
+// that it is, for the mutable TTL.
+func testPeerLinked(t *testing.T, srv *azuritetest.Server) {
+	ctr := container(t, srv)
+	x := open(t, ctr, prometheus.NewRegistry(), azmeta.WithMutableTTL(time.Hour))
+	owner := open(t, reopen(t, srv, ctr.Name()), prometheus.NewRegistry())
+	d := dg("relayed")
+	if _, err := x.Manifest(bg, "r", d); !errors.Is(err, meta.ErrNotFound) {
+		t.Fatal(err)
+	}
+	if _, err := x.Tag(bg, "r", "v1"); !errors.Is(err, meta.ErrNotFound) {
+		t.Fatal(err)
+	}
+	must(t, owner.PutManifest(bg, "r", d, meta.Manifest{MediaType: "m", Size: 1, Origin: meta.OriginCache}, "v1", tagOf(d, meta.OriginCache)))
+	if _, err := x.Manifest(bg, "r", d); !errors.Is(err, meta.ErrNotFound) {
+		t.Fatalf("the cached NotFound went without being told: %v", err)
+	}
+	x.PeerLinked("r", "v1")
+	x.PeerLinked("r", d.String())
+	if m, err := x.Manifest(bg, "r", d); err != nil || m.Size != 1 {
+		t.Fatalf("after PeerLinked: %+v %v", m, err)
+	}
+	if tg, err := x.Tag(bg, "r", "v1"); err != nil || tg.Digest != d {
+		t.Fatalf("after PeerLinked: %+v %v", tg, err)
+	}
+}
+
 // Walks read small records from the listing (no request per record) and
 // large ones from their blobs, whole.
 func testWalkReadsListings(t *testing.T, srv *azuritetest.Server) {

@@ -170,6 +170,18 @@ func (x *Index) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 	return wrap("delete manifest", x.remove(ctx, manifestName(repo, d), azure.Cond{}))
 }
 
+// PeerLinked tells this replica's read cache that another replica linked
+// the manifest reference ref (a tag or a digest) of repo just now (it
+// answered this replica's relay of it): the next read asks Azure rather
+// than serve what was cached before, a NotFound above all.
+func (x *Index) PeerLinked(repo, ref string) {
+	if d, err := digest.Parse(ref); err == nil {
+		x.wrote(manifestName(repo, d))
+		return
+	}
+	x.wrote(tagName(repo, ref))
+}
+
 // Blob implements meta.BlobLinker.
 func (x *Index) Blob(ctx context.Context, repo string, d digest.Digest) (meta.Blob, error) {
 	b, err := read[meta.Blob](ctx, x, kBlob, blobName(repo, d))
