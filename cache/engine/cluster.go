@@ -163,6 +163,7 @@ func (e *Engine) fromOwner(ctx context.Context, repo, ref string) (m upstream.Ma
 	switch {
 	case err == nil:
 		e.bodies.put(m.Digest, m.Body)
+		e.peerLinked(repo, ref, m.Digest)
 		return m, true, nil
 	case peerGone(err):
 		e.log.Info("manifest owner unreachable: fetching here", zap.String("owner", peer), zap.String("repo", repo), zap.String("ref", ref), zap.Error(err))
@@ -182,12 +183,14 @@ func (e *Engine) revalidateWithOwner(ctx context.Context, repo, tag string, rec 
 	}
 	h, err := e.cluster.Manifest(ctx, peer, repo, tag, true)
 	if err == nil && h.Digest == rec.Digest {
+		e.peerLinked(repo, tag, "") // the owner's record is fresh now
 		return nil, true, nil
 	}
 	if err == nil {
 		var m upstream.Manifest
 		if m, err = e.cluster.Manifest(ctx, peer, repo, tag, false); err == nil {
 			e.bodies.put(m.Digest, m.Body)
+			e.peerLinked(repo, tag, m.Digest)
 			return m, true, nil
 		}
 	}

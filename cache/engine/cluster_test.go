@@ -38,6 +38,9 @@ type fakeNet struct {
 	dead    map[string]chan struct{} // closed when the replica dies
 	holders map[digest.Digest]*fakeClaim
 	owner   func(key string, live func(string) bool) string
+	// relayManifests makes Manifest ask the peer's engine, as the
+	// registry would; else a manifest relay finds its peer gone.
+	relayManifests bool
 }
 
 func (n *fakeNet) alive(p string) bool {
@@ -127,8 +130,15 @@ func (c *fakeCluster) Blob(ctx context.Context, peer, repo string, d digest.Dige
 	return upstream.BlobBody{Body: &peerBody{b: b, ctx: rctx, left: b.Size - offset}, Offset: offset, Size: b.Size}, nil
 }
 
-func (c *fakeCluster) Manifest(context.Context, string, string, string, bool) (upstream.Manifest, error) {
-	return upstream.Manifest{}, &upstream.Error{Err: errors.New("not in these tests")}
+func (c *fakeCluster) Manifest(ctx context.Context, peer, repo, ref string, head bool) (upstream.Manifest, error) {
+	if !c.net.relayManifests {
+		return upstream.Manifest{}, &upstream.Error{Err: errors.New("not in these tests")}
+	}
+	m, err := c.net.engines[peer].Manifest(context.WithValue(ctx, relayedKey{}, true), repo, ref, head)
+	if err != nil {
+		return upstream.Manifest{}, &upstream.Error{StatusCode: http.StatusNotFound, Err: err}
+	}
+	return upstream.Manifest{Digest: m.Digest, MediaType: m.MediaType, Size: m.Size, Body: m.Body}, nil
 }
 
 func (c *fakeCluster) Tags(context.Context, string, string, string, int) ([]string, bool, error) {
@@ -294,11 +304,16 @@ func (o *offsets) list() []int64 {
 // front of up; the owner of every key is a while it is alive, else b.
 func replicas(t *testing.T, up upstream.Client) (n *fakeNet, a, b *engine.Engine, spools map[string]*localSpool, shared content.Store) {
 	t.Helper()
+	return replicasOn(t, up, memmeta.New())
+}
+
+// replicasOn is replicas sharing index.
+func replicasOn(t *testing.T, up upstream.Client, index engine.Index) (n *fakeNet, a, b *engine.Engine, spools map[string]*localSpool, shared content.Store) {
+	t.Helper()
 	store, err := fsstore.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	index := memmeta.New()
 	n = &fakeNet{engines: map[string]*engine.Engine{}, dead: map[string]chan struct{}{}, holders: map[digest.Digest]*fakeClaim{},
 		owner: func(_ string, live func(string) bool) string {
 			if live("a") {
@@ -379,6 +394,57 @@ func TestClusterRelay(t *testing.T) {
 	}
 	if _, err := shared.Stat(ctx, d); err != nil {
 		t.Fatalf("the owner did not publish the blob: %v", err)
+	}
+}
+
+// peerLinkIndex records what the engine tells an index with a read cache
+// of its own about its peers' links.
+type peerLinkIndex struct {
+	engine.Index
+	mu     sync.Mutex
+	linked []string
+}
+
+func (x *peerLinkIndex) PeerLinked(repo, ref string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.linked = append(x.linked, repo+" "+ref)
+}
+
+func (x *peerLinkIndex) calls() []string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return append([]string(nil), x.linked...)
+}
+
+// A tag a replica relayed from its owner: the owner fetched and linked
+// it, and the relaying replica tells its index that the tag and the
+// manifest it names were linked by a peer (so it does not serve a
+// NotFound it cached before); a tag it finds fresh it serves itself.
+func TestClusterManifestRelayTellsIndex(t *testing.T) {
+	t.Parallel()
+	f := upstreamtest.NewFake()
+	img := f.PutImage(upRepo, "3.10", 1000, "relayed")
+	index := &peerLinkIndex{Index: memmeta.New()}
+	n, _, b, _, _ := replicasOn(t, f, index)
+	n.relayManifests = true
+	ctx := context.Background()
+	m, err := b.Manifest(ctx, repo, "3.10", false)
+	if err != nil || m.Digest != img.Digest || !bytes.Equal(m.Body, img.Manifest) {
+		t.Fatalf("relayed manifest: %v %+v", err, m)
+	}
+	if n := f.Count("manifest GET"); n != 1 {
+		t.Fatalf("%d upstream manifest GETs, want 1 (the owner's)", n)
+	}
+	want := []string{repo + " 3.10", repo + " " + img.Digest.String()}
+	if got := index.calls(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("told the index %q, want %q", got, want)
+	}
+	if _, err := b.Manifest(ctx, repo, "3.10", false); err != nil {
+		t.Fatal(err)
+	}
+	if got := index.calls(); len(got) != len(want) {
+		t.Fatalf("a fresh tag served from the index told it %q", got[len(want):])
 	}
 }
 

@@ -1,6 +1,9 @@
 package engine
 
-import "github.com/airlock/airlock/cache/meta"
+import (
+	"github.com/airlock/airlock/cache/meta"
+	"github.com/opencontainers/go-digest"
+)
 
 // Index is what the engine needs of the metadata index: tags, manifests
 // and blob links to serve and fill, cached upstream referrers, the
@@ -13,4 +16,26 @@ type Index interface {
 	meta.ReferrersCache
 	meta.Catalog
 	meta.Walker
+}
+
+// peerLinks is an Index that caches what it read (azmeta's, shared by the
+// replicas of a cluster): told that the owner of a manifest reference
+// answered this replica's relay of it (the owner links what it fetched
+// before it answers), it asks its store again on the next read instead of
+// serving a NotFound it cached before the owner linked it.
+type peerLinks interface {
+	PeerLinked(repo, ref string)
+}
+
+// peerLinked tells the index that a peer linked ref (a tag or a digest)
+// of repo and the manifest d it names.
+func (e *Engine) peerLinked(repo, ref string, d digest.Digest) {
+	pl, ok := e.index.(peerLinks)
+	if !ok {
+		return
+	}
+	pl.PeerLinked(repo, ref)
+	if d != "" && d.String() != ref {
+		pl.PeerLinked(repo, d.String())
+	}
 }

@@ -83,7 +83,9 @@
 // and manifests, once present, for WithImmutableTTL (default 10 min);
 // tags, repositories, referrers and every NotFound for WithMutableTTL
 // (default 1 s). That TTL is how long another replica's write may go
-// unseen here; this replica's own writes are seen at once. Concurrent
+// unseen here; this replica's own writes are seen at once, and the blob
+// links and manifests it linked are cached as written (the replica that
+// filled a blob does not read its own links back from Azure). Concurrent
 // reads of one record share one request. Walks, listings, upload sessions
 // and the reads inside Exclusive ask Azure.
 package azmeta

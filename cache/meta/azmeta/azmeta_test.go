@@ -84,6 +84,8 @@ func TestAzurite(t *testing.T) {
 		{"Replicas/DeadHolder", testDeadHolder},
 		{"Replicas/ExclusiveLeaseLost", testLeaseLost},
 		{"ReadCache", testReadCache},
+		{"ReadCache/OwnLinksKept", testOwnLinksKept},
+		{"ReadCache/PeerLinked", testPeerLinked},
 		{"WalkReadsListings", testWalkReadsListings},
 		{"Uploads", testUploads},
 		{"Secrets", testSecrets},

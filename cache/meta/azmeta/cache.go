@@ -3,6 +3,7 @@ package azmeta
 import (
 	"container/list"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -102,10 +103,10 @@ func (c *readCache) store(key string, begun uint64, val any, missing bool, ttl t
 }
 
 // invalidate marks key after a write to it (successful or not: its outcome
-// may be unknown).
-func (c *readCache) invalidate(key string) {
+// may be unknown) and returns the write's stamp.
+func (c *readCache) invalidate(key string) uint64 {
 	if c.max <= 0 {
-		return
+		return 0
 	}
 	s := c.stamp.Add(1)
 	c.mu.Lock()
@@ -115,6 +116,7 @@ func (c *readCache) invalidate(key string) {
 		delete(c.m, key)
 	}
 	c.add(&entry{key: key, tomb: true, stamp: s, expires: c.now().Add(tombTTL)})
+	return s
 }
 
 // add puts e first and evicts the least recently used beyond max. The
@@ -200,10 +202,30 @@ func read[T any](ctx context.Context, x *Index, kind, name string) (T, error) {
 }
 
 // wrote tells the read cache that this replica wrote (or tried to write)
-// the record name: later reads do not get what was read before.
-func (x *Index) wrote(name string) {
-	x.cache.invalidate(name)
+// the record name: later reads do not get what was read before. It
+// returns the write's stamp (see cacheWritten).
+func (x *Index) wrote(name string) uint64 {
+	s := x.cache.invalidate(name)
 	x.flight.Forget(name) // a read in flight began before the write
+	return s
+}
+
+// cacheWritten caches v, which this replica's write stamped stamp put as the
+// record name of kind (an immutable one: a blob link, a manifest), as a
+// read of it right after the write would: the replica that filled a blob
+// serves it next without asking Azure for what it just wrote. v goes
+// through JSON as a read's record does. Nothing is cached if another write
+// of name ended since (its mark stays).
+func cacheWritten[T any](x *Index, kind, name string, stamp uint64, v T) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	var rec T
+	if json.Unmarshal(b, &rec) != nil {
+		return
+	}
+	x.cache.store(name, stamp, rec, false, x.ttl(kind))
 }
 
 // ttl is how long a record of kind found in Azure is served from the

@@ -67,6 +67,32 @@ func TestReadCacheWriteWins(t *testing.T) {
 	}
 }
 
+// A write's value, stored at the write's stamp, replaces the write's own
+// mark, but never the mark of a write of the key that ended after it, nor
+// a value once the floor passed its stamp.
+func TestReadCacheWrittenValue(t *testing.T) {
+	t.Parallel()
+	c := newReadCache(10, time.Now)
+	s := c.invalidate("k")
+	c.store("k", s, "written", false, time.Hour)
+	if v, _, ok := c.load("k"); !ok || v != "written" {
+		t.Fatalf("the write's value: %v %v", v, ok)
+	}
+	first := c.invalidate("k")
+	second := c.invalidate("k")
+	c.store("k", first, "first", false, time.Hour)
+	if _, _, ok := c.load("k"); ok {
+		t.Fatal("an earlier write's value replaced the mark of a later write")
+	}
+	c.store("k", second, "second", false, time.Hour)
+	if v, _, ok := c.load("k"); !ok || v != "second" {
+		t.Fatalf("the last write's value: %v %v", v, ok)
+	}
+	if s := newReadCache(0, time.Now).invalidate("k"); s != 0 {
+		t.Fatalf("a disabled cache stamped a write %d", s)
+	}
+}
+
 // The cache holds at most max entries, least recently used out first; a
 // write's mark leaving raises the floor, so reads in flight across that
 // write still store nothing.

@@ -95,6 +95,79 @@ func testReadCache(t *testing.T, srv *azuritetest.Server) {
 	}
 }
 
+// The blob links and manifests this replica linked are served from its
+// read cache without a request (the replica that filled a blob serves it
+// next), as Azure holds them; its tags are read again (they move); another
+// replica's later write of a link is what the other replica reads.
+func testOwnLinksKept(t *testing.T, srv *azuritetest.Server) {
+	reg := prometheus.NewRegistry()
+	ctr := container(t, srv)
+	x := open(t, ctr, reg)
+	d, layer := dg("m"), dg("layer")
+	added := time.Date(2026, 11, 27, 6, 30, 0, 123456789, time.UTC)
+	b := meta.Blob{Size: 7, Origin: meta.OriginCache, Added: added}
+	m := meta.Manifest{MediaType: "m", Size: 3, Refs: []digest.Digest{layer}, Origin: meta.OriginCache, Added: added}
+	must(t, x.LinkBlob(bg, "r", layer, b))
+	must(t, x.PutManifest(bg, "r", d, m, "v1", tagOf(d, meta.OriginCache)))
+	gets := requests(t, reg, "get")
+	for range 5 {
+		gotB, err := x.Blob(bg, "r", layer)
+		if err != nil || gotB.Size != b.Size || !gotB.Added.Equal(added) || gotB.Origin != b.Origin {
+			t.Fatalf("own link: %+v %v", gotB, err)
+		}
+		gotM, err := x.Manifest(bg, "r", d)
+		if err != nil || gotM.Size != m.Size || len(gotM.Refs) != 1 || gotM.Refs[0] != layer || !gotM.Added.Equal(added) {
+			t.Fatalf("own manifest: %+v %v", gotM, err)
+		}
+	}
+	if n := requests(t, reg, "get") - gets; n != 0 {
+		t.Fatalf("reads of this replica's own links sent %v requests, want 0", n)
+	}
+	// What a cold replica reads from Azure is what the writer serves.
+	y := open(t, reopen(t, srv, ctr.Name()), prometheus.NewRegistry())
+	fromAzure, err := y.Blob(bg, "r", layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fromCache, _ := x.Blob(bg, "r", layer); fromCache != fromAzure {
+		t.Fatalf("the writer serves %+v, Azure holds %+v", fromCache, fromAzure)
+	}
+	if _, err := x.Tag(bg, "r", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := requests(t, reg, "get") - gets; n != 1 {
+		t.Fatalf("a read of this replica's own tag sent %v requests, want 1 (tags are read again)", n)
+	}
+}
+
+// A NotFound this replica cached is not served once it is told that a
+// peer linked the tag or manifest (the owner answered its relay); without
+// that it is, for the mutable TTL.
+func testPeerLinked(t *testing.T, srv *azuritetest.Server) {
+	ctr := container(t, srv)
+	x := open(t, ctr, prometheus.NewRegistry(), azmeta.WithMutableTTL(time.Hour))
+	owner := open(t, reopen(t, srv, ctr.Name()), prometheus.NewRegistry())
+	d := dg("relayed")
+	if _, err := x.Manifest(bg, "r", d); !errors.Is(err, meta.ErrNotFound) {
+		t.Fatal(err)
+	}
+	if _, err := x.Tag(bg, "r", "v1"); !errors.Is(err, meta.ErrNotFound) {
+		t.Fatal(err)
+	}
+	must(t, owner.PutManifest(bg, "r", d, meta.Manifest{MediaType: "m", Size: 1, Origin: meta.OriginCache}, "v1", tagOf(d, meta.OriginCache)))
+	if _, err := x.Manifest(bg, "r", d); !errors.Is(err, meta.ErrNotFound) {
+		t.Fatalf("the cached NotFound went without being told: %v", err)
+	}
+	x.PeerLinked("r", "v1")
+	x.PeerLinked("r", d.String())
+	if m, err := x.Manifest(bg, "r", d); err != nil || m.Size != 1 {
+		t.Fatalf("after PeerLinked: %+v %v", m, err)
+	}
+	if tg, err := x.Tag(bg, "r", "v1"); err != nil || tg.Digest != d {
+		t.Fatalf("after PeerLinked: %+v %v", tg, err)
+	}
+}
+
 // Walks read small records from the listing (no request per record) and
 // large ones from their blobs, whole.
 func testWalkReadsListings(t *testing.T, srv *azuritetest.Server) {

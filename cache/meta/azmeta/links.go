@@ -18,10 +18,15 @@ import (
 const maxRetries = 16
 
 // write puts v as the record name, replacing any, and tells the read
-// cache.
-func (x *Index) write(ctx context.Context, name string, v any) error {
-	defer x.wrote(name)
+// cache; it returns the write's stamp (see cacheWritten).
+func (x *Index) write(ctx context.Context, name string, v any) (uint64, error) {
 	_, err := x.put(ctx, name, v, azure.Cond{})
+	return x.wrote(name), err
+}
+
+// writeOnly is write for the records a read cache keeps no written value of.
+func (x *Index) writeOnly(ctx context.Context, name string, v any) error {
+	_, err := x.write(ctx, name, v)
 	return err
 }
 
@@ -125,7 +130,7 @@ func (x *Index) Tag(ctx context.Context, repo, tag string) (meta.Tag, error) {
 // PutTag implements meta.TagStore.
 func (x *Index) PutTag(ctx context.Context, repo, tag string, t meta.Tag) error {
 	return wrap("put tag", x.link(ctx, repo, t.Origin, t.FetchedAt, func(ctx context.Context) error {
-		return x.write(ctx, tagName(repo, tag), t)
+		return x.writeOnly(ctx, tagName(repo, tag), t)
 	}))
 }
 
@@ -142,22 +147,39 @@ func (x *Index) Manifest(ctx context.Context, repo string, d digest.Digest) (met
 
 // PutManifest implements meta.ManifestStore: the repository, then the
 // manifest, then the tag (see the package documentation for what a reader
-// can see in between).
+// can see in between). Once linked, the manifest record is in this
+// replica's read cache.
 func (x *Index) PutManifest(ctx context.Context, repo string, d digest.Digest, m meta.Manifest, tag string, t meta.Tag) error {
-	return wrap("put manifest", x.link(ctx, repo, m.Origin, m.Added, func(ctx context.Context) error {
-		if err := x.write(ctx, manifestName(repo, d), m); err != nil {
+	name := manifestName(repo, d)
+	var stamp uint64
+	err := x.link(ctx, repo, m.Origin, m.Added, func(ctx context.Context) error {
+		s, err := x.write(ctx, name, m)
+		if stamp = s; err != nil || tag == "" {
 			return err
 		}
-		if tag == "" {
-			return nil
-		}
-		return x.write(ctx, tagName(repo, tag), t)
-	}))
+		return x.writeOnly(ctx, tagName(repo, tag), t)
+	})
+	if err == nil {
+		cacheWritten(x, kManifest, name, stamp, m)
+	}
+	return wrap("put manifest", err)
 }
 
 // DeleteManifest implements meta.ManifestStore.
 func (x *Index) DeleteManifest(ctx context.Context, repo string, d digest.Digest) error {
 	return wrap("delete manifest", x.remove(ctx, manifestName(repo, d), azure.Cond{}))
+}
+
+// PeerLinked tells this replica's read cache that another replica linked
+// the manifest reference ref (a tag or a digest) of repo just now (it
+// answered this replica's relay of it): the next read asks Azure rather
+// than serve what was cached before, a NotFound above all.
+func (x *Index) PeerLinked(repo, ref string) {
+	if d, err := digest.Parse(ref); err == nil {
+		x.wrote(manifestName(repo, d))
+		return
+	}
+	x.wrote(tagName(repo, ref))
 }
 
 // Blob implements meta.BlobLinker.
@@ -166,11 +188,20 @@ func (x *Index) Blob(ctx context.Context, repo string, d digest.Digest) (meta.Bl
 	return b, wrap("blob", err)
 }
 
-// LinkBlob implements meta.BlobLinker.
+// LinkBlob implements meta.BlobLinker. Once linked, the link is in this
+// replica's read cache.
 func (x *Index) LinkBlob(ctx context.Context, repo string, d digest.Digest, b meta.Blob) error {
-	return wrap("link blob", x.link(ctx, repo, b.Origin, b.Added, func(ctx context.Context) error {
-		return x.write(ctx, blobName(repo, d), b)
-	}))
+	name := blobName(repo, d)
+	var stamp uint64
+	err := x.link(ctx, repo, b.Origin, b.Added, func(ctx context.Context) error {
+		var err error
+		stamp, err = x.write(ctx, name, b)
+		return err
+	})
+	if err == nil {
+		cacheWritten(x, kBlob, name, stamp, b)
+	}
+	return wrap("link blob", err)
 }
 
 // UnlinkBlob implements meta.BlobLinker.
@@ -192,5 +223,5 @@ func (x *Index) Referrers(ctx context.Context, repo string, d digest.Digest) (me
 
 // PutReferrers implements meta.ReferrersCache.
 func (x *Index) PutReferrers(ctx context.Context, repo string, d digest.Digest, r meta.Referrers) error {
-	return wrap("put referrers", x.write(ctx, referrersName(repo, d), r))
+	return wrap("put referrers", x.writeOnly(ctx, referrersName(repo, d), r))
 }
