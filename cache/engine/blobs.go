@@ -48,6 +48,7 @@ func (e *Engine) blob(ctx context.Context, repo string, d digest.Digest, head bo
 	if filling && joinable(c.Val, repo, t) {
 		return e.fromFill(ctx, c.Val, repo, t, head)
 	}
+	seen := e.fills.Ended()
 	_, storeErr := e.store.Stat(ctx, d)
 	if storeErr == nil && !filling {
 		// Committed and no fill seen: a fill of this blob for this very
@@ -84,7 +85,16 @@ func (e *Engine) blob(ctx context.Context, repo string, d digest.Digest, head bo
 			return &cache.Blob{Digest: d, Size: size, FromUpstream: true}, nil
 		}
 	}
-	return e.joinFill(ctx, repo, d, t)
+	// On a cluster the store's answer just read need not be asked again
+	// when the fill slot is taken, unless a fill of this replica ended
+	// meanwhile (one that committed d would be gone from the group by
+	// then): a blob another replica committed in between is found by the
+	// fill itself (its owner serves it, or the claim sees it committed).
+	var absent *uint64
+	if e.cluster != nil && !filling && errors.Is(storeErr, content.ErrNotFound) {
+		absent = &seen
+	}
+	return e.joinFill(ctx, repo, d, t, absent)
 }
 
 // joinable reports whether a request for repo may follow fill f without
@@ -98,7 +108,7 @@ func joinable(f *fill, repo string, t target) bool {
 // only for its size (the upstream's answer, as a HEAD upstream would give).
 func (e *Engine) fromFill(ctx context.Context, f *fill, repo string, t target, head bool) (*cache.Blob, error) {
 	if !head {
-		return e.joinFill(ctx, repo, f.d, t)
+		return e.joinFill(ctx, repo, f.d, t, nil)
 	}
 	select {
 	case <-f.ready:
@@ -186,13 +196,22 @@ func (e *Engine) open(ctx context.Context, d digest.Digest, head bool) (*cache.B
 var errCommitted = errors.New("blob committed")
 
 // joinFill attaches the request to the fill of d, starting it if none runs.
-func (e *Engine) joinFill(ctx context.Context, repo string, d digest.Digest, t target) (*cache.Blob, error) {
+// absent, when not nil, is the fill group's Ended count read before the
+// store last answered that it does not hold d.
+func (e *Engine) joinFill(ctx context.Context, repo string, d digest.Digest, t target, absent *uint64) (*cache.Blob, error) {
 	for {
-		c, leader, err := e.fills.Begin(d, func() (*fill, error) {
+		seen, known := uint64(0), absent != nil
+		if known {
+			seen = *absent
+		}
+		c, leader, err := e.fills.BeginAfter(d, seen, func(endedSince bool) (*fill, error) {
 			// A fill leaves the group only after its commit: check the store
-			// again so that a fill finishing just now is not repeated.
-			if _, err := e.store.Stat(ctx, d); err == nil {
-				return nil, errCommitted
+			// again so that a fill finishing just now is not repeated
+			// (unless the store said no and no fill has ended since).
+			if !known || endedSince {
+				if _, err := e.store.Stat(ctx, d); err == nil {
+					return nil, errCommitted
+				}
 			}
 			f := newFill(d, t)
 			f.repos[repo] = true
@@ -219,6 +238,7 @@ func (e *Engine) joinFill(ctx context.Context, repo string, d digest.Digest, t t
 			if ferr := f.failure(); ferr != nil {
 				return nil, upstreamErr(ferr, cache.ErrBlobUnknown, repo+"@"+d.String())
 			}
+			absent = nil
 			continue // committed: the store has it now
 		case joinedLate:
 			return e.privateFill(ctx, repo, d, t)

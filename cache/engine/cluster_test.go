@@ -307,12 +307,17 @@ func replicas(t *testing.T, up upstream.Client) (n *fakeNet, a, b *engine.Engine
 	return replicasOn(t, up, memmeta.New())
 }
 
-// replicasOn is replicas sharing index.
-func replicasOn(t *testing.T, up upstream.Client, index engine.Index) (n *fakeNet, a, b *engine.Engine, spools map[string]*localSpool, shared content.Store) {
+// replicasOn is replicas sharing index; wrap, if given, is the store the
+// engines see (shared stays the store itself).
+func replicasOn(t *testing.T, up upstream.Client, index engine.Index, wrap ...func(content.Store) content.Store) (n *fakeNet, a, b *engine.Engine, spools map[string]*localSpool, shared content.Store) {
 	t.Helper()
-	store, err := fsstore.New(t.TempDir())
+	fs, err := fsstore.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
+	}
+	var store content.Store = fs
+	for _, w := range wrap {
+		store = w(store)
 	}
 	n = &fakeNet{engines: map[string]*engine.Engine{}, dead: map[string]chan struct{}{}, holders: map[digest.Digest]*fakeClaim{},
 		owner: func(_ string, live func(string) bool) string {
@@ -344,7 +349,7 @@ func replicasOn(t *testing.T, up upstream.Client, index engine.Index) (n *fakeNe
 			}
 		})
 	}
-	return n, n.engines["a"], n.engines["b"], spools, store
+	return n, n.engines["a"], n.engines["b"], spools, fs
 }
 
 // read reads a blob's whole content and checks it.
@@ -394,6 +399,47 @@ func TestClusterRelay(t *testing.T) {
 	}
 	if _, err := shared.Stat(ctx, d); err != nil {
 		t.Fatalf("the owner did not publish the blob: %v", err)
+	}
+}
+
+// statCounting counts the store's Stat calls (each one a round trip to
+// Azure on a replica).
+type statCounting struct {
+	content.Store
+	n atomic.Int64
+}
+
+func (s *statCounting) Stat(ctx context.Context, d digest.Digest) (content.Info, error) {
+	s.n.Add(1)
+	return s.Store.Stat(ctx, d)
+}
+
+// A cold GET through a replica that does not own the blob asks the store
+// once on each replica before the relay and the fill (the fill slot does
+// not ask again when no fill ended meanwhile), and once more when the
+// owner holds the fill record: three Stats, each a round trip to Azure,
+// not five.
+func TestClusterColdRelayStats(t *testing.T) {
+	t.Parallel()
+	f := upstreamtest.NewFake()
+	d := f.PutBlob(upRepo, bytes.Repeat([]byte("counted "), 8<<10))
+	var counted *statCounting
+	_, _, b, _, _ := replicasOn(t, f, memmeta.New(), func(s content.Store) content.Store {
+		counted = &statCounting{Store: s}
+		return counted
+	})
+	blob, err := b.Blob(context.Background(), repo, d, false)
+	if err == nil {
+		err = readBlob(blob, d)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := f.Count("blob GET"); n != 1 {
+		t.Fatalf("%d upstream GETs, want 1", n)
+	}
+	if n := counted.n.Load(); n != 3 {
+		t.Fatalf("the store was asked %d times for one cold relayed GET, want 3", n)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 type Group[K comparable, V any] struct {
 	mu    sync.Mutex
 	calls map[K]*Call[V]
+	ended uint64 // calls removed by End so far
 }
 
 // Call is one run for a key.
@@ -33,13 +34,28 @@ type Call[V any] struct {
 // lock, so it sees no call for key come or go; if it fails, nothing is
 // registered and its error is returned.
 func (g *Group[K, V]) Begin(key K, start func() (V, error)) (c *Call[V], leader bool, err error) {
+	return g.BeginAfter(key, g.Ended(), func(bool) (V, error) { return start() })
+}
+
+// Ended counts the calls that have ended (left the group) so far.
+func (g *Group[K, V]) Ended() uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.ended
+}
+
+// BeginAfter is Begin for a caller that looked at key's state (say, a
+// store) when Ended was seen: start learns whether any call of the group
+// has ended since (when none has, no call for key came and went in
+// between, so what the caller saw still holds for this group's calls).
+func (g *Group[K, V]) BeginAfter(key K, seen uint64, start func(endedSince bool) (V, error)) (c *Call[V], leader bool, err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if c, ok := g.calls[key]; ok {
 		c.joined++
 		return c, false, nil
 	}
-	v, err := start()
+	v, err := start(g.ended != seen)
 	if err != nil {
 		return nil, false, err
 	}
@@ -57,6 +73,7 @@ func (g *Group[K, V]) End(key K, c *Call[V], err error) {
 	g.mu.Lock()
 	if g.calls[key] == c {
 		delete(g.calls, key)
+		g.ended++
 	}
 	g.mu.Unlock()
 	c.err = err

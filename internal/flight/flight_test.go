@@ -153,3 +153,32 @@ func waitGroup(t *testing.T, wg *sync.WaitGroup, release chan struct{}) {
 		t.Fatal("callers never returned")
 	}
 }
+
+// BeginAfter tells start whether a call of the group ended since the count
+// the caller read: a call of another key counts, a call still running does
+// not, and only an End that removed its call moves the count.
+func TestGroupBeginAfter(t *testing.T) {
+	t.Parallel()
+	var g Group[int, string]
+	seen := g.Ended()
+	a, _, _ := g.Begin(1, func() (string, error) { return "a", nil })
+	var ended []bool
+	start := func(since bool) (string, error) { ended = append(ended, since); return "b", nil }
+	b, _, _ := g.BeginAfter(2, seen, start)
+	g.End(2, b, nil)
+	if _, _, err := g.BeginAfter(3, seen, start); err != nil {
+		t.Fatal(err)
+	}
+	g.End(1, &Call[string]{done: make(chan struct{})}, nil) // not the registered call: no end
+	now := g.Ended()
+	g.End(1, a, nil)
+	if _, _, err := g.BeginAfter(4, now, start); err != nil {
+		t.Fatal(err)
+	}
+	if want := []bool{false, true, true}; len(ended) != 3 || ended[0] != want[0] || ended[1] != want[1] || ended[2] != want[2] {
+		t.Fatalf("endedSince %v, want %v", ended, want)
+	}
+	if n := g.Ended(); n != 2 {
+		t.Fatalf("Ended %d, want 2 (calls 2 and 1)", n)
+	}
+}
