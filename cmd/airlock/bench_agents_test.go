@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -15,23 +14,6 @@ import (
 	"github.com/airlock/airlock/bench"
 	"github.com/airlock/airlock/internal/proctest"
 )
-
-// benchBinary is $AIRLOCK_BIN (make sets it to bin/airlock), else this
-// checkout built once.
-func benchBinary(t *testing.T) string {
-	t.Helper()
-	if b := os.Getenv("AIRLOCK_BIN"); b != "" {
-		abs, err := filepath.Abs(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := os.Stat(abs); err != nil {
-			t.Fatalf("AIRLOCK_BIN=%s: %v (run make build)", b, err)
-		}
-		return abs
-	}
-	return airlockBinary(t)
-}
 
 // child is a process of the test, killed at cleanup.
 type child struct {
@@ -169,7 +151,7 @@ var (
 func TestBenchAgentsAsProcesses(t *testing.T) {
 	t.Parallel()
 	const k, nodes = 3, 9
-	bin := benchBinary(t)
+	bin := airlockBinary(t)
 	n := newBenchNet(t, k)
 	mar := startChildProc(t, append(n.hub, bin, "mar", "--listen", n.host+":0", "--data-listen", n.host+":0", "--log-level", "warn")...)
 	registry := mar.waitFor(t, mar.stdout, marRegistryLine)[1]

@@ -14,9 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,13 +24,9 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-// The process tests run the real binary, built once per test run.
-var bin struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
+// The process tests run the real binary: $AIRLOCK_BIN, or this package
+// built once per test run.
+var bin = &proctest.Binary{Pkg: "."}
 
 // asMainEnv makes this test binary run as airlock itself: the bench starts
 // its airlock target by re-executing os.Executable().
@@ -46,39 +40,12 @@ func TestMain(m *testing.M) {
 		os.Exit(code)
 	}
 	code := azuritetest.Main(m) // the tests needing Azurite share one
-	if bin.dir != "" {
-		os.RemoveAll(bin.dir)
-	}
+	bin.Remove()
 	os.Exit(code)
 }
 
-// airlockBinary is $AIRLOCK_BIN (make sets it to bin/airlock), or a build
-// of this checkout.
-func airlockBinary(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("AIRLOCK_BIN"); p != "" {
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return abs
-	}
-	bin.once.Do(func() {
-		bin.dir, bin.err = os.MkdirTemp("", "airlock-test-bin")
-		if bin.err != nil {
-			return
-		}
-		bin.path = filepath.Join(bin.dir, "airlock")
-		out, err := exec.Command("go", "build", "-o", bin.path, ".").CombinedOutput()
-		if err != nil {
-			bin.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if bin.err != nil {
-		t.Fatal(bin.err)
-	}
-	return bin.path
-}
+// airlockBinary is the airlock binary's path.
+func airlockBinary(t *testing.T) string { return bin.Path(t) }
 
 // proc is airlock serve running as a child process (its stdout
 // discarded, its stderr kept).

@@ -8,7 +8,9 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"sync"
 	"syscall"
@@ -225,4 +227,55 @@ func Tail(s string, n int) string {
 		return s
 	}
 	return "…" + s[len(s)-n:]
+}
+
+// Binary is a program the tests run as a child process: $AIRLOCK_BIN when
+// set (make sets it to bin/airlock), else a build of the main package Pkg
+// (a directory, relative to the test's package), made once per test
+// binary. The zero value with Pkg set is ready; Remove the build from
+// TestMain after the tests ran.
+type Binary struct {
+	Pkg string
+
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+// Path returns the program's absolute path, building it the first time
+// when $AIRLOCK_BIN is not set; a missing $AIRLOCK_BIN or a failed build
+// fails the test.
+func (b *Binary) Path(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("AIRLOCK_BIN"); p != "" {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(abs); err != nil {
+			t.Fatalf("AIRLOCK_BIN=%s: %v (run make build)", p, err)
+		}
+		return abs
+	}
+	b.once.Do(func() {
+		if b.dir, b.err = os.MkdirTemp("", "airlock-test-bin"); b.err != nil {
+			return
+		}
+		b.path = filepath.Join(b.dir, "airlock")
+		if out, err := exec.Command("go", "build", "-o", b.path, b.Pkg).CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build %s: %v\n%s", b.Pkg, err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
+}
+
+// Remove deletes the build, if Path made one.
+func (b *Binary) Remove() {
+	if b.dir != "" {
+		os.RemoveAll(b.dir)
+	}
 }
