@@ -248,7 +248,9 @@ func (s *replicaSet) settle(want ...int) {
 		addrs = append(addrs, s.peers[i])
 	}
 	slices.Sort(addrs)
-	deadline := time.Now().Add(15 * time.Second)
+	// Probes run every second; 30 s covers a host so loaded that Azurite
+	// stops answering for a while (replicas then say they are not ready).
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ok := true
 		for _, i := range want {
