@@ -90,9 +90,9 @@ func (e *Engine) blob(ctx context.Context, repo string, d digest.Digest, head bo
 	// meanwhile (one that committed d would be gone from the group by
 	// then): a blob another replica committed in between is found by the
 	// fill itself (its owner serves it, or the claim sees it committed).
-	var absent *uint64
+	var absent absence
 	if e.cluster != nil && !filling && errors.Is(storeErr, content.ErrNotFound) {
-		absent = &seen
+		absent = absence{known: true, seen: seen}
 	}
 	return e.joinFill(ctx, repo, d, t, absent)
 }
@@ -108,7 +108,7 @@ func joinable(f *fill, repo string, t target) bool {
 // only for its size (the upstream's answer, as a HEAD upstream would give).
 func (e *Engine) fromFill(ctx context.Context, f *fill, repo string, t target, head bool) (*cache.Blob, error) {
 	if !head {
-		return e.joinFill(ctx, repo, f.d, t, nil)
+		return e.joinFill(ctx, repo, f.d, t, absence{})
 	}
 	select {
 	case <-f.ready:
@@ -195,20 +195,22 @@ func (e *Engine) open(ctx context.Context, d digest.Digest, head bool) (*cache.B
 // blob is in the store already.
 var errCommitted = errors.New("blob committed")
 
+// absence is what a request knows of d's absence from the store: known
+// when the store said it does not hold d after the fill group's Ended
+// count was seen (the zero value: nothing known).
+type absence struct {
+	known bool
+	seen  uint64
+}
+
 // joinFill attaches the request to the fill of d, starting it if none runs.
-// absent, when not nil, is the fill group's Ended count read before the
-// store last answered that it does not hold d.
-func (e *Engine) joinFill(ctx context.Context, repo string, d digest.Digest, t target, absent *uint64) (*cache.Blob, error) {
+func (e *Engine) joinFill(ctx context.Context, repo string, d digest.Digest, t target, absent absence) (*cache.Blob, error) {
 	for {
-		seen, known := uint64(0), absent != nil
-		if known {
-			seen = *absent
-		}
-		c, leader, err := e.fills.BeginAfter(d, seen, func(endedSince bool) (*fill, error) {
+		c, leader, err := e.fills.BeginAfter(d, absent.seen, func(endedSince bool) (*fill, error) {
 			// A fill leaves the group only after its commit: check the store
 			// again so that a fill finishing just now is not repeated
 			// (unless the store said no and no fill has ended since).
-			if !known || endedSince {
+			if !absent.known || endedSince {
 				if _, err := e.store.Stat(ctx, d); err == nil {
 					return nil, errCommitted
 				}
@@ -238,7 +240,7 @@ func (e *Engine) joinFill(ctx context.Context, repo string, d digest.Digest, t t
 			if ferr := f.failure(); ferr != nil {
 				return nil, upstreamErr(ferr, cache.ErrBlobUnknown, repo+"@"+d.String())
 			}
-			absent = nil
+			absent = absence{}
 			continue // committed: the store has it now
 		case joinedLate:
 			return e.privateFill(ctx, repo, d, t)

@@ -34,7 +34,7 @@ type Call[V any] struct {
 // lock, so it sees no call for key come or go; if it fails, nothing is
 // registered and its error is returned.
 func (g *Group[K, V]) Begin(key K, start func() (V, error)) (c *Call[V], leader bool, err error) {
-	return g.BeginAfter(key, g.Ended(), func(bool) (V, error) { return start() })
+	return g.begin(key, func(uint64) (V, error) { return start() })
 }
 
 // Ended counts the calls that have ended (left the group) so far.
@@ -49,13 +49,18 @@ func (g *Group[K, V]) Ended() uint64 {
 // has ended since (when none has, no call for key came and went in
 // between, so what the caller saw still holds for this group's calls).
 func (g *Group[K, V]) BeginAfter(key K, seen uint64, start func(endedSince bool) (V, error)) (c *Call[V], leader bool, err error) {
+	return g.begin(key, func(ended uint64) (V, error) { return start(ended != seen) })
+}
+
+// begin is Begin, start given the Ended count under the group's lock.
+func (g *Group[K, V]) begin(key K, start func(ended uint64) (V, error)) (c *Call[V], leader bool, err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if c, ok := g.calls[key]; ok {
 		c.joined++
 		return c, false, nil
 	}
-	v, err := start(g.ended != seen)
+	v, err := start(g.ended)
 	if err != nil {
 		return nil, false, err
 	}
