@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/airlock/airlock/rules"
@@ -127,6 +128,11 @@ type Service struct {
 	pinned uint64 // the gen whose pins were synced last
 
 	pinMu sync.Mutex // one pin sync at a time
+
+	// served is ver, readable without mu: mu is held across the store's
+	// round trips (a load, a save), and Version is asked on every peer
+	// request of a cluster.
+	served atomic.Value // string
 }
 
 // Option configures a Service.
@@ -183,6 +189,7 @@ func New(ctx context.Context, store Store, b Binding, log *zap.Logger, reg prome
 		return nil, fmt.Errorf("control state for registry %q: %w", b.Registry, err)
 	}
 	s.st, s.ver, s.loaded, s.gen = st, ver, true, 1
+	s.served.Store(ver)
 	s.apply(set, creds)
 	s.syncPins(ctx)
 	return s, nil

@@ -154,7 +154,7 @@ func (s *Service) Follow(ctx context.Context, interval time.Duration) {
 			}
 			failing = false
 			if changed {
-				s.log.Info("control state changed in the store: serving it", zap.String("version", s.version()))
+				s.log.Info("control state changed in the store: serving it", zap.String("version", s.Version()))
 			}
 		}
 		select {
@@ -167,14 +167,11 @@ func (s *Service) Follow(ctx context.Context, interval time.Duration) {
 
 // Version is the version of the state served ("" before the first load or
 // when nothing was stored). Replicas sharing the store compare theirs: one
-// that serves an older state than a peer refreshes at once.
-func (s *Service) Version() string { return s.version() }
-
-// version is the version of the state served.
-func (s *Service) version() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.ver
+// that serves an older state than a peer refreshes at once. It never waits
+// for a load or a save in progress.
+func (s *Service) Version() string {
+	v, _ := s.served.Load().(string)
+	return v
 }
 
 // loadLocked reads the stored state and serves it if it is not the one
@@ -202,6 +199,7 @@ func (s *Service) loadLocked(ctx context.Context) (bool, error) {
 // refused until the conflict is resolved. Called with s.mu held.
 func (s *Service) adoptLocked(st *State, ver string) {
 	s.st, s.ver, s.loaded = st, ver, true
+	s.served.Store(ver)
 	s.gen++
 	set, creds, err := s.effective(st)
 	if err != nil {

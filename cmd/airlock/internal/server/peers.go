@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/airlock/airlock/cache/cluster"
@@ -22,6 +23,7 @@ import (
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
 	"github.com/airlock/airlock/cmd/airlock/internal/selfsigned"
 	"github.com/airlock/airlock/deploy"
+	"github.com/airlock/airlock/internal/flight"
 	"github.com/airlock/airlock/registry"
 	"github.com/airlock/airlock/upstream"
 	"github.com/opencontainers/go-digest"
@@ -253,12 +255,28 @@ func peerSurface(cfg *config.Config, node *cluster.Node, eng *engine.Engine, o *
 // followControl serves a peer's request once this replica's control state
 // is the asker's: when the request carries a version other than the one
 // served here, the state is refreshed first (a rule created through the
-// asker a moment ago is then known here too). A refresh that fails is
-// logged and the request answered with the state served.
+// asker a moment ago is then known here too). Each version asked about is
+// refreshed for once, however many requests carry it at once or later: a
+// peer that lags behind costs one store read, not one per request. A
+// refresh that fails is logged and the request answered with the state
+// served.
 func followControl(next http.Handler, ctl *deploy.Service, log *zap.Logger) http.Handler {
+	var (
+		refreshes flight.Shared[string, struct{}]
+		asked     atomic.Value // string: the version refreshed for last
+	)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if v := r.Header.Get(controlVersionHeader); v != "" && v != ctl.Version() {
-			if _, err := ctl.Refresh(r.Context()); err != nil && r.Context().Err() == nil {
+		if v := r.Header.Get(controlVersionHeader); v != "" && v != ctl.Version() && v != asked.Load() {
+			_, _, err := refreshes.Do(r.Context(), v, func() (struct{}, error) {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				_, err := ctl.Refresh(ctx)
+				if err == nil {
+					asked.Store(v)
+				}
+				return struct{}{}, err
+			})
+			if err != nil && r.Context().Err() == nil {
 				log.Warn("control state: cannot refresh for a peer's request", zap.Error(err))
 			}
 		}
