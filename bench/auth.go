@@ -170,7 +170,7 @@ func (a *acrExchange) authenticator(ctx context.Context, n *node) (authn.Authent
 		return nil, err
 	}
 	service := n.inst.host()
-	err = n.retry(ctx, func() error {
+	err = n.retry(ctx, func(*instance) error {
 		ch, err := transport.Ping(ctx, reg, n.base)
 		if err == nil && ch.Parameters["service"] != "" {
 			service = ch.Parameters["service"]
@@ -190,7 +190,7 @@ func (a *acrExchange) authenticator(ctx context.Context, n *node) (authn.Authent
 		form.Set("password", a.password)
 	}
 	var rt string
-	err = n.retry(ctx, func() error {
+	err = n.retry(ctx, func(*instance) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.inst.url+"/oauth2/exchange", strings.NewReader(form.Encode()))
 		if err != nil {
 			return err

@@ -4,14 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // blob GETs one blob (following the 307 to the data endpoint when talking
@@ -21,7 +19,6 @@ import (
 func (n *node) blob(ctx context.Context, c *http.Client, repo string, d v1.Descriptor) error {
 	h := sha256.New()
 	var got int64
-	var err error
 	clock := &stallClock{watch: n.watch, watched: n.watch != nil && n.watch.digest == d.Digest}
 	defer n.note(func(r *nodeResult) {
 		r.MaxStall = max(r.MaxStall, clock.max)
@@ -29,27 +26,14 @@ func (n *node) blob(ctx context.Context, c *http.Client, repo string, d v1.Descr
 		r.KillResume = max(r.KillResume, clock.killResume)
 		r.KillGap = max(r.KillGap, clock.killGap)
 	})
-	for i := range attempts {
-		if i > 0 {
-			n.note(func(r *nodeResult) { r.Retries++ })
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(retryPause):
-			}
-		}
-		inst, at := n.endpoint()
+	err := n.retry(ctx, func(inst *instance) error {
 		url := inst.url + "/v2/" + inst.prefix + repo + "/blobs/" + d.Digest.String()
-		var done bool
-		if done, err = n.blobPart(ctx, c, url, d, h, &got, clock); done || ctx.Err() != nil {
-			break
+		done, err := n.blobPart(ctx, c, url, d, h, &got, clock)
+		if done && err != nil {
+			return final{err} // the whole length arrived: not worth another GET
 		}
-		n.moveOn(at)
-		var se *statusError
-		if errors.As(err, &se) && !retryable(&transport.Error{StatusCode: se.code}) {
-			break
-		}
-	}
+		return err
+	})
 	if err != nil {
 		return err
 	}

@@ -219,8 +219,11 @@ func (n *node) pull(ctx context.Context, set []image) {
 	n.note(func(res *nodeResult) { res.Duration = time.Since(start) })
 }
 
-// retry runs f up to attempts times, the next on the node's next mirror.
-func (n *node) retry(ctx context.Context, f func() error) error {
+// retry runs f up to attempts times, each on the instance the node talks
+// to at the time: the next on the node's next mirror. It stops at once,
+// staying on the mirror, when f returns a final error (and returns the
+// error inside it).
+func (n *node) retry(ctx context.Context, f func(inst *instance) error) error {
 	var err error
 	for i := range attempts {
 		if i > 0 {
@@ -231,8 +234,12 @@ func (n *node) retry(ctx context.Context, f func() error) error {
 			case <-time.After(retryPause):
 			}
 		}
-		_, at := n.endpoint()
-		if err = f(); err == nil || ctx.Err() != nil {
+		inst, at := n.endpoint()
+		err = f(inst)
+		if fe, ok := err.(final); ok {
+			return fe.error
+		}
+		if err == nil || ctx.Err() != nil {
 			return err
 		}
 		n.moveOn(at)
@@ -243,14 +250,25 @@ func (n *node) retry(ctx context.Context, f func() error) error {
 	return err
 }
 
+// final is an error f of retry returns when trying again is pointless.
+type final struct{ error }
+
 // retryable reports whether containerd would try again: not after an
 // answer that will not change (401, 403, 404).
 func retryable(err error) bool {
 	var te *transport.Error
-	if errors.As(err, &te) {
-		return te.StatusCode == http.StatusTooManyRequests || te.StatusCode == http.StatusRequestTimeout || te.StatusCode >= 500
+	var se *statusError
+	switch {
+	case errors.As(err, &te):
+		return retryableStatus(te.StatusCode)
+	case errors.As(err, &se):
+		return retryableStatus(se.code)
 	}
 	return true
+}
+
+func retryableStatus(code int) bool {
+	return code == http.StatusTooManyRequests || code == http.StatusRequestTimeout || code >= 500
 }
 
 // credential returns the node's authenticator, made once (an ACR token
@@ -291,8 +309,7 @@ func (n *node) transport(ctx context.Context, repo string) (http.RoundTripper, e
 	if err != nil {
 		return nil, err
 	}
-	err = n.retry(ctx, func() error {
-		inst, _ := n.endpoint()
+	err = n.retry(ctx, func(inst *instance) error {
 		r, err := name.NewRepository(repoName(inst, repo), inst.nameOpts()...)
 		if err != nil {
 			return err
@@ -366,8 +383,7 @@ func (n *node) resolveImage(ctx context.Context, im image) (http.RoundTripper, *
 func (n *node) headAndGet(ctx context.Context, t http.RoundTripper, im image) (*v1.Manifest, error) {
 	opts := []remote.Option{remote.WithTransport(t), remote.WithContext(ctx)}
 	var desc *v1.Descriptor
-	err := n.retry(ctx, func() error {
-		inst, _ := n.endpoint()
+	err := n.retry(ctx, func(inst *instance) error {
 		ref, err := im.reference(inst)
 		if err != nil {
 			return err
@@ -407,8 +423,7 @@ func (n *node) headAndGet(ctx context.Context, t http.RoundTripper, im image) (*
 // its bytes.
 func (n *node) manifest(ctx context.Context, repo string, d v1.Hash, opts []remote.Option) ([]byte, error) {
 	var got *remote.Descriptor
-	err := n.retry(ctx, func() error {
-		inst, _ := n.endpoint()
+	err := n.retry(ctx, func(inst *instance) error {
 		ref, err := image{repo: repo, ref: d.String()}.reference(inst)
 		if err != nil {
 			return err

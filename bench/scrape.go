@@ -1,59 +1,75 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // scrape returns the sum of the samples of metric name on url's /metrics
-// (Prometheus text format) whose labels contain label ("" for all), 0 when
-// there is none.
+// whose labels include label (`key="value"`; "" for all), 0 when there is
+// none.
 func scrape(ctx context.Context, url, name, label string) (float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/metrics", nil)
+	fams, err := metricFamilies(ctx, &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}, url+"/metrics", "", "")
 	if err != nil {
 		return 0, err
 	}
-	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	key, value, _ := strings.Cut(label, "=")
+	if v, err := strconv.Unquote(value); err == nil {
+		value = v
+	}
+	var sum float64
+	for _, m := range fams[name].GetMetric() {
+		if label == "" || hasLabel(m, key, value) {
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue() + m.GetUntyped().GetValue()
+		}
+	}
+	return sum, nil
+}
+
+// hasLabel reports whether m has the label key=value.
+func hasLabel(m *dto.Metric, key, value string) bool {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == key && l.GetValue() == value {
+			return true
+		}
+	}
+	return false
+}
+
+// metricFamilies GETs url, a Prometheus text exposition (with Basic
+// credentials when user is set), and parses it.
+func metricFamilies(ctx context.Context, c *http.Client, url, user, pass string) (map[string]*dto.MetricFamily, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/plain")
+	if user != "" {
+		req.SetBasicAuth(user, pass)
+	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("metrics: %w", err)
+		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("metrics: %s", resp.Status)
+		return nil, fmt.Errorf("metrics: GET %s: %s", url, resp.Status)
 	}
-	var sum float64
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		series, rest, _ := strings.Cut(line, " ")
-		if j := strings.LastIndexByte(line, '}'); j >= 0 {
-			series, rest = line[:j+1], line[j+1:]
-		}
-		metric, labels, _ := strings.Cut(series, "{")
-		value := strings.Fields(rest)
-		if metric != name || !strings.Contains(labels, label) || len(value) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(value[0], 64)
-		if err != nil {
-			return 0, fmt.Errorf("metrics: %s: %w", series, err)
-		}
-		sum += v
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	if err := sc.Err(); err != nil {
-		return 0, fmt.Errorf("metrics: %w", err)
-	}
-	return sum, nil
+	return fams, nil
 }

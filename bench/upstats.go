@@ -3,15 +3,12 @@ package bench
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"sort"
 	"strings"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/airlock/airlock/upstream/mar"
 )
@@ -119,26 +116,9 @@ func (c counts) total() [3]float64 {
 
 // scrape reads the counters of airlock's /metrics.
 func (s *statsSource) scrape(ctx context.Context) (map[string]sample, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.metricsURL, nil)
+	fams, err := metricFamilies(ctx, s.client, s.metricsURL, s.user, s.pass)
 	if err != nil {
 		return nil, err
-	}
-	req.Header.Set("Accept", "text/plain")
-	if s.user != "" {
-		req.SetBasicAuth(s.user, s.pass)
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("metrics: GET %s: %s", s.metricsURL, resp.Status)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	out := map[string]sample{}
 	for name, f := range fams {
