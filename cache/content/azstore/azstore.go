@@ -214,24 +214,16 @@ func (s *Store) Walk(ctx context.Context, fn func(content.Info) error) error {
 			return azure.Classify("list", prefix, err)
 		}
 		for _, b := range page.Segment.BlobItems {
-			alg, hexPart, ok := strings.Cut(strings.TrimPrefix(deref(b.Name), prefix), "/")
+			alg, hexPart, ok := strings.Cut(strings.TrimPrefix(azure.Value(b.Name), prefix), "/")
 			d := digest.NewDigestFromEncoded(digest.Algorithm(alg), hexPart)
 			if !ok || content.ValidateDigest(d) != nil || b.Properties == nil {
 				continue // not ours; leave it alone
 			}
-			info := content.Info{Digest: d, Size: deref(b.Properties.ContentLength), ModTime: deref(b.Properties.LastModified)}
+			info := content.Info{Digest: d, Size: azure.Value(b.Properties.ContentLength), ModTime: azure.Value(b.Properties.LastModified)}
 			if err := fn(info); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
-}
-
-func deref[T any](p *T) T {
-	var zero T
-	if p == nil {
-		return zero
-	}
-	return *p
 }
