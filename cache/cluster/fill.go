@@ -205,9 +205,9 @@ func (f *Fills) read(ctx context.Context, name string) (*FillRecord, lease.State
 	var rec FillRecord
 	if json.Unmarshal(b, &rec) != nil {
 		f.log.Warn("fill record is not JSON; treating it as abandoned", zap.String("name", name))
-		return nil, deref(r.LeaseState), deref(r.ETag), nil
+		return nil, azure.Value(r.LeaseState), azure.Value(r.ETag), nil
 	}
-	return &rec, deref(r.LeaseState), deref(r.ETag), nil
+	return &rec, azure.Value(r.LeaseState), azure.Value(r.ETag), nil
 }
 
 // acquire takes the record's lease if it is still at etag, names this
@@ -280,12 +280,4 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-func deref[T any](p *T) T {
-	var zero T
-	if p == nil {
-		return zero
-	}
-	return *p
 }

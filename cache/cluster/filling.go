@@ -41,11 +41,11 @@ func (r *FillRecords) Filling(ctx context.Context, d digest.Digest) (bool, error
 	} else if err != nil {
 		return false, err
 	}
-	switch deref(p.LeaseState) {
+	switch azure.Value(p.LeaseState) {
 	case lease.StateTypeLeased, lease.StateTypeBreaking:
 		return true, nil
 	case lease.StateTypeAvailable, "":
-		return r.now().Sub(deref(p.LastModified)) < unclaimedFresh, nil
+		return r.now().Sub(azure.Value(p.LastModified)) < unclaimedFresh, nil
 	}
 	return false, nil
 }

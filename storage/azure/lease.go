@@ -87,7 +87,7 @@ func (c *Container) BreakLease(ctx context.Context, name string, period time.Dur
 	if err != nil {
 		return 0, Classify("break lease", name, err)
 	}
-	return time.Duration(deref(r.LeaseTime)) * time.Second, nil
+	return time.Duration(Value(r.LeaseTime)) * time.Second, nil
 }
 
 // ID is the lease's ID.

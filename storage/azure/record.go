@@ -69,7 +69,7 @@ func (c *Container) Put(ctx context.Context, name string, body []byte, cond Cond
 	if err != nil {
 		return "", Classify("put", name, err)
 	}
-	return deref(r.ETag), nil
+	return Value(r.ETag), nil
 }
 
 // Get reads the whole blob name; errors wrap ErrNotFound if it is missing.
@@ -86,7 +86,7 @@ func (c *Container) Get(ctx context.Context, name string) ([]byte, Props, error)
 	if err != nil {
 		return nil, Props{}, Classify("get", name, err)
 	}
-	return b, Props{Size: int64(len(b)), ETag: deref(r.ETag), LastModified: derefTime(r.LastModified)}, nil
+	return b, Props{Size: int64(len(b)), ETag: Value(r.ETag), LastModified: Value(r.LastModified)}, nil
 }
 
 // Stat returns the blob's properties; errors wrap ErrNotFound.
@@ -99,7 +99,7 @@ func (c *Container) Stat(ctx context.Context, name string) (Props, error) {
 	if r.ContentLength != nil {
 		size = *r.ContentLength
 	}
-	return Props{Size: size, ETag: deref(r.ETag), LastModified: derefTime(r.LastModified)}, nil
+	return Props{Size: size, ETag: Value(r.ETag), LastModified: Value(r.LastModified)}, nil
 }
 
 // Delete removes the blob name under cond; errors wrap ErrNotFound if it
@@ -109,12 +109,12 @@ func (c *Container) Delete(ctx context.Context, name string, cond Cond) error {
 	return Classify("delete", name, err)
 }
 
-func deref[T any](p *T) T {
-	var zero T
+// Value is *p, or T's zero value if p is nil: an optional field of the
+// service's answers, which the SDK gives as pointers.
+func Value[T any](p *T) T {
 	if p == nil {
+		var zero T
 		return zero
 	}
 	return *p
 }
-
-func derefTime(t *time.Time) time.Time { return deref(t) }

@@ -23,6 +23,7 @@ import (
 	"github.com/airlock/airlock/storage/azure"
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
 
 	_ "crypto/sha256" // register digest algorithms
 	_ "crypto/sha512"
@@ -35,6 +36,9 @@ const (
 	DefaultRevalidate = 30 * time.Second
 	// downloadStall is how long a download may receive nothing.
 	downloadStall = time.Minute
+	// checkTimeout bounds a revalidation (one request for every Open
+	// waiting on it), whatever happens to the Open that started it.
+	checkTimeout = time.Minute
 )
 
 // prefix is where blobs live in the container; other stores (metadata,
@@ -55,6 +59,7 @@ type Store struct {
 	stall      time.Duration // a download receiving nothing this long fails
 	m          *metrics
 	now        func() time.Time
+	checks     singleflight.Group // revalidations of spooled blobs, by digest
 }
 
 var (
@@ -77,8 +82,8 @@ func WithBlockSize(n int64) Option { return func(s *Store) { s.block = n } }
 
 // WithRevalidate sets how long a spooled blob is served before the
 // container is asked again whether it still has it (default 30 s; 0 asks
-// on every Open). It bounds how long a replica serves a blob another
-// replica deleted.
+// on every Open, Opens at the same moment sharing one request). It bounds
+// how long a replica serves a blob another replica deleted.
 func WithRevalidate(d time.Duration) Option { return func(s *Store) { s.revalidate = d } }
 
 // WithRegisterer registers the spool's metrics with reg.
@@ -161,14 +166,12 @@ func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, c
 		return s.fetch(ctx, d)
 	}
 	if now := s.now(); now.Sub(e.checked) >= s.revalidate {
-		p, err := s.ctr.Stat(ctx, blobName(d))
+		p, err := s.check(ctx, d, now)
 		switch {
 		case errors.Is(err, azure.ErrNotFound):
 			f.Close()
-			s.spool.drop(d)
 			return nil, content.Info{}, notFound(d, err)
 		case err == nil:
-			s.spool.confirmed(d, p.LastModified, now)
 			e.mod = p.LastModified
 		}
 		// The container could not be asked: the verified copy is served,
@@ -176,6 +179,33 @@ func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, c
 	}
 	s.m.hits.Inc()
 	return f, content.Info{Digest: d, Size: e.size, ModTime: e.mod}, nil
+}
+
+// check asks the container whether it still has the spooled blob d, as of
+// now, and records the answer in the spool (dropping d if it is gone):
+// one request for every Open that needs it at once. The answer is
+// recorded before the request leaves the flight, so an Open coming later
+// finds d confirmed (or gone) and asks nothing.
+func (s *Store) check(ctx context.Context, d digest.Digest, now time.Time) (azure.Props, error) {
+	ch := s.checks.DoChan(string(d), func() (any, error) {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), checkTimeout)
+		defer cancel()
+		p, err := s.ctr.Stat(cctx, blobName(d))
+		switch {
+		case errors.Is(err, azure.ErrNotFound):
+			s.spool.drop(d)
+		case err == nil:
+			s.spool.confirmed(d, p.LastModified, now)
+		}
+		return p, err
+	})
+	select {
+	case r := <-ch:
+		p, _ := r.Val.(azure.Props)
+		return p, r.Err
+	case <-ctx.Done():
+		return azure.Props{}, ctx.Err()
+	}
 }
 
 // Stat implements content.Provider. It always asks the container, which
@@ -214,24 +244,16 @@ func (s *Store) Walk(ctx context.Context, fn func(content.Info) error) error {
 			return azure.Classify("list", prefix, err)
 		}
 		for _, b := range page.Segment.BlobItems {
-			alg, hexPart, ok := strings.Cut(strings.TrimPrefix(deref(b.Name), prefix), "/")
+			alg, hexPart, ok := strings.Cut(strings.TrimPrefix(azure.Value(b.Name), prefix), "/")
 			d := digest.NewDigestFromEncoded(digest.Algorithm(alg), hexPart)
 			if !ok || content.ValidateDigest(d) != nil || b.Properties == nil {
 				continue // not ours; leave it alone
 			}
-			info := content.Info{Digest: d, Size: deref(b.Properties.ContentLength), ModTime: deref(b.Properties.LastModified)}
+			info := content.Info{Digest: d, Size: azure.Value(b.Properties.ContentLength), ModTime: azure.Value(b.Properties.LastModified)}
 			if err := fn(info); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
-}
-
-func deref[T any](p *T) T {
-	var zero T
-	if p == nil {
-		return zero
-	}
-	return *p
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -27,6 +28,7 @@ import (
 // the body of a GET stops after 1000 bytes until the request is cancelled.
 type recorder struct {
 	stall atomic.Bool
+	hold  func(*http.Request) // if set, called before a request is sent; set it before the requests
 	mu    sync.Mutex
 	reqs  []string // "GET", "HEAD", "PUT block", "PUT blocklist", "PUT" (Put Blob) ...
 	hdrs  []http.Header
@@ -41,6 +43,9 @@ func (r *recorder) Do(req *http.Request) (*http.Response, error) {
 	r.reqs = append(r.reqs, kind)
 	r.hdrs = append(r.hdrs, req.Header.Clone())
 	r.mu.Unlock()
+	if r.hold != nil {
+		r.hold(req)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err == nil && req.Method == http.MethodGet && r.stall.Load() {
 		resp.Body = &stallingBody{ReadCloser: resp.Body, ctx: req.Context(), left: 1000}
@@ -155,6 +160,7 @@ func TestAzurite(t *testing.T) {
 		"NeverUnverified":      testNeverUnverified,
 		"SpoolLimit":           testSpoolLimit,
 		"Revalidate":           testRevalidate,
+		"RevalidateOnce":       testRevalidateOnce,
 		"Restart":              testRestart,
 		"WalkAndTouch":         testWalkAndTouch,
 		"TwoReplicasOneBlob":   testTwoReplicasOneBlob,
@@ -413,6 +419,70 @@ func testRevalidate(t *testing.T, e *env) {
 	if f, _ := s.spool.open(d); f != nil {
 		f.Close()
 		t.Fatal("the deleted blob stayed in the spool")
+	}
+}
+
+// Opens of a spooled blob at once, past the revalidation interval, ask
+// the container once; later ones find it confirmed and ask nothing.
+func testRevalidateOnce(t *testing.T, e *env) {
+	ctx := context.Background()
+	rec := &recorder{}
+	s := newStore(t, e.container(t, rec), WithRevalidate(time.Minute))
+	now := time.Now()
+	var mu sync.Mutex
+	s.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	b, d := testBlob(10_000, 9)
+	if _, err := content.WriteBlob(ctx, s, d, b); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	const n = 8
+	// A HEAD waits until n are held (one per Open, were each to ask), or
+	// a while: the Opens overlap.
+	var held atomic.Int32
+	all := make(chan struct{})
+	rec.hold = func(r *http.Request) {
+		if r.Method != http.MethodHead {
+			return
+		}
+		if held.Add(1) == n {
+			close(all)
+		}
+		select {
+		case <-all:
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	rec.reset()
+	var wg sync.WaitGroup
+	errs := make(chan error, n+1)
+	open := func() {
+		defer wg.Done()
+		rc, _, err := s.Open(ctx, d)
+		if err != nil {
+			errs <- err
+			return
+		}
+		defer rc.Close()
+		if got, err := io.ReadAll(rc); err != nil || !bytes.Equal(got, b) {
+			errs <- fmt.Errorf("read %d bytes, %v", len(got), err)
+		}
+	}
+	for range n {
+		wg.Add(1)
+		go open()
+	}
+	wg.Wait()
+	wg.Add(1)
+	open()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got, _ := rec.count("HEAD"); got != 1 || len(rec.reqs) != 1 {
+		t.Fatalf("%d opens past the revalidation interval sent %v, want one HEAD", n+1, rec.reqs)
 	}
 }
 

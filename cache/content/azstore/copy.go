@@ -57,9 +57,9 @@ func (s *Store) Copy(ctx context.Context, d digest.Digest, size int64, src conte
 		if err != nil {
 			return content.Info{}, copyErr(src, err)
 		}
-		mod := deref(r.LastModified)
-		if deref(r.CopyStatus) != blob.CopyStatusTypeSuccess {
-			if mod, err = s.awaitCopy(ctx, name, deref(r.CopyID)); err != nil {
+		mod := azure.Value(r.LastModified)
+		if azure.Value(r.CopyStatus) != blob.CopyStatusTypeSuccess {
+			if mod, err = s.awaitCopy(ctx, name, azure.Value(r.CopyID)); err != nil {
 				return content.Info{}, err
 			}
 		}
@@ -108,16 +108,16 @@ func (s *Store) awaitCopy(ctx context.Context, name, id string) (time.Time, erro
 		if err != nil {
 			return time.Time{}, azure.Classify("copy status", name, err)
 		}
-		if cid := deref(p.CopyID); id != "" && cid != id {
+		if cid := azure.Value(p.CopyID); id != "" && cid != id {
 			return time.Time{}, fmt.Errorf("azstore: copy into %s: another copy (%s) replaced ours (%s)", name, cid, id)
 		}
-		switch deref(p.CopyStatus) {
+		switch azure.Value(p.CopyStatus) {
 		case blob.CopyStatusTypeSuccess:
-			return deref(p.LastModified), nil
+			return azure.Value(p.LastModified), nil
 		case blob.CopyStatusTypePending:
 		default:
-			s.discard(name, deref(p.ETag))
-			return time.Time{}, fmt.Errorf("%w: copy into %s ended %s: %s", content.ErrNoCopy, name, deref(p.CopyStatus), deref(p.CopyStatusDescription))
+			s.discard(name, azure.Value(p.ETag))
+			return time.Time{}, fmt.Errorf("%w: copy into %s ended %s: %s", content.ErrNoCopy, name, azure.Value(p.CopyStatus), azure.Value(p.CopyStatusDescription))
 		}
 		t := time.NewTimer(copyPoll)
 		select {

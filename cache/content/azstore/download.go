@@ -126,7 +126,7 @@ func (s *Store) start(ctx context.Context, dl *download) error {
 		resp.Body.Close()
 		return err
 	}
-	dl.size, dl.mod, dl.file, dl.tmp = *resp.ContentLength, deref(resp.LastModified), f, tmp
+	dl.size, dl.mod, dl.file, dl.tmp = *resp.ContentLength, azure.Value(resp.LastModified), f, tmp
 	// Broken connections resume where they stopped, from the same version
 	// of the blob (the SDK's retry reader sends If-Match with its ETag).
 	dl.body = resp.NewRetryReader(ctx, &blob.RetryReaderOptions{MaxRetries: 5})

@@ -229,7 +229,7 @@ func (s *Store) put(ctx context.Context, d digest.Digest, src io.ReaderAt, n int
 			}
 		}
 		if err == nil {
-			return deref(mod), nil
+			return azure.Value(mod), nil
 		}
 		// Staging failed (not for want of time), or another writer's commit
 		// dropped our staged blocks: send the bytes again.
@@ -255,12 +255,12 @@ func (s *Store) touch(ctx context.Context, bb *blockblob.Client, name string, n 
 	if err != nil {
 		return time.Time{}, azure.Classify("stat", name, err)
 	}
-	if size := deref(p.ContentLength); size != n {
+	if size := azure.Value(p.ContentLength); size != n {
 		return time.Time{}, fmt.Errorf("azstore: %s exists with %d bytes, not %d", name, size, n)
 	}
 	r, err := bb.SetMetadata(ctx, nil, nil)
 	if err != nil {
 		return time.Time{}, azure.Classify("touch", name, err)
 	}
-	return deref(r.LastModified), nil
+	return azure.Value(r.LastModified), nil
 }

@@ -80,21 +80,29 @@ func (s *spool) path(d digest.Digest) string {
 }
 
 // open returns the spooled file of d and its entry (a copy), or a nil file
-// if d is not spooled.
+// if d is not spooled. The file is opened outside the lock: a spooled
+// file is only ever replaced by one with the same verified bytes, and one
+// evicted meanwhile is not found (the caller downloads it again).
 func (s *spool) open(d digest.Digest) (*os.File, entry) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	el, ok := s.entries[d]
 	if !ok {
-		return nil, entry{}
-	}
-	f, err := os.Open(s.path(d))
-	if err != nil { // removed behind our back: forget it
-		s.removeLocked(el)
+		s.mu.Unlock()
 		return nil, entry{}
 	}
 	s.lru.MoveToFront(el)
-	return f, *el.Value.(*entry)
+	e := *el.Value.(*entry)
+	s.mu.Unlock()
+	f, err := os.Open(s.path(d))
+	if err != nil {
+		s.mu.Lock()
+		if s.entries[d] == el { // removed behind our back: forget it
+			s.removeLocked(el)
+		}
+		s.mu.Unlock()
+		return nil, entry{}
+	}
+	return f, e
 }
 
 // confirmed records that the container still has d, as of mod.
