@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
@@ -60,6 +61,7 @@ type Store struct {
 	m          *metrics
 	now        func() time.Time
 	checks     singleflight.Group // revalidations of spooled blobs, by digest
+	downloads  sync.WaitGroup     // downloads' writers running in the background
 }
 
 var (
@@ -68,6 +70,14 @@ var (
 	_ content.PendingIngester = (*Store)(nil)
 	_ content.LocalIngester   = (*Store)(nil)
 )
+
+// Close waits for the downloads still running in the background (each
+// ends within the stall timeout) to leave their file in the spool or
+// remove it. The Store is not used afterwards.
+func (s *Store) Close() error {
+	s.downloads.Wait()
+	return nil
+}
 
 // Option changes a Store's settings.
 type Option func(*Store)

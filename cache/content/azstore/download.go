@@ -63,7 +63,7 @@ func (s *Store) fetch(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, 
 	sp.mu.Unlock()
 	if !running {
 		s.m.misses.Inc()
-		go s.run(context.WithoutCancel(ctx), dl)
+		s.downloads.Go(func() { s.run(context.WithoutCancel(ctx), dl) })
 	}
 	select {
 	case <-dl.ready:

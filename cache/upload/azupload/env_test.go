@@ -70,6 +70,7 @@ func openReplicaWith(t testing.TB, srv *azuritetest.Server, name string, l uploa
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { cs.Close() }) // before the spool's TempDir goes
 	up, err := azupload.New(ctr, idx, cs, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), l, opts...)
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/cache/cluster"
+	"github.com/airlock/airlock/cache/content/azstore"
 	"github.com/airlock/airlock/cache/engine"
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
 	"github.com/airlock/airlock/deploy"
@@ -34,7 +35,8 @@ type Server struct {
 	cfg    *config.Config
 	log    *zap.Logger
 	index  index
-	node   *cluster.Node // nil: not one of a cluster's replicas
+	spool  *azstore.Store // on Azure: the store whose background downloads Serve waits for
+	node   *cluster.Node  // nil: not one of a cluster's replicas
 	engine *engine.Engine
 	http   *http.Server
 	ln     net.Listener
@@ -236,7 +238,11 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 		IdleTimeout:       idle,
 		ErrorLog:          zap.NewStdLog(log.Named("http-server")),
 	}
-	return &Server{cfg: cfg, log: log, index: index, node: node, engine: eng, http: hs, ln: ln, tlsCfg: tlsCfg, ctl: ctl, scheme: scheme, caFile: caFile, up: up, ops: ops, prom: promReg}, nil
+	s := &Server{cfg: cfg, log: log, index: index, node: node, engine: eng, http: hs, ln: ln, tlsCfg: tlsCfg, ctl: ctl, scheme: scheme, caFile: caFile, up: up, ops: ops, prom: promReg}
+	if be.azure != nil {
+		s.spool = be.azure.store
+	}
+	return s, nil
 }
 
 // pings serves the peers' probes (every 2 s from every peer) with peer,
@@ -322,6 +328,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.log.Warn("shutdown: in-flight requests cut", zap.Error(err))
 	}
 	s.shutdownOps(sctx, stopOps)
+	if s.spool != nil {
+		s.spool.Close() // downloads still moving a blob into the spool
+	}
 	<-nodeDone
 	if err := s.ctl.Close(); err != nil {
 		s.log.Warn("shutdown: control state", zap.Error(err))
