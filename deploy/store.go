@@ -106,6 +106,12 @@ func (s *Service) Refresh(ctx context.Context) (bool, error) {
 	return changed, err
 }
 
+// RefreshRules is Refresh without the pin sync, for a request's path: it
+// serves a state another replica saved (the engine gets its rules) and
+// leaves its pins to the next Refresh (Follow), whose sync may wait for
+// the store's exclusive section.
+func (s *Service) RefreshRules(ctx context.Context) (bool, error) { return s.refresh(ctx) }
+
 // refresh is Refresh without the pin sync: with a Versioner it reads the
 // state only when the version moved, and not again when a concurrent call
 // read that version meanwhile.
