@@ -236,11 +236,7 @@ func OpenLocal(ctx context.Context, cfg *config.Config, log *zap.Logger) (*admin
 // openLocalAzure is OpenLocal on the container storage.azure names: the
 // control state and the index there.
 func openLocalAzure(ctx context.Context, cfg *config.Config, b deploy.Binding, log *zap.Logger) (*adminapi.Client, func(), error) {
-	ac := *cfg.Storage.Azure
-	if ac.Container == "" {
-		ac.Container = config.DefaultContainer
-	}
-	ctr, err := azure.New(ac)
+	ctr, err := azure.New(cfg.Storage.AzureContainer())
 	if err != nil {
 		return nil, nil, &config.Error{Msg: "config: storage.azure: " + err.Error()}
 	}
