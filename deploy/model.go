@@ -179,27 +179,24 @@ func NewState() *State {
 
 // Clone returns a deep copy.
 func (s *State) Clone() *State {
-	b, err := json.Marshal(s)
-	if err != nil {
-		panic(fmt.Sprintf("deploy: state does not marshal: %v", err))
-	}
-	c := NewState()
-	if err := json.Unmarshal(b, c); err != nil {
-		panic(fmt.Sprintf("deploy: state does not unmarshal: %v", err))
-	}
+	c := deepCopy(s)
 	c.fill()
 	return c
 }
 
 // clone returns a deep copy.
-func (c *Cluster) clone() *Cluster {
-	b, err := json.Marshal(c)
+func (c *Cluster) clone() *Cluster { return deepCopy(c) }
+
+// deepCopy copies v through its JSON form, which every type of the state
+// has.
+func deepCopy[T any](v *T) *T {
+	b, err := json.Marshal(v)
 	if err != nil {
-		panic(fmt.Sprintf("deploy: cluster does not marshal: %v", err))
+		panic(fmt.Sprintf("deploy: %T does not marshal: %v", v, err))
 	}
-	out := &Cluster{}
+	out := new(T)
 	if err := json.Unmarshal(b, out); err != nil {
-		panic(fmt.Sprintf("deploy: cluster does not unmarshal: %v", err))
+		panic(fmt.Sprintf("deploy: %T does not unmarshal: %v", v, err))
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -11,15 +12,20 @@ import (
 	"github.com/airlock/airlock/deploy"
 )
 
-// pinner records what the control module wants pinned.
+// pinner records what the control module wants pinned; while down, its
+// syncs fail.
 type pinner struct {
 	mu   sync.Mutex
 	pins map[string][]string
+	down bool
 }
 
 func (p *pinner) SyncPins(prefix string, want map[string][]string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.down {
+		return errors.New("pinner down")
+	}
 	for owner := range p.pins {
 		if strings.HasPrefix(owner, prefix) {
 			delete(p.pins, owner)
@@ -81,5 +87,29 @@ func TestBootstrapContentPinned(t *testing.T) {
 	}
 	if got := p.of("someone-else"); len(got) != 1 {
 		t.Fatalf("pins of another owner touched: %v", got)
+	}
+}
+
+// A pin sync that failed is not taken for done: the next Refresh (Follow)
+// syncs the pins of the state served.
+func TestPinSyncRetried(t *testing.T) {
+	t.Parallel()
+	p := &pinner{pins: map[string][]string{}, down: true}
+	e := newEnv(t, func(b *deploy.Binding) { b.Pins, b.Bootstrap = p, bootstrapFor })
+	ctx := context.Background()
+	spec := isolated("aks1")
+	spec.KubernetesVersion = "1.31.3"
+	must[*deploy.ClusterInfo](t)(e.svc.CreateCluster(ctx, spec))
+	if got := p.of("cluster/aks1"); got != nil {
+		t.Fatalf("pins synced while the pinner was down: %v", got)
+	}
+	p.mu.Lock()
+	p.down = false
+	p.mu.Unlock()
+	if changed := must[bool](t)(e.svc.Refresh(ctx)); changed {
+		t.Fatal("Refresh reported a change nobody made")
+	}
+	if got := p.of("cluster/aks1"); len(got) != 2 {
+		t.Fatalf("pins after the pinner came back and a Refresh: %v, want 2", got)
 	}
 }

@@ -106,25 +106,34 @@ func (s *Service) Refresh(ctx context.Context) (bool, error) {
 	return changed, err
 }
 
+// RefreshRules is Refresh without the pin sync, for a request's path: it
+// serves a state another replica saved (the engine gets its rules) and
+// leaves its pins to the next Refresh (Follow), whose sync may wait for
+// the store's exclusive section.
+func (s *Service) RefreshRules(ctx context.Context) (bool, error) { return s.refresh(ctx) }
+
 // refresh is Refresh without the pin sync: with a Versioner it reads the
-// state only when the version moved.
+// state only when the version moved, and not again when a concurrent call
+// read that version meanwhile.
 func (s *Service) refresh(ctx context.Context) (bool, error) {
-	if v, ok := s.store.(Versioner); ok {
+	s.mu.Lock()
+	loaded := s.loaded
+	s.mu.Unlock()
+	v, ok := s.store.(Versioner)
+	if !ok || !loaded {
 		s.mu.Lock()
-		ver, loaded := s.ver, s.loaded
-		s.mu.Unlock()
-		if loaded {
-			cur, err := v.Version(ctx)
-			if err != nil {
-				return false, fmt.Errorf("control state: version: %w", err)
-			}
-			if cur == ver {
-				return false, nil
-			}
-		}
+		defer s.mu.Unlock()
+		return s.loadLocked(ctx)
+	}
+	cur, err := v.Version(ctx)
+	if err != nil {
+		return false, fmt.Errorf("control state: version: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if cur == s.ver {
+		return false, nil
+	}
 	return s.loadLocked(ctx)
 }
 

@@ -26,6 +26,17 @@ const DefaultSpoolBytes = azstore.DefaultSpoolLimit
 // AzureDriver reports whether the store is in Azure Blob Storage.
 func (s Storage) AzureDriver() bool { return s.Driver == DriverAzure }
 
+// AzureContainer is storage.azure with its defaults (container
+// DefaultContainer), also for a Config built in code rather than parsed.
+// Call it only with the azure driver (storage.azure set).
+func (s Storage) AzureContainer() azure.Config {
+	ac := *s.Azure
+	if ac.Container == "" {
+		ac.Container = DefaultContainer
+	}
+	return ac
+}
+
 func (c *Config) replicaDefaults() {
 	if c.Storage.Driver == "" {
 		c.Storage.Driver = DriverFilesystem

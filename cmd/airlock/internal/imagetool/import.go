@@ -83,11 +83,7 @@ func importBundle(ctx context.Context, cfg *config.Config, path string, stdin io
 // local files (blobs being verified) go to a temporary directory: a
 // replica serving on this machine keeps its storage.dir to itself.
 func importShared(ctx context.Context, cfg *config.Config, r io.Reader, m bundle.Mapper) (bundle.Report, error) {
-	ac := *cfg.Storage.Azure
-	if ac.Container == "" {
-		ac.Container = config.DefaultContainer
-	}
-	ctr, err := azure.Open(ctx, ac)
+	ctr, err := azure.Open(ctx, cfg.Storage.AzureContainer())
 	if err != nil {
 		return bundle.Report{}, fmt.Errorf("storage.azure: %w", err)
 	}

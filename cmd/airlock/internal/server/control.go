@@ -124,16 +124,21 @@ func openControl(cfg *config.Config, log *zap.Logger, be *backend, rs deploy.Rul
 
 // readyPins syncs the control module's pins (clusters' bootstrap images)
 // only while the server is ready: a replica on Azure starts before its
-// storage answers, and the control loop, started once it is ready,
-// reconciles (and syncs the pins) at once.
+// storage answers, and loses it in an outage. A sync while it is not
+// ready fails (errNotReady), so that the control module syncs again at
+// its next refresh (deploy.Service.Follow) rather than take the pins of
+// the state it serves for synced.
 type readyPins struct {
 	deploy.Pinner
 	ready *atomic.Bool
 }
 
+// errNotReady is a pin sync refused while the server is not ready.
+var errNotReady = errors.New("the storage is not ready: pins are synced once it is")
+
 func (p readyPins) SyncPins(prefix string, want map[string][]string) error {
 	if !p.ready.Load() {
-		return nil
+		return errNotReady
 	}
 	return p.Pinner.SyncPins(prefix, want)
 }
@@ -236,11 +241,7 @@ func OpenLocal(ctx context.Context, cfg *config.Config, log *zap.Logger) (*admin
 // openLocalAzure is OpenLocal on the container storage.azure names: the
 // control state and the index there.
 func openLocalAzure(ctx context.Context, cfg *config.Config, b deploy.Binding, log *zap.Logger) (*adminapi.Client, func(), error) {
-	ac := *cfg.Storage.Azure
-	if ac.Container == "" {
-		ac.Container = config.DefaultContainer
-	}
-	ctr, err := azure.New(ac)
+	ctr, err := azure.New(cfg.Storage.AzureContainer())
 	if err != nil {
 		return nil, nil, &config.Error{Msg: "config: storage.azure: " + err.Error()}
 	}

@@ -254,12 +254,13 @@ func peerSurface(cfg *config.Config, node *cluster.Node, eng *engine.Engine, o *
 
 // followControl serves a peer's request once this replica's control state
 // is the asker's: when the request carries a version other than the one
-// served here, the state is refreshed first (a rule created through the
-// asker a moment ago is then known here too). Each version asked about is
-// refreshed for once, however many requests carry it at once or later: a
-// peer that lags behind costs one store read, not one per request. A
-// refresh that fails is logged and the request answered with the state
-// served.
+// served here, the state's rules are refreshed first (a rule created
+// through the asker a moment ago is then known here too); its pins are
+// synced by the control module's Follow loop, off the request's path.
+// Each version asked about is refreshed for once, however many requests
+// carry it at once or later: a peer that lags behind costs one store
+// read, not one per request. A refresh that fails is logged and the
+// request answered with the state served.
 func followControl(next http.Handler, ctl *deploy.Service, log *zap.Logger) http.Handler {
 	var (
 		refreshes flight.Shared[string, struct{}]
@@ -270,7 +271,7 @@ func followControl(next http.Handler, ctl *deploy.Service, log *zap.Logger) http
 			_, _, err := refreshes.Do(r.Context(), v, func() (struct{}, error) {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
-				_, err := ctl.Refresh(ctx)
+				_, err := ctl.RefreshRules(ctx)
 				if err == nil {
 					asked.Store(v)
 				}

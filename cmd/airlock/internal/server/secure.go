@@ -36,14 +36,9 @@ func pushEngineOptions(cfg *config.Config) []engine.Option {
 	return opts
 }
 
-// securityOptions are the registry options for pushes and auth: with auth
-// on, the authorizer (with aopts) and its token endpoint at /oauth2/.
-func securityOptions(cfg *config.Config, log *zap.Logger, aopts ...acrauth.Option) ([]registry.Option, error) {
-	_, opts, err := security(cfg, log, aopts...)
-	return opts, err
-}
-
-// security is securityOptions and the authorizer (nil: auth is off).
+// security returns the authorizer (nil: auth is off) and the registry
+// options for pushes and auth: with auth on, the authorizer (with aopts)
+// and its token endpoint at /oauth2/.
 func security(cfg *config.Config, log *zap.Logger, aopts ...acrauth.Option) (*acrauth.Service, []registry.Option, error) {
 	opts := []registry.Option{
 		registry.WithMaxManifestSize(cfg.Cache.MaxManifestBytes),

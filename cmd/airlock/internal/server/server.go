@@ -110,20 +110,22 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 		return nil, err
 	}
 	index := be.index
+	defer func() {
+		if err != nil { // a later step failed: release the index
+			index.Close()
+		}
+	}()
 	up, err := ociclient.New(endpoints(cfg), log.Named("upstream"), promReg)
 	if err != nil {
-		index.Close()
 		return nil, err
 	}
 	if be.azure == nil {
 		if err := checkPushedRepos(set, index); err != nil {
-			index.Close()
 			return nil, err
 		}
 	}
 	ops, err := newOps(cfg, be, log, promReg)
 	if err != nil {
-		index.Close()
 		return nil, err
 	}
 	opts := ops.engineOptions()
@@ -156,7 +158,6 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 		// are the cluster's, in the shared store.
 		ups, upOpt, err := sharedUploads(cfg, be.azure.ctr, be.azure.index, ops.col.Store(), log)
 		if err != nil {
-			index.Close()
 			return nil, err
 		}
 		opts = append(opts, upOpt)
@@ -167,7 +168,6 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 	}
 	eng, err := engine.New(ops.col.Store(), index, up, log.Named("cache"), promReg, opts...)
 	if err != nil {
-		index.Close()
 		return nil, err
 	}
 	ops.busy = eng.Filling
@@ -180,7 +180,6 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 	}
 	ctl, err := openControl(cfg, log.Named("control"), be, eng, index, pins, promReg)
 	if err != nil {
-		index.Close()
 		return nil, err
 	}
 	if relay != nil {
@@ -193,7 +192,6 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 	}()
 	authz, ropts, err := security(cfg, log, aopts...)
 	if err != nil {
-		index.Close()
 		return nil, err
 	}
 	if be.azure != nil {
@@ -213,7 +211,6 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 	var peer http.Handler
 	if node != nil {
 		if peer, err = peerSurface(cfg, node, eng, ops, ctl.svc, log); err != nil {
-			index.Close()
 			return nil, err
 		}
 		ropts = append(ropts, registry.WithPublicRoute(cluster.PeerPrefix+"/", "peer", peer))
@@ -223,12 +220,10 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 		registry.WithRoute("/admin/", "admin", ctl))
 	reg, err := registry.New(eng, log.Named("http"), promReg, ropts...)
 	if err != nil {
-		index.Close()
 		return nil, err
 	}
 	ln, scheme, caFile, tlsCfg, err := listen(cfg, o.ln)
 	if err != nil {
-		index.Close()
 		return nil, err
 	}
 	readHeader, idle := httpTimeouts(cfg)

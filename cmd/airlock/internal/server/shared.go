@@ -24,7 +24,7 @@ import (
 //   - sharedUploads: upload sessions in the shared store; give its engine
 //     option to engine.New and run the store's Run beside the collector.
 //   - sharedEvictOptions: add them to the collector's options.
-//   - sharedAuthOption: pass it to securityOptions.
+//   - sharedAuthOption: pass it to security.
 
 // pushLimits are the push section's caps and idle timeout.
 func pushLimits(cfg *config.Config) upload.Limits {

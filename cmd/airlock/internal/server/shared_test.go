@@ -67,7 +67,7 @@ func openShared(t *testing.T, srv *azuritetest.Server, name string, cfg *config.
 	if err != nil {
 		t.Fatal(err)
 	}
-	ropts, err := securityOptions(cfg, log, sharedAuthOption(idx))
+	_, ropts, err := security(cfg, log, sharedAuthOption(idx))
 	if err != nil {
 		t.Fatal(err)
 	}

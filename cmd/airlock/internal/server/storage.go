@@ -59,11 +59,7 @@ func openStorage(cfg *config.Config, log *zap.Logger, reg prometheus.Registerer,
 		}
 		return &backend{store: store, index: idx}, nil
 	}
-	ac := *cfg.Storage.Azure
-	if ac.Container == "" { // a Config built in code, not parsed
-		ac.Container = config.DefaultContainer
-	}
-	ctr, err := azure.New(ac, o.azure...)
+	ctr, err := azure.New(cfg.Storage.AzureContainer(), o.azure...)
 	if err != nil {
 		return nil, &config.Error{Msg: "config: storage.azure: " + err.Error()}
 	}
