@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -106,6 +107,22 @@ type Client struct {
 	scheme  string
 	self    string
 	relayed prometheus.Counter
+	header  atomic.Pointer[stamp] // set on every request (SetHeader)
+}
+
+// stamp is a header every request carries, its value read when the
+// request is made.
+type stamp struct {
+	name  string
+	value func() string
+}
+
+// SetHeader makes every request this client makes from now on carry the
+// header name, with value() at the time (none when it is ""): how a
+// replica tells its peers what it knows, e.g. the version of the state it
+// serves.
+func (c *Client) SetHeader(name string, value func() string) {
+	c.header.Store(&stamp{name: name, value: value})
 }
 
 var _ Prober = (*Client)(nil)
@@ -195,6 +212,11 @@ func (c *Client) NewRequest(ctx context.Context, peer, method, path string) (*ht
 	req, err := http.NewRequestWithContext(ctx, method, c.scheme+"://"+peer+PeerPrefix+path, nil)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: relay to %s: %w", peer, err)
+	}
+	if h := c.header.Load(); h != nil {
+		if v := h.value(); v != "" {
+			req.Header.Set(h.name, v)
+		}
 	}
 	return req, nil
 }

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -176,5 +177,38 @@ func TestClientTimeouts(t *testing.T) {
 	}
 	if c.hc.Timeout != 0 || c.pool.ResponseHeaderTimeout != ResponseHeaderTimeout || !c.pool.DisableCompression || c.pool.Proxy != nil {
 		t.Fatalf("client %+v, pool %+v", c.hc, c.pool)
+	}
+}
+
+// SetHeader stamps every request the client makes from then on with the
+// value at that time; an empty value sends no header.
+func TestClientSetHeader(t *testing.T) {
+	t.Parallel()
+	c, err := NewClient(mustCred(t, 1), "127.0.0.1:1", &downs{}, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := func() []string {
+		req, err := c.NewRequest(context.Background(), "127.0.0.1:2", "GET", "/v2/r/blobs/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return req.Header.Values("X-Version")
+	}
+	if h := sent(); len(h) != 0 {
+		t.Fatalf("before SetHeader: %q", h)
+	}
+	v := "v1"
+	c.SetHeader("X-Version", func() string { return v })
+	if h := sent(); len(h) != 1 || h[0] != "v1" {
+		t.Fatalf("got %q, want [v1]", h)
+	}
+	v = "v2"
+	if h := sent(); len(h) != 1 || h[0] != "v2" {
+		t.Fatalf("got %q, want the value at the time [v2]", h)
+	}
+	v = ""
+	if h := sent(); len(h) != 0 {
+		t.Fatalf("an empty value was sent: %q", h)
 	}
 }

@@ -38,15 +38,12 @@ import (
 type peers struct {
 	node        *cluster.Node
 	maxManifest int64
-	// control is the version of the control state this replica serves
-	// (nil: none), sent with every peer request: an owner serving an
-	// older one (another replica changed the rules a moment ago) refreshes
-	// before it answers (followControl).
-	control func() string
 }
 
 // controlVersionHeader carries the asking replica's control state version
-// on a peer request.
+// on every peer request (blobs, manifests, tags: set on the cluster client,
+// cluster.Client.SetHeader); an owner serving another version refreshes
+// before it answers (followControl).
 const controlVersionHeader = "Airlock-Control-Version"
 
 var _ engine.Cluster = (*peers)(nil)
@@ -200,11 +197,6 @@ func (p *peers) do(ctx context.Context, peer, method, path, accept string) (*htt
 		return nil, peerErr(peer, err)
 	}
 	req.Header.Set("Accept", accept)
-	if p.control != nil {
-		if v := p.control(); v != "" {
-			req.Header.Set(controlVersionHeader, v)
-		}
-	}
 	resp, err := p.node.Client.Do(req)
 	if err != nil {
 		return nil, peerErr(peer, err)

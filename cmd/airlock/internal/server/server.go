@@ -182,8 +182,8 @@ func New(cfg *config.Config, log *zap.Logger, sopts ...Option) (srv *Server, err
 	if err != nil {
 		return nil, err
 	}
-	if relay != nil {
-		relay.control = ctl.svc.Version
+	if node != nil {
+		node.Client.SetHeader(controlVersionHeader, ctl.svc.Version)
 	}
 	defer func() {
 		if err != nil { // a later step failed: release the control state
