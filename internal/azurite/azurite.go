@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -35,6 +37,54 @@ type Process struct {
 	Base   string
 	cancel context.CancelFunc
 	exited chan error
+}
+
+// Install is the command that installs Azurite (and Node.js when missing).
+const Install = "scripts/install-tools.sh azurite"
+
+// BinEnv names the environment variable that overrides where
+// azurite-blob is found.
+const BinEnv = "AIRLOCK_AZURITE_BLOB"
+
+// Find returns the azurite-blob executable: $AIRLOCK_AZURITE_BLOB, else
+// tools/azurite beside the running executable (bin/airlock), or
+// bin/tools/azurite in the working directory or one above it (the
+// repository), else azurite-blob on PATH. Its error says what is missing
+// (Node.js or Azurite) and how to install it.
+func Find() (string, error) {
+	if _, err := exec.LookPath("node"); err != nil {
+		return "", fmt.Errorf("node is not on PATH (Azurite runs on Node.js): install it with %s", Install)
+	}
+	if p := os.Getenv(BinEnv); p != "" {
+		return p, nil
+	}
+	rel := filepath.Join("tools", "azurite", "node_modules", ".bin", "azurite-blob")
+	var dirs []string
+	if exe, err := os.Executable(); err == nil {
+		dirs = append(dirs, filepath.Dir(exe))
+	}
+	if wd, err := os.Getwd(); err == nil {
+		for d := wd; ; d = filepath.Dir(d) {
+			dirs = append(dirs, filepath.Join(d, "bin"))
+			if filepath.Dir(d) == d {
+				break
+			}
+		}
+	}
+	for _, d := range dirs {
+		if p := filepath.Join(d, rel); isFile(p) {
+			return filepath.Abs(p)
+		}
+	}
+	if p, err := exec.LookPath("azurite-blob"); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("azurite is not installed in bin/tools/azurite: install it with %s", Install)
+}
+
+func isFile(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && !fi.IsDir()
 }
 
 // Start runs the azurite-blob executable bin on 127.0.0.1:port ("0": a

@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -26,13 +24,6 @@ const (
 	AccountName = azurite.AccountName
 	AccountKey  = azurite.AccountKey
 )
-
-// Install is the command that installs Azurite into the repository.
-const Install = "scripts/install-tools.sh azurite"
-
-// binEnv names a variable that may point at an azurite-blob executable
-// other than the repository's bin/tools copy.
-const binEnv = "AIRLOCK_AZURITE_BLOB"
 
 // startTimeout bounds how long Azurite may take to listen.
 const startTimeout = 30 * time.Second
@@ -116,54 +107,19 @@ func (s *Server) launch() error {
 	return nil
 }
 
-// find returns the azurite-blob executable, or ends the test: skipped with
-// the install command, failed with CI=true.
+// find returns the azurite-blob executable (azurite.Find), or ends the
+// test with Find's error, which names the install command: skipped, or
+// failed with CI=true.
 func find(t testing.TB) string {
 	t.Helper()
-	if _, err := exec.LookPath("node"); err != nil {
-		unavailable(t, "node is not on PATH (Azurite runs on Node.js)")
-	}
-	if p := os.Getenv(binEnv); p != "" {
+	p, err := azurite.Find()
+	switch {
+	case err == nil:
 		return p
+	case os.Getenv("CI") == "true":
+		t.Fatalf("CI=true and %v", err)
+	default:
+		t.Skip(err)
 	}
-	if root, err := repoRoot(); err == nil {
-		p := filepath.Join(root, "bin", "tools", "azurite", "node_modules", ".bin", "azurite-blob")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("azurite-blob"); err == nil {
-		return p
-	}
-	unavailable(t, "azurite is not installed in bin/tools/azurite")
 	return ""
-}
-
-func unavailable(t testing.TB, what string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true and %s: install it with %s", what, Install)
-	}
-	t.Skipf("%s: install it with %s", what, Install)
-}
-
-// repoRoot is the nearest directory above the working directory holding
-// go.mod and scripts/install-tools.sh.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		_, e1 := os.Stat(filepath.Join(dir, "go.mod"))
-		_, e2 := os.Stat(filepath.Join(dir, "scripts", "install-tools.sh"))
-		if e1 == nil && e2 == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("azuritetest: repository root not found")
-		}
-		dir = parent
-	}
 }
