@@ -49,6 +49,18 @@ func (e *Engine) blob(ctx context.Context, repo string, d digest.Digest, head bo
 		return e.fromFill(ctx, c.Val, repo, t, head)
 	}
 	seen := e.fills.Ended()
+	if !filling && !head && e.peerFor(ctx, d.String()) != "" {
+		// A cold GET on a replica that does not own the digest goes to
+		// the owner without asking the store here: the owner asks it
+		// for the relayed request (and serves a blob held for another
+		// repository only once the upstream confirms this one has it),
+		// so asking here as well would only put a store round trip
+		// before the first byte. A fill of this replica that committed
+		// d meanwhile is still looked for (the Ended count); the relay
+		// fill finds the rest (the owner serves it, or a claim taken
+		// when the owner is gone sees it committed and confirms it).
+		return e.joinFill(ctx, repo, d, t, absence{known: true, seen: seen})
+	}
 	_, storeErr := e.store.Stat(ctx, d)
 	if storeErr == nil && !filling {
 		// Committed and no fill seen: a fill of this blob for this very

@@ -149,8 +149,12 @@ func (cf *clusterFill) next(ctx context.Context) (source, error) {
 			return source{}, unavailable(fmt.Errorf("claim the fill of %s: %w", f.d, err))
 		case claim != nil:
 			if _, err := e.store.Stat(ctx, f.d); err == nil {
-				// Committed by a holder that then died, or let go just now.
+				// Committed by a holder that then died, or let go just now,
+				// perhaps for another repository.
 				cf.releaseClaim(ctx, claim)
+				if err := cf.confirmOrigin(ctx); err != nil {
+					return source{}, err
+				}
 				return source{store: true}, nil
 			}
 			f.claim = claim
@@ -177,6 +181,22 @@ func (cf *clusterFill) next(ctx context.Context) (source, error) {
 			return source{}, ctx.Err()
 		}
 	}
+}
+
+// confirmOrigin makes sure the repository the fill was started for may
+// share a blob found committed by the fill itself: it is linked to it, or
+// the upstream says it has it (one HEAD). Nobody asked the store for this
+// request before the fill started when it came to a non-owner (blob), and
+// a blob held for another repository is served only with the upstream's
+// confirmation.
+func (cf *clusterFill) confirmOrigin(ctx context.Context) error {
+	e, f := cf.e, cf.f
+	if _, err := e.index.Blob(ctx, f.origin, f.d); err == nil {
+		return nil
+	}
+	e.m.upstream(f.target.rule, "blob", "HEAD")
+	_, err := e.up.StatBlob(ctx, f.target.repo, f.d)
+	return err
 }
 
 // count counts the fill once per role it takes.
