@@ -282,14 +282,7 @@ func testColdOpenDownloadsOnce(t *testing.T, e *env) {
 	if n, _ := rec.count("GET"); n != 1 {
 		t.Fatalf("%d GETs for 20 cold opens, want 1", n)
 	}
-	rc, _, err := s.Open(ctx, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	if _, ok := rc.(*os.File); !ok {
-		t.Fatalf("Open after the download returned %T, want *os.File", rc)
-	}
+	contenttest.OpensFile(t, s, d, "after the download")
 }
 
 // Bytes in the container that do not match the name are never served as
@@ -505,14 +498,7 @@ func testRestart(t *testing.T, e *env) {
 	if left, _ := os.ReadDir(filepath.Join(dir, "ingest")); len(left) != 0 {
 		t.Fatalf("ingest leftovers not removed: %d", len(left))
 	}
-	rc, _, err := s2.Open(ctx, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	if _, ok := rc.(*os.File); !ok {
-		t.Fatalf("after a restart Open returned %T, want the spooled *os.File", rc)
-	}
+	contenttest.OpensFile(t, s2, d, "after a restart (the spooled file)")
 	w.Close()
 }
 
