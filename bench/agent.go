@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/airlock/airlock/internal/sleep"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"go.uber.org/zap"
 )
@@ -138,7 +139,7 @@ func RunAgent(ctx context.Context, o AgentOptions) error {
 		if k := errKind(err); k != kindRefused && k != kindDNS && k != kindTimeout || time.Now().After(deadline) {
 			return err
 		}
-		if err := sleepUntil(ctx, time.Now().Add(time.Second)); err != nil {
+		if err := sleep.Until(ctx, time.Now().Add(time.Second)); err != nil {
 			return err
 		}
 	}

@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -88,20 +87,14 @@ func TestDriverCountsUpstreamFetches(t *testing.T) {
 // counted as a corrupt and failed pull, never as a success.
 func TestDriverDetectsCorruptBlobs(t *testing.T) {
 	t.Parallel()
-	corrupting := targetFunc(func(_ context.Context, se startEnv) (*instance, error) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		bare := bareHandler(se.cat)
-		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	corrupting := handlerTarget("corrupting", func(cat *catalog.Catalog) http.Handler {
+		bare := bareHandler(cat)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if strings.Contains(r.URL.Path, "/blobs/") {
 				w = flipWriter{w}
 			}
 			bare.ServeHTTP(w, r)
-		})}
-		go srv.Serve(ln)
-		return &instance{name: "corrupting", url: "http://" + ln.Addr().String(), stop: srv.Close}, nil
+		})
 	})
 	env := testEnv(t, startMAR(t), corrupting, Options{})
 	res := env.pullNodes(t.Context(), 1, 1, Arrival{})
@@ -169,15 +162,11 @@ func TestRangesScenarioDirect(t *testing.T) {
 // so the pull succeeds with one retry per cut blob.
 func TestClientResumesAndSkipsWhenRangeIgnored(t *testing.T) {
 	t.Parallel()
-	flaky := targetFunc(func(_ context.Context, se startEnv) (*instance, error) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		bare := bareHandler(se.cat)
+	flaky := handlerTarget("flaky", func(cat *catalog.Catalog) http.Handler {
+		bare := bareHandler(cat)
 		var mu sync.Mutex
 		cut := map[string]bool{}
-		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if !strings.Contains(r.URL.Path, "/blobs/") {
 				bare.ServeHTTP(w, r)
 				return
@@ -192,9 +181,7 @@ func TestClientResumesAndSkipsWhenRangeIgnored(t *testing.T) {
 				return
 			}
 			bare.ServeHTTP(w, r)
-		})}
-		go srv.Serve(ln)
-		return &instance{name: "flaky", url: "http://" + ln.Addr().String(), stop: srv.Close}, nil
+		})
 	})
 	env := testEnv(t, startMAR(t), flaky, Options{})
 	res := env.pullNodes(t.Context(), 1, 1, Arrival{})

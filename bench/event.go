@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/airlock/airlock/internal/sleep"
 )
 
 // event is one cluster event on one target as one machine plays it: the
@@ -93,7 +95,7 @@ func (ev *event) run(ctx context.Context) ([]outcome, error) {
 	ran := func() []outcome {
 		return slices.DeleteFunc(outs, func(o outcome) bool { return o.index < 0 })
 	}
-	if err := sleepUntil(ctx, ev.start); err != nil {
+	if err := sleep.Until(ctx, ev.start); err != nil {
 		return nil, err
 	}
 	t0 := time.Now()
@@ -143,22 +145,6 @@ func every(d time.Duration, f func()) (halt func()) {
 		}
 	}()
 	return func() { once.Do(func() { close(stop); wg.Wait() }) }
-}
-
-// sleepUntil waits until t or ctx's end.
-func sleepUntil(ctx context.Context, t time.Time) error {
-	d := time.Until(t)
-	if d <= 0 {
-		return ctx.Err()
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
-		return nil
-	}
 }
 
 // NodeRecord is one node's raw numbers in results.json.

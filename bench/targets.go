@@ -299,15 +299,19 @@ func ServeBare(ctx context.Context, opts catalog.Options, stdout io.Writer) erro
 // bareTarget serves the catalog's manifests and blob files with nothing but
 // http.ServeContent (sendfile), in this process: the warm-throughput
 // reference when no BareCmd is given (tests).
-func bareTarget() target {
+func bareTarget() target { return handlerTarget(TargetBare, bareHandler) }
+
+// handlerTarget serves, as the target name, the handler made for the
+// event's catalog on a free 127.0.0.1 port.
+func handlerTarget(name string, handler func(cat *catalog.Catalog) http.Handler) target {
 	return targetFunc(func(_ context.Context, se startEnv) (*instance, error) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return nil, fmt.Errorf("bare: %w", err)
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		srv := &http.Server{Handler: bareHandler(se.cat), ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: handler(se.cat), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
-		return &instance{name: TargetBare, url: "http://" + ln.Addr().String(), stop: srv.Close}, nil
+		return &instance{name: name, url: "http://" + ln.Addr().String(), stop: srv.Close}, nil
 	})
 }
 

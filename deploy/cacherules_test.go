@@ -41,58 +41,35 @@ func TestCacheRulesOfTheBoundRegistry(t *testing.T) {
 		t.Fatal("base rule dropped")
 	}
 
+	createRule := func(r rules.Rule) func() error {
+		return func() error { return errOf(e.svc.CreateCacheRule(ctx, "myacr", deploy.CacheRule{Rule: r})) }
+	}
+	updateRule := func(r rules.Rule) func() error {
+		return func() error { return errOf(e.svc.UpdateCacheRule(ctx, "myacr", deploy.CacheRule{Rule: r})) }
+	}
 	cases := []struct {
 		name string
 		op   func() error
 		code string
 	}{
-		{"overlaps a config rule", func() error {
-			_, err := e.svc.CreateCacheRule(ctx, "myacr", deploy.CacheRule{Rule: rules.Rule{Name: "all-hub", Source: "docker.io/*", Target: "*"}})
-			return err
-		}, string(rules.CodeWildcardOverlap)},
-		{"overlaps its own rule", func() error {
-			_, err := e.svc.CreateCacheRule(ctx, "myacr", deploy.CacheRule{Rule: rules.Rule{Name: "dotnet-all", Source: "mcr.microsoft.com/dotnet/sdk/*", Target: "dotnet/sdk/*"}})
-			return err
-		}, string(rules.CodeWildcardOverlap)},
-		{"captures a pushed repository", func() error {
-			_, err := e.svc.CreateCacheRule(ctx, "myacr", deploy.CacheRule{Rule: rules.Rule{Name: "team-rule", Source: "mcr.microsoft.com/team/*", Target: "team/*"}})
-			return err
-		}, string(rules.CodeExistingRepoMatch)},
-		{"bad name", func() error {
-			_, err := e.svc.CreateCacheRule(ctx, "myacr", deploy.CacheRule{Rule: rules.Rule{Name: "x", Source: "mcr.microsoft.com/a", Target: "a"}})
-			return err
-		}, string(rules.CodeInvalidName)},
-		{"unknown credential set", func() error {
-			_, err := e.svc.CreateCacheRule(ctx, "myacr", deploy.CacheRule{Rule: rules.Rule{Name: "private", Source: "ghcr.io/me/app", Target: "me/app", CredentialSet: "nope"}})
-			return err
-		}, deploy.CodeCredentialSetNotFound},
-		{"change the source", func() error {
-			_, err := e.svc.UpdateCacheRule(ctx, "myacr", deploy.CacheRule{Rule: rules.Rule{Name: "dotnet", Source: "mcr.microsoft.com/other/*"}})
-			return err
-		}, string(rules.CodeImmutable)},
-		{"update a config rule", func() error {
-			_, err := e.svc.UpdateCacheRule(ctx, "myacr", deploy.CacheRule{Rule: rules.Rule{Name: "library", CredentialSet: "hub"}})
-			return err
-		}, deploy.CodeConfigRule},
+		{"overlaps a config rule", createRule(rules.Rule{Name: "all-hub", Source: "docker.io/*", Target: "*"}), string(rules.CodeWildcardOverlap)},
+		{"overlaps its own rule", createRule(rules.Rule{Name: "dotnet-all", Source: "mcr.microsoft.com/dotnet/sdk/*", Target: "dotnet/sdk/*"}), string(rules.CodeWildcardOverlap)},
+		{"captures a pushed repository", createRule(rules.Rule{Name: "team-rule", Source: "mcr.microsoft.com/team/*", Target: "team/*"}), string(rules.CodeExistingRepoMatch)},
+		{"bad name", createRule(rules.Rule{Name: "x", Source: "mcr.microsoft.com/a", Target: "a"}), string(rules.CodeInvalidName)},
+		{"unknown credential set", createRule(rules.Rule{Name: "private", Source: "ghcr.io/me/app", Target: "me/app", CredentialSet: "nope"}), deploy.CodeCredentialSetNotFound},
+		{"change the source", updateRule(rules.Rule{Name: "dotnet", Source: "mcr.microsoft.com/other/*"}), string(rules.CodeImmutable)},
+		{"update a config rule", updateRule(rules.Rule{Name: "library", CredentialSet: "hub"}), deploy.CodeConfigRule},
 		{"delete a config rule", func() error { return e.svc.DeleteCacheRule(ctx, "myacr", "library") }, deploy.CodeConfigRule},
 		{"delete a missing rule", func() error { return e.svc.DeleteCacheRule(ctx, "myacr", "nothere") }, string(rules.CodeNotFound)},
 		{"rule in a missing registry", func() error { return e.svc.DeleteCacheRule(ctx, "noacr", "dotnet") }, deploy.CodeNotFound},
 		{"credential set named like a config one", func() error {
-			_, err := e.svc.CreateCredentialSet(ctx, "myacr", deploy.CredentialSet{Name: "hub", Username: "x"})
-			return err
+			return errOf(e.svc.CreateCredentialSet(ctx, "myacr", deploy.CredentialSet{Name: "hub", Username: "x"}))
 		}, deploy.CodeRuleConflictsWithConfig},
 		{"credential set with an unset variable", func() error {
-			_, err := e.svc.CreateCredentialSet(ctx, "myacr", deploy.CredentialSet{Name: "ghcr", Username: "x", PasswordEnv: "AIRLOCK_TEST_UNSET_VARIABLE"})
-			return err
+			return errOf(e.svc.CreateCredentialSet(ctx, "myacr", deploy.CredentialSet{Name: "ghcr", Username: "x", PasswordEnv: "AIRLOCK_TEST_UNSET_VARIABLE"}))
 		}, deploy.CodeCredentialSetUnresolvable},
-		{"duplicate registry", func() error {
-			_, err := e.svc.CreateRegistry(ctx, deploy.RegistrySpec{Name: "myacr"})
-			return err
-		}, deploy.CodeAlreadyExists},
-		{"registry name with a dash", func() error {
-			_, err := e.svc.CreateRegistry(ctx, deploy.RegistrySpec{Name: "my-acr"})
-			return err
-		}, deploy.CodeInvalidParameter},
+		{"duplicate registry", func() error { return errOf(e.svc.CreateRegistry(ctx, deploy.RegistrySpec{Name: "myacr"})) }, deploy.CodeAlreadyExists},
+		{"registry name with a dash", func() error { return errOf(e.svc.CreateRegistry(ctx, deploy.RegistrySpec{Name: "my-acr"})) }, deploy.CodeInvalidParameter},
 	}
 	for _, c := range cases {
 		if got := code(t, c.op()); got != c.code {

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/airlock/airlock/internal/sleep"
 	"go.uber.org/zap"
 )
 
@@ -73,7 +74,7 @@ func (s *Service) mutate(ctx context.Context, fn func(st *State) error) error {
 				"the control state changed %d times while this change was being saved: try again", attempt), err)
 		}
 		// Replicas that collided try again at different moments.
-		if err := sleep(ctx, time.Duration(rand.Int64N(int64(attempt)*int64(10*time.Millisecond)))); err != nil {
+		if err := sleep.For(ctx, time.Duration(rand.Int64N(int64(attempt)*int64(10*time.Millisecond)))); err != nil {
 			return err
 		}
 	}
@@ -223,16 +224,4 @@ func sameState(a, b *State) bool {
 	x, err1 := json.Marshal(a)
 	y, err2 := json.Marshal(b)
 	return err1 == nil && err2 == nil && bytes.Equal(x, y)
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -84,6 +84,17 @@ func (e *azEnv) replicas(t *testing.T, live Liveness, selves ...string) []replic
 	return out
 }
 
+// claim claims d's fill, failing the test (saying which claim it was)
+// unless this replica gets it.
+func (r replica) claim(t *testing.T, d digest.Digest, what string) *Claim {
+	t.Helper()
+	cl, h, err := r.ClaimFill(context.Background(), d)
+	if err != nil || cl == nil {
+		t.Fatalf("%s: %v %q %v", what, cl, h, err)
+	}
+	return cl
+}
+
 func dgst(s string) digest.Digest { return digest.FromString(s) }
 
 func TestAzurite(t *testing.T) {
@@ -238,10 +249,7 @@ func testClaimOneWinner(t *testing.T, e *azEnv) {
 		if _, _, err := rs[0].c.Get(ctx, FillName(d)); !errors.Is(err, azure.ErrNotFound) {
 			t.Fatalf("record after release: %v", err)
 		}
-		cl, _, err := rs[1].ClaimFill(ctx, d)
-		if err != nil || cl == nil {
-			t.Fatalf("claim after release: %v %v", cl, err)
-		}
+		cl := rs[1].claim(t, d, "claim after release")
 		if _, took := cl.Takeover(); took {
 			t.Fatal("a claim after release reported as a takeover")
 		}
@@ -268,10 +276,7 @@ func testClaimHolderDead(t *testing.T, e *azEnv) {
 	live := &liveSet{}
 	rs := e.replicas(t, live, a, b)
 	d := dgst("dead holder")
-	old, _, err := rs[0].ClaimFill(ctx, d)
-	if err != nil || old == nil {
-		t.Fatalf("first claim: %v %v", old, err)
-	}
+	old := rs[0].claim(t, d, "first claim")
 	if err := old.Progress(ctx, 1234); err != nil {
 		t.Fatal(err)
 	}
@@ -287,10 +292,7 @@ func testClaimHolderDead(t *testing.T, e *azEnv) {
 	}
 	live.kill(a)
 	start := time.Now()
-	cl, h, err := rs[1].ClaimFill(ctx, d)
-	if err != nil || cl == nil {
-		t.Fatalf("claim from a dead holder: %v %q %v", cl, h, err)
-	}
+	cl := rs[1].claim(t, d, "claim from a dead holder")
 	if took := time.Since(start); took > 5*time.Second {
 		t.Fatalf("the takeover took %s; a dead holder's lease is broken at once", took)
 	}
@@ -330,14 +332,8 @@ func testClaimRestartedHolder(t *testing.T, e *azEnv) {
 	ctx := context.Background()
 	rs := e.replicas(t, &liveSet{}, a, a)
 	d := dgst("restart")
-	old, _, err := rs[0].ClaimFill(ctx, d)
-	if err != nil || old == nil {
-		t.Fatal(err)
-	}
-	cl, h, err := rs[1].ClaimFill(ctx, d)
-	if err != nil || cl == nil {
-		t.Fatalf("the restarted replica: %v %q %v", cl, h, err)
-	}
+	old := rs[0].claim(t, d, "first claim")
+	cl := rs[1].claim(t, d, "the restarted replica")
 	if prev, took := cl.Takeover(); !took || prev.Holder != a {
 		t.Fatalf("takeover of %+v %v", prev, took)
 	}
@@ -362,10 +358,7 @@ func testClaimUnnamedHolder(t *testing.T, e *azEnv) {
 		if _, err := rs[0].c.AcquireLease(ctx, FillName(d), azure.MaxLease); err != nil {
 			t.Fatal(err)
 		}
-		cl, h, err := rs[0].ClaimFill(ctx, d)
-		if err != nil || cl == nil {
-			t.Fatalf("%s: %v %q %v", body, cl, h, err)
-		}
+		cl := rs[0].claim(t, d, body)
 		if err := cl.Release(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -379,10 +372,7 @@ func testClaimStalledHolder(t *testing.T, e *azEnv) {
 	ctx := context.Background()
 	rs := e.replicas(t, &liveSet{}, a, b)
 	d := dgst("stalled")
-	old, _, err := rs[0].ClaimFill(ctx, d)
-	if err != nil || old == nil {
-		t.Fatal(err)
-	}
+	old := rs[0].claim(t, d, "first claim")
 	if err := old.Progress(ctx, 77); err != nil {
 		t.Fatal(err)
 	}
@@ -392,10 +382,7 @@ func testClaimStalledHolder(t *testing.T, e *azEnv) {
 		t.Fatalf("claim of a live holder's fill: %q %v", h, err)
 	}
 	time.Sleep(azure.MinLease + time.Second)
-	cl, h, err := rs[1].ClaimFill(ctx, d)
-	if err != nil || cl == nil {
-		t.Fatalf("claim after the lease expired: %v %q %v", cl, h, err)
-	}
+	cl := rs[1].claim(t, d, "claim after the lease expired")
 	if prev, took := cl.Takeover(); !took || prev.Holder != a || prev.Verified != 77 {
 		t.Fatalf("takeover of %+v %v", prev, took)
 	}
@@ -413,10 +400,7 @@ func testClaimRenewedThenLost(t *testing.T, e *azEnv) {
 	ctx := context.Background()
 	rs := e.replicas(t, &liveSet{}, a, b)
 	d := dgst("renewed")
-	cl, _, err := rs[0].ClaimFill(ctx, d)
-	if err != nil || cl == nil {
-		t.Fatal(err)
-	}
+	cl := rs[0].claim(t, d, "claim")
 	time.Sleep(azure.MinLease + time.Second)
 	if _, h, err := rs[1].ClaimFill(ctx, d); h != a || err != nil {
 		t.Fatalf("claim while the holder renews: %q %v", h, err)

@@ -56,63 +56,31 @@ func TestCredentialRejects(t *testing.T) {
 	cred := mustCred(t, 1)
 	now := time.Now()
 	const target = "/_airlock/peer/v2/a/blobs/sha256:00?ns=x"
+	// tampered is a request signed now, then changed by f.
+	tampered := func(f func(r *http.Request)) func() *http.Request {
+		return func() *http.Request {
+			r := signed(t, cred, http.MethodGet, target, 1, now)
+			f(r)
+			return r
+		}
+	}
 	for _, tc := range []struct {
 		name string
 		req  func() *http.Request
 		want error
 	}{
 		{"unsigned", func() *http.Request { return httptest.NewRequest(http.MethodGet, target, nil) }, ErrUnsigned},
-		{"no signature", func() *http.Request {
-			r := signed(t, cred, http.MethodGet, target, 1, now)
-			r.Header.Del(HeaderSignature)
-			return r
-		}, ErrUnsigned},
-		{"header twice", func() *http.Request {
-			r := signed(t, cred, http.MethodGet, target, 1, now)
-			r.Header.Add(HeaderHop, "1")
-			return r
-		}, ErrUnsigned},
+		{"no signature", tampered(func(r *http.Request) { r.Header.Del(HeaderSignature) }), ErrUnsigned},
+		{"header twice", tampered(func(r *http.Request) { r.Header.Add(HeaderHop, "1") }), ErrUnsigned},
 		{"other key", func() *http.Request { return signed(t, mustCred(t, 2), http.MethodGet, target, 1, now) }, ErrBadSignature},
-		{"other method", func() *http.Request {
-			r := signed(t, cred, http.MethodGet, target, 1, now)
-			r.Method = http.MethodDelete
-			return r
-		}, ErrBadSignature},
-		{"other path", func() *http.Request {
-			r := signed(t, cred, http.MethodGet, target, 1, now)
-			r.RequestURI = "/_airlock/peer/v2/b/blobs/sha256:00?ns=x"
-			return r
-		}, ErrBadSignature},
-		{"other query", func() *http.Request {
-			r := signed(t, cred, http.MethodGet, target, 1, now)
-			r.RequestURI = "/_airlock/peer/v2/a/blobs/sha256:00?ns=y"
-			return r
-		}, ErrBadSignature},
-		{"other sender", func() *http.Request {
-			r := signed(t, cred, http.MethodGet, target, 1, now)
-			r.Header.Set(HeaderPeer, b)
-			return r
-		}, ErrBadSignature},
-		{"other hop", func() *http.Request {
-			r := signed(t, cred, http.MethodGet, target, 1, now)
-			r.Header.Set(HeaderHop, "2")
-			return r
-		}, ErrBadSignature},
-		{"other time", func() *http.Request {
-			r := signed(t, cred, http.MethodGet, target, 1, now)
-			r.Header.Set(HeaderTime, "1")
-			return r
-		}, ErrBadSignature},
-		{"bad scheme", func() *http.Request {
-			r := signed(t, cred, http.MethodGet, target, 1, now)
-			r.Header.Set(HeaderSignature, "v2="+r.Header.Get(HeaderSignature)[3:])
-			return r
-		}, ErrBadSignature},
-		{"not base64", func() *http.Request {
-			r := signed(t, cred, http.MethodGet, target, 1, now)
-			r.Header.Set(HeaderSignature, "v1=***")
-			return r
-		}, ErrBadSignature},
+		{"other method", tampered(func(r *http.Request) { r.Method = http.MethodDelete }), ErrBadSignature},
+		{"other path", tampered(func(r *http.Request) { r.RequestURI = "/_airlock/peer/v2/b/blobs/sha256:00?ns=x" }), ErrBadSignature},
+		{"other query", tampered(func(r *http.Request) { r.RequestURI = "/_airlock/peer/v2/a/blobs/sha256:00?ns=y" }), ErrBadSignature},
+		{"other sender", tampered(func(r *http.Request) { r.Header.Set(HeaderPeer, b) }), ErrBadSignature},
+		{"other hop", tampered(func(r *http.Request) { r.Header.Set(HeaderHop, "2") }), ErrBadSignature},
+		{"other time", tampered(func(r *http.Request) { r.Header.Set(HeaderTime, "1") }), ErrBadSignature},
+		{"bad scheme", tampered(func(r *http.Request) { r.Header.Set(HeaderSignature, "v2="+r.Header.Get(HeaderSignature)[3:]) }), ErrBadSignature},
+		{"not base64", tampered(func(r *http.Request) { r.Header.Set(HeaderSignature, "v1=***") }), ErrBadSignature},
 		{"old", func() *http.Request {
 			return signed(t, cred, http.MethodGet, target, 1, now.Add(-MaxSkew-2*time.Second))
 		}, ErrStale},

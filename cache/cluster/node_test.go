@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock/airlock/internal/polltest"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 )
@@ -69,18 +70,6 @@ func startNode(t *testing.T, e *azEnv, container string, ln net.Listener, peers 
 	return ln2
 }
 
-// eventually polls cond for up to 10 s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after 10 s: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func sees(ns []*liveNode, want ...string) func() bool {
 	want = slices.Sorted(slices.Values(want))
 	return func() bool {
@@ -112,7 +101,7 @@ func agreed(ns []*liveNode, ks []string) ([]string, bool) {
 func settled(t *testing.T, what string, ns []*liveNode, ks []string, want ...string) []string {
 	t.Helper()
 	var out []string
-	eventually(t, what, func() bool {
+	polltest.Until(t, 10*time.Second, what, func() bool {
 		if !sees(ns, want...)() {
 			return false
 		}

@@ -392,19 +392,11 @@ func testUsageIsTheContainers(t *testing.T, srv *azuritetest.Server) {
 func TestCluster(t *testing.T) {
 	t.Parallel()
 	srv := azuritetest.Start(t)
-	for _, c := range []struct {
-		name string
-		run  func(t *testing.T, srv *azuritetest.Server)
-	}{
-		{"TwoCollectors", testTwoCollectors},
-		{"PinsAcrossReplicas", testPinsAcrossReplicas},
-		{"NeverAFillingBlob", testNeverAFillingBlob},
-		{"ReadOnAnotherReplica", testReadOnAnotherReplica},
-		{"UsageIsTheContainers", testUsageIsTheContainers},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			c.run(t, srv)
-		})
-	}
+	azuritetest.Tests{
+		"TwoCollectors":        testTwoCollectors,
+		"PinsAcrossReplicas":   testPinsAcrossReplicas,
+		"NeverAFillingBlob":    testNeverAFillingBlob,
+		"ReadOnAnotherReplica": testReadOnAnotherReplica,
+		"UsageIsTheContainers": testUsageIsTheContainers,
+	}.Run(t, srv)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/airlock/airlock/cache/content"
 	"github.com/airlock/airlock/cache/evict"
+	"github.com/airlock/airlock/internal/polltest"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -61,18 +62,8 @@ func TestDiskFullDuringFill(t *testing.T) {
 	done := make(chan struct{})
 	go func() { e.col.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
-	waitFor := func(what string, ok func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !ok() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
 	runs := func() float64 { return e.metric("airlock_gc_runs_total") }
-	waitFor("the first collection", func() bool { return runs() >= 1 })
+	polltest.Until(t, 10*time.Second, "the first collection", func() bool { return runs() >= 1 })
 
 	img := e.up.PushImage(t, "oss/full:1", 300_000, 1)
 	layers, _ := img.Layers()
@@ -101,7 +92,7 @@ func TestDiskFullDuringFill(t *testing.T) {
 	if code := status(blob); code < 500 {
 		t.Fatalf("blob with a full disk: %d, want 5xx", code)
 	}
-	waitFor("a collection woken by the full disk", func() bool { return runs() > before })
+	polltest.Until(t, 10*time.Second, "a collection woken by the full disk", func() bool { return runs() > before })
 	fd.atStart.Store(false)
 
 	// Full in the middle of the fill: the transfer is cut, nothing stored.
@@ -114,7 +105,7 @@ func TestDiskFullDuringFill(t *testing.T) {
 	if _, err := e.store.Stat(context.Background(), digest.Digest(ld.String())); err == nil {
 		t.Fatal("a partial blob was committed")
 	}
-	waitFor("the partial ingest to be removed", func() bool {
+	polltest.Until(t, 10*time.Second, "the partial ingest to be removed", func() bool {
 		ing, _ := os.ReadDir(filepath.Join(e.dir, "content", "ingest"))
 		return len(ing) == 0 && !e.eng.Filling(digest.Digest(ld.String()))
 	})

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+	"golang.org/x/sync/errgroup"
 )
 
 // heldStore records the most bytes the store ever held: committed blobs
@@ -180,22 +181,15 @@ func TestQuotaHoldsDuringConcurrentFills(t *testing.T) {
 	for i := range images {
 		e.up.PushImage(t, fmt.Sprintf("oss/q%d:1", i), 100_000, 1) // ~100 kB each: 1.2 MB in all
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, images)
+	var g errgroup.Group
 	for i := range images {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			e.clock.Advance(time.Second)
-			errs <- e.pull(fmt.Sprintf("%soss/q%d", prefix, i), "1")
-		}()
+			return e.pull(fmt.Sprintf("%soss/q%d", prefix, i), "1")
+		})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
 	}
 	if m := held.Max(); m > quota || m < quota/2 {
 		t.Fatalf("the store held up to %d bytes; want at most the quota, %d (and the test to come near it)", m, quota)

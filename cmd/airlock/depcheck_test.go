@@ -95,6 +95,8 @@ func TestDependencyDirection(t *testing.T) {
 		{"internal/proctest", nil},
 		{"internal/leaktest", nil},
 		{"internal/clocktest", nil},
+		{"internal/polltest", nil},
+		{"internal/sleep", nil},
 		{"bench", []string{"deploy/aks", "upstream/images", "upstream/mar", "upstream/mar/catalog", "upstream/mar/fault", "upstream/mar/fromdir", "reference", "rules"}},
 	}
 	for _, c := range cases {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/cmd/airlock/internal/configtest"
+	"github.com/airlock/airlock/internal/polltest"
 	"github.com/airlock/airlock/upstream/upstreamtest"
 )
 
@@ -68,7 +69,7 @@ log:
 		}
 		time.Sleep(5 * time.Millisecond) // distinct access times
 	}
-	waitFor(t, "the store back under its high watermark", func() bool {
+	polltest.Until(t, 15*time.Second, "the store back under its high watermark", func() bool {
 		return metricValue(t, base, "airlock_storage_bytes") <= 315_000 && metricValue(t, base, "airlock_evicted_bytes_total") > 0
 	})
 	if q := metricValue(t, base, "airlock_storage_quota_bytes"); q != 350_000 {

@@ -18,6 +18,7 @@ import (
 	"github.com/airlock/airlock/cmd/airlock/internal/configtest"
 	"github.com/airlock/airlock/cmd/airlock/internal/server"
 	"github.com/airlock/airlock/internal/azuritetest"
+	"github.com/airlock/airlock/internal/polltest"
 	"github.com/airlock/airlock/internal/promtest"
 	"github.com/airlock/airlock/rules"
 	"github.com/airlock/airlock/storage/azure"
@@ -91,7 +92,7 @@ func TestReplicasOwnerKilled(t *testing.T) {
 			Log:       config.Log{Level: "warn", Format: "json"},
 		}, lns[i], az.HTTPClient)
 	}
-	waitUntil(t, "the survivors see all three replicas", func() bool {
+	polltest.Until(t, 30*time.Second, "the survivors see all three replicas", func() bool {
 		return promtest.Sum(t, survivors[0].Metrics(), "airlock_cluster_peers", "state", "live") == 3 &&
 			promtest.Sum(t, survivors[1].Metrics(), "airlock_cluster_peers", "state", "live") == 3
 	})
@@ -226,16 +227,4 @@ func runInProcess(t *testing.T, cfg *config.Config, ln net.Listener, client *htt
 		t.Fatalf("replica %s not ready", cfg.Listen)
 	}
 	return srv
-}
-
-// waitUntil polls cond for up to 30 s.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30 s: %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock/airlock/internal/polltest"
 	"github.com/airlock/airlock/upstream/upstreamtest"
 	"github.com/opencontainers/go-digest"
 )
@@ -126,7 +127,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	next = strings.Replace(next, "rules:\n", "rules:\n  - {name: pause-mirror, source: mcr.microsoft.com/oss/kubernetes/pause, target: mirror/pause}\n", 1)
 	writeFile(t, cfgPath, next)
 	p.Signal(syscall.SIGHUP)
-	waitFor(t, "the new rule and endpoint", func() bool {
+	polltest.Until(t, 15*time.Second, "the new rule and endpoint", func() bool {
 		_, err := pl.get("/v2/mirror/pause/manifests/3.10", digest.Digest(db.String()))
 		return err == nil
 	})
@@ -141,7 +142,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	// A bad file changes nothing.
 	writeFile(t, cfgPath, strings.Replace(next, "rules:\n", "rules:\n  - {name: all-mcr, source: mcr.microsoft.com/*, target: \"*\"}\n", 1))
 	p.Signal(syscall.SIGHUP)
-	waitFor(t, "the refusal in the log", func() bool {
+	polltest.Until(t, 15*time.Second, "the refusal in the log", func() bool {
 		return strings.Contains(p.Stderr.String(), "configuration reload refused")
 	})
 	if _, err := pl.get("/v2/mirror/pause/manifests/3.10", digest.Digest(db.String())); err != nil {
@@ -168,16 +169,5 @@ func writeFile(t *testing.T, p, body string) {
 	t.Helper()
 	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(25 * time.Millisecond)
 	}
 }

@@ -29,13 +29,19 @@ func newAPI(t *testing.T) http.Handler {
 	return adminapi.New(svc, zap.NewNop())
 }
 
+// newClient is a client of a new API served over HTTP until the test ends.
+func newClient(t *testing.T) *adminapi.Client {
+	t.Helper()
+	srv := httptest.NewServer(newAPI(t))
+	t.Cleanup(srv.Close)
+	return adminapi.NewClient(srv.URL, srv.Client())
+}
+
 // Errors keep their kind and code across HTTP; answers are JSON.
 func TestClientAndHandler(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(newAPI(t))
-	t.Cleanup(srv.Close)
 	ctx := context.Background()
-	c := adminapi.NewClient(srv.URL, srv.Client())
+	c := newClient(t)
 
 	var reg deploy.RegistryInfo
 	if err := c.Do(ctx, "POST", "/registries", nil, deploy.RegistrySpec{Name: "teamacr"}, &reg); err != nil {

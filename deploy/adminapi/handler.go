@@ -52,6 +52,18 @@ func decode(r *http.Request, v any) error {
 	return nil
 }
 
+// decoded is a handler that decodes the request body (decode) into a T
+// and passes it to f; a body that does not decode is the client's error.
+func decoded[T any](f func(r *http.Request, v T) (int, any, error)) handlerFunc {
+	return func(r *http.Request) (int, any, error) {
+		var v T
+		if err := decode(r, &v); err != nil {
+			return 0, nil, err
+		}
+		return f(r, v)
+	}
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	if v == nil {
 		w.WriteHeader(http.StatusNoContent)

@@ -15,13 +15,9 @@ func routes(h func(string, handlerFunc), svc *deploy.Service) {
 	none := func(err error) (int, any, error) { return http.StatusNoContent, nil, err }
 
 	h("GET "+p+"/registries", func(r *http.Request) (int, any, error) { return ok(svc.Registries(r.Context())) })
-	h("POST "+p+"/registries", func(r *http.Request) (int, any, error) {
-		var spec deploy.RegistrySpec
-		if err := decode(r, &spec); err != nil {
-			return 0, nil, err
-		}
+	h("POST "+p+"/registries", decoded(func(r *http.Request, spec deploy.RegistrySpec) (int, any, error) {
 		return created(svc.CreateRegistry(r.Context(), spec))
-	})
+	}))
 	h("GET "+p+"/registries/{registry}", func(r *http.Request) (int, any, error) {
 		return ok(svc.Registry(r.Context(), r.PathValue("registry")))
 	})
@@ -32,24 +28,16 @@ func routes(h func(string, handlerFunc), svc *deploy.Service) {
 	h("GET "+p+"/registries/{registry}/cacheRules", func(r *http.Request) (int, any, error) {
 		return ok(svc.CacheRules(r.Context(), r.PathValue("registry")))
 	})
-	h("POST "+p+"/registries/{registry}/cacheRules", func(r *http.Request) (int, any, error) {
-		var rule deploy.CacheRule
-		if err := decode(r, &rule); err != nil {
-			return 0, nil, err
-		}
+	h("POST "+p+"/registries/{registry}/cacheRules", decoded(func(r *http.Request, rule deploy.CacheRule) (int, any, error) {
 		return created(svc.CreateCacheRule(r.Context(), r.PathValue("registry"), rule))
-	})
+	}))
 	h("GET "+p+"/registries/{registry}/cacheRules/{rule}", func(r *http.Request) (int, any, error) {
 		return ok(svc.CacheRule(r.Context(), r.PathValue("registry"), r.PathValue("rule")))
 	})
-	h("PATCH "+p+"/registries/{registry}/cacheRules/{rule}", func(r *http.Request) (int, any, error) {
-		var rule deploy.CacheRule
-		if err := decode(r, &rule); err != nil {
-			return 0, nil, err
-		}
+	h("PATCH "+p+"/registries/{registry}/cacheRules/{rule}", decoded(func(r *http.Request, rule deploy.CacheRule) (int, any, error) {
 		rule.Name = r.PathValue("rule")
 		return ok(svc.UpdateCacheRule(r.Context(), r.PathValue("registry"), rule))
-	})
+	}))
 	h("DELETE "+p+"/registries/{registry}/cacheRules/{rule}", func(r *http.Request) (int, any, error) {
 		return none(svc.DeleteCacheRule(r.Context(), r.PathValue("registry"), r.PathValue("rule")))
 	})
@@ -57,13 +45,9 @@ func routes(h func(string, handlerFunc), svc *deploy.Service) {
 	h("GET "+p+"/registries/{registry}/credentialSets", func(r *http.Request) (int, any, error) {
 		return ok(svc.CredentialSets(r.Context(), r.PathValue("registry")))
 	})
-	h("POST "+p+"/registries/{registry}/credentialSets", func(r *http.Request) (int, any, error) {
-		var cs deploy.CredentialSet
-		if err := decode(r, &cs); err != nil {
-			return 0, nil, err
-		}
+	h("POST "+p+"/registries/{registry}/credentialSets", decoded(func(r *http.Request, cs deploy.CredentialSet) (int, any, error) {
 		return created(svc.CreateCredentialSet(r.Context(), r.PathValue("registry"), cs))
-	})
+	}))
 	h("DELETE "+p+"/registries/{registry}/credentialSets/{set}", func(r *http.Request) (int, any, error) {
 		return none(svc.DeleteCredentialSet(r.Context(), r.PathValue("registry"), r.PathValue("set")))
 	})
@@ -71,26 +55,18 @@ func routes(h func(string, handlerFunc), svc *deploy.Service) {
 	h("GET "+p+"/privateEndpoints", func(r *http.Request) (int, any, error) {
 		return ok(svc.PrivateEndpoints(r.Context(), r.URL.Query().Get("registry")))
 	})
-	h("POST "+p+"/privateEndpoints", func(r *http.Request) (int, any, error) {
-		var spec deploy.PrivateEndpointSpec
-		if err := decode(r, &spec); err != nil {
-			return 0, nil, err
-		}
+	h("POST "+p+"/privateEndpoints", decoded(func(r *http.Request, spec deploy.PrivateEndpointSpec) (int, any, error) {
 		return created(svc.CreatePrivateEndpoint(r.Context(), spec))
-	})
+	}))
 	h("DELETE "+p+"/privateEndpoints/{name}", func(r *http.Request) (int, any, error) {
 		return ok(svc.DeletePrivateEndpoint(r.Context(), r.PathValue("name")))
 	})
 
 	h("GET "+p+"/dnsRecords", func(r *http.Request) (int, any, error) { return ok(svc.DNSRecords(r.Context())) })
-	h("PUT "+p+"/dnsRecords/{name}", func(r *http.Request) (int, any, error) {
-		var rec deploy.DNSRecord
-		if err := decode(r, &rec); err != nil {
-			return 0, nil, err
-		}
+	h("PUT "+p+"/dnsRecords/{name}", decoded(func(r *http.Request, rec deploy.DNSRecord) (int, any, error) {
 		rec.Name = r.PathValue("name")
 		return ok(svc.SetDNSRecord(r.Context(), rec))
-	})
+	}))
 	h("DELETE "+p+"/dnsRecords/{name}", func(r *http.Request) (int, any, error) {
 		return none(svc.DeleteDNSRecord(r.Context(), r.PathValue("name")))
 	})
@@ -101,23 +77,15 @@ func routes(h func(string, handlerFunc), svc *deploy.Service) {
 func clusterRoutes(h func(string, handlerFunc), svc *deploy.Service, ok, created func(any, error) (int, any, error)) {
 	const p = Prefix
 	h("GET "+p+"/clusters", func(r *http.Request) (int, any, error) { return ok(svc.Clusters(r.Context())) })
-	h("POST "+p+"/clusters", func(r *http.Request) (int, any, error) {
-		var spec deploy.ClusterSpec
-		if err := decode(r, &spec); err != nil {
-			return 0, nil, err
-		}
+	h("POST "+p+"/clusters", decoded(func(r *http.Request, spec deploy.ClusterSpec) (int, any, error) {
 		return created(svc.CreateCluster(r.Context(), spec))
-	})
+	}))
 	h("GET "+p+"/clusters/{cluster}", func(r *http.Request) (int, any, error) {
 		return ok(svc.Cluster(r.Context(), r.PathValue("cluster")))
 	})
-	h("PATCH "+p+"/clusters/{cluster}", func(r *http.Request) (int, any, error) {
-		var u deploy.ClusterUpdate
-		if err := decode(r, &u); err != nil {
-			return 0, nil, err
-		}
+	h("PATCH "+p+"/clusters/{cluster}", decoded(func(r *http.Request, u deploy.ClusterUpdate) (int, any, error) {
 		return ok(svc.UpdateCluster(r.Context(), r.PathValue("cluster"), u))
-	})
+	}))
 	h("DELETE "+p+"/clusters/{cluster}", func(r *http.Request) (int, any, error) {
 		return ok(svc.DeleteCluster(r.Context(), r.PathValue("cluster")))
 	})
@@ -125,13 +93,9 @@ func clusterRoutes(h func(string, handlerFunc), svc *deploy.Service, ok, created
 		return ok(svc.Reconcile(r.Context(), r.PathValue("cluster")))
 	})
 	h("POST "+p+"/reconcile", func(r *http.Request) (int, any, error) { return ok(svc.Reconcile(r.Context(), "")) })
-	h("POST "+p+"/clusters/{cluster}/agentPools", func(r *http.Request) (int, any, error) {
-		var spec deploy.NodePoolSpec
-		if err := decode(r, &spec); err != nil {
-			return 0, nil, err
-		}
+	h("POST "+p+"/clusters/{cluster}/agentPools", decoded(func(r *http.Request, spec deploy.NodePoolSpec) (int, any, error) {
 		return created(svc.AddNodePool(r.Context(), r.PathValue("cluster"), spec))
-	})
+	}))
 	h("DELETE "+p+"/clusters/{cluster}/agentPools/{pool}", func(r *http.Request) (int, any, error) {
 		return ok(svc.DeleteNodePool(r.Context(), r.PathValue("cluster"), r.PathValue("pool")))
 	})

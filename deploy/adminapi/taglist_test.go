@@ -3,11 +3,9 @@ package adminapi_test
 import (
 	"context"
 	"errors"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/airlock/airlock/deploy"
-	"github.com/airlock/airlock/deploy/adminapi"
 	"github.com/airlock/airlock/rules"
 )
 
@@ -15,10 +13,8 @@ import (
 // shown, changed by an update, and refused when it is not a known value.
 func TestCacheRuleTagList(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(newAPI(t))
-	t.Cleanup(srv.Close)
 	ctx := context.Background()
-	c := adminapi.NewClient(srv.URL, srv.Client())
+	c := newClient(t)
 	if err := c.Do(ctx, "POST", "/registries", nil, deploy.RegistrySpec{Name: "teamacr"}, nil); err != nil {
 		t.Fatal(err)
 	}

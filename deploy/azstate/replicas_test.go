@@ -14,12 +14,14 @@ import (
 	"github.com/airlock/airlock/deploy"
 	"github.com/airlock/airlock/deploy/azstate"
 	"github.com/airlock/airlock/internal/azuritetest"
+	"github.com/airlock/airlock/internal/polltest"
 	"github.com/airlock/airlock/internal/promtest"
 	"github.com/airlock/airlock/rules"
 	"github.com/airlock/airlock/upstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"golang.org/x/sync/errgroup"
 )
 
 // The tests of this file run two replicas' control modules on one
@@ -225,24 +227,13 @@ func testRuleServedEverywhere(t *testing.T, srv *azuritetest.Server) {
 		<-done
 	}()
 	must[deploy.CacheRule](t)(b.svc.CreateCacheRule(ctx, bound, rule("python", "python")))
-	waitFor(t, 40*every, "A serves B's new rule", func() bool { return a.eng.serves("python/app") })
+	polltest.Until(t, 40*every, "A serves B's new rule", func() bool { return a.eng.serves("python/app") })
 	if err := b.svc.DeleteCacheRule(ctx, bound, "dotnet"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 40*every, "A stops serving the rule B deleted", func() bool { return !a.eng.serves("dotnet/runtime") })
+	polltest.Until(t, 40*every, "A stops serving the rule B deleted", func() bool { return !a.eng.serves("dotnet/runtime") })
 	if a.counter(t, "airlock_control_state_reloads_total") < 2 {
 		t.Fatal("A's reloads were not counted")
-	}
-}
-
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, limit)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -253,30 +244,21 @@ func testConcurrentChanges(t *testing.T, srv *azuritetest.Server) {
 	ctx := context.Background()
 	must[*deploy.RegistryInfo](t)(rs[0].svc.CreateRegistry(ctx, deploy.RegistrySpec{Name: bound}))
 	const each = 6
-	var wg sync.WaitGroup
-	errc := make(chan error, 2*each)
+	var g errgroup.Group
 	for i, r := range rs {
 		for j := range each {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			g.Go(func() error {
 				name := fmt.Sprintf("rule-%d-%d", i, j)
-				if _, err := r.svc.CreateCacheRule(ctx, bound, rule(name, name)); err != nil {
-					errc <- err
-				}
-			}()
+				_, err := r.svc.CreateCacheRule(ctx, bound, rule(name, name))
+				return err
+			})
 		}
-		wg.Add(1)
-		go func() { // and another kind of change on the side
-			defer wg.Done()
-			if _, err := r.svc.CreateRegistry(ctx, deploy.RegistrySpec{Name: fmt.Sprintf("team%d", i)}); err != nil {
-				errc <- err
-			}
-		}()
+		g.Go(func() error { // and another kind of change on the side
+			_, err := r.svc.CreateRegistry(ctx, deploy.RegistrySpec{Name: fmt.Sprintf("team%d", i)})
+			return err
+		})
 	}
-	wg.Wait()
-	close(errc)
-	for err := range errc {
+	if err := g.Wait(); err != nil {
 		t.Fatal(err)
 	}
 	refresh(t, rs...)
@@ -401,20 +383,14 @@ func testReconcileConverges(t *testing.T, srv *azuritetest.Server) {
 func reconcileAll(t *testing.T, rs []*replica, rounds int) {
 	t.Helper()
 	for range rounds {
-		var wg sync.WaitGroup
-		errc := make(chan error, len(rs))
+		var g errgroup.Group
 		for _, r := range rs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if _, err := r.svc.Reconcile(context.Background(), ""); err != nil {
-					errc <- err
-				}
-			}()
+			g.Go(func() error {
+				_, err := r.svc.Reconcile(context.Background(), "")
+				return err
+			})
 		}
-		wg.Wait()
-		close(errc)
-		for err := range errc {
+		if err := g.Wait(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -480,19 +456,11 @@ func testEndpointNotFought(t *testing.T, srv *azuritetest.Server) {
 func TestReplicas(t *testing.T) {
 	t.Parallel()
 	srv := azuritetest.Start(t)
-	for _, tc := range []struct {
-		name string
-		fn   func(t *testing.T, srv *azuritetest.Server)
-	}{
-		{"RuleServedEverywhere", testRuleServedEverywhere},
-		{"ConcurrentChanges", testConcurrentChanges},
-		{"PinsAgree", testPinsAgree},
-		{"ReconcileConverges", testReconcileConverges},
-		{"EndpointNotFought", testEndpointNotFought},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			tc.fn(t, srv)
-		})
-	}
+	azuritetest.Tests{
+		"RuleServedEverywhere": testRuleServedEverywhere,
+		"ConcurrentChanges":    testConcurrentChanges,
+		"PinsAgree":            testPinsAgree,
+		"ReconcileConverges":   testReconcileConverges,
+		"EndpointNotFought":    testEndpointNotFought,
+	}.Run(t, srv)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/airlock/airlock/deploy"
 	"github.com/airlock/airlock/internal/units"
 	"github.com/airlock/airlock/rules"
+	"golang.org/x/sync/errgroup"
 )
 
 // Factory returns two handles on one new, empty stored state: for a store
@@ -215,26 +216,20 @@ func testDeletes(t *testing.T, a, b deploy.Store) {
 func testNoLostUpdate(t *testing.T, a, b deploy.Store) {
 	const writers, each = 3, 4
 	ctx := context.Background()
-	var wg sync.WaitGroup
-	errc := make(chan error, 2*writers)
+	var g errgroup.Group
 	for h, s := range []deploy.Store{a, b} {
 		for w := range writers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			g.Go(func() error {
 				for i := range each {
-					name := fmt.Sprintf("h%dw%dr%d", h, w, i)
-					if err := addRegistry(ctx, s, name); err != nil {
-						errc <- err
-						return
+					if err := addRegistry(ctx, s, fmt.Sprintf("h%dw%dr%d", h, w, i)); err != nil {
+						return err
 					}
 				}
-			}()
+				return nil
+			})
 		}
 	}
-	wg.Wait()
-	close(errc)
-	for err := range errc {
+	if err := g.Wait(); err != nil {
 		t.Fatal(err)
 	}
 	st, _ := load(t, a)

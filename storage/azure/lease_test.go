@@ -18,6 +18,17 @@ func leased(t *testing.T, e *env, name string) *Container {
 	return c
 }
 
+// held is the blob "fill" of a fresh container and a lease of d on it.
+func held(t *testing.T, e *env, d time.Duration) (*Container, *Lease) {
+	t.Helper()
+	c := leased(t, e, "fill")
+	l, err := c.AcquireLease(context.Background(), "fill", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, l
+}
+
 func TestLeaseDurationChecked(t *testing.T) {
 	t.Parallel()
 	for _, d := range []time.Duration{0, 14 * time.Second, 61 * time.Second, 15500 * time.Millisecond} {
@@ -75,11 +86,7 @@ func testLeaseOneWinner(t *testing.T, e *env) {
 
 func testLeaseFences(t *testing.T, e *env) {
 	ctx := context.Background()
-	c := leased(t, e, "fill")
-	l, err := c.AcquireLease(ctx, "fill", MaxLease)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, l := held(t, e, MaxLease)
 	if _, err := c.Put(ctx, "fill", []byte("no lease"), Cond{}); !errors.Is(err, ErrLeaseConflict) {
 		t.Fatalf("write without the lease: %v, want ErrLeaseConflict", err)
 	}
@@ -111,26 +118,31 @@ func testLeaseFences(t *testing.T, e *env) {
 
 func testLeaseBreak(t *testing.T, e *env) {
 	ctx := context.Background()
-	c := leased(t, e, "fill")
-	old, err := c.AcquireLease(ctx, "fill", MaxLease)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, old := held(t, e, MaxLease)
 	left, err := c.BreakLease(ctx, "fill", 0)
 	if err != nil || left != 0 {
 		t.Fatalf("break: %s %v", left, err)
 	}
+	takenOver(t, c, old, "a break")
+}
+
+// takenOver checks, once old's lease on "fill" has ended (after what), that
+// another holder acquires it and that old is fenced off: its write and
+// renewal fail with ErrLeaseConflict while the new holder's write goes in.
+func takenOver(t *testing.T, c *Container, old *Lease, what string) {
+	t.Helper()
+	ctx := context.Background()
 	l, err := c.AcquireLease(ctx, "fill", MinLease)
 	if err != nil {
-		t.Fatalf("acquire after break: %v", err)
+		t.Fatalf("acquire after %s: %v", what, err)
 	}
 	if _, err := c.Put(ctx, "fill", []byte("stale"), old.Cond()); !errors.Is(err, ErrLeaseConflict) {
-		t.Fatalf("the broken holder's write: %v, want ErrLeaseConflict", err)
+		t.Fatalf("the ex-holder's write after %s: %v, want ErrLeaseConflict", what, err)
 	}
 	if err := old.Renew(ctx); !errors.Is(err, ErrLeaseConflict) {
-		t.Fatalf("the broken holder's renew: %v, want ErrLeaseConflict", err)
+		t.Fatalf("the ex-holder's renew after %s: %v, want ErrLeaseConflict", what, err)
 	}
-	if _, err := c.Put(ctx, "fill", []byte("new"), l.Cond()); err != nil {
+	if _, err := c.Put(ctx, "fill", []byte("new holder"), l.Cond()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -139,41 +151,19 @@ func testLeaseBreak(t *testing.T, e *env) {
 // it runs in parallel with testLeaseKeep.
 func testLeaseExpiry(t *testing.T, e *env) {
 	ctx := context.Background()
-	c := leased(t, e, "fill")
-	old, err := c.AcquireLease(ctx, "fill", MinLease)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, old := held(t, e, MinLease)
 	if _, err := c.AcquireLease(ctx, "fill", MinLease); !errors.Is(err, ErrLeaseConflict) {
 		t.Fatalf("acquire while held: %v", err)
 	}
 	time.Sleep(MinLease + 500*time.Millisecond)
-	l, err := c.AcquireLease(ctx, "fill", MinLease)
-	if err != nil {
-		t.Fatalf("acquire after expiry: %v", err)
-	}
-	// The stalled ex-holder is fenced off: its write, renewal and release
-	// all fail.
-	if _, err := c.Put(ctx, "fill", []byte("stale"), old.Cond()); !errors.Is(err, ErrLeaseConflict) {
-		t.Fatalf("the ex-holder's write: %v, want ErrLeaseConflict", err)
-	}
-	if err := old.Renew(ctx); !errors.Is(err, ErrLeaseConflict) {
-		t.Fatalf("the ex-holder's renew: %v, want ErrLeaseConflict", err)
-	}
-	if _, err := c.Put(ctx, "fill", []byte("new holder"), l.Cond()); err != nil {
-		t.Fatal(err)
-	}
+	takenOver(t, c, old, "expiry") // the stalled ex-holder is fenced off
 }
 
 // testLeaseKeep: a holder that renews keeps the lease past its first
 // expiry, and Keep reports the loss once someone breaks it.
 func testLeaseKeep(t *testing.T, e *env) {
 	ctx := context.Background()
-	c := leased(t, e, "fill")
-	l, err := c.AcquireLease(ctx, "fill", MinLease)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, l := held(t, e, MinLease)
 	kctx, cancel := context.WithCancel(ctx)
 	kept := make(chan error, 1)
 	go func() { kept <- l.Keep(kctx, 2*time.Second) }()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -89,13 +90,7 @@ func TestGGCRPullCountsOneFetchPerBlob(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rc, err := layer.Compressed()
-			if err != nil {
-				t.Fatal(err)
-			}
-			d, n, err := v1.SHA256(rc)
-			rc.Close()
-			if err != nil || d != l.Digest || n != l.Size {
+			if d, n, err := sha256Of(layer.Compressed); err != nil || d != l.Digest || n != l.Size {
 				t.Fatalf("%s layer %s: got %s (%d bytes): %v", r, l.Digest, d, n, err)
 			}
 		}
@@ -226,26 +221,24 @@ func validateImage(img v1.Image) error {
 	}
 	for i, l := range layers {
 		want, _ := l.Digest()
-		rc, err := l.Compressed()
-		if err != nil {
-			return err
-		}
-		d, _, err := v1.SHA256(rc)
-		rc.Close()
-		if err != nil || d != want {
+		if d, _, err := sha256Of(l.Compressed); err != nil || d != want {
 			return fmt.Errorf("layer %d: digest %s, want %s (%v)", i, d, want, err)
 		}
-		rc, err = l.Uncompressed()
-		if err != nil {
-			return err
-		}
-		d, _, err = v1.SHA256(rc)
-		rc.Close()
-		if err != nil || d != cf.RootFS.DiffIDs[i] {
+		if d, _, err := sha256Of(l.Uncompressed); err != nil || d != cf.RootFS.DiffIDs[i] {
 			return fmt.Errorf("layer %d: diff_id %s, want %s (%v)", i, d, cf.RootFS.DiffIDs[i], err)
 		}
 	}
 	return nil
+}
+
+// sha256Of is the SHA-256 and the size of the stream open returns.
+func sha256Of(open func() (io.ReadCloser, error)) (v1.Hash, int64, error) {
+	rc, err := open()
+	if err != nil {
+		return v1.Hash{}, 0, err
+	}
+	defer rc.Close()
+	return v1.SHA256(rc)
 }
 
 // validateIndexManifests checks that every child manifest of an index resolves.

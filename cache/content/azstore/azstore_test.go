@@ -22,6 +22,7 @@ import (
 	"github.com/airlock/airlock/internal/azuritetest"
 	"github.com/airlock/airlock/storage/azure"
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 )
 
 // recorder counts the requests a store sends, by kind. With stall set,
@@ -256,43 +257,32 @@ func testColdOpenDownloadsOnce(t *testing.T, e *env) {
 	}
 	s := newStore(t, ctr)
 	rec.reset()
-	var wg sync.WaitGroup
-	errs := make(chan error, 20)
+	var g errgroup.Group
 	for i := range 20 {
-		wg.Go(func() {
+		g.Go(func() error {
 			rc, info, err := s.Open(ctx, d)
 			if err != nil {
-				errs <- err
-				return
+				return err
 			}
 			defer rc.Close()
 			off := int64(i * 1000)
 			if _, err := rc.Seek(off, io.SeekStart); err != nil {
-				errs <- err
-				return
+				return err
 			}
 			got, err := io.ReadAll(rc)
 			if err != nil || !bytes.Equal(got, b[off:]) || info.Size != int64(len(b)) {
-				errs <- errors.New("wrong bytes from a cold open")
+				return errors.New("wrong bytes from a cold open")
 			}
+			return nil
 		})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	if err := g.Wait(); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := rec.count("GET"); n != 1 {
 		t.Fatalf("%d GETs for 20 cold opens, want 1", n)
 	}
-	rc, _, err := s.Open(ctx, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	if _, ok := rc.(*os.File); !ok {
-		t.Fatalf("Open after the download returned %T, want *os.File", rc)
-	}
+	contenttest.OpensFile(t, s, d, "after the download")
 }
 
 // Bytes in the container that do not match the name are never served as
@@ -508,14 +498,7 @@ func testRestart(t *testing.T, e *env) {
 	if left, _ := os.ReadDir(filepath.Join(dir, "ingest")); len(left) != 0 {
 		t.Fatalf("ingest leftovers not removed: %d", len(left))
 	}
-	rc, _, err := s2.Open(ctx, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	if _, ok := rc.(*os.File); !ok {
-		t.Fatalf("after a restart Open returned %T, want the spooled *os.File", rc)
-	}
+	contenttest.OpensFile(t, s2, d, "after a restart (the spooled file)")
 	w.Close()
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -52,7 +51,22 @@ func (s *Store) localIngest(ctx context.Context, d digest.Digest, size int64) (*
 	if err != nil {
 		return nil, fmt.Errorf("azstore: ingest %s: %w", d, err)
 	}
-	return &ingest{s: s, bf: bf, want: d, size: size}, nil
+	w := &ingest{s: s, want: d, size: size}
+	w.Ingest = blobfile.NewIngest(bf, "azstore", d, size, blobfile.IngestHooks{
+		Publish: w.publish,
+		Wrote: func(written int64) {
+			if w.blocks != nil {
+				w.blocks.grow(written, false)
+			}
+		},
+		Closing: func() {
+			if w.blocks != nil {
+				w.cancel()
+				<-w.blocks.done
+			}
+		},
+	})
+	return w, nil
 }
 
 // blockSize is the configured block size, raised if a blob of size bytes
@@ -64,111 +78,55 @@ func (s *Store) blockSize(size int64) int64 {
 	return s.block
 }
 
+// ingest is a local file (ReadAt serves it until Close, also after
+// Commit) that Share makes an ingest of the container too.
 type ingest struct {
+	*blobfile.Ingest
 	s    *Store
-	bf   *blobfile.File
 	want digest.Digest
 	size int64
 
-	mu        sync.Mutex // guards blocks, the hash, committed, closed, info against Write/Commit/Close
-	blocks    *blocks    // nil while the ingest is local (IngestLocal before Share)
-	cancel    context.CancelFunc
-	committed bool
-	closed    bool
-	info      content.Info
+	// Guarded by the Ingest's lock (its hooks and WhileOpen hold it).
+	blocks *blocks // nil while the ingest is local (IngestLocal before Share)
+	cancel context.CancelFunc
 }
-
-func (w *ingest) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed || w.committed {
-		return 0, content.ErrClosed
-	}
-	n, err := w.bf.Write(p)
-	if w.blocks != nil {
-		w.blocks.grow(w.bf.Written(), false)
-	}
-	if err != nil {
-		return n, fmt.Errorf("azstore: write %s: %w", w.want, err)
-	}
-	return n, nil
-}
-
-// ReadAt reads bytes already written, from the local file; it works until
-// Close, also after Commit.
-func (w *ingest) ReadAt(p []byte, off int64) (int, error) { return w.bf.ReadAt(p, off) }
-
-func (w *ingest) Written() int64 { return w.bf.Written() }
 
 // Share implements content.LocalIngest: blocks of the bytes written so far
 // and of those to come are staged while they arrive. Staging serves
 // everyone waiting on this fill: it is not tied to the caller's request,
 // only to the ingest (Close stops it).
 func (w *ingest) Share(ctx context.Context) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	switch {
-	case w.closed || w.committed:
-		return content.ErrClosed
-	case w.blocks != nil:
+	return w.WhileOpen(func(bf *blobfile.File) error {
+		if w.blocks != nil {
+			return nil
+		}
+		name := blobName(w.want)
+		b, err := newBlocks(w.s.ctr.Client().NewBlockBlobClient(name), name, bf.F, w.s.blockSize(w.size))
+		if err != nil {
+			return err
+		}
+		bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		w.blocks, w.cancel = b, cancel
+		b.grow(bf.Written(), false)
+		go b.run(bctx)
 		return nil
-	}
-	name := blobName(w.want)
-	b, err := newBlocks(w.s.ctr.Client().NewBlockBlobClient(name), name, w.bf.F, w.s.blockSize(w.size))
-	if err != nil {
-		return err
-	}
-	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	w.blocks, w.cancel = b, cancel
-	b.grow(w.bf.Written(), false)
-	go b.run(bctx)
-	return nil
+	})
 }
 
-// Commit checks size and digest, then makes the blob visible in the
-// container (a local ingest only keeps it here); the verified local file
-// also enters the spool.
-func (w *ingest) Commit(ctx context.Context) (content.Info, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return content.Info{}, content.ErrClosed
-	}
-	if err := w.bf.Verify(ctx, w.want, w.size); err != nil {
-		return content.Info{}, err
-	}
-	if w.committed {
-		return w.info, nil
-	}
-	n := w.bf.Written()
+// publish makes the verified bytes of bf the blob d in the container (a
+// local ingest only keeps them here); the file also enters the spool.
+func (w *ingest) publish(ctx context.Context, bf *blobfile.File, d digest.Digest) (content.Info, error) {
+	n := bf.Written()
 	mod := w.s.now()
 	if w.blocks != nil {
 		var err error
-		if mod, err = w.s.put(ctx, w.want, w.bf.F, n, w.blocks); err != nil {
+		if mod, err = w.s.put(ctx, d, bf.F, n, w.blocks); err != nil {
 			return content.Info{}, err
 		}
 	}
-	w.committed = true
-	w.info = content.Info{Digest: w.want, Size: n, ModTime: mod}
-	w.s.adopt(w.bf, w.info)
-	return w.info, nil
-}
-
-func (w *ingest) Close() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return nil
-	}
-	w.closed = true
-	if w.blocks != nil {
-		w.cancel()
-		<-w.blocks.done
-	}
-	if err := w.bf.Close(true); err != nil {
-		return fmt.Errorf("azstore: close %s: %w", w.want, err)
-	}
-	return nil
+	info := content.Info{Digest: d, Size: n, ModTime: mod}
+	w.s.adopt(bf, info)
+	return info, nil
 }
 
 // adopt links a committed ingest's verified file into the spool, so the

@@ -8,11 +8,11 @@ import (
 	"crypto/sha512"
 	"errors"
 	"io"
-	"sync"
 	"testing"
 
 	"github.com/airlock/airlock/cache/content"
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 )
 
 // Run runs the suite against stores made by newStore (one per subtest).
@@ -142,22 +142,15 @@ func testFollow(t *testing.T, s content.Store) {
 func testConcurrentCommit(t *testing.T, s content.Store) {
 	ctx := context.Background()
 	b, d := blob(64 << 10)
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
+	var g errgroup.Group
 	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			_, err := content.WriteBlob(ctx, s, d, b)
-			errs <- err
-		}()
+			return err
+		})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
 	}
 	got, err := content.ReadAll(ctx, s, d)
 	if err != nil || !bytes.Equal(got, b) {

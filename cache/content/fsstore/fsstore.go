@@ -11,7 +11,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync"
 
 	"github.com/airlock/airlock/cache/content"
 	"github.com/airlock/airlock/cache/content/internal/blobfile"
@@ -151,58 +150,10 @@ func (s *Store) Ingest(ctx context.Context, d digest.Digest, size int64) (conten
 		bf.Close(true)
 		return nil, fmt.Errorf("fsstore: ingest %s: reserve %d bytes: %w", d, size, err)
 	}
-	return &ingest{s: s, bf: bf, want: d, size: size}, nil
-}
-
-type ingest struct {
-	s    *Store
-	bf   *blobfile.File
-	want digest.Digest
-	size int64
-
-	mu        sync.Mutex // guards the hash, committed, closed, info against Write/Commit/Close
-	committed bool
-	closed    bool
-	info      content.Info
-}
-
-func (w *ingest) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed || w.committed {
-		return 0, content.ErrClosed
-	}
-	n, err := w.bf.Write(p)
-	if err != nil {
-		return n, fmt.Errorf("fsstore: write %s: %w", w.want, err)
-	}
-	return n, nil
-}
-
-// ReadAt reads bytes already written. It is safe to call concurrently with
-// Write and after Commit (the open file survives the rename).
-func (w *ingest) ReadAt(p []byte, off int64) (int, error) { return w.bf.ReadAt(p, off) }
-
-func (w *ingest) Written() int64 { return w.bf.Written() }
-
-func (w *ingest) Commit(ctx context.Context) (content.Info, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return content.Info{}, content.ErrClosed
-	}
-	if err := w.bf.Verify(ctx, w.want, w.size); err != nil {
-		return content.Info{}, err
-	}
-	if w.committed {
-		return w.info, nil
-	}
-	info, err := w.s.publish(w.bf, w.want)
-	if err != nil {
-		return content.Info{}, err
-	}
-	w.committed, w.info = true, info
-	return info, nil
+	return blobfile.NewIngest(bf, "fsstore", d, size, blobfile.IngestHooks{
+		Publish: s.publish,
+		Keep:    true, // published by a rename
+	}), nil
 }
 
 // publish makes the verified file bf the blob d: synced, then renamed into
@@ -210,8 +161,8 @@ func (w *ingest) Commit(ctx context.Context) (content.Info, error) {
 // already: replacing it atomically (readers keep the file they opened)
 // leaves the blob in place even if a collector deletes the old file at the
 // same moment. The Info is taken before the rename, which keeps the file's
-// modification time.
-func (s *Store) publish(bf *blobfile.File, d digest.Digest) (content.Info, error) {
+// modification time. It is an IngestHooks.Publish.
+func (s *Store) publish(_ context.Context, bf *blobfile.File, d digest.Digest) (content.Info, error) {
 	if err := bf.F.Sync(); err != nil {
 		return content.Info{}, fmt.Errorf("fsstore: sync %s: %w", d, err)
 	}
@@ -229,19 +180,6 @@ func (s *Store) publish(bf *blobfile.File, d digest.Digest) (content.Info, error
 		return content.Info{}, err
 	}
 	return content.Info{Digest: d, Size: bf.Written(), ModTime: fi.ModTime()}, nil
-}
-
-func (w *ingest) Close() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return nil
-	}
-	w.closed = true
-	if err := w.bf.Close(!w.committed); err != nil {
-		return fmt.Errorf("fsstore: close %s: %w", w.want, err)
-	}
-	return nil
 }
 
 func syncDir(dir string) error {

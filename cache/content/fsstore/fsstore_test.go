@@ -33,14 +33,7 @@ func TestOpenReturnsFile(t *testing.T) {
 	if _, err := content.WriteBlob(ctx, s, d, b); err != nil {
 		t.Fatal(err)
 	}
-	rc, _, err := s.Open(ctx, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	if _, ok := rc.(*os.File); !ok {
-		t.Fatalf("Open returned %T, want *os.File", rc)
-	}
+	contenttest.OpensFile(t, s, d, "a committed blob")
 }
 
 func TestCrashLeftoversRemovedAndWalk(t *testing.T) {

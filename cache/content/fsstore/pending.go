@@ -22,7 +22,5 @@ func (s *Store) IngestPending(ctx context.Context, alg digest.Algorithm) (conten
 	if err != nil {
 		return nil, fmt.Errorf("fsstore: pending ingest: %w", err)
 	}
-	return blobfile.NewPending(bf, "fsstore", true, func(_ context.Context, bf *blobfile.File, d digest.Digest) (content.Info, error) {
-		return s.publish(bf, d)
-	}), nil
+	return blobfile.NewPending(bf, "fsstore", true, s.publish), nil
 }

@@ -70,30 +70,22 @@ func TestAzurite(t *testing.T) {
 			return func(t *testing.T) metatest.Index { return open(t, ctr, prometheus.NewRegistry()) }
 		})
 	})
-	for _, c := range []struct {
-		name string
-		run  func(t *testing.T, srv *azuritetest.Server)
-	}{
-		{"Replicas/SeeEachOthersWrites", testSeeEachOther},
-		{"Replicas/ConcurrentWritersOnBoth", testConcurrentReplicas},
-		{"Replicas/ExclusiveHoldsBackOtherReplicas", testExclusiveAcross},
-		{"Replicas/LinkStraddlingExclusive", testLinkStraddling},
-		{"Replicas/AnnounceLetsLinksGo", testAnnounceLetsLinksGo},
-		{"Replicas/LinkStraddlingHeld", testLinkStraddlingHeld},
-		{"Replicas/ExclusiveOneAtATime", testExclusiveOneAtATime},
-		{"Replicas/DeadHolder", testDeadHolder},
-		{"Replicas/ExclusiveLeaseLost", testLeaseLost},
-		{"ReadCache", testReadCache},
-		{"ReadCache/OwnLinksKept", testOwnLinksKept},
-		{"ReadCache/PeerLinked", testPeerLinked},
-		{"WalkReadsListings", testWalkReadsListings},
-		{"Uploads", testUploads},
-		{"Secrets", testSecrets},
-		{"LongNames", testLongNames},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			c.run(t, srv)
-		})
-	}
+	azuritetest.Tests{
+		"Replicas/SeeEachOthersWrites":             testSeeEachOther,
+		"Replicas/ConcurrentWritersOnBoth":         testConcurrentReplicas,
+		"Replicas/ExclusiveHoldsBackOtherReplicas": testExclusiveAcross,
+		"Replicas/LinkStraddlingExclusive":         testLinkStraddling,
+		"Replicas/AnnounceLetsLinksGo":             testAnnounceLetsLinksGo,
+		"Replicas/LinkStraddlingHeld":              testLinkStraddlingHeld,
+		"Replicas/ExclusiveOneAtATime":             testExclusiveOneAtATime,
+		"Replicas/DeadHolder":                      testDeadHolder,
+		"Replicas/ExclusiveLeaseLost":              testLeaseLost,
+		"ReadCache":                                testReadCache,
+		"ReadCache/OwnLinksKept":                   testOwnLinksKept,
+		"ReadCache/PeerLinked":                     testPeerLinked,
+		"WalkReadsListings":                        testWalkReadsListings,
+		"Uploads":                                  testUploads,
+		"Secrets":                                  testSecrets,
+		"LongNames":                                testLongNames,
+	}.Run(t, srv)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/lease"
 	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/internal/sleep"
 	"github.com/airlock/airlock/storage/azure"
 	"go.uber.org/zap"
 )
@@ -128,7 +129,7 @@ func (x *Index) waitGate(ctx context.Context) (gateReading, error) {
 			x.m.gateWaits.Inc()
 			waited = true
 		}
-		if err := sleep(ctx, delay); err != nil {
+		if err := sleep.For(ctx, delay); err != nil {
 			return r, err
 		}
 		delay = min(2*delay, time.Second)
@@ -236,7 +237,7 @@ func (x *Index) section(ctx context.Context, l *azure.Lease, prepare, fn func(ct
 			return err
 		}
 	}
-	if err := sleep(ctx, time.Until(settled)); err != nil {
+	if err := sleep.Until(ctx, settled); err != nil {
 		return err
 	}
 	x.gate.local.Lock() // this replica's links in flight end first
@@ -266,27 +267,12 @@ func (x *Index) takeGate(ctx context.Context) (*azure.Lease, error) {
 			}
 			continue
 		case errors.Is(err, azure.ErrLeaseConflict):
-			if err := sleep(ctx, delay); err != nil {
+			if err := sleep.For(ctx, delay); err != nil {
 				return nil, err
 			}
 			delay = min(2*delay, time.Second)
 		default:
 			return nil, err
 		}
-	}
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
 	}
 }

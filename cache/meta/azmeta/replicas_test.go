@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/airlock/airlock/storage/azure"
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 )
 
 // The tests of this file run two indexes on one container: two replicas,
@@ -91,33 +91,24 @@ func testSeeEachOther(t *testing.T, srv *azuritetest.Server) {
 func testConcurrentReplicas(t *testing.T, srv *azuritetest.Server) {
 	a, b, _ := pair(t, srv, azmeta.WithMutableTTL(0), azmeta.WithImmutableTTL(0))
 	const each = 20
-	var wg sync.WaitGroup
-	errs := make(chan error, 2*each)
+	var g errgroup.Group
 	for i, x := range []*azmeta.Index{a, b} {
 		o := []meta.Origin{meta.OriginCache, meta.OriginPush}[i]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			for j := range each {
 				d := dg(fmt.Sprintf("%d/%d", i, j))
-				for _, err := range []error{
+				if err := errors.Join(
 					x.LinkBlob(bg, "shared", d, meta.Blob{Size: int64(j), Origin: o}),
 					x.PutManifest(bg, "shared", d, meta.Manifest{MediaType: "m", Size: 1, Origin: o}, fmt.Sprintf("r%d-%02d", i, j), tagOf(d, o)),
 					x.PutTag(bg, "shared", "latest", tagOf(d, o)),
-				} {
-					if err != nil {
-						errs <- err
-						return
-					}
+				); err != nil {
+					return err
 				}
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	must(t, g.Wait())
 	for _, x := range []*azmeta.Index{a, b} {
 		n := 0
 		must(t, x.EachBlob(bg, "shared", func(meta.BlobLink) error { n++; return nil }))
@@ -248,13 +239,10 @@ func testLinkStraddling(t *testing.T, srv *azuritetest.Server) {
 func testExclusiveOneAtATime(t *testing.T, srv *azuritetest.Server) {
 	a, b, _ := pair(t, srv)
 	var inside atomic.Int32
-	var wg sync.WaitGroup
-	errs := make(chan error, 6)
+	var g errgroup.Group
 	for _, x := range []*azmeta.Index{a, b, a, b, a, b} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs <- x.Exclusive(bg, func(context.Context) error {
+		g.Go(func() error {
+			return x.Exclusive(bg, func(context.Context) error {
 				if n := inside.Add(1); n != 1 {
 					return fmt.Errorf("%d sections at once", n)
 				}
@@ -262,13 +250,9 @@ func testExclusiveOneAtATime(t *testing.T, srv *azuritetest.Server) {
 				inside.Add(-1)
 				return nil
 			})
-		}()
+		})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		must(t, err)
-	}
+	must(t, g.Wait())
 }
 
 // A holder that died holding the gate stops holding back links once its

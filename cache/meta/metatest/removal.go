@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/airlock/airlock/cache/meta"
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 )
 
 // Remove drops the named links with their access records and referrers,
@@ -127,12 +127,9 @@ func testExclusive(t *testing.T, x Index) {
 // record, and a repository any writer pushed to is a pushed one.
 func testConcurrentWriters(t *testing.T, x Index) {
 	const writers, each = 8, 25
-	var wg sync.WaitGroup
-	errs := make(chan error, writers)
+	var g errgroup.Group
 	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			o := meta.OriginCache
 			if w == writers-1 {
 				o = meta.OriginPush
@@ -140,25 +137,19 @@ func testConcurrentWriters(t *testing.T, x Index) {
 			for i := range each {
 				d := dg(fmt.Sprintf("%d/%d", w, i))
 				repo := fmt.Sprintf("w%d", w)
-				for _, err := range []error{
+				if err := errors.Join(
 					x.LinkBlob(ctx(), "shared", d, meta.Blob{Size: int64(i), Origin: o, Added: at(i)}),
 					x.PutManifest(ctx(), repo, d, manifestOf(o, at(i)), fmt.Sprintf("t%02d", i), tagOf(d, o, at(i))),
 					x.PutTag(ctx(), "shared", "latest", tagOf(d, o, at(w))),
 					x.PutAccess(ctx(), []meta.Access{{Repo: repo, Digest: d, At: at(i)}}),
-				} {
-					if err != nil {
-						errs <- err
-						return
-					}
+				); err != nil {
+					return err
 				}
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	must(t, "concurrent writes", g.Wait())
 	n := 0
 	must(t, "walk blobs", x.EachBlob(ctx(), "shared", func(meta.BlobLink) error { n++; return nil }))
 	if n != writers*each {

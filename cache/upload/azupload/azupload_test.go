@@ -37,21 +37,13 @@ func TestAzurite(t *testing.T) {
 	// Commits stream the bytes through the replica, as when the account
 	// refuses copies.
 	t.Run("Suite/Stream", suite(azupload.WithBlockSize(10_000), azupload.WithoutServerCopy()))
-	for _, c := range []struct {
-		name string
-		run  func(t *testing.T, srv *azuritetest.Server)
-	}{
-		{"Registry/PushAnywhere", testPushAnywhere},
-		{"Registry/ConflictingPatch", testConflictingPatch},
-		{"Registry/DeadReplicaMidChunk", testDeadReplicaMidChunk},
-		{"Registry/Expiry", testExpiryAcrossReplicas},
-		{"CommitReadsNothing", testCommitReadsNothing},
-		{"IdleClock", testIdleClock},
-		{"Conformance", testConformance},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			c.run(t, srv)
-		})
-	}
+	azuritetest.Tests{
+		"Registry/PushAnywhere":        testPushAnywhere,
+		"Registry/ConflictingPatch":    testConflictingPatch,
+		"Registry/DeadReplicaMidChunk": testDeadReplicaMidChunk,
+		"Registry/Expiry":              testExpiryAcrossReplicas,
+		"CommitReadsNothing":           testCommitReadsNothing,
+		"IdleClock":                    testIdleClock,
+		"Conformance":                  testConformance,
+	}.Run(t, srv)
 }

@@ -42,6 +42,31 @@ func (r release) need(t *testing.T) (containerd, ctr string) {
 	return needTool(t, r.containerd), needTool(t, r.ctr)
 }
 
+// eachRelease runs f for each release as a parallel subtest of t, named
+// after it, which needs root and the release's binaries; f's context ends
+// after limit.
+func eachRelease(t *testing.T, limit time.Duration, f func(t *testing.T, ctx context.Context, rel release)) {
+	t.Helper()
+	needRoot(t)
+	for _, rel := range releases {
+		t.Run(rel.name, func(t *testing.T) {
+			t.Parallel()
+			rel.need(t)
+			f(t, testContext(t, limit), rel)
+		})
+	}
+}
+
+// localPath starts the MAR emulator (with marArgs) and one airlock, both
+// on 127.0.0.1, that airlock bootstrapping as registry, and provisions
+// cluster on it (provisionPath): the emulator and the nodes' pull path.
+func localPath(t *testing.T, ctx context.Context, registry, cluster string, marArgs ...string) (*marServer, pullPath) {
+	t.Helper()
+	m := startMar(t, "", "127.0.0.1:0", "127.0.0.1:0", marArgs...)
+	a := startAirlock(t, "", "127.0.0.1:0", m.url, "control:\n  registry: "+registry+"\n")
+	return m, provisionPath(t, ctx, a, cluster, a)
+}
+
 // containerd is a containerd daemon a test started as root
 // (labnode.StartContainerd: its own root, state and sockets in a temporary
 // directory, the CRI service off) for the node configured by node. It runs
@@ -181,17 +206,10 @@ func (c *containerd) checkImages(t *testing.T, ctx context.Context, imgs []catal
 // configuration `airlock cluster nodeconfig` writes (pullScenario).
 func TestContainerdPull(t *testing.T) {
 	t.Parallel()
-	needRoot(t)
-	for _, rel := range releases {
-		t.Run(rel.name, func(t *testing.T) {
-			t.Parallel()
-			rel.need(t)
-			ctx := testContext(t, 3*time.Minute)
-			m := startMar(t, "", "127.0.0.1:0", "127.0.0.1:0")
-			a := startAirlock(t, "", "127.0.0.1:0", m.url, "control:\n  registry: e2ebootstrap\n")
-			pullScenario(t, ctx, rel, m, provisionPath(t, ctx, a, "aks1", a))
-		})
-	}
+	eachRelease(t, 3*time.Minute, func(t *testing.T, ctx context.Context, rel release) {
+		m, p := localPath(t, ctx, "e2ebootstrap", "aks1")
+		pullScenario(t, ctx, rel, m, p)
+	})
 }
 
 // pullScenario: a node pulls and unpacks pause (OCI index) and kube-proxy

@@ -42,17 +42,10 @@ func TestZeroEgress(t *testing.T) {
 	needRoot(t)
 	needTool(t, "ip")
 	removeStaleNamespaces(t, t.Context())
-	for _, rel := range releases {
-		t.Run(rel.name, func(t *testing.T) {
-			t.Parallel()
-			rel.need(t)
-			zeroEgress(t, rel)
-		})
-	}
+	eachRelease(t, 4*time.Minute, zeroEgress)
 }
 
-func zeroEgress(t *testing.T, rel release) {
-	ctx := testContext(t, 4*time.Minute)
+func zeroEgress(t *testing.T, ctx context.Context, rel release) {
 	// Namespace names are per release: both subtests run at once.
 	tag := strings.NewReplacer("containerd", "", ".", "").Replace(rel.name)
 	marNS, acrNS, nodeNS := newNetns(t, ctx, "mar"+tag), newNetns(t, ctx, "acr"+tag), newNetns(t, ctx, "node"+tag)

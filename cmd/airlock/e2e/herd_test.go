@@ -54,17 +54,10 @@ const herdChunk = 1 << 20
 // (herdScenario).
 func TestContainerdHerd(t *testing.T) {
 	t.Parallel()
-	needRoot(t)
-	for _, rel := range releases {
-		t.Run(rel.name, func(t *testing.T) {
-			t.Parallel()
-			rel.need(t)
-			ctx := testContext(t, 3*time.Minute)
-			m := startMar(t, "", "127.0.0.1:0", "127.0.0.1:0", herdMarArgs...)
-			a := startAirlock(t, "", "127.0.0.1:0", m.url, "control:\n  registry: herdbootstrap\n")
-			herdScenario(t, ctx, rel, m, provisionPath(t, ctx, a, "herd", a), 8)
-		})
-	}
+	eachRelease(t, 3*time.Minute, func(t *testing.T, ctx context.Context, rel release) {
+		m, p := localPath(t, ctx, "herdbootstrap", "herd", herdMarArgs...)
+		herdScenario(t, ctx, rel, m, p, 8)
+	})
 }
 
 // herdScenario: nodes daemons pull herd/cold:v1 through p at the same

@@ -44,10 +44,9 @@ func TestContainerd2ParallelFetch(t *testing.T) {
 	needRoot(t)
 	containerd2.need(t)
 	ctx := testContext(t, 3*time.Minute)
-	m := startMar(t, "", "127.0.0.1:0", "127.0.0.1:0",
+	m, p := localPath(t, ctx, "rangebootstrap", "ranges",
 		"--extra", largeImage+"="+largeSize, "--fault", "kind=blob-data,repo="+largeRepo+",bw="+largeBW)
-	a := startAirlock(t, "", "127.0.0.1:0", m.url, "control:\n  registry: rangebootstrap\n")
-	parallelFetchScenario(t, ctx, m, provisionPath(t, ctx, a, "ranges", a))
+	parallelFetchScenario(t, ctx, m, p)
 }
 
 // parallelFetchScenario: containerd 2 fetches the large layer as

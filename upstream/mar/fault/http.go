@@ -6,21 +6,18 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/airlock/airlock/internal/sleep"
 )
 
-// Sleep waits d or until ctx is done; it returns ctx.Err() in the latter case.
+// Sleep waits d or until ctx is done; it returns the context's error in the
+// latter case. With d <= 0 it returns nil at once, even if ctx is done: a
+// request without a delay goes on.
 func Sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return nil
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return sleep.For(ctx, d)
 }
 
 // Drop closes the request's connection without writing a response, with a

@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/airlock/airlock/internal/polltest"
 )
 
 // Running tells this program's live processes from a zombie and from
@@ -35,13 +37,9 @@ func TestRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { zombie.Wait() })
-	deadline := time.Now().Add(10 * time.Second)
-	for Running(zombie.Process.Pid) {
-		if time.Now().After(deadline) {
-			t.Fatal("an exited, unreaped child still counts as running")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	polltest.Until(t, 10*time.Second, "an exited, unreaped child stops counting as running", func() bool {
+		return !Running(zombie.Process.Pid)
+	})
 }
 
 // The pull line a person copies is one shell word per argument.

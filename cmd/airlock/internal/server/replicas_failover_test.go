@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock/airlock/internal/polltest"
 	"github.com/airlock/airlock/upstream/upstreamtest"
 	"github.com/opencontainers/go-digest"
 )
@@ -47,18 +48,6 @@ func fetchAll(t *testing.T, repo string, d digest.Digest, bases ...string) {
 	wg.Wait()
 }
 
-// waitFor polls cond for up to 30 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30 s: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // Two replicas whose static views differ both believe they own a blob
 // (replica 1 lists only itself): both claim its fill record, one fills,
 // the other relays from it. One upstream GET.
@@ -67,7 +56,7 @@ func TestReplicasDisagreeingViews(t *testing.T) {
 	s := newReplicaSet(t, 2)
 	s.start(0, s.config(0, s.peers))
 	s.start(1, s.config(1, s.peers[1:]))
-	waitFor(t, "replica 0 sees both", func() bool { return len(s.rs[0].srv.node.Members.Live()) == 2 })
+	polltest.Until(t, 30*time.Second, "replica 0 sees both", func() bool { return len(s.rs[0].srv.node.Members.Live()) == 2 })
 	repo, d := s.blobOwnedBy(0, 2<<20, 0, 1)
 	if o, self := (&peers{node: s.rs[1].srv.node}).Owner(d.String()); !self {
 		t.Fatalf("replica 1 thinks %s owns the blob", o)
@@ -82,7 +71,7 @@ func TestReplicasDisagreeingViews(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "one replica fills and the other relays from it", func() bool {
+	polltest.Until(t, 30*time.Second, "one replica fills and the other relays from it", func() bool {
 		owners := s.metric(0, "airlock_cluster_fills_total", "role", "owner") + s.metric(1, "airlock_cluster_fills_total", "role", "owner")
 		relays := s.metric(0, "airlock_cluster_fills_total", "role", "relay") + s.metric(1, "airlock_cluster_fills_total", "role", "relay")
 		return owners == 1 && relays == 1
@@ -109,7 +98,7 @@ func TestReplicasFencing(t *testing.T) {
 	s.up.AddFault(upstreamtest.Fault{Method: http.MethodGet, PathContains: "/blobs/" + d.String(), Times: 1, PauseAfter: 1 << 20, Resume: resume})
 	first := make(chan error, 1)
 	go func() { first <- fetch(s.url(0), repo, d) }()
-	waitFor(t, "the owner fills", func() bool {
+	polltest.Until(t, 30*time.Second, "the owner fills", func() bool {
 		return s.metric(0, "airlock_cluster_fills_total", "role", "owner") == 1 && s.up.Count("GET", "/blobs/"+d.String()) == 1
 	})
 
@@ -117,7 +106,7 @@ func TestReplicasFencing(t *testing.T) {
 	s.settle(1, 2)                    // the others find it not ready
 	taker := make(chan error, 1)
 	go func() { taker <- fetch(s.url(1), repo, d) }()
-	waitFor(t, "another replica takes the fill over", func() bool {
+	polltest.Until(t, 30*time.Second, "another replica takes the fill over", func() bool {
 		return s.metric(1, "airlock_cluster_takeovers_total")+s.metric(2, "airlock_cluster_takeovers_total") == 1
 	})
 

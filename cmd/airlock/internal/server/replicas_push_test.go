@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -35,21 +34,7 @@ func TestReplicasPushAnywhere(t *testing.T) {
 	}
 	s.settle(0, 1, 2)
 
-	resp, err := http.PostForm(s.url(0)+"/oauth2/token", url.Values{
-		"grant_type": {"password"}, "username": {"alice"}, "password": {"secret"},
-		"service": {"airlock.test"}, "scope": {"repository:team/pushed:pull,push"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	err = json.NewDecoder(resp.Body).Decode(&tok)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("token from r0: %d %v", resp.StatusCode, err)
-	}
+	token := passwordToken(t, http.DefaultClient, s.url(0), "alice", "secret", "repository:team/pushed:pull,push")
 	do := func(i int, method, path string, body []byte, hdr ...string) *http.Response {
 		t.Helper()
 		u := path
@@ -63,7 +48,7 @@ func TestReplicasPushAnywhere(t *testing.T) {
 			u = s.url(i) + p.RequestURI()
 		}
 		req, _ := http.NewRequest(method, u, bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		req.Header.Set("Authorization", "Bearer "+token)
 		for j := 0; j+1 < len(hdr); j += 2 {
 			req.Header.Set(hdr[j], hdr[j+1])
 		}
@@ -86,7 +71,7 @@ func TestReplicasPushAnywhere(t *testing.T) {
 	layer := bytes.Repeat([]byte("pushed through three replicas "), 4096)
 	ld := digest.FromBytes(layer)
 	half := len(layer) / 2
-	resp = do(0, http.MethodPost, "/v2/team/pushed/blobs/uploads/", nil)
+	resp := do(0, http.MethodPost, "/v2/team/pushed/blobs/uploads/", nil)
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("POST on r0: %d", resp.StatusCode)
 	}

@@ -5,9 +5,11 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
 	"github.com/airlock/airlock/internal/azuritetest"
+	"github.com/airlock/airlock/internal/polltest"
 	"github.com/airlock/airlock/rules"
 	"github.com/airlock/airlock/storage/azure"
 	"github.com/airlock/airlock/upstream/upstreamtest"
@@ -65,7 +67,7 @@ func TestReplicaReadyOnceStoreAnswers(t *testing.T) {
 	cfg.Auth = &config.Auth{Users: []config.AuthUser{{Name: "alice", PasswordHash: string(hash)}}, AnonymousPull: []string{localRepo + "*"}}
 	r := runReplica(t, "alone", cfg, nil, az.HTTPClient)
 	base := "http://" + r.srv.Addr()
-	waitFor(t, "the replica says it waits for the storage", func() bool {
+	polltest.Until(t, 30*time.Second, "the replica says it waits for the storage", func() bool {
 		return strings.Contains(r.srv.ops.notReady(), "waiting for the storage")
 	})
 	for _, path := range []string{"/readyz", "/v2/", "/v2/" + localRepo + "team/app/manifests/v1", "/oauth2/token?scope=repository:team/app:pull"} {
@@ -112,7 +114,7 @@ func TestReplicaStoreLost(t *testing.T) {
 	cold := digest.FromString("never seen")
 
 	az.Stop()
-	waitFor(t, "the replica finds its storage gone", func() bool {
+	polltest.Until(t, 30*time.Second, "the replica finds its storage gone", func() bool {
 		code, _ := status(t, http.MethodGet, base+"/readyz")
 		return code == http.StatusServiceUnavailable
 	})
@@ -139,7 +141,7 @@ func TestReplicaStoreLost(t *testing.T) {
 	}
 
 	az.Restart(t)
-	waitFor(t, "the replica is ready again", func() bool {
+	polltest.Until(t, 30*time.Second, "the replica is ready again", func() bool {
 		code, _ := status(t, http.MethodGet, base+"/readyz")
 		return code == http.StatusOK
 	})

@@ -2,6 +2,9 @@ package server
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -17,6 +20,28 @@ func writeFile(t *testing.T, p, body string) {
 	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// passwordToken is an access token for scope from the token endpoint of
+// the server at base (service airlock.test), for user's password.
+func passwordToken(t *testing.T, client *http.Client, base, user, password, scope string) string {
+	t.Helper()
+	resp, err := client.PostForm(base+"/oauth2/token", url.Values{
+		"grant_type": {"password"}, "username": {user}, "password": {password},
+		"service": {"airlock.test"}, "scope": {scope},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || tok.AccessToken == "" {
+		t.Fatalf("token from %s: %d %v", base, resp.StatusCode, err)
+	}
+	return tok.AccessToken
 }
 
 // The Go API the lab uses: a server's control module creates a

@@ -3,11 +3,9 @@ package server
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"testing"
 	"time"
 
@@ -100,26 +98,12 @@ func TestSharedWiring(t *testing.T) {
 	client := &http.Client{Timeout: 30 * time.Second}
 
 	// A token from r1's token endpoint.
-	resp, err := client.PostForm(r1.srv.URL+"/oauth2/token", url.Values{
-		"grant_type": {"password"}, "username": {"alice"}, "password": {"pw"}, "service": {"airlock.test"},
-		"scope": {"repository:team/app:pull,push"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	err = json.NewDecoder(resp.Body).Decode(&tok)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != 200 || tok.AccessToken == "" {
-		t.Fatalf("token from r1: %d %v", resp.StatusCode, err)
-	}
+	token := passwordToken(t, client, r1.srv.URL, "alice", "pw", "repository:team/app:pull,push")
 	do := func(r *sharedReplica, method, path string, body io.Reader) *http.Response {
 		t.Helper()
 		req, _ := http.NewRequest(method, r.srv.URL+path, body)
 		req.Host = "airlock.test"
-		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -137,7 +121,7 @@ func TestSharedWiring(t *testing.T) {
 
 	// Push: started on r1, committed on r2; the cap of one session holds
 	// across the replicas.
-	resp = do(r1, "POST", "/v2/team/app/blobs/uploads/", nil)
+	resp := do(r1, "POST", "/v2/team/app/blobs/uploads/", nil)
 	if resp.StatusCode != 202 {
 		t.Fatalf("POST on r1: %d", resp.StatusCode)
 	}
