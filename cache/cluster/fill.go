@@ -12,6 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/lease"
+	"github.com/airlock/airlock/internal/sleep"
 	"github.com/airlock/airlock/storage/azure"
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -115,7 +116,7 @@ func (f *Fills) ClaimFill(ctx context.Context, d digest.Digest) (*Claim, string,
 	broke, wait := false, false
 	for attempt := 0; attempt < claimAttempts; attempt++ {
 		if wait {
-			if err := sleep(ctx, backoff(attempt)); err != nil {
+			if err := sleep.For(ctx, backoff(attempt)); err != nil {
 				return nil, "", err
 			}
 		}
@@ -269,15 +270,4 @@ func mustJSON(r FillRecord) []byte {
 // backoff is the pause before attempt n of a contended claim.
 func backoff(n int) time.Duration {
 	return min(10*time.Millisecond<<min(n, 6), 500*time.Millisecond)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
