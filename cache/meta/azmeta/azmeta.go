@@ -85,8 +85,14 @@
 // (default 1 s). That TTL is how long another replica's write may go
 // unseen here; this replica's own writes are seen at once, and the blob
 // links and manifests it linked are cached as written (the replica that
-// filled a blob does not read its own links back from Azure). Concurrent
-// reads of one record share one request. Walks, listings, upload sessions
+// filled a blob does not read its own links back from Azure). A tag older
+// than the mutable TTL is still served while the tags generation, one
+// record every tag change bumps, is the one it was read under
+// (tagsgen.go): one request per mutable TTL vouches for every cached tag.
+// A tag this replica wrote, and a tag or manifest a peer linked for it,
+// are read back in the background (readahead.go), so the next pull through
+// this replica finds them cached.
+// Concurrent reads of one record share one request. Walks, listings, upload sessions
 // and the reads inside Exclusive ask Azure.
 package azmeta
 
@@ -130,6 +136,8 @@ type Index struct {
 	m   *metrics
 
 	cache   *readCache
+	tgen    tagsGen
+	ahead   readAheads
 	flight  singleflight.Group
 	gate    gate
 	ensured ensuredRepos
@@ -236,10 +244,13 @@ func (x *Index) Check(ctx context.Context) error {
 	return nil
 }
 
-// Close releases nothing remote: every write is durable when it returns
-// and no lease outlives the call that took it. The Index must not be used
-// after Close.
-func (x *Index) Close() error { return nil }
+// Close waits for the reads ahead under way (see readAhead); it releases
+// nothing remote: every write is durable when it returns and no lease
+// outlives the call that took it. The Index must not be used after Close.
+func (x *Index) Close() error {
+	x.closeReadAheads()
+	return nil
+}
 
 // wrap names the operation in err, keeping meta.ErrNotFound and the
 // container's sentinels reachable.

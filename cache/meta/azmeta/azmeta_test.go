@@ -54,6 +54,7 @@ func open(t testing.TB, ctr *azure.Container, reg prometheus.Registerer, opts ..
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { x.Close() }) // waits for its reads ahead
 	return x
 }
 
@@ -83,6 +84,9 @@ func TestAzurite(t *testing.T) {
 		"ReadCache":                                testReadCache,
 		"ReadCache/OwnLinksKept":                   testOwnLinksKept,
 		"ReadCache/PeerLinked":                     testPeerLinked,
+		"ReadCache/TagsGeneration":                 testTagsGeneration,
+		"ReadCache/TagsGenerationUnreadable":       testTagsGenerationUnreadable,
+		"ReadCache/ReadAhead":                      testReadAhead,
 		"WalkReadsListings":                        testWalkReadsListings,
 		"Uploads":                                  testUploads,
 		"Secrets":                                  testSecrets,

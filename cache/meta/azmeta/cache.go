@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/airlock/airlock/cache/meta"
 )
 
@@ -52,6 +53,10 @@ type entry struct {
 	tomb    bool // a write's mark: never served
 	stamp   uint64
 	expires time.Time
+	// A tag's: the tags generation read before the record (tagsgen.go),
+	// and when the record was stored.
+	gen azcore.ETag
+	at  time.Time
 }
 
 func newReadCache(max int, now func() time.Time) *readCache {
@@ -64,27 +69,39 @@ func (c *readCache) begin() uint64 { return c.stamp.Load() }
 // load returns the cached record of key; ok is false on a miss, missing is
 // true for a cached NotFound.
 func (c *readCache) load(key string) (val any, missing, ok bool) {
+	val, missing, _, _, ok = c.loadGen(key)
+	return val, missing, ok
+}
+
+// loadGen is load, with the generation storeGen was given for key and
+// when it stored it.
+func (c *readCache) loadGen(key string) (val any, missing bool, gen azcore.ETag, at time.Time, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el := c.m[key]
 	if el == nil {
-		return nil, false, false
+		return nil, false, "", time.Time{}, false
 	}
 	e := el.Value.(*entry)
 	if !c.now().Before(e.expires) {
 		c.remove(el)
-		return nil, false, false
+		return nil, false, "", time.Time{}, false
 	}
 	if e.tomb {
-		return nil, false, false
+		return nil, false, "", time.Time{}, false
 	}
 	c.ll.MoveToFront(el)
-	return e.val, e.missing, true
+	return e.val, e.missing, e.gen, e.at, true
 }
 
 // store caches what a read begun at begun found, for ttl, unless this
 // replica wrote key since the read began.
 func (c *readCache) store(key string, begun uint64, val any, missing bool, ttl time.Duration) {
+	c.storeGen(key, begun, val, missing, ttl, "")
+}
+
+// storeGen is store for a tag read under the tags generation gen.
+func (c *readCache) storeGen(key string, begun uint64, val any, missing bool, ttl time.Duration, gen azcore.ETag) {
 	if ttl <= 0 || c.max <= 0 {
 		return
 	}
@@ -99,7 +116,8 @@ func (c *readCache) store(key string, begun uint64, val any, missing bool, ttl t
 		}
 		c.remove(el)
 	}
-	c.add(&entry{key: key, val: val, missing: missing, stamp: begun, expires: c.now().Add(ttl)})
+	now := c.now()
+	c.add(&entry{key: key, val: val, missing: missing, stamp: begun, expires: now.Add(ttl), gen: gen, at: now})
 }
 
 // invalidate marks key after a write to it (successful or not: its outcome
@@ -168,7 +186,7 @@ func read[T any](ctx context.Context, x *Index, kind, name string) (T, error) {
 		_, err := x.getJSON(ctx, name, &rec)
 		return rec, err
 	}
-	if v, missing, ok := x.cache.load(name); ok {
+	if v, missing, gen, at, ok := x.cache.loadGen(name); ok && x.stillCurrent(ctx, gen, at) {
 		x.m.hit[kind].Inc()
 		if missing {
 			return zero, fmt.Errorf("azmeta: %s: %w", name, meta.ErrNotFound)
@@ -180,13 +198,14 @@ func read[T any](ctx context.Context, x *Index, kind, name string) (T, error) {
 		begun := x.cache.begin()
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readTimeout)
 		defer cancel()
+		gen := x.tagStamp(rctx, kind) // before the record: see tagsgen.go
 		var rec T
 		_, err := x.getJSON(rctx, name, &rec)
 		switch {
 		case err == nil:
-			x.cache.store(name, begun, rec, false, x.ttl(kind))
+			x.cache.storeGen(name, begun, rec, false, x.ttl(kind, gen), gen)
 		case errors.Is(err, meta.ErrNotFound):
-			x.cache.store(name, begun, nil, true, x.mutableTTL)
+			x.cache.storeGen(name, begun, nil, true, x.ttl("", gen), gen)
 		}
 		return rec, err
 	})
@@ -225,14 +244,20 @@ func cacheWritten[T any](x *Index, kind, name string, stamp uint64, v T) {
 	if json.Unmarshal(b, &rec) != nil {
 		return
 	}
-	x.cache.store(name, stamp, rec, false, x.ttl(kind))
+	x.cache.store(name, stamp, rec, false, x.ttl(kind, ""))
 }
 
-// ttl is how long a record of kind found in Azure is served from the
-// cache: blob links and manifests by digest are immutable facts once
-// present; tags, repositories and referrers move.
-func (x *Index) ttl(kind string) time.Duration {
-	if kind == kBlob || kind == kManifest {
+// ttl is how long a record of kind found in Azure is cached ("" for a
+// NotFound): blob links and manifests by digest are immutable facts once
+// present; tags, repositories and referrers move. A tag (or a tag's
+// NotFound) read under a tags generation gen is kept until tagsMaxAge,
+// and served after the mutable TTL only while the generation holds
+// (stillCurrent).
+func (x *Index) ttl(kind string, gen azcore.ETag) time.Duration {
+	switch {
+	case gen != "":
+		return max(tagsMaxAge, x.mutableTTL)
+	case kind == kBlob || kind == kManifest:
 		return x.immutableTTL
 	}
 	return x.mutableTTL

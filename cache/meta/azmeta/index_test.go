@@ -136,7 +136,7 @@ func testOwnLinksKept(t *testing.T, srv *azuritetest.Server) {
 		t.Fatal(err)
 	}
 	if n := requests(t, reg, "get") - gets; n != 1 {
-		t.Fatalf("a read of this replica's own tag sent %v requests, want 1 (tags are read again)", n)
+		t.Fatalf("this replica's own tag cost %v requests, want 1 (it is read back once, ahead)", n)
 	}
 }
 

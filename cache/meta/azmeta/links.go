@@ -129,14 +129,18 @@ func (x *Index) Tag(ctx context.Context, repo, tag string) (meta.Tag, error) {
 
 // PutTag implements meta.TagStore.
 func (x *Index) PutTag(ctx context.Context, repo, tag string, t meta.Tag) error {
-	return wrap("put tag", x.link(ctx, repo, t.Origin, t.FetchedAt, func(ctx context.Context) error {
-		return x.writeOnly(ctx, tagName(repo, tag), t)
-	}))
+	err := x.link(ctx, repo, t.Origin, t.FetchedAt, func(ctx context.Context) error {
+		return x.tagsChanged(ctx, x.writeOnly(ctx, tagName(repo, tag), t))
+	})
+	if err == nil {
+		x.readAhead(kTag, tagName(repo, tag))
+	}
+	return wrap("put tag", err)
 }
 
 // DeleteTag implements meta.TagStore.
 func (x *Index) DeleteTag(ctx context.Context, repo, tag string) error {
-	return wrap("delete tag", x.remove(ctx, tagName(repo, tag), azure.Cond{}))
+	return wrap("delete tag", x.tagsChanged(ctx, x.remove(ctx, tagName(repo, tag), azure.Cond{})))
 }
 
 // Manifest implements meta.ManifestStore.
@@ -148,7 +152,7 @@ func (x *Index) Manifest(ctx context.Context, repo string, d digest.Digest) (met
 // PutManifest implements meta.ManifestStore: the repository, then the
 // manifest, then the tag (see the package documentation for what a reader
 // can see in between). Once linked, the manifest record is in this
-// replica's read cache.
+// replica's read cache, and the tag is read ahead.
 func (x *Index) PutManifest(ctx context.Context, repo string, d digest.Digest, m meta.Manifest, tag string, t meta.Tag) error {
 	name := manifestName(repo, d)
 	var stamp uint64
@@ -157,10 +161,13 @@ func (x *Index) PutManifest(ctx context.Context, repo string, d digest.Digest, m
 		if stamp = s; err != nil || tag == "" {
 			return err
 		}
-		return x.writeOnly(ctx, tagName(repo, tag), t)
+		return x.tagsChanged(ctx, x.writeOnly(ctx, tagName(repo, tag), t))
 	})
 	if err == nil {
 		cacheWritten(x, kManifest, name, stamp, m)
+		if tag != "" {
+			x.readAhead(kTag, tagName(repo, tag))
+		}
 	}
 	return wrap("put manifest", err)
 }
@@ -172,14 +179,17 @@ func (x *Index) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 
 // PeerLinked tells this replica's read cache that another replica linked
 // the manifest reference ref (a tag or a digest) of repo just now (it
-// answered this replica's relay of it): the next read asks Azure rather
-// than serve what was cached before, a NotFound above all.
+// answered this replica's relay of it): what was cached before, a NotFound
+// above all, is not served again, and the record is read ahead.
 func (x *Index) PeerLinked(repo, ref string) {
+	kind, name := kTag, tagName(repo, ref)
 	if d, err := digest.Parse(ref); err == nil {
-		x.wrote(manifestName(repo, d))
-		return
+		kind, name = kManifest, manifestName(repo, d)
+	} else {
+		x.tgen.forget() // the peer bumped the generation after its tag write
 	}
-	x.wrote(tagName(repo, ref))
+	x.wrote(name)
+	x.readAhead(kind, name)
 }
 
 // Blob implements meta.BlobLinker.

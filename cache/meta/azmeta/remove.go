@@ -45,6 +45,9 @@ func (x *Index) RemoveManifest(ctx context.Context, repo string, d digest.Digest
 		}
 		return err
 	})
+	if len(hits) > 0 {
+		err = x.tagsChanged(ctx, err)
+	}
 	if err != nil {
 		return removed, wrap("remove manifest", err)
 	}
@@ -98,7 +101,14 @@ func (x *Index) Remove(ctx context.Context, r meta.Removal) error {
 	for _, d := range r.Blobs {
 		blobs = append(blobs, blobName(r.Repo, d), accessName(r.Repo, d))
 	}
-	for _, names := range [][]string{tags, mans, blobs} {
+	err := x.removeAll(ctx, tags)
+	if len(tags) > 0 {
+		err = x.tagsChanged(ctx, err)
+	}
+	if err != nil {
+		return wrap("remove", err)
+	}
+	for _, names := range [][]string{mans, blobs} {
 		if err := x.removeAll(ctx, names); err != nil {
 			return wrap("remove", err)
 		}

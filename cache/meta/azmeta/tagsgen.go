@@ -1,0 +1,159 @@
+package azmeta
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/airlock/airlock/storage/azure"
+)
+
+// Tags move under every replica, and a tag another replica moved must be
+// seen here within the mutable TTL. Rather than read every cached tag
+// again once it is older than that, a replica reads the ETag of one
+// record, the tags generation, which every change of tag records bumps
+// once the change is written: while that ETag is the one read before a
+// tag was cached, no tag changed anywhere since. A warm pull of nine tags
+// more than the mutable TTL after the last one costs one request, not
+// nine. A change whose bump failed (its caller got the error) or that a
+// build without generations wrote is seen within tagsMaxAge.
+const (
+	tagsGenName = prefix + "tags"
+	// tagsMaxAge bounds how long a cached tag is served on an unchanged
+	// generation alone.
+	tagsMaxAge = time.Minute
+	// noGen stands for a generation record that does not exist yet (no
+	// tag was ever changed by a build that bumps it).
+	noGen azcore.ETag = "none"
+)
+
+// errGenStale is tagsGeneration's answer when its read took longer than
+// the mutable TTL: the reading is too old to vouch for a cached tag.
+var errGenStale = errors.New("azmeta: the tags generation read took longer than the mutable TTL")
+
+// tagsGen is this replica's latest reading of the tags generation.
+type tagsGen struct {
+	mu   sync.Mutex
+	etag azcore.ETag
+	sent time.Time // when the request that read etag was sent
+	ok   bool
+}
+
+// tagsGeneration returns the tags generation as of a read sent less than
+// the mutable TTL ago: the latest reading if it is that recent, else a new
+// one (one request for every caller waiting on it).
+func (x *Index) tagsGeneration(ctx context.Context) (azcore.ETag, error) {
+	g := &x.tgen
+	g.mu.Lock()
+	if g.ok && x.now().Sub(g.sent) < x.mutableTTL {
+		etag := g.etag
+		g.mu.Unlock()
+		return etag, nil
+	}
+	g.mu.Unlock()
+	ch := x.flight.DoChan("\x00tags-generation", func() (any, error) {
+		sent := x.now()
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readTimeout)
+		defer cancel()
+		p, err := x.ctr.Stat(rctx, tagsGenName)
+		x.m.request("stat", err)
+		etag := p.ETag
+		switch {
+		case errors.Is(err, azure.ErrNotFound):
+			etag = noGen
+		case err != nil:
+			return nil, fmt.Errorf("azmeta: read the tags generation: %w", err)
+		}
+		g.saw(etag, sent)
+		return genReading{etag, sent}, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return "", r.Err
+		}
+		gr := r.Val.(genReading)
+		if x.now().Sub(gr.sent) >= x.mutableTTL {
+			return "", errGenStale
+		}
+		return gr.etag, nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+type genReading struct {
+	etag azcore.ETag
+	sent time.Time
+}
+
+// tagsChanged bumps the tags generation after a change of tag records,
+// whatever the change's outcome (a failed write may still have been
+// written), and returns the change's error joined with the bump's. The
+// bump is sent even when ctx has ended: the change may be in Azure.
+func (x *Index) tagsChanged(ctx context.Context, err error) error {
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readTimeout)
+	defer cancel()
+	body, _ := json.Marshal(struct {
+		By string    `json:"by"`
+		At time.Time `json:"at"`
+	}{x.holder, x.now().UTC()}) // a string and a time always marshal
+	sent := x.now()
+	etag, berr := x.ctr.Put(bctx, tagsGenName, body, azure.Cond{})
+	x.m.request("put", berr)
+	if berr != nil {
+		x.tgen.forget()
+		return errors.Join(err, fmt.Errorf("azmeta: bump the tags generation (other replicas see the change within %v): %w", tagsMaxAge, berr))
+	}
+	// The bump is a reading too: every bump that ended before it was sent
+	// is behind etag.
+	x.tgen.saw(etag, sent)
+	return err
+}
+
+// saw records a reading of the generation, etag as of sent, unless a
+// later one is recorded.
+func (g *tagsGen) saw(etag azcore.ETag, sent time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.ok || g.sent.Before(sent) {
+		g.etag, g.sent, g.ok = etag, sent, true
+	}
+}
+
+// forget drops the reading: the generation changed (a peer changed a tag
+// just now), or may have (this replica's bump failed).
+func (g *tagsGen) forget() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.ok = false
+}
+
+// tagStamp returns the generation to stamp a tag read with, read before
+// the tag record: "" when kind is not a tag, or the generation could not
+// be read (the tag is then cached for the mutable TTL only).
+func (x *Index) tagStamp(ctx context.Context, kind string) azcore.ETag {
+	if kind != kTag || x.mutableTTL <= 0 {
+		return ""
+	}
+	gen, err := x.tagsGeneration(ctx)
+	if err != nil {
+		return ""
+	}
+	return gen
+}
+
+// stillCurrent reports whether a cached record stamped with gen at at may
+// be served: it is younger than the mutable TTL, or it is a tag and the
+// tags generation is still gen.
+func (x *Index) stillCurrent(ctx context.Context, gen azcore.ETag, at time.Time) bool {
+	if gen == "" || x.now().Sub(at) < x.mutableTTL {
+		return true
+	}
+	cur, err := x.tagsGeneration(ctx)
+	return err == nil && cur == gen
+}

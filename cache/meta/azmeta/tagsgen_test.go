@@ -1,0 +1,177 @@
+package azmeta_test
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/airlock/airlock/cache/meta"
+	"github.com/airlock/airlock/cache/meta/azmeta"
+	"github.com/airlock/airlock/internal/azuritetest"
+	"github.com/airlock/airlock/internal/polltest"
+	"github.com/airlock/airlock/storage/azure"
+	"github.com/opencontainers/go-digest"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Tags cached past the mutable TTL are vouched for by one read of the
+// tags generation instead of one read each; every kind of tag change on
+// another replica (a move, a new tag, a delete, an untag by manifest
+// removal, a removal) is still seen once the mutable TTL has passed.
+func testTagsGeneration(t *testing.T, srv *azuritetest.Server) {
+	const ttl = 400 * time.Millisecond
+	a, b, regB := pair(t, srv, azmeta.WithMutableTTL(ttl))
+	tags := make([]string, 9)
+	for i := range tags {
+		tags[i] = fmt.Sprintf("v%d", i)
+		must(t, a.PutTag(bg, "r", tags[i], tagOf(dg(tags[i]), meta.OriginCache)))
+	}
+	readAll := func(what string) {
+		t.Helper()
+		for _, tag := range tags {
+			if got, err := b.Tag(bg, "r", tag); err != nil || got.Digest != dg(tag) {
+				t.Fatalf("%s: b reads %s: %v %v", what, tag, got.Digest, err)
+			}
+		}
+	}
+	readAll("cold")
+	time.Sleep(ttl)
+	gets, stats := requests(t, regB, "get"), requests(t, regB, "stat")
+	readAll("past the TTL, nothing changed")
+	if g, s := requests(t, regB, "get")-gets, requests(t, regB, "stat")-stats; g != 0 || s != 1 {
+		t.Fatalf("nine cached tags past the TTL: %v record reads and %v generation reads, want 0 and 1", g, s)
+	}
+
+	seen := func(what, tag string, want digest.Digest) {
+		t.Helper()
+		time.Sleep(ttl)
+		got, err := b.Tag(bg, "r", tag)
+		switch {
+		case want == "" && !errors.Is(err, meta.ErrNotFound):
+			t.Fatalf("%s on a: b reads %s %v past the TTL, want NotFound", what, got.Digest, err)
+		case want != "" && (err != nil || got.Digest != want):
+			t.Fatalf("%s on a: b reads %s %v past the TTL, want %s", what, got.Digest, err, want)
+		}
+	}
+	moved := dg("moved")
+	must(t, a.PutTag(bg, "r", "v0", tagOf(moved, meta.OriginCache)))
+	seen("a tag moved", "v0", moved)
+
+	if _, err := b.Tag(bg, "r", "new"); !errors.Is(err, meta.ErrNotFound) {
+		t.Fatal(err)
+	}
+	d := dg("manifest")
+	must(t, a.PutManifest(bg, "r", d, meta.Manifest{MediaType: "m", Size: 1, Origin: meta.OriginCache}, "new", tagOf(d, meta.OriginCache)))
+	seen("a tag created with its manifest", "new", d)
+
+	must(t, a.DeleteTag(bg, "r", "v1"))
+	seen("a tag deleted", "v1", "")
+
+	if _, err := a.RemoveManifest(bg, "r", d); err != nil {
+		t.Fatal(err)
+	}
+	seen("the manifest of a tag removed", "new", "")
+
+	must(t, a.Remove(bg, meta.Removal{Repo: "r", Tags: []string{"v2"}}))
+	seen("a tag removed by the collector", "v2", "")
+	for _, tag := range tags[3:] {
+		if got, err := b.Tag(bg, "r", tag); err != nil || got.Digest != dg(tag) {
+			t.Fatalf("an unchanged tag after the others changed: %s %v %v", tag, got.Digest, err)
+		}
+	}
+}
+
+// A cached tag past the mutable TTL is not served when the tags
+// generation cannot be read: the replica cannot tell whether it moved.
+func testTagsGenerationUnreadable(t *testing.T, srv *azuritetest.Server) {
+	const ttl = 300 * time.Millisecond
+	ctr := container(t, srv)
+	a := open(t, ctr, nil, azmeta.WithMutableTTL(ttl))
+	down := &switchable{}
+	b := open(t, reopen(t, srv, ctr.Name(), azure.WithTransport(down), azure.WithRetry(noRetry)), nil, azmeta.WithMutableTTL(ttl))
+	d := dg("one")
+	must(t, a.PutTag(bg, "r", "v1", tagOf(d, meta.OriginCache)))
+	if got, err := b.Tag(bg, "r", "v1"); err != nil || got.Digest != d {
+		t.Fatalf("b reads a's tag: %v %v", got.Digest, err)
+	}
+	down.off.Store(true)
+	if got, err := b.Tag(bg, "r", "v1"); err != nil || got.Digest != d {
+		t.Fatalf("within the TTL b serves its cached tag without asking: %v %v", got.Digest, err)
+	}
+	time.Sleep(ttl)
+	if got, err := b.Tag(bg, "r", "v1"); err == nil {
+		t.Fatalf("past the TTL with the storage unreachable b served %s, want an error", got.Digest)
+	}
+	down.off.Store(false)
+	if got, err := b.Tag(bg, "r", "v1"); err != nil || got.Digest != d {
+		t.Fatalf("the storage back: %v %v", got.Digest, err)
+	}
+}
+
+// noRetry makes a request to an unreachable account fail at once.
+var noRetry = policy.RetryOptions{MaxRetries: -1}
+
+// switchable is a transport that fails every request while off.
+type switchable struct{ off atomic.Bool }
+
+func (s *switchable) Do(r *http.Request) (*http.Response, error) {
+	if s.off.Load() {
+		return nil, errors.New("switched off")
+	}
+	return http.DefaultClient.Do(r)
+}
+
+// A tag this replica wrote, and a tag and a manifest a peer linked for it,
+// are read back in the background (one request each): the next pull
+// through this replica finds them cached and asks nothing.
+func testReadAhead(t *testing.T, srv *azuritetest.Server) {
+	ctr := container(t, srv)
+	reg := prometheus.NewRegistry()
+	x := open(t, ctr, reg, azmeta.WithMutableTTL(time.Hour))
+	peer := open(t, reopen(t, srv, ctr.Name()), nil)
+	gets := func() float64 { return requests(t, reg, "get") }
+	settled := func(want float64, what string) {
+		t.Helper()
+		polltest.Until(t, 10*time.Second, what, func() bool { return gets() >= want })
+		if n := gets(); n != want {
+			t.Fatalf("%s: %v record reads, want %v", what, n, want)
+		}
+	}
+
+	own := dg("own")
+	g := gets()
+	must(t, x.PutManifest(bg, "r", own, meta.Manifest{MediaType: "m", Size: 1, Origin: meta.OriginCache}, "v1", tagOf(own, meta.OriginCache)))
+	settled(g+1, "the tag this replica wrote read ahead")
+	if got, err := x.Tag(bg, "r", "v1"); err != nil || got.Digest != own {
+		t.Fatalf("own tag: %v %v", got.Digest, err)
+	}
+	if n := gets() - g; n != 1 {
+		t.Fatalf("the own tag, read ahead, then asked for: %v record reads, want 1", n)
+	}
+
+	linked := dg("linked")
+	if _, err := x.Manifest(bg, "r", linked); !errors.Is(err, meta.ErrNotFound) {
+		t.Fatal(err)
+	}
+	if _, err := x.Tag(bg, "r", "v2"); !errors.Is(err, meta.ErrNotFound) {
+		t.Fatal(err)
+	}
+	must(t, peer.PutManifest(bg, "r", linked, meta.Manifest{MediaType: "m", Size: 2, Origin: meta.OriginCache}, "v2", tagOf(linked, meta.OriginCache)))
+	g = gets()
+	x.PeerLinked("r", "v2")
+	x.PeerLinked("r", linked.String())
+	settled(g+2, "the tag and manifest a peer linked read ahead")
+	if m, err := x.Manifest(bg, "r", linked); err != nil || m.Size != 2 {
+		t.Fatalf("after PeerLinked: %+v %v", m, err)
+	}
+	if tg, err := x.Tag(bg, "r", "v2"); err != nil || tg.Digest != linked {
+		t.Fatalf("after PeerLinked: %+v %v", tg, err)
+	}
+	if n := gets() - g; n != 2 {
+		t.Fatalf("what a peer linked, read ahead, then asked for: %v record reads, want 2", n)
+	}
+}
