@@ -17,6 +17,7 @@ import (
 	"github.com/airlock/airlock/internal/polltest"
 	"github.com/airlock/airlock/internal/promtest"
 	"github.com/airlock/airlock/rules"
+	"github.com/airlock/airlock/storage/azure/azuretest"
 	"github.com/airlock/airlock/upstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -125,7 +126,7 @@ type replica struct {
 // knows of the others).
 func replicas(t *testing.T, srv *azuritetest.Server, n int, addr func(i int) string, live func(string) bool) []*replica {
 	t.Helper()
-	name := newContainer()
+	name := azuritetest.ContainerName("ctl")
 	shared := &sharedPins{pins: map[string][]string{}}
 	var out []*replica
 	for i := range n {
@@ -134,7 +135,7 @@ func replicas(t *testing.T, srv *azuritetest.Server, n int, addr func(i int) str
 		if addr != nil {
 			b.Address = addr(i)
 		}
-		store := azstate.New(open(t, srv, name), zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
+		store := azstate.New(azuretest.Open(t, srv, name), zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
 		svc, err := deploy.New(context.Background(), store, b, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), r.prom)
 		if err != nil {
 			t.Fatal(err)

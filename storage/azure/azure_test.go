@@ -2,8 +2,6 @@ package azure
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -87,11 +85,9 @@ type env struct {
 func newEnv(t *testing.T) *env { return &env{srv: azuritetest.Start(t)} }
 
 func (e *env) config() Config {
-	var rnd [6]byte
-	rand.Read(rnd[:])
 	return Config{
 		ServiceURL: e.srv.ServiceURL, AccountName: e.srv.AccountName, AccountKey: e.srv.AccountKey,
-		Container: "t" + hex.EncodeToString(rnd[:]),
+		Container: azuritetest.ContainerName("t"),
 	}
 }
 
