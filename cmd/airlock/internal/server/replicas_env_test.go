@@ -121,8 +121,9 @@ func (l *logBuffer) String() string {
 	return string(l.b)
 }
 
-// newReplicaSet reserves n addresses and starts the replicas of up (nil:
-// a new upstream) listed in start, each listing all n as peers.
+// newReplicaSet reserves n addresses and starts the replicas listed in
+// start, each listing all n as peers, and waits until those see each
+// other live (settle).
 func newReplicaSet(t *testing.T, n int, start ...int) *replicaSet {
 	t.Helper()
 	s := &replicaSet{t: t, az: azuritetest.Shared(t), container: azuritetest.ContainerName("r"), up: upstreamtest.New(t), clock: &testClock{}}
@@ -138,6 +139,9 @@ func newReplicaSet(t *testing.T, n int, start ...int) *replicaSet {
 	}
 	for _, i := range start {
 		s.start(i, nil)
+	}
+	if len(start) > 0 {
+		s.settle(start...)
 	}
 	return s
 }
