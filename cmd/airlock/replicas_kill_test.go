@@ -74,8 +74,7 @@ func TestReplicasOwnerKilled(t *testing.T) {
 	up.AddFault(upstreamtest.Fault{Method: http.MethodGet, PathContains: "/blobs/" + d.String(), Times: 1, PauseAfter: 2 << 20, Resume: resume})
 
 	lns[0].Close() // the process binds it
-	owner := startProc(t, cfgFile, peers[0])
-	owner.waitReady()
+	owner := startProcReady(t, cfgFile, peers[0])
 	survivors := make([]*server.Server, 2)
 	for i := 1; i < 3; i++ {
 		azCfg := azuretest.Config(az, ctr)
