@@ -118,6 +118,7 @@ func TestAzurite(t *testing.T) {
 	t.Run("LeaseBreak", func(t *testing.T) { t.Parallel(); testLeaseBreak(t, e) })
 	t.Run("LeaseExpiry", func(t *testing.T) { t.Parallel(); testLeaseExpiry(t, e) })
 	t.Run("LeaseKeep", func(t *testing.T) { t.Parallel(); testLeaseKeep(t, e) })
+	t.Run("LeaseHold", func(t *testing.T) { t.Parallel(); testLeaseHold(t, e) })
 }
 
 func testOpen(t *testing.T, e *env) {
