@@ -270,13 +270,7 @@ func (s *Service) pickManagedName(st *State, c *Cluster, name string) (string, e
 
 // Cluster returns a cluster.
 func (s *Service) Cluster(ctx context.Context, name string) (*ClusterInfo, error) {
-	return viewed(ctx, s, func(st *State) (*ClusterInfo, error) {
-		c, err := lookupCluster(st, name)
-		if err != nil {
-			return nil, err
-		}
-		return s.clusterInfo(st, c), nil
-	})
+	return viewOne(ctx, s, lookupCluster, name, s.clusterInfo)
 }
 
 // Clusters lists every cluster.

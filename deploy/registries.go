@@ -66,13 +66,7 @@ func (s *Service) CreateRegistry(ctx context.Context, spec RegistrySpec) (*Regis
 
 // Registry returns a registry by name or resource ID.
 func (s *Service) Registry(ctx context.Context, nameOrID string) (*RegistryInfo, error) {
-	return viewed(ctx, s, func(st *State) (*RegistryInfo, error) {
-		reg, err := lookupRegistry(st, nameOrID)
-		if err != nil {
-			return nil, err
-		}
-		return s.info(st, reg), nil
-	})
+	return viewOne(ctx, s, lookupRegistry, nameOrID, s.info)
 }
 
 // Registries lists every registry.

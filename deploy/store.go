@@ -106,6 +106,18 @@ func viewed[T any](ctx context.Context, s *Service, fn func(st *State) (T, error
 	return out, err
 }
 
+// viewOne answers what info says of the resource lookup finds by name.
+func viewOne[R, T any](ctx context.Context, s *Service, lookup func(*State, string) (R, error), name string, info func(*State, R) T) (T, error) {
+	return viewed(ctx, s, func(st *State) (T, error) {
+		r, err := lookup(st, name)
+		if err != nil {
+			var zero T
+			return zero, err
+		}
+		return info(st, r), nil
+	})
+}
+
 // deleting is update for a delete: fn fills a report that starts empty on
 // each attempt, and the report is nil when the delete failed.
 func (s *Service) deleting(ctx context.Context, fn func(st *State, rep *DeleteReport) error) (*DeleteReport, error) {
