@@ -2,6 +2,8 @@ package deploy
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -207,14 +209,7 @@ func usersOf(st *State, reg *Registry) []*Cluster {
 	return out
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 // inKeyOrder is fn of each value of m, in the order of m's keys; never nil.
 func inKeyOrder[V, T any](m map[string]V, fn func(V) T) []T {

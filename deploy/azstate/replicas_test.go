@@ -3,9 +3,9 @@ package azstate_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -66,12 +66,7 @@ type sharedPins struct {
 func (p *sharedPins) owners() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make([]string, 0, len(p.pins))
-	for o := range p.pins {
-		out = append(out, o)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(p.pins))
 }
 
 // replicaPins is one replica's Pinner over the shared pins; it keeps the
