@@ -11,19 +11,6 @@ func Logger(log *zap.Logger) badger.Logger {
 	return logger{log.Named("badger").Sugar()}
 }
 
-// Options are the options every airlock database starts from: badger's
-// defaults for dir, logs through log, no expvar metrics, and everything in
-// memory when inMemory (tests). Callers add their own tuning.
-func Options(dir string, log *zap.Logger, inMemory bool) badger.Options {
-	opts := badger.DefaultOptions(dir).
-		WithLogger(Logger(log)).
-		WithMetricsEnabled(false)
-	if inMemory {
-		opts = opts.WithDir("").WithValueDir("").WithInMemory(true)
-	}
-	return opts
-}
-
 type logger struct{ s *zap.SugaredLogger }
 
 func (l logger) Errorf(f string, a ...any)   { l.s.Errorf(f, a...) }
