@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,7 @@ import (
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
 	"github.com/airlock/airlock/cmd/airlock/internal/configtest"
 	"github.com/airlock/airlock/cmd/airlock/internal/server"
+	"github.com/airlock/airlock/cmd/airlock/internal/servertest"
 	"github.com/airlock/airlock/internal/azuritetest"
 	"github.com/airlock/airlock/internal/polltest"
 	"github.com/airlock/airlock/internal/promtest"
@@ -207,19 +207,5 @@ func runInProcess(t *testing.T, cfg *config.Config, ln net.Listener, client *htt
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("replica %s: %v", cfg.Listen, err)
-		}
-	})
-	select {
-	case <-srv.Ready():
-	case <-time.After(30 * time.Second):
-		t.Fatalf("replica %s not ready", cfg.Listen)
-	}
-	return srv
+	return servertest.Serve(t, "replica "+cfg.Listen, srv)
 }
