@@ -22,97 +22,88 @@ func checks(rep *Report) []Check {
 	var out []Check
 	add := func(c Check) { out = append(out, c) }
 
-	c := Check{Name: "storm: one upstream GET per blob", Want: "exactly 1 successful blob-data GET per blob, every run"}
-	if s, ok := sum(ScenarioStorm, "", TargetAirlock); ok {
-		c.Judged = true
-		c.Pass = s.FetchesPerBlobMin == 1 && s.FetchesPerBlobMax == 1
-		c.Got = fmt.Sprintf("min %d, max %d fetches per blob over %d runs (%d nodes)", s.FetchesPerBlobMin, s.FetchesPerBlobMax, s.Runs, rep.Options.Nodes)
-	} else {
-		c.Got = fmt.Sprintf(checkNeedsScenario, ScenarioStorm, TargetAirlock)
-	}
-	add(c)
+	storm, stormOK := sum(ScenarioStorm, "", TargetAirlock)
+	add(Check{Name: "storm: one upstream GET per blob", Want: "exactly 1 successful blob-data GET per blob, every run"}.judge(
+		stormOK, needs(ScenarioStorm, TargetAirlock), func() (bool, string) {
+			return storm.FetchesPerBlobMin == 1 && storm.FetchesPerBlobMax == 1,
+				fmt.Sprintf("min %d, max %d fetches per blob over %d runs (%d nodes)", storm.FetchesPerBlobMin, storm.FetchesPerBlobMax, storm.Runs, rep.Options.Nodes)
+		}))
 
-	c = Check{Name: "storm: slowest node vs cold-one", Want: fmt.Sprintf("≤ %.1f×", stormSlowestRatio)}
-	storm, ok1 := sum(ScenarioStorm, "", TargetAirlock)
-	cold, ok2 := sum(ScenarioColdOne, "", TargetAirlock)
-	if ok1 && ok2 && cold.PullMax > 0 {
-		r := storm.PullMax / cold.PullMax
-		c.Judged, c.Pass = true, r <= stormSlowestRatio
-		c.Got = fmt.Sprintf("%.3f s vs %.3f s = %.2f×", storm.PullMax, cold.PullMax, r)
-		if w, ok := sum(ScenarioStorm, "warm", TargetAirlock); ok && w.PullMax > 0 {
-			c.Got += fmt.Sprintf("; vs the same storm on a warm cache (%.3f s): %.2f×", w.PullMax, storm.PullMax/w.PullMax)
-		}
-		ds, ok3 := sum(ScenarioStorm, "", TargetDirect)
-		dc, ok4 := sum(ScenarioColdOne, "", TargetDirect)
-		if ok3 && ok4 && dc.PullMax > 0 {
-			c.Got += fmt.Sprintf("; direct, no cache: %.2f×", ds.PullMax/dc.PullMax)
-		}
-	} else {
-		c.Got = fmt.Sprintf("needs scenarios %s and %s on %s", ScenarioStorm, ScenarioColdOne, TargetAirlock)
-	}
-	add(c)
+	cold, coldOK := sum(ScenarioColdOne, "", TargetAirlock)
+	add(Check{Name: "storm: slowest node vs cold-one", Want: fmt.Sprintf("≤ %.1f×", stormSlowestRatio)}.judge(
+		stormOK && coldOK && cold.PullMax > 0, fmt.Sprintf("needs scenarios %s and %s on %s", ScenarioStorm, ScenarioColdOne, TargetAirlock), func() (bool, string) {
+			r := storm.PullMax / cold.PullMax
+			got := fmt.Sprintf("%.3f s vs %.3f s = %.2f×", storm.PullMax, cold.PullMax, r)
+			if w, ok := sum(ScenarioStorm, "warm", TargetAirlock); ok && w.PullMax > 0 {
+				got += fmt.Sprintf("; vs the same storm on a warm cache (%.3f s): %.2f×", w.PullMax, storm.PullMax/w.PullMax)
+			}
+			ds, ok3 := sum(ScenarioStorm, "", TargetDirect)
+			dc, ok4 := sum(ScenarioColdOne, "", TargetDirect)
+			if ok3 && ok4 && dc.PullMax > 0 {
+				got += fmt.Sprintf("; direct, no cache: %.2f×", ds.PullMax/dc.PullMax)
+			}
+			return r <= stormSlowestRatio, got
+		}))
 
-	c = Check{Name: "warm: throughput vs bare ServeContent", Want: fmt.Sprintf("≥ %.1f×", warmVsBare)}
-	warm, ok1 := sum(ScenarioWarm, "", TargetAirlock)
-	bare, ok2 := sum(ScenarioWarm, "", TargetBare)
-	if ok1 && ok2 && bare.MBps > 0 {
-		r := warm.MBps / bare.MBps
-		c.Judged, c.Pass = true, r >= warmVsBare
-		c.Got = fmt.Sprintf("%.1f MB/s vs %.1f MB/s = %.2f×", warm.MBps, bare.MBps, r)
-	} else {
-		c.Got = fmt.Sprintf(checkNeedsScenario, ScenarioWarm, TargetAirlock)
-	}
-	add(c)
+	warm, warmOK := sum(ScenarioWarm, "", TargetAirlock)
+	bare, bareOK := sum(ScenarioWarm, "", TargetBare)
+	add(Check{Name: "warm: throughput vs bare ServeContent", Want: fmt.Sprintf("≥ %.1f×", warmVsBare)}.judge(
+		warmOK && bareOK && bare.MBps > 0, needs(ScenarioWarm, TargetAirlock), func() (bool, string) {
+			r := warm.MBps / bare.MBps
+			return r >= warmVsBare, fmt.Sprintf("%.1f MB/s vs %.1f MB/s = %.2f×", warm.MBps, bare.MBps, r)
+		}))
 
-	c = Check{Name: "warm: ahead of distribution", Want: "airlock MB/s > distribution MB/s"}
-	dist, ok2 := sum(ScenarioWarm, "", TargetDistribution)
-	if ok1 && ok2 && dist.MBps > 0 {
-		c.Judged, c.Pass = true, warm.MBps > dist.MBps
-		c.Got = fmt.Sprintf("%.1f MB/s vs %.1f MB/s = %.2f×", warm.MBps, dist.MBps, warm.MBps/dist.MBps)
-	} else {
-		c.Got = fmt.Sprintf("needs scenario %s on %s and %s", ScenarioWarm, TargetAirlock, TargetDistribution)
-	}
-	add(c)
+	dist, distOK := sum(ScenarioWarm, "", TargetDistribution)
+	add(Check{Name: "warm: ahead of distribution", Want: "airlock MB/s > distribution MB/s"}.judge(
+		warmOK && distOK && dist.MBps > 0, fmt.Sprintf("needs scenario %s on %s and %s", ScenarioWarm, TargetAirlock, TargetDistribution), func() (bool, string) {
+			return warm.MBps > dist.MBps, fmt.Sprintf("%.1f MB/s vs %.1f MB/s = %.2f×", warm.MBps, dist.MBps, warm.MBps/dist.MBps)
+		}))
 
-	c = Check{Name: "upstream-slow: time to first byte on a miss", Want: fmt.Sprintf("≤ upstream's + %.0f ms", ttfbSlack*1000)}
-	slow, ok1 := sum(ScenarioUpstreamSlow, "", TargetAirlock)
-	direct, ok2 := sum(ScenarioUpstreamSlow, "", TargetDirect)
-	if ok1 && ok2 {
-		c.Judged, c.Pass = true, slow.TTFBP50 <= direct.TTFBP50+ttfbSlack
-		c.Got = fmt.Sprintf("p50 %.1f ms vs upstream %.1f ms (+%.1f ms)", slow.TTFBP50*1000, direct.TTFBP50*1000, (slow.TTFBP50-direct.TTFBP50)*1000)
-	} else {
-		c.Got = fmt.Sprintf("needs scenario %s on %s and %s", ScenarioUpstreamSlow, TargetAirlock, TargetDirect)
-	}
-	add(c)
+	slow, slowOK := sum(ScenarioUpstreamSlow, "", TargetAirlock)
+	direct, directOK := sum(ScenarioUpstreamSlow, "", TargetDirect)
+	add(Check{Name: "upstream-slow: time to first byte on a miss", Want: fmt.Sprintf("≤ upstream's + %.0f ms", ttfbSlack*1000)}.judge(
+		slowOK && directOK, fmt.Sprintf("needs scenario %s on %s and %s", ScenarioUpstreamSlow, TargetAirlock, TargetDirect), func() (bool, string) {
+			return slow.TTFBP50 <= direct.TTFBP50+ttfbSlack,
+				fmt.Sprintf("p50 %.1f ms vs upstream %.1f ms (+%.1f ms)", slow.TTFBP50*1000, direct.TTFBP50*1000, (slow.TTFBP50-direct.TTFBP50)*1000)
+		}))
 
-	c = Check{Name: "ranges cold: upstream bytes vs blob size", Want: fmt.Sprintf("≤ %.2f×", rangesBytesRatio)}
-	if s, ok := sum(ScenarioRanges, "cold", TargetAirlock); ok {
-		c.Judged, c.Pass = true, s.BytesRatio <= rangesBytesRatio
-		c.Got = fmt.Sprintf("%.3f× (%.1f MiB of %.1f MiB)", s.BytesRatio, s.UpstreamBytes/mib, float64(rep.Catalog.LargeSize)/mib)
-	} else {
-		c.Got = fmt.Sprintf(checkNeedsScenario, ScenarioRanges, TargetAirlock)
-	}
-	add(c)
+	ranges, rangesOK := sum(ScenarioRanges, "cold", TargetAirlock)
+	add(Check{Name: "ranges cold: upstream bytes vs blob size", Want: fmt.Sprintf("≤ %.2f×", rangesBytesRatio)}.judge(
+		rangesOK, needs(ScenarioRanges, TargetAirlock), func() (bool, string) {
+			return ranges.BytesRatio <= rangesBytesRatio,
+				fmt.Sprintf("%.3f× (%.1f MiB of %.1f MiB)", ranges.BytesRatio, ranges.UpstreamBytes/mib, float64(rep.Catalog.LargeSize)/mib)
+		}))
 
-	c = Check{Name: "storm: peak RSS above idle", Want: fmt.Sprintf("≤ %d MiB", stormRSSAboveIdle/mib)}
-	if s, ok := sum(ScenarioStorm, "", TargetAirlock); ok && s.PeakRSS > 0 {
-		c.Judged, c.Pass = true, s.PeakAboveIdle <= stormRSSAboveIdle
-		c.Got = fmt.Sprintf("%.1f MiB (peak %.1f MiB)", s.PeakAboveIdle/mib, s.PeakRSS/mib)
-		if r, ok := sum(ScenarioRanges, "cold", TargetAirlock); ok && r.PeakRSS > 0 {
-			c.Got += fmt.Sprintf("; ranges cold over a %.0f MiB blob: %.1f MiB", float64(rep.Catalog.LargeSize)/mib, r.PeakAboveIdle/mib)
-		}
-	} else {
-		c.Got = fmt.Sprintf(checkNeedsScenario, ScenarioStorm, TargetAirlock)
-	}
-	add(c)
+	add(Check{Name: "storm: peak RSS above idle", Want: fmt.Sprintf("≤ %d MiB", stormRSSAboveIdle/mib)}.judge(
+		stormOK && storm.PeakRSS > 0, needs(ScenarioStorm, TargetAirlock), func() (bool, string) {
+			got := fmt.Sprintf("%.1f MiB (peak %.1f MiB)", storm.PeakAboveIdle/mib, storm.PeakRSS/mib)
+			if rangesOK && ranges.PeakRSS > 0 {
+				got += fmt.Sprintf("; ranges cold over a %.0f MiB blob: %.1f MiB", float64(rep.Catalog.LargeSize)/mib, ranges.PeakAboveIdle/mib)
+			}
+			return storm.PeakAboveIdle <= stormRSSAboveIdle, got
+		}))
 
-	c = Check{Name: "flaky: zero corrupt and zero failed pulls", Want: "0 corrupt, 0 failed"}
-	if s, ok := sum(ScenarioFlaky, "", TargetAirlock); ok {
-		c.Judged, c.Pass = true, s.Corrupt == 0 && s.FailedPulls == 0
-		c.Got = fmt.Sprintf("%d corrupt, %d failed over %d runs (%d client retries)", s.Corrupt, s.FailedPulls, s.Runs, s.Retries)
-	} else {
-		c.Got = fmt.Sprintf(checkNeedsScenario, ScenarioFlaky, TargetAirlock)
-	}
-	add(c)
+	flaky, flakyOK := sum(ScenarioFlaky, "", TargetAirlock)
+	add(Check{Name: "flaky: zero corrupt and zero failed pulls", Want: "0 corrupt, 0 failed"}.judge(
+		flakyOK, needs(ScenarioFlaky, TargetAirlock), func() (bool, string) {
+			return flaky.Corrupt == 0 && flaky.FailedPulls == 0,
+				fmt.Sprintf("%d corrupt, %d failed over %d runs (%d client retries)", flaky.Corrupt, flaky.FailedPulls, flaky.Runs, flaky.Retries)
+		}))
 	return append(out, clusterChecks(rep)...)
 }
+
+// judge gives the check its verdict, from the pass and got verdict says,
+// when its measurements are there (ok); else it is not judged and says
+// what it needs.
+func (c Check) judge(ok bool, needs string, verdict func() (pass bool, got string)) Check {
+	if !ok {
+		c.Got = needs
+		return c
+	}
+	c.Judged = true
+	c.Pass, c.Got = verdict()
+	return c
+}
+
+// needs says a check needs scenario sc measured on target tg.
+func needs(sc, tg string) string { return fmt.Sprintf(checkNeedsScenario, sc, tg) }

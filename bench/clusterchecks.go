@@ -22,42 +22,31 @@ func clusterChecks(rep *Report) []Check {
 		r, ok := rep.Result(sc, phase, TargetCluster)
 		return r, ok && r.Summary.Runs > 0
 	}
-	var out []Check
+	storm, ok := result(ScenarioStorm, "")
+	out := []Check{Check{Name: "cluster storm: one upstream GET per blob cluster-wide", Want: "exactly 1 successful blob-data GET per blob, every run"}.judge(
+		ok, needs(ScenarioStorm, TargetCluster), func() (bool, string) {
+			s := storm.Summary
+			return s.FetchesPerBlobMin == 1 && s.FetchesPerBlobMax == 1,
+				fmt.Sprintf("min %d, max %d fetches per blob over %d runs (%d nodes on %d replicas)", s.FetchesPerBlobMin, s.FetchesPerBlobMax, s.Runs, rep.Options.Nodes, clusterReplicas)
+		})}
 
-	c := Check{Name: "cluster storm: one upstream GET per blob cluster-wide", Want: "exactly 1 successful blob-data GET per blob, every run"}
-	if r, ok := result(ScenarioStorm, ""); ok {
-		s := r.Summary
-		c.Judged, c.Pass = true, s.FetchesPerBlobMin == 1 && s.FetchesPerBlobMax == 1
-		c.Got = fmt.Sprintf("min %d, max %d fetches per blob over %d runs (%d nodes on %d replicas)", s.FetchesPerBlobMin, s.FetchesPerBlobMax, s.Runs, rep.Options.Nodes, clusterReplicas)
-	} else {
-		c.Got = fmt.Sprintf(checkNeedsScenario, ScenarioStorm, TargetCluster)
-	}
-	out = append(out, c)
+	own, ownOK := result(ScenarioRelay, phaseOwner)
+	non, nonOK := result(ScenarioRelay, phaseNonOwner)
+	out = append(out, Check{Name: "cluster relay: cold TTFB through a non-owner", Want: fmt.Sprintf("≤ owner's + %.0f ms (p50, p90)", relaySlack*1000)}.judge(
+		ownOK && nonOK, needs(ScenarioRelay, TargetCluster), func() (bool, string) {
+			o, n := own.Summary, non.Summary
+			return n.TTFBP50 <= o.TTFBP50+relaySlack && n.TTFBP90 <= o.TTFBP90+relaySlack,
+				fmt.Sprintf("p50 %.1f vs %.1f ms (%+.1f), p90 %.1f vs %.1f ms (%+.1f); medians of %d runs",
+					n.TTFBP50*1000, o.TTFBP50*1000, (n.TTFBP50-o.TTFBP50)*1000, n.TTFBP90*1000, o.TTFBP90*1000, (n.TTFBP90-o.TTFBP90)*1000, n.Runs)
+		}))
 
-	c = Check{Name: "cluster relay: cold TTFB through a non-owner", Want: fmt.Sprintf("≤ owner's + %.0f ms (p50, p90)", relaySlack*1000)}
-	own, ok1 := result(ScenarioRelay, phaseOwner)
-	non, ok2 := result(ScenarioRelay, phaseNonOwner)
-	if ok1 && ok2 {
-		o, n := own.Summary, non.Summary
-		c.Judged, c.Pass = true, n.TTFBP50 <= o.TTFBP50+relaySlack && n.TTFBP90 <= o.TTFBP90+relaySlack
-		c.Got = fmt.Sprintf("p50 %.1f vs %.1f ms (%+.1f), p90 %.1f vs %.1f ms (%+.1f); medians of %d runs",
-			n.TTFBP50*1000, o.TTFBP50*1000, (n.TTFBP50-o.TTFBP50)*1000, n.TTFBP90*1000, o.TTFBP90*1000, (n.TTFBP90-o.TTFBP90)*1000, n.Runs)
-	} else {
-		c.Got = fmt.Sprintf(checkNeedsScenario, ScenarioRelay, TargetCluster)
-	}
-	out = append(out, c)
-
-	c = Check{Name: "cluster warm: through the spool vs one replica", Want: fmt.Sprintf("≥ %.1f× airlock's MB/s", clusterWarmVsSingle)}
-	warm, ok1 := result(ScenarioWarm, "")
-	single, ok2 := rep.Result(ScenarioWarm, "", TargetAirlock)
-	if ok1 && ok2 && single.Summary.MBps > 0 {
-		r := warm.Summary.MBps / single.Summary.MBps
-		c.Judged, c.Pass = true, r >= clusterWarmVsSingle
-		c.Got = fmt.Sprintf("%.1f MB/s vs %.1f MB/s = %.2f×", warm.Summary.MBps, single.Summary.MBps, r)
-	} else {
-		c.Got = fmt.Sprintf("needs scenario %s on %s and %s", ScenarioWarm, TargetCluster, TargetAirlock)
-	}
-	out = append(out, c)
+	warm, warmOK := result(ScenarioWarm, "")
+	single, singleOK := rep.Result(ScenarioWarm, "", TargetAirlock)
+	out = append(out, Check{Name: "cluster warm: through the spool vs one replica", Want: fmt.Sprintf("≥ %.1f× airlock's MB/s", clusterWarmVsSingle)}.judge(
+		warmOK && singleOK && single.Summary.MBps > 0, fmt.Sprintf("needs scenario %s on %s and %s", ScenarioWarm, TargetCluster, TargetAirlock), func() (bool, string) {
+			r := warm.Summary.MBps / single.Summary.MBps
+			return r >= clusterWarmVsSingle, fmt.Sprintf("%.1f MB/s vs %.1f MB/s = %.2f×", warm.Summary.MBps, single.Summary.MBps, r)
+		}))
 	return append(out, failoverChecks(result)...)
 }
 
@@ -69,7 +58,7 @@ func failoverChecks(result func(sc, phase string) (Result, bool)) []Check {
 	bytes := Check{Name: "failover: upstream bytes of the big blob", Want: fmt.Sprintf("≤ %.0f× its size", failoverBytesRatio)}
 	if !ok {
 		for _, c := range []*Check{&corrupt, &recovery, &bytes} {
-			c.Got = fmt.Sprintf(checkNeedsScenario, ScenarioFailover, TargetCluster)
+			c.Got = needs(ScenarioFailover, TargetCluster)
 		}
 		return []Check{corrupt, recovery, bytes}
 	}

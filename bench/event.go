@@ -174,19 +174,13 @@ type Tally struct {
 	FailedKinds map[string]int64 `json:"failedKinds,omitempty"` // failed nodes, by the kind of their error
 }
 
-// add adds one node's result.
+// add adds one node's result: a tally of one node.
 func (t *Tally) add(r nodeResult) {
-	t.Nodes++
-	t.Bytes += r.Bytes
-	t.Requests += r.Requests
-	t.Errors += r.Errors
-	t.Retries += r.Retries
-	t.Corrupt += r.Corrupt
-	addKinds(&t.ErrorKinds, r.Kinds)
+	one := Tally{Nodes: 1, Bytes: r.Bytes, Requests: r.Requests, Errors: r.Errors, Retries: r.Retries, Corrupt: r.Corrupt, ErrorKinds: r.Kinds}
 	if r.Failed != nil {
-		t.FailedPulls++
-		addKinds(&t.FailedKinds, map[string]int64{errKind(r.Failed): 1})
+		one.FailedPulls, one.FailedKinds = 1, map[string]int64{errKind(r.Failed): 1}
 	}
+	t.merge(one)
 }
 
 // merge adds another tally.

@@ -80,15 +80,7 @@ func TestChecksJudgeTheTargets(t *testing.T) {
 
 func TestResultsJSONSchema(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	p, err := fakeReport().WriteJSON(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, b := written(t, fakeReport().WriteJSON)
 	var doc map[string]any
 	if err := json.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
@@ -96,35 +88,15 @@ func TestResultsJSONSchema(t *testing.T) {
 	if doc["schema"] != Schema {
 		t.Fatalf("schema = %v", doc["schema"])
 	}
-	for _, k := range []string{"started", "command", "machine", "options", "catalog", "results", "checks"} {
-		if _, ok := doc[k]; !ok {
-			t.Errorf("results.json has no %q", k)
-		}
-	}
+	hasKeys(t, "results.json", doc, "started", "command", "machine", "options", "catalog", "results", "checks")
 	res := doc["results"].([]any)[0].(map[string]any)
-	for _, k := range []string{"scenario", "target", "runs", "summary"} {
-		if _, ok := res[k]; !ok {
-			t.Errorf("result has no %q", k)
-		}
-	}
+	hasKeys(t, "result", res, "scenario", "target", "runs", "summary")
 	run := res["runs"].([]any)[0].(map[string]any)
-	for _, k := range []string{"wallS", "pullS", "pull", "ttfbS", "mbps", "errors", "failedPulls", "corrupt", "upstream", "proc"} {
-		if _, ok := run[k]; !ok {
-			t.Errorf("run has no %q", k)
-		}
-	}
+	hasKeys(t, "run", run, "wallS", "pullS", "pull", "ttfbS", "mbps", "errors", "failedPulls", "corrupt", "upstream", "proc")
 	up := run["upstream"].(map[string]any)
-	for _, k := range []string{"requests", "blobFetches", "bytes", "fetchesPerBlobMax", "bytesRatio", "perDigest"} {
-		if _, ok := up[k]; !ok {
-			t.Errorf("upstream has no %q", k)
-		}
-	}
+	hasKeys(t, "upstream", up, "requests", "blobFetches", "bytes", "fetchesPerBlobMax", "bytesRatio", "perDigest")
 	sum := res["summary"].(map[string]any)
-	for _, k := range []string{"wallS", "pullP50S", "pullP95S", "pullP99S", "ttfbP50S", "mbps", "upstreamRequests", "bytesRatio", "peakAboveIdle", "cpuSPerGiB"} {
-		if _, ok := sum[k]; !ok {
-			t.Errorf("summary has no %q", k)
-		}
-	}
+	hasKeys(t, "summary", sum, "wallS", "pullP50S", "pullP95S", "pullP99S", "ttfbP50S", "mbps", "upstreamRequests", "bytesRatio", "peakAboveIdle", "cpuSPerGiB")
 	var back Report
 	if err := json.Unmarshal(b, &back); err != nil || len(back.Results) != 6 || back.Results[1].Summary.PullMax != 1.3 {
 		t.Fatalf("round trip: %v %+v", err, back.Results)
@@ -137,15 +109,7 @@ var externalRef = regexp.MustCompile(`(?i)<script|<link|<img|<iframe|src=|href=|
 
 func TestReportHTMLIsSelfContained(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	p, err := fakeReport().WriteHTML(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, b := written(t, fakeReport().WriteHTML)
 	page := string(b)
 	if filepath.Base(p) != "report.html" || !strings.HasPrefix(page, "<!DOCTYPE html>") {
 		t.Fatalf("not an HTML page at %s", p)
@@ -231,12 +195,7 @@ func TestRegistryReport(t *testing.T) {
 	if strings.Contains(b.String(), "airlock targets") {
 		t.Error("a registry run judges the bench's own targets")
 	}
-	dir := t.TempDir()
-	p, err := rep.WriteHTML(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := os.ReadFile(p)
+	_, page := written(t, rep.WriteHTML)
 	if n := strings.Count(string(page), "<svg"); n != 4 {
 		t.Errorf("%d charts, want the box plot, the bytes, the CDF and the arrivals", n)
 	}
@@ -247,5 +206,30 @@ func TestRegistryReport(t *testing.T) {
 	}
 	if m := externalRef.FindString(string(page)); m != "" || strings.Contains(string(page), "NaN") {
 		t.Fatalf("report references %q or has NaN", m)
+	}
+}
+
+// written is the path and contents of the file write puts in a new
+// temporary directory.
+func written(t *testing.T, write func(dir string) (string, error)) (string, []byte) {
+	t.Helper()
+	p, err := write(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, b
+}
+
+// hasKeys checks that the JSON object doc (what, in messages) has every key.
+func hasKeys(t *testing.T, what string, doc map[string]any, keys ...string) {
+	t.Helper()
+	for _, k := range keys {
+		if _, ok := doc[k]; !ok {
+			t.Errorf("%s has no %q", what, k)
+		}
 	}
 }

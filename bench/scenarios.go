@@ -3,8 +3,9 @@ package bench
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
-	"sort"
+	"slices"
 	"strconv"
 	"time"
 
@@ -86,16 +87,6 @@ func newPullSet(cat *catalog.Catalog, minor string) (*pullSet, error) {
 	return ps, nil
 }
 
-// digests returns the set's blob digests, sorted.
-func (ps *pullSet) digests() []string {
-	out := make([]string, 0, len(ps.blobs))
-	for d := range ps.blobs {
-		out = append(out, d)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // runEnv is one run of one scenario on one started target.
 type runEnv struct {
 	opts *Options
@@ -166,7 +157,7 @@ func scenarioFuncs() map[string]scenarioFunc {
 // resumes with Range gets the rest) and answers 2% of all requests 503.
 func flakyFaults(set *pullSet) []fault.Fault {
 	var eligible []string
-	for _, d := range set.digests() {
+	for _, d := range slices.Sorted(maps.Keys(set.blobs)) {
 		if set.blobs[d] >= 4<<10 {
 			eligible = append(eligible, d)
 		}
@@ -366,13 +357,8 @@ func upstreamStats(st mar.Stats, blobs map[string]int64) Upstream {
 			u.Errors += n
 		}
 	}
-	digests := make([]string, 0, len(blobs))
-	for d := range blobs {
-		digests = append(digests, d)
-	}
-	sort.Strings(digests)
 	u.FetchesPerBlobMin = -1
-	for _, d := range digests {
+	for _, d := range slices.Sorted(maps.Keys(blobs)) {
 		data := st.Sum(mar.Filter{Method: http.MethodGet, Kind: mar.KindBlobData, Digest: d})
 		ds := DigestStat{Digest: d, Size: blobs[d], Fetches: st.Fetches(d), GETs: data.Count, Bytes: data.Bytes}
 		u.PerDigest = append(u.PerDigest, ds)

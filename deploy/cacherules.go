@@ -49,16 +49,13 @@ func (s *Service) CreateCacheRule(ctx context.Context, registry string, r CacheR
 // CacheRules lists a registry's rules (for the bound registry, with the
 // configuration file's, marked fromConfig).
 func (s *Service) CacheRules(ctx context.Context, registry string) ([]CacheRule, error) {
-	var out []CacheRule
-	err := s.view(ctx, func(st *State) error {
+	return viewed(ctx, s, func(st *State) ([]CacheRule, error) {
 		reg, err := lookupRegistry(st, registry)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		out = s.rulesOf(reg)
-		return nil
+		return s.rulesOf(reg), nil
 	})
-	return out, err
 }
 
 // CacheRule returns one rule.

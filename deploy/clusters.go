@@ -270,40 +270,24 @@ func (s *Service) pickManagedName(st *State, c *Cluster, name string) (string, e
 
 // Cluster returns a cluster.
 func (s *Service) Cluster(ctx context.Context, name string) (*ClusterInfo, error) {
-	var out *ClusterInfo
-	err := s.view(ctx, func(st *State) error {
-		c, ok := st.Clusters[name]
-		if !ok {
-			return notFound("cluster %s not found", name)
-		}
-		out = s.clusterInfo(st, c)
-		return nil
-	})
-	return out, err
+	return viewOne(ctx, s, lookupCluster, name, s.clusterInfo)
 }
 
 // Clusters lists every cluster.
 func (s *Service) Clusters(ctx context.Context) ([]*ClusterInfo, error) {
-	out := []*ClusterInfo{}
-	err := s.view(ctx, func(st *State) error {
-		for _, k := range sortedKeys(st.Clusters) {
-			out = append(out, s.clusterInfo(st, st.Clusters[k]))
-		}
-		return nil
+	return viewed(ctx, s, func(st *State) ([]*ClusterInfo, error) {
+		return inKeyOrder(st.Clusters, func(c *Cluster) *ClusterInfo { return s.clusterInfo(st, c) }), nil
 	})
-	return out, err
 }
 
 // DeleteCluster deletes a cluster and the registries, private endpoints
 // and DNS records AKS created for it. A bring-your-own registry, its rules,
 // endpoints, records and content stay.
 func (s *Service) DeleteCluster(ctx context.Context, name string) (*DeleteReport, error) {
-	rep := &DeleteReport{}
-	err := s.update(ctx, func(st *State) error {
-		*rep = DeleteReport{}
-		c, ok := st.Clusters[name]
-		if !ok {
-			return notFound("cluster %s not found", name)
+	return s.deleting(ctx, func(st *State, rep *DeleteReport) error {
+		c, err := lookupCluster(st, name)
+		if err != nil {
+			return err
 		}
 		delete(st.Clusters, name)
 		rep.Deleted = append(rep.Deleted, c.ID)
@@ -319,8 +303,4 @@ func (s *Service) DeleteCluster(ctx context.Context, name string) (*DeleteReport
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return rep, nil
 }

@@ -66,13 +66,13 @@ func (s *Service) CreatePrivateEndpoint(ctx context.Context, spec PrivateEndpoin
 
 // PrivateEndpoints lists private endpoints, of one registry if named.
 func (s *Service) PrivateEndpoints(ctx context.Context, registry string) ([]PrivateEndpoint, error) {
-	out := []PrivateEndpoint{}
-	err := s.view(ctx, func(st *State) error {
+	return viewed(ctx, s, func(st *State) ([]PrivateEndpoint, error) {
+		out := []PrivateEndpoint{}
 		name := ""
 		if registry != "" {
 			var err error
 			if name, err = registryNameFromID(registry); err != nil {
-				return err
+				return out, err
 			}
 		}
 		for _, k := range sortedKeys(st.Endpoints) {
@@ -80,17 +80,14 @@ func (s *Service) PrivateEndpoints(ctx context.Context, registry string) ([]Priv
 				out = append(out, *pe)
 			}
 		}
-		return nil
+		return out, nil
 	})
-	return out, err
 }
 
 // DeletePrivateEndpoint deletes a private endpoint and, when it was the
 // registry's last one, the registry's A records.
 func (s *Service) DeletePrivateEndpoint(ctx context.Context, name string) (*DeleteReport, error) {
-	rep := &DeleteReport{}
-	err := s.update(ctx, func(st *State) error {
-		*rep = DeleteReport{}
+	return s.deleting(ctx, func(st *State, rep *DeleteReport) error {
 		pe, ok := st.Endpoints[name]
 		if !ok {
 			return notFound("private endpoint %s not found", name)
@@ -107,22 +104,13 @@ func (s *Service) DeletePrivateEndpoint(ctx context.Context, name string) (*Dele
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return rep, nil
 }
 
 // DNSRecords lists the A records of the private DNS zone.
 func (s *Service) DNSRecords(ctx context.Context) ([]DNSRecord, error) {
-	out := []DNSRecord{}
-	err := s.view(ctx, func(st *State) error {
-		for _, k := range sortedKeys(st.Records) {
-			out = append(out, *st.Records[k])
-		}
-		return nil
+	return viewed(ctx, s, func(st *State) ([]DNSRecord, error) {
+		return inKeyOrder(st.Records, func(r *DNSRecord) DNSRecord { return *r }), nil
 	})
-	return out, err
 }
 
 // SetDNSRecord creates or replaces an A record in privatelink.azurecr.io.

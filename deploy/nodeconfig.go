@@ -80,9 +80,9 @@ func (s *Service) NodeConfig(ctx context.Context, cluster string, o NodeConfigOp
 	}
 	var out *NodeConfig
 	err := s.view(ctx, func(st *State) error {
-		c, ok := st.Clusters[cluster]
-		if !ok {
-			return notFound("cluster %s not found", cluster)
+		c, err := lookupCluster(st, cluster)
+		if err != nil {
+			return err
 		}
 		if c.BootstrapProfile.ArtifactSource != SourceCache {
 			return invalid(CodeDirectNeedsNoNodeConfig, "cluster %s bootstraps from mcr.microsoft.com (artifact source Direct): its nodes need no registry configuration", cluster)

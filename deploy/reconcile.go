@@ -35,8 +35,8 @@ func (s *Service) Reconcile(ctx context.Context, name string) ([]ReconcileReport
 	err := s.update(ctx, func(st *State) error {
 		names := sortedKeys(st.Clusters)
 		if name != "" {
-			if _, ok := st.Clusters[name]; !ok {
-				return notFound("cluster %s not found", name)
+			if _, err := lookupCluster(st, name); err != nil {
+				return err
 			}
 			names = []string{name}
 		}

@@ -2,6 +2,8 @@ package deploy
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -66,37 +68,21 @@ func (s *Service) CreateRegistry(ctx context.Context, spec RegistrySpec) (*Regis
 
 // Registry returns a registry by name or resource ID.
 func (s *Service) Registry(ctx context.Context, nameOrID string) (*RegistryInfo, error) {
-	var out *RegistryInfo
-	err := s.view(ctx, func(st *State) error {
-		reg, err := lookupRegistry(st, nameOrID)
-		if err != nil {
-			return err
-		}
-		out = s.info(st, reg)
-		return nil
-	})
-	return out, err
+	return viewOne(ctx, s, lookupRegistry, nameOrID, s.info)
 }
 
 // Registries lists every registry.
 func (s *Service) Registries(ctx context.Context) ([]*RegistryInfo, error) {
-	out := []*RegistryInfo{}
-	err := s.view(ctx, func(st *State) error {
-		for _, n := range sortedKeys(st.Registries) {
-			out = append(out, s.info(st, st.Registries[n]))
-		}
-		return nil
+	return viewed(ctx, s, func(st *State) ([]*RegistryInfo, error) {
+		return inKeyOrder(st.Registries, func(reg *Registry) *RegistryInfo { return s.info(st, reg) }), nil
 	})
-	return out, err
 }
 
 // DeleteRegistry deletes a registry with its rules and credential sets.
 // Private endpoints and DNS records are separate resources and stay. An
 // AKS-managed registry is recreated by the next reconcile.
 func (s *Service) DeleteRegistry(ctx context.Context, name string) (*DeleteReport, error) {
-	rep := &DeleteReport{}
-	err := s.update(ctx, func(st *State) error {
-		*rep = DeleteReport{}
+	return s.deleting(ctx, func(st *State, rep *DeleteReport) error {
 		reg, err := lookupRegistry(st, name)
 		if err != nil {
 			return err
@@ -112,10 +98,6 @@ func (s *Service) DeleteRegistry(ctx context.Context, name string) (*DeleteRepor
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return rep, nil
 }
 
 // info builds a registry's answer: passwords hidden, and for the bound
@@ -181,6 +163,14 @@ func lookupRegistry(st *State, nameOrID string) (*Registry, error) {
 	return reg, nil
 }
 
+func lookupCluster(st *State, name string) (*Cluster, error) {
+	c, ok := st.Clusters[name]
+	if !ok {
+		return nil, notFound("cluster %s not found", name)
+	}
+	return c, nil
+}
+
 // endpointsOf lists a registry's private endpoints by name.
 func endpointsOf(st *State, registry string) []*PrivateEndpoint {
 	var out []*PrivateEndpoint
@@ -219,11 +209,13 @@ func usersOf(st *State, reg *Registry) []*Cluster {
 	return out
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+
+// inKeyOrder is fn of each value of m, in the order of m's keys; never nil.
+func inKeyOrder[V, T any](m map[string]V, fn func(V) T) []T {
+	out := make([]T, 0, len(m))
+	for _, k := range sortedKeys(m) {
+		out = append(out, fn(m[k]))
 	}
-	sort.Strings(keys)
-	return keys
+	return out
 }

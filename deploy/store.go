@@ -96,6 +96,42 @@ func (s *Service) view(ctx context.Context, fn func(st *State) error) error {
 	return fn(s.st)
 }
 
+// viewed is view for a read that answers a value.
+func viewed[T any](ctx context.Context, s *Service, fn func(st *State) (T, error)) (T, error) {
+	var out T
+	err := s.view(ctx, func(st *State) (err error) {
+		out, err = fn(st)
+		return err
+	})
+	return out, err
+}
+
+// viewOne answers what info says of the resource lookup finds by name.
+func viewOne[R, T any](ctx context.Context, s *Service, lookup func(*State, string) (R, error), name string, info func(*State, R) T) (T, error) {
+	return viewed(ctx, s, func(st *State) (T, error) {
+		r, err := lookup(st, name)
+		if err != nil {
+			var zero T
+			return zero, err
+		}
+		return info(st, r), nil
+	})
+}
+
+// deleting is update for a delete: fn fills a report that starts empty on
+// each attempt, and the report is nil when the delete failed.
+func (s *Service) deleting(ctx context.Context, fn func(st *State, rep *DeleteReport) error) (*DeleteReport, error) {
+	var rep *DeleteReport
+	err := s.update(ctx, func(st *State) error {
+		rep = &DeleteReport{}
+		return fn(st, rep)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
 // Refresh serves the stored state if it changed since this Service last
 // read or wrote it (another replica saved): the engine gets the bound
 // registry's rules, the pinner the bootstrap images of the clusters

@@ -104,9 +104,9 @@ func (s *Service) UpgradeNodeImage(ctx context.Context, cluster, pool string) (*
 func (s *Service) updateCluster(ctx context.Context, name string, fn func(st *State, c *Cluster) error) (*ClusterInfo, error) {
 	var out *ClusterInfo
 	err := s.update(ctx, func(st *State) error {
-		c, ok := st.Clusters[name]
-		if !ok {
-			return notFound("cluster %s not found", name)
+		c, err := lookupCluster(st, name)
+		if err != nil {
+			return err
 		}
 		if err := fn(st, c); err != nil {
 			return err

@@ -47,17 +47,7 @@ func TestCredentialSetTokenRedirectEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		layers, _ := img.Layers()
-		for _, l := range layers {
-			rc, err := l.Compressed() // verifies the digest while reading
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := io.Copy(io.Discard, rc); err != nil {
-				t.Fatalf("layer: %v", err)
-			}
-			rc.Close()
-		}
+		readLayers(t, img)
 	}
 	if ar.AuthOnData.Load() != 0 {
 		t.Fatal("credentials reached the data host")

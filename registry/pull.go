@@ -126,24 +126,16 @@ func writeJSON(w http.ResponseWriter, contentType string, v any) {
 }
 
 func (reg *Registry) tags(w http.ResponseWriter, r *http.Request, req request) error {
-	n, last, err := pageParams(r)
+	tags, n, err := page(w, r, "/v2/"+req.repo+"/tags/list", func(last string, limit int) ([]string, bool, error) {
+		return reg.src.Tags(r.Context(), req.repo, last, limit)
+	})
 	if err != nil {
 		return err
 	}
-	var tags []string
-	more := false
-	if n != 0 {
-		if tags, more, err = reg.src.Tags(r.Context(), req.repo, last, max(n, 0)); err != nil {
+	if n == 0 { // n=0 still reports an unknown repository
+		if _, _, err := reg.src.Tags(r.Context(), req.repo, "", 1); err != nil {
 			return err
 		}
-	} else if _, _, err := reg.src.Tags(r.Context(), req.repo, "", 1); err != nil {
-		return err // n=0 still reports an unknown repository
-	}
-	if tags == nil {
-		tags = []string{}
-	}
-	if more && len(tags) > 0 {
-		nextLink(w, "/v2/"+req.repo+"/tags/list", n, tags[len(tags)-1])
 	}
 	writeJSON(w, "application/json", struct {
 		Name string   `json:"name"`
@@ -153,27 +145,42 @@ func (reg *Registry) tags(w http.ResponseWriter, r *http.Request, req request) e
 }
 
 func (reg *Registry) catalog(w http.ResponseWriter, r *http.Request) error {
-	n, last, err := pageParams(r)
+	repos, _, err := page(w, r, "/v2/_catalog", func(last string, limit int) ([]string, bool, error) {
+		return reg.src.Catalog(r.Context(), last, limit)
+	})
 	if err != nil {
 		return err
-	}
-	var repos []string
-	more := false
-	if n != 0 {
-		if repos, more, err = reg.src.Catalog(r.Context(), last, max(n, 0)); err != nil {
-			return err
-		}
-	}
-	if repos == nil {
-		repos = []string{}
-	}
-	if more && len(repos) > 0 {
-		nextLink(w, "/v2/_catalog", n, repos[len(repos)-1])
 	}
 	writeJSON(w, "application/json", struct {
 		Repositories []string `json:"repositories"`
 	}{repos})
 	return nil
+}
+
+// page lists one page of a paginated answer at path (tags, catalog): n and
+// last come from the query (pageParams); unless n is 0, list gives the
+// names after last, up to limit (0: all), and whether there are more,
+// which sets the Link header to the next page. The names are never nil.
+func page(w http.ResponseWriter, r *http.Request, path string, list func(last string, limit int) ([]string, bool, error)) ([]string, int, error) {
+	n, last, err := pageParams(r)
+	if err != nil {
+		return nil, 0, err
+	}
+	names := []string{}
+	if n == 0 {
+		return names, n, nil
+	}
+	got, more, err := list(last, max(n, 0))
+	if err != nil {
+		return nil, n, err
+	}
+	if got != nil {
+		names = got
+	}
+	if more && len(names) > 0 {
+		nextLink(w, path, n, names[len(names)-1])
+	}
+	return names, n, nil
 }
 
 func (reg *Registry) referrers(w http.ResponseWriter, r *http.Request, req request) error {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
@@ -89,19 +90,7 @@ func TestPushWithClientAndPullBack(t *testing.T) {
 	if wd != gd {
 		t.Fatalf("pulled %s, pushed %s", gd, wd)
 	}
-	layers, _ := got.Layers()
-	for _, l := range layers {
-		rc, err := l.Compressed() // verifies the digest while reading
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.Copy(io.Discard, rc); err != nil {
-			t.Fatal(err)
-		}
-		if err := rc.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	readLayers(t, got)
 	resp, body := e.do("GET", "/v2/team/app/tags/list")
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"v1"`) {
 		t.Fatalf("tags: %d %s", resp.StatusCode, body)
@@ -331,6 +320,27 @@ func TestDeletes(t *testing.T) {
 	for _, s := range steps {
 		if resp, body := e.do(s.method, s.path); resp.StatusCode != s.status {
 			t.Fatalf("%s %s: %d %s, want %d", s.method, s.path, resp.StatusCode, body, s.status)
+		}
+	}
+}
+
+// readLayers reads every layer of img whole, which verifies each digest.
+func readLayers(t *testing.T, img v1.Image) {
+	t.Helper()
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range layers {
+		rc, err := l.Compressed() // verifies the digest while reading
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, rc); err != nil {
+			t.Fatalf("layer: %v", err)
+		}
+		if err := rc.Close(); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

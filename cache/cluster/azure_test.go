@@ -3,8 +3,6 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -15,6 +13,7 @@ import (
 	"github.com/airlock/airlock/internal/azuritetest"
 	"github.com/airlock/airlock/internal/promtest"
 	"github.com/airlock/airlock/storage/azure"
+	"github.com/airlock/airlock/storage/azure/azuretest"
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
@@ -24,22 +23,12 @@ import (
 // has its own container, which each replica opens with its own client.
 type azEnv struct{ srv *azuritetest.Server }
 
-func (e *azEnv) container() string {
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	return "t" + hex.EncodeToString(rnd[:])
-}
+func (e *azEnv) container() string { return azuritetest.ContainerName("t") }
 
 // open is one replica's client of container name.
 func (e *azEnv) open(t *testing.T, name string) *azure.Container {
 	t.Helper()
-	c, err := azure.Open(context.Background(), azure.Config{
-		ServiceURL: e.srv.ServiceURL, AccountName: e.srv.AccountName, AccountKey: e.srv.AccountKey, Container: name,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return azuretest.Open(t, e.srv, name)
 }
 
 // liveSet is a settable Liveness.

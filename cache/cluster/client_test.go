@@ -125,10 +125,7 @@ func TestRelayRefusedMarksDown(t *testing.T) {
 	gone := l.Addr().String()
 	l.Close()
 	d := &downs{}
-	c, err := NewClient(mustCred(t, 1), a, d, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newClient(t, 1, a, d)
 	if _, err := c.Relay(t.Context(), gone, http.MethodGet, "/v2/a/blobs/sha256:00", 0); !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("relay to a closed port: %v", err)
 	}
@@ -150,20 +147,12 @@ func TestPingChecksName(t *testing.T) {
 	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	c, err := NewClient(mustCred(t, 1), a, &downs{}, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseIdleConnections()
+	c := newClient(t, 1, a, &downs{})
 	if err := c.Ping(t.Context(), srv.Listener.Addr().String()); err == nil || !strings.Contains(err.Error(), "10.0.0.99:5000") {
 		t.Fatalf("ping of a misnamed replica: %v", err)
 	}
 	// A replica with another key refuses the probe: it is not a peer.
-	stranger, err := NewClient(mustCred(t, 2), a, &downs{}, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stranger.CloseIdleConnections()
+	stranger := newClient(t, 2, a, &downs{})
 	if err := stranger.Ping(t.Context(), srv.Listener.Addr().String()); err == nil || !strings.Contains(err.Error(), "another peer key") {
 		t.Fatalf("ping with another key: %v", err)
 	}
@@ -171,10 +160,7 @@ func TestPingChecksName(t *testing.T) {
 
 func TestClientTimeouts(t *testing.T) {
 	t.Parallel()
-	c, err := NewClient(mustCred(t, 1), a, &downs{}, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newClient(t, 1, a, &downs{})
 	if c.hc.Timeout != 0 || c.pool.ResponseHeaderTimeout != ResponseHeaderTimeout || !c.pool.DisableCompression || c.pool.Proxy != nil {
 		t.Fatalf("client %+v, pool %+v", c.hc, c.pool)
 	}
@@ -184,10 +170,7 @@ func TestClientTimeouts(t *testing.T) {
 // value at that time; an empty value sends no header.
 func TestClientSetHeader(t *testing.T) {
 	t.Parallel()
-	c, err := NewClient(mustCred(t, 1), "127.0.0.1:1", &downs{}, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newClient(t, 1, "127.0.0.1:1", &downs{})
 	sent := func() []string {
 		req, err := c.NewRequest(context.Background(), "127.0.0.1:2", "GET", "/v2/r/blobs/x")
 		if err != nil {
@@ -211,4 +194,16 @@ func TestClientSetHeader(t *testing.T) {
 	if h := sent(); len(h) != 0 {
 		t.Fatalf("an empty value was sent: %q", h)
 	}
+}
+
+// newClient is a peer client with key b calling itself self, reporting
+// to downs; its idle connections close when the test ends.
+func newClient(t *testing.T, b byte, self string, downs Reporter) *Client {
+	t.Helper()
+	c, err := NewClient(mustCred(t, b), self, downs, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.CloseIdleConnections)
+	return c
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/airlock/airlock/cache/evict"
 	"github.com/airlock/airlock/cache/meta/memmeta"
 	"github.com/airlock/airlock/internal/azuritetest"
-	"github.com/airlock/airlock/storage/azure"
+	"github.com/airlock/airlock/storage/azure/azuretest"
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -27,10 +27,7 @@ func TestQuotaOverAzureStore(t *testing.T) {
 	t.Parallel()
 	srv := azuritetest.Start(t)
 	ctx := context.Background()
-	ctr, err := azure.Open(ctx, azure.Config{ServiceURL: srv.ServiceURL, AccountName: srv.AccountName, AccountKey: srv.AccountKey, Container: "quota"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctr := azuretest.Open(t, srv, "quota")
 	az, err := azstore.New(ctr, t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -2,8 +2,6 @@ package evict_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +17,7 @@ import (
 	"github.com/airlock/airlock/cache/meta/azmeta"
 	"github.com/airlock/airlock/internal/azuritetest"
 	"github.com/airlock/airlock/storage/azure"
+	"github.com/airlock/airlock/storage/azure/azuretest"
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -96,15 +95,10 @@ type gcReplica struct {
 // not nil, adds options given the replica's container client.
 func gcReplicas(t *testing.T, srv *azuritetest.Server, n int, p evict.Policy, s *sections, opts func(*azure.Container) []evict.Option) []*gcReplica {
 	t.Helper()
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	name := "g" + hex.EncodeToString(rnd[:])
+	name := azuritetest.ContainerName("g")
 	var out []*gcReplica
 	for range n {
-		ctr, err := azure.Open(context.Background(), azure.Config{ServiceURL: srv.ServiceURL, AccountName: srv.AccountName, AccountKey: srv.AccountKey, Container: name})
-		if err != nil {
-			t.Fatal(err)
-		}
+		ctr := azuretest.Open(t, srv, name)
 		idx, err := azmeta.New(context.Background(), ctr, zap.NewNop(), nil, azmeta.WithSettle(100*time.Millisecond), azmeta.WithMutableTTL(0), azmeta.WithImmutableTTL(0))
 		if err != nil {
 			t.Fatal(err)

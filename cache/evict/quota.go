@@ -3,6 +3,7 @@ package evict
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/airlock/airlock/cache/content"
@@ -86,6 +87,30 @@ func (r *reservation) commit(size int64) {
 	c.pending.Add(size)
 	c.resMu.Unlock()
 	c.maybeKick()
+}
+
+// write writes p, the bytes after the written ones, to w once the
+// reservation covers them; a failed write is noted (noteErr).
+func (r *reservation) write(w io.Writer, written int64, p []byte) (int, error) {
+	if err := r.cover(written + int64(len(p))); err != nil {
+		return 0, err
+	}
+	n, err := w.Write(p)
+	if err != nil {
+		r.c.noteErr(err)
+	}
+	return n, err
+}
+
+// committed ends a write that committed (info, err): its bytes are
+// committed, or its error noted (noteErr).
+func (r *reservation) committed(info content.Info, err error) (content.Info, error) {
+	if err != nil {
+		r.c.noteErr(err)
+		return info, err
+	}
+	r.commit(info.Size)
+	return info, nil
 }
 
 // release gives the reservation back (the write was abandoned).

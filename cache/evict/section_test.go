@@ -18,6 +18,7 @@ import (
 	"github.com/airlock/airlock/cache/meta/azmeta"
 	"github.com/airlock/airlock/internal/azuritetest"
 	"github.com/airlock/airlock/storage/azure"
+	"github.com/airlock/airlock/storage/azure/azuretest"
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -86,11 +87,7 @@ func TestHeldSectionIsShort(t *testing.T) {
 	srv := azuritetest.Start(t)
 	ctx := context.Background()
 	watch := &heldWatch{base: srv.HTTPClient}
-	ctr, err := azure.Open(ctx, azure.Config{ServiceURL: srv.ServiceURL, AccountName: srv.AccountName, AccountKey: srv.AccountKey, Container: "held"},
-		azure.WithTransport(watch))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctr := azuretest.Open(t, srv, "held", azure.WithTransport(watch))
 	idx, err := azmeta.New(ctx, ctr, zap.NewNop(), nil, azmeta.WithSettle(settle))
 	if err != nil {
 		t.Fatal(err)

@@ -44,34 +44,20 @@ func (a *accounted) Ingest(ctx context.Context, d digest.Digest, size int64) (co
 		a.c.noteErr(err)
 		return nil, err
 	}
-	return &accountedIngest{Ingest: w, c: a.c, res: res}, nil
+	return &accountedIngest{Ingest: w, res: res}, nil
 }
 
 type accountedIngest struct {
 	content.Ingest
-	c   *Collector
 	res *reservation
 }
 
 func (w *accountedIngest) Write(p []byte) (int, error) {
-	if err := w.res.cover(w.Written() + int64(len(p))); err != nil {
-		return 0, err
-	}
-	n, err := w.Ingest.Write(p)
-	if err != nil {
-		w.c.noteErr(err)
-	}
-	return n, err
+	return w.res.write(w.Ingest, w.Written(), p)
 }
 
 func (w *accountedIngest) Commit(ctx context.Context) (content.Info, error) {
-	info, err := w.Ingest.Commit(ctx)
-	if err != nil {
-		w.c.noteErr(err)
-		return info, err
-	}
-	w.res.commit(info.Size)
-	return info, nil
+	return w.res.committed(w.Ingest.Commit(ctx))
 }
 
 func (w *accountedIngest) Close() error {
@@ -101,34 +87,20 @@ func (a *accountedPending) IngestPending(ctx context.Context, alg digest.Algorit
 		a.c.noteErr(err)
 		return nil, err
 	}
-	return &accountedPendingWrite{Pending: p, c: a.c, res: &reservation{c: a.c}}, nil
+	return &accountedPendingWrite{Pending: p, res: &reservation{c: a.c}}, nil
 }
 
 type accountedPendingWrite struct {
 	content.Pending
-	c   *Collector
 	res *reservation
 }
 
 func (w *accountedPendingWrite) Write(p []byte) (int, error) {
-	if err := w.res.cover(w.Written() + int64(len(p))); err != nil {
-		return 0, err
-	}
-	n, err := w.Pending.Write(p)
-	if err != nil {
-		w.c.noteErr(err)
-	}
-	return n, err
+	return w.res.write(w.Pending, w.Written(), p)
 }
 
 func (w *accountedPendingWrite) Commit(ctx context.Context, d digest.Digest) (content.Info, error) {
-	info, err := w.Pending.Commit(ctx, d)
-	if err != nil {
-		w.c.noteErr(err)
-		return info, err
-	}
-	w.res.commit(info.Size)
-	return info, nil
+	return w.res.committed(w.Pending.Commit(ctx, d))
 }
 
 func (w *accountedPendingWrite) Close() error {
@@ -172,9 +144,6 @@ func (c *Collector) accountCopy(ctx context.Context, cp content.Copier, d digest
 	info, err := cp.Copy(ctx, d, size, src)
 	if err != nil {
 		res.release()
-		c.noteErr(err)
-		return info, err
 	}
-	res.commit(info.Size)
-	return info, nil
+	return res.committed(info, err)
 }

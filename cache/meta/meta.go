@@ -122,6 +122,20 @@ type BlobLink struct {
 	Blob
 }
 
+// NewTagLink is the link of tag name of repo, for an index that keys its
+// records by repository and name.
+func NewTagLink(repo, name string, t Tag) TagLink { return TagLink{Repo: repo, Name: name, Tag: t} }
+
+// NewManifestLink is NewTagLink for a manifest, named by its digest.
+func NewManifestLink(repo, name string, m Manifest) ManifestLink {
+	return ManifestLink{Repo: repo, Digest: digest.Digest(name), Manifest: m}
+}
+
+// NewBlobLink is NewTagLink for a blob, named by its digest.
+func NewBlobLink(repo, name string, b Blob) BlobLink {
+	return BlobLink{Repo: repo, Digest: digest.Digest(name), Blob: b}
+}
+
 // Removal lists links of one repository to remove together: what eviction
 // or the startup check decided is gone.
 type Removal struct {

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/airlock/airlock/bench"
+	"github.com/airlock/airlock/cmd/airlock/internal/configtest"
 	"github.com/airlock/airlock/upstream/mar"
 	"github.com/airlock/airlock/upstream/upstreamtest"
 )
@@ -39,23 +40,12 @@ func startAuthAirlock(t *testing.T, upstream, password string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := fmt.Sprintf(`listen: %%s
-storage:
-  dir: %%s
-upstreams:
-  - host: mcr.microsoft.com
-    endpoint: %s
-rules:
-  - name: aks-managed-mcr
-    source: mcr.microsoft.com/*
-    target: aks-managed-repository/*
+	s := startServe(t, configtest.Write(t, configtest.Serve(upstreamtest.Unreachable(t), t.TempDir(), upstream, fmt.Sprintf(`rules:
+  - {name: aks-managed-mcr, source: mcr.microsoft.com/*, target: aks-managed-repository/*}
 auth:
   users:
     - {name: admin, passwordHash: "%s", admin: true}
-log:
-  level: warn
-`, upstream, hash)
-	s := startSecureServe(t, t.TempDir(), cfg)
+`, hash))))
 	return "http://" + s.addr
 }
 

@@ -158,8 +158,7 @@ func TestCrashRecovery(t *testing.T) {
 	}
 
 	// After the last crash: every image pulls completely.
-	p := startProc(t, cfg, addr)
-	p.waitReady()
+	p := startProcReady(t, cfg, addr)
 	ingest, _ := os.ReadDir(filepath.Join(dir, "content", "ingest"))
 	if len(ingest) != 0 {
 		t.Errorf("ingest leftovers after restart: %d", len(ingest))

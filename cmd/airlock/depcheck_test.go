@@ -60,6 +60,7 @@ func TestDependencyDirection(t *testing.T) {
 		// airlock; the content store on it only the content contract (and
 		// the local ingest file it shares with fsstore).
 		{"storage/azure", nil},
+		{"storage/azure/azuretest", []string{"storage/azure"}},
 		{"cache/content/azstore", []string{"cache/content", "cache/content/internal/blobfile", "storage/azure"}},
 		// What replicas need among themselves (membership, ownership, the
 		// peer credential, the peer HTTP surface, fill records) knows the

@@ -92,8 +92,7 @@ func TestExampleConfigRunsAgainstLabEmulator(t *testing.T) {
 		}
 		text = strings.Replace(text, r.old, r.new, 1)
 	}
-	p := startProc(t, configtest.Write(t, text), addr)
-	p.waitReady()
+	p := startProcReady(t, configtest.Write(t, text), addr)
 
 	resp, err := http.Get(p.base + "/v2/aks-managed-repository/oss/kubernetes/pause/manifests/3.10?ns=mcr.microsoft.com")
 	if err != nil {

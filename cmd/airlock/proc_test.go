@@ -63,6 +63,14 @@ func startProc(t *testing.T, cfg, addr string) *proc {
 	return &proc{Proc: proctest.Start(t, "airlock serve", cmd), t: t, base: "http://" + addr}
 }
 
+// startProcReady is startProc, then waitReady.
+func startProcReady(t *testing.T, cfg, addr string) *proc {
+	t.Helper()
+	p := startProc(t, cfg, addr)
+	p.waitReady()
+	return p
+}
+
 // waitReady waits until /readyz answers 200.
 func (p *proc) waitReady() {
 	p.t.Helper()

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,11 +14,13 @@ import (
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
 	"github.com/airlock/airlock/cmd/airlock/internal/configtest"
 	"github.com/airlock/airlock/cmd/airlock/internal/server"
+	"github.com/airlock/airlock/cmd/airlock/internal/servertest"
 	"github.com/airlock/airlock/internal/azuritetest"
 	"github.com/airlock/airlock/internal/polltest"
 	"github.com/airlock/airlock/internal/promtest"
 	"github.com/airlock/airlock/rules"
 	"github.com/airlock/airlock/storage/azure"
+	"github.com/airlock/airlock/storage/azure/azuretest"
 	"github.com/airlock/airlock/upstream/upstreamtest"
 	"github.com/opencontainers/go-digest"
 	"go.uber.org/zap"
@@ -39,9 +38,7 @@ func TestReplicasOwnerKilled(t *testing.T) {
 	t.Parallel()
 	az := azuritetest.Shared(t)
 	up := upstreamtest.New(t)
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	ctr := "k" + hex.EncodeToString(rnd[:])
+	ctr := azuritetest.ContainerName("k")
 	const lease = 15 * time.Second
 	lns := make([]net.Listener, 3)
 	peers := make([]string, 3)
@@ -55,7 +52,7 @@ func TestReplicasOwnerKilled(t *testing.T) {
 	dir := t.TempDir()
 	cfgFile := configtest.Write(t, configtest.Replica{
 		Self: peers[0], Peers: peers, Dir: filepath.Join(dir, "spool"), LeaseDuration: lease, LogLevel: "info",
-		Azure:    azure.Config{ServiceURL: az.ServiceURL, AccountName: az.AccountName, AccountKey: az.AccountKey, Container: ctr},
+		Azure:    azuretest.Config(az, ctr),
 		Upstream: up.URL(), Extra: "rules:\n  - {name: aks-managed-mcr, source: mcr.microsoft.com/*, target: aks-managed-repository/*}\n",
 	}.YAML())
 
@@ -77,15 +74,13 @@ func TestReplicasOwnerKilled(t *testing.T) {
 	up.AddFault(upstreamtest.Fault{Method: http.MethodGet, PathContains: "/blobs/" + d.String(), Times: 1, PauseAfter: 2 << 20, Resume: resume})
 
 	lns[0].Close() // the process binds it
-	owner := startProc(t, cfgFile, peers[0])
-	owner.waitReady()
+	owner := startProcReady(t, cfgFile, peers[0])
 	survivors := make([]*server.Server, 2)
 	for i := 1; i < 3; i++ {
+		azCfg := azuretest.Config(az, ctr)
 		survivors[i-1] = runInProcess(t, &config.Config{
-			Listen: peers[i],
-			Storage: config.Storage{Dir: t.TempDir(), Driver: config.DriverAzure, Azure: &azure.Config{
-				ServiceURL: az.ServiceURL, AccountName: az.AccountName, AccountKey: az.AccountKey, Container: ctr,
-			}},
+			Listen:    peers[i],
+			Storage:   config.Storage{Dir: t.TempDir(), Driver: config.DriverAzure, Azure: &azCfg},
 			Cluster:   cluster.Config{Self: peers[i], Peers: peers, LeaseDuration: 0},
 			Upstreams: []config.Upstream{{Host: "mcr.microsoft.com", Endpoint: up.URL()}},
 			Rules:     []rules.Rule{{Name: "aks-managed-mcr", Source: "mcr.microsoft.com/*", Target: "aks-managed-repository/*"}},
@@ -212,19 +207,5 @@ func runInProcess(t *testing.T, cfg *config.Config, ln net.Listener, client *htt
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("replica %s: %v", cfg.Listen, err)
-		}
-	})
-	select {
-	case <-srv.Ready():
-	case <-time.After(30 * time.Second):
-		t.Fatalf("replica %s not ready", cfg.Listen)
-	}
-	return srv
+	return servertest.Serve(t, "replica "+cfg.Listen, srv)
 }

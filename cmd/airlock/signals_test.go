@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/airlock/airlock/internal/polltest"
 	"github.com/airlock/airlock/upstream/upstreamtest"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -24,26 +26,14 @@ func TestGracefulShutdown(t *testing.T) {
 	t.Parallel()
 	up := upstreamtest.New(t)
 	img := up.PushImage(t, "oss/kubernetes/pause:3.10", 2<<20, 1)
-	layers, _ := img.Layers()
-	ld, _ := layers[0].Digest()
-	resume := make(chan struct{})
-	up.AddFault(upstreamtest.Fault{Method: "GET", PathContains: "/blobs/" + ld.String(), PauseAfter: 1 << 20, Resume: resume, Times: 1})
+	ld, resume := holdLayer(t, up, img, 1<<20)
 	dir := t.TempDir()
 	addr := upstreamtest.Unreachable(t)
 	cfg := crashConfig(t, addr, dir, up.URL())
-	p := startProc(t, cfg, addr)
-	p.waitReady()
+	p := startProcReady(t, cfg, addr)
 
 	blob := "/v2/aks-managed-repository/oss/kubernetes/pause/blobs/" + ld.String()
-	resp, err := http.Get(p.base + blob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	h := sha256.New()
-	if _, err := io.CopyN(h, resp.Body, 512<<10); err != nil {
-		t.Fatal(err)
-	}
+	dl := startDownload(t, p.base+blob, 512<<10)
 	p.Signal(syscall.SIGTERM)
 	// The listener closes at once.
 	deadline := time.Now().Add(10 * time.Second)
@@ -64,19 +54,13 @@ func TestGracefulShutdown(t *testing.T) {
 	default:
 	}
 	close(resume)
-	if _, err := io.Copy(h, resp.Body); err != nil {
-		t.Fatalf("in-flight response cut by the shutdown: %v", err)
-	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != ld.String() {
-		t.Fatalf("in-flight response digest %s", got)
-	}
+	dl.finish(t, "the in-flight response across the shutdown", ld.String())
 	if code := p.stop(30 * time.Second); code != 0 {
 		t.Fatalf("exit %d\n%s", code, p.Stderr)
 	}
 
 	up.Reset()
-	p = startProc(t, cfg, addr)
-	p.waitReady()
+	p = startProcReady(t, cfg, addr)
 	if _, err := newPuller(p.base).get(blob, digest.Digest(ld.String())); err != nil {
 		t.Fatal(err)
 	}
@@ -96,30 +80,18 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	imgB := b.PushImage(t, "oss/kubernetes/pause:3.10", 1000, 1)
 	da, _ := imgA.Digest()
 	db, _ := imgB.Digest()
-	layers, _ := imgA.Layers()
-	ld, _ := layers[0].Digest()
-	resume := make(chan struct{})
-	a.AddFault(upstreamtest.Fault{Method: "GET", PathContains: "/blobs/" + ld.String(), PauseAfter: 256 << 10, Resume: resume, Times: 1})
+	ld, resume := holdLayer(t, a, imgA, 256<<10)
 
 	dir := t.TempDir()
 	addr := upstreamtest.Unreachable(t)
 	cfgPath := crashConfig(t, addr, dir, a.URL())
-	p := startProc(t, cfgPath, addr)
-	p.waitReady()
+	p := startProcReady(t, cfgPath, addr)
 	pl := newPuller(p.base)
 	if _, err := pl.get("/v2/aks-managed-repository/oss/kubernetes/pause/manifests/3.10", digest.Digest(da.String())); err != nil {
 		t.Fatal(err)
 	}
 	// A download in flight across the reload.
-	resp, err := http.Get(p.base + "/v2/aks-managed-repository/oss/kubernetes/pause/blobs/" + ld.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	h := sha256.New()
-	if _, err := io.CopyN(h, resp.Body, 128<<10); err != nil {
-		t.Fatal(err)
-	}
+	dl := startDownload(t, p.base+"/v2/aks-managed-repository/oss/kubernetes/pause/blobs/"+ld.String(), 128<<10)
 
 	// New endpoint (b), a new static rule, and a setting that needs a restart.
 	next := strings.Replace(mustRead(t, cfgPath), a.URL(), b.URL(), 1)
@@ -132,12 +104,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		return err == nil
 	})
 	close(resume)
-	if _, err := io.Copy(h, resp.Body); err != nil {
-		t.Fatalf("download cut by the reload: %v", err)
-	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != ld.String() {
-		t.Fatalf("download across the reload: digest %s", got)
-	}
+	dl.finish(t, "the download across the reload", ld.String())
 
 	// A bad file changes nothing.
 	writeFile(t, cfgPath, strings.Replace(next, "rules:\n", "rules:\n  - {name: all-mcr, source: mcr.microsoft.com/*, target: \"*\"}\n", 1))
@@ -153,6 +120,57 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	}
 	if code := p.stop(30 * time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
+	}
+}
+
+// holdLayer makes up hold its first GET of img's first layer after
+// pauseAfter bytes, until resume is closed.
+func holdLayer(t *testing.T, up *upstreamtest.Upstream, img v1.Image, pauseAfter int64) (layer v1.Hash, resume chan struct{}) {
+	t.Helper()
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if layer, err = layers[0].Digest(); err != nil {
+		t.Fatal(err)
+	}
+	resume = make(chan struct{})
+	up.AddFault(upstreamtest.Fault{Method: "GET", PathContains: "/blobs/" + layer.String(), PauseAfter: pauseAfter, Resume: resume, Times: 1})
+	return layer, resume
+}
+
+// download is a GET whose first bytes were read while the rest is held
+// (by an upstream fault), hashed as it goes.
+type download struct {
+	resp *http.Response
+	h    hash.Hash
+}
+
+// startDownload sends GET url and reads its first n bytes; the body is
+// closed when the test ends.
+func startDownload(t *testing.T, url string, n int64) *download {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	d := &download{resp: resp, h: sha256.New()}
+	if _, err := io.CopyN(d.h, resp.Body, n); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// finish reads the rest of the body, which must be whole: not cut, and
+// hashing to want.
+func (d *download) finish(t *testing.T, what, want string) {
+	t.Helper()
+	if _, err := io.Copy(d.h, d.resp.Body); err != nil {
+		t.Fatalf("%s was cut: %v", what, err)
+	}
+	if got := "sha256:" + hex.EncodeToString(d.h.Sum(nil)); got != want {
+		t.Fatalf("%s: digest %s, want %s", what, got, want)
 	}
 }
 

@@ -120,22 +120,10 @@ func (s *Store) Exclusive(ctx context.Context, fn func(ctx context.Context) erro
 	if err != nil {
 		return err
 	}
-	fctx, lost := context.WithCancelCause(ctx)
-	defer lost(nil)
-	kctx, stopKeep := context.WithCancel(ctx)
-	kept := make(chan error, 1)
-	go func() {
-		err := l.Keep(kctx, lockRenew)
-		if errors.Is(err, azure.ErrLeaseLost) {
-			lost(err)
-		}
-		kept <- err
-	}()
-	err = fn(fctx)
-	stopKeep()
-	if kerr := <-kept; errors.Is(kerr, azure.ErrLeaseLost) {
-		s.log.Warn("control state: the exclusive section's lease was lost while in it", zap.Error(kerr))
-		return errors.Join(err, fmt.Errorf("control state: exclusive section: %w", kerr))
+	err, lost := l.Hold(ctx, lockRenew, fn)
+	if lost != nil {
+		s.log.Warn("control state: the exclusive section's lease was lost while in it", zap.Error(lost))
+		return errors.Join(err, fmt.Errorf("control state: exclusive section: %w", lost))
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()

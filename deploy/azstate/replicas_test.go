@@ -3,9 +3,9 @@ package azstate_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +17,7 @@ import (
 	"github.com/airlock/airlock/internal/polltest"
 	"github.com/airlock/airlock/internal/promtest"
 	"github.com/airlock/airlock/rules"
+	"github.com/airlock/airlock/storage/azure/azuretest"
 	"github.com/airlock/airlock/upstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -65,12 +66,7 @@ type sharedPins struct {
 func (p *sharedPins) owners() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make([]string, 0, len(p.pins))
-	for o := range p.pins {
-		out = append(out, o)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(p.pins))
 }
 
 // replicaPins is one replica's Pinner over the shared pins; it keeps the
@@ -125,7 +121,7 @@ type replica struct {
 // knows of the others).
 func replicas(t *testing.T, srv *azuritetest.Server, n int, addr func(i int) string, live func(string) bool) []*replica {
 	t.Helper()
-	name := newContainer()
+	name := azuritetest.ContainerName("ctl")
 	shared := &sharedPins{pins: map[string][]string{}}
 	var out []*replica
 	for i := range n {
@@ -134,7 +130,7 @@ func replicas(t *testing.T, srv *azuritetest.Server, n int, addr func(i int) str
 		if addr != nil {
 			b.Address = addr(i)
 		}
-		store := azstate.New(open(t, srv, name), zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
+		store := azstate.New(azuretest.Open(t, srv, name), zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
 		svc, err := deploy.New(context.Background(), store, b, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), r.prom)
 		if err != nil {
 			t.Fatal(err)

@@ -42,9 +42,7 @@ type Options struct {
 // Open opens (creating if needed) the store in dir. It returns an error
 // wrapping ErrLocked when another process holds dir.
 func Open(dir string, log *zap.Logger, o Options) (*Store, error) {
-	opts := badger.DefaultOptions(dir).
-		WithLogger(badgerutil.Logger(log)).
-		WithMetricsEnabled(false).
+	opts := badgerutil.Options(dir, log, o.InMemory).
 		WithSyncWrites(true).
 		WithMemTableSize(4 << 20).
 		WithValueThreshold(64 << 10).
@@ -56,9 +54,6 @@ func Open(dir string, log *zap.Logger, o Options) (*Store, error) {
 		WithValueLogFileSize(16 << 20).
 		WithNumCompactors(2).
 		WithNumGoroutines(1)
-	if o.InMemory {
-		opts = opts.WithDir("").WithValueDir("").WithInMemory(true)
-	}
 	db, err := badgerutil.Open(opts)
 	if err != nil {
 		if badgerutil.IsLocked(err) {

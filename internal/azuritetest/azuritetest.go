@@ -6,6 +6,8 @@
 package azuritetest
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -67,6 +69,14 @@ func Start(t testing.TB) *Server {
 func newServer(bin, dir string) *Server {
 	return &Server{bin: bin, dir: dir, port: "0", AccountName: AccountName, AccountKey: AccountKey,
 		HTTPClient: &http.Client{Transport: &http.Transport{}}, out: &proctest.Buffer{}}
+}
+
+// ContainerName returns a fresh container name, prefix and 12 random hex
+// digits, for a test that shares one Azurite with others.
+func ContainerName(prefix string) string {
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	return prefix + hex.EncodeToString(rnd[:])
 }
 
 // Stop stops Azurite (the data stays for Restart); stopping a stopped

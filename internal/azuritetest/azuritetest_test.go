@@ -37,3 +37,16 @@ func TestStartServesAndCleanupStops(t *testing.T) {
 		t.Fatal("azurite still listens after the test that started it ended")
 	}
 }
+
+// Container names are fresh on each call and valid for Azure: the prefix,
+// then lower-case hex.
+func TestContainerName(t *testing.T) {
+	t.Parallel()
+	a, b := ContainerName("t"), ContainerName("t")
+	if a == b {
+		t.Fatalf("two calls gave %q", a)
+	}
+	if len(a) != 13 || strings.Trim(a[1:], "0123456789abcdef") != "" || a[0] != 't' {
+		t.Fatalf("ContainerName(%q) = %q", "t", a)
+	}
+}

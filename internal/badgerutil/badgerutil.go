@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"go.uber.org/zap"
 )
 
 // lockWait is how long Open keeps trying a directory lock that is held.
@@ -35,6 +36,19 @@ func Open(opts badger.Options) (*badger.DB, error) {
 		}
 		time.Sleep(wait)
 	}
+}
+
+// Options are the options every airlock database starts from: badger's
+// defaults for dir, logs through log, no expvar metrics, and everything in
+// memory when inMemory (tests). Callers add their own tuning.
+func Options(dir string, log *zap.Logger, inMemory bool) badger.Options {
+	opts := badger.DefaultOptions(dir).
+		WithLogger(Logger(log)).
+		WithMetricsEnabled(false)
+	if inMemory {
+		opts = opts.WithDir("").WithValueDir("").WithInMemory(true)
+	}
+	return opts
 }
 
 // IsLocked reports whether err is badger's "directory lock held" error.

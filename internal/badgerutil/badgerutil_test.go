@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
+	"go.uber.org/zap"
 )
 
 // A zero-length value log or memtable log, as a kill during badger's open
@@ -63,5 +64,18 @@ func testEmptyLog(t *testing.T, name string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Options start from badger's defaults for the directory, without expvar
+// metrics; in memory they name no directory.
+func TestOptions(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if o := Options(dir, zap.NewNop(), false); o.Dir != dir || o.ValueDir != dir || o.InMemory || o.MetricsEnabled || o.Logger == nil {
+		t.Errorf("on disk: dir %q, value dir %q, in memory %v, metrics %v", o.Dir, o.ValueDir, o.InMemory, o.MetricsEnabled)
+	}
+	if o := Options(dir, zap.NewNop(), true); o.Dir != "" || o.ValueDir != "" || !o.InMemory {
+		t.Errorf("in memory: dir %q, value dir %q, in memory %v", o.Dir, o.ValueDir, o.InMemory)
 	}
 }

@@ -2,8 +2,6 @@ package azure
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -87,11 +85,9 @@ type env struct {
 func newEnv(t *testing.T) *env { return &env{srv: azuritetest.Start(t)} }
 
 func (e *env) config() Config {
-	var rnd [6]byte
-	rand.Read(rnd[:])
 	return Config{
 		ServiceURL: e.srv.ServiceURL, AccountName: e.srv.AccountName, AccountKey: e.srv.AccountKey,
-		Container: "t" + hex.EncodeToString(rnd[:]),
+		Container: azuritetest.ContainerName("t"),
 	}
 }
 
@@ -122,6 +118,7 @@ func TestAzurite(t *testing.T) {
 	t.Run("LeaseBreak", func(t *testing.T) { t.Parallel(); testLeaseBreak(t, e) })
 	t.Run("LeaseExpiry", func(t *testing.T) { t.Parallel(); testLeaseExpiry(t, e) })
 	t.Run("LeaseKeep", func(t *testing.T) { t.Parallel(); testLeaseKeep(t, e) })
+	t.Run("LeaseHold", func(t *testing.T) { t.Parallel(); testLeaseHold(t, e) })
 }
 
 func testOpen(t *testing.T, e *env) {

@@ -154,3 +154,27 @@ func (l *Lease) Keep(ctx context.Context, interval time.Duration) error {
 		}
 	}
 }
+
+// Hold runs fn while Keep renews the lease every interval; fn's context is
+// cancelled, with the loss as its cause, if the lease is lost. It returns
+// fn's error and, if the lease was lost meanwhile, Keep's error wrapping
+// ErrLeaseLost (else nil). The lease is not released.
+func (l *Lease) Hold(ctx context.Context, interval time.Duration, fn func(ctx context.Context) error) (err, lost error) {
+	fctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	kctx, stopKeep := context.WithCancel(ctx)
+	kept := make(chan error, 1)
+	go func() {
+		err := l.Keep(kctx, interval)
+		if errors.Is(err, ErrLeaseLost) {
+			cancel(err)
+		}
+		kept <- err
+	}()
+	err = fn(fctx)
+	stopKeep()
+	if kerr := <-kept; errors.Is(kerr, ErrLeaseLost) {
+		return err, kerr
+	}
+	return err, nil
+}

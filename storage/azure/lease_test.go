@@ -190,3 +190,38 @@ func testLeaseKeep(t *testing.T, e *env) {
 	}
 	cancel()
 }
+
+// testLeaseHold: fn runs under the renewed lease; once someone breaks it,
+// fn's context ends with the loss as its cause and Hold reports the loss.
+// A hold whose fn returns while the lease is fine reports fn's error only.
+func testLeaseHold(t *testing.T, e *env) {
+	ctx := context.Background()
+	c, l := held(t, e, MinLease)
+	errFn := errors.New("fn's own error")
+	if err, lost := l.Hold(ctx, 2*time.Second, func(context.Context) error { return errFn }); !errors.Is(err, errFn) || lost != nil {
+		t.Fatalf("Hold of a returning fn: %v, lost %v", err, lost)
+	}
+	inFn := make(chan struct{})
+	type result struct{ err, lost error }
+	done := make(chan result, 1)
+	go func() {
+		err, lost := l.Hold(ctx, 2*time.Second, func(ctx context.Context) error {
+			close(inFn)
+			<-ctx.Done()
+			return context.Cause(ctx)
+		})
+		done <- result{err, lost}
+	}()
+	<-inFn
+	if _, err := c.BreakLease(ctx, "fill", 0); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-done:
+		if !errors.Is(r.err, ErrLeaseLost) || !errors.Is(r.lost, ErrLeaseLost) {
+			t.Fatalf("Hold after a break: fn's cause %v, lost %v; want both ErrLeaseLost", r.err, r.lost)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Hold did not end fn after the lease was broken")
+	}
+}

@@ -3,8 +3,6 @@ package azstore
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +19,7 @@ import (
 	"github.com/airlock/airlock/cache/content/contenttest"
 	"github.com/airlock/airlock/internal/azuritetest"
 	"github.com/airlock/airlock/storage/azure"
+	"github.com/airlock/airlock/storage/azure/azuretest"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
 )
@@ -98,27 +97,17 @@ func newEnv(t *testing.T) *env { return &env{srv: azuritetest.Start(t)} }
 // container opens a new container; each store of it is a replica.
 func (e *env) container(t testing.TB, rec *recorder) *azure.Container {
 	t.Helper()
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	return e.open(t, "t"+hex.EncodeToString(rnd[:]), rec)
+	return e.open(t, azuritetest.ContainerName("t"), rec)
 }
 
 // open opens the container name with its own client (another replica's).
 func (e *env) open(t testing.TB, name string, rec *recorder) *azure.Container {
 	t.Helper()
-	cfg := azure.Config{
-		ServiceURL: e.srv.ServiceURL, AccountName: e.srv.AccountName, AccountKey: e.srv.AccountKey,
-		Container: name,
-	}
 	var opts []azure.Option
 	if rec != nil {
 		opts = append(opts, azure.WithTransport(rec))
 	}
-	c, err := azure.Open(context.Background(), cfg, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return azuretest.Open(t, e.srv, name, opts...)
 }
 
 func newStore(t testing.TB, c *azure.Container, opts ...Option) *Store {

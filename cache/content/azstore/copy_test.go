@@ -13,6 +13,7 @@ import (
 
 	"github.com/airlock/airlock/cache/content"
 	"github.com/airlock/airlock/storage/azure"
+	"github.com/airlock/airlock/storage/azure/azuretest"
 )
 
 // copyFaker passes requests to Azurite (which copies at once) and makes a
@@ -62,13 +63,7 @@ func (f *copyFaker) Do(req *http.Request) (*http.Response, error) {
 // openWith opens the container name with requests through tr.
 func (e *env) openWith(t testing.TB, name string, tr *copyFaker) *azure.Container {
 	t.Helper()
-	c, err := azure.Open(context.Background(), azure.Config{
-		ServiceURL: e.srv.ServiceURL, AccountName: e.srv.AccountName, AccountKey: e.srv.AccountKey, Container: name,
-	}, azure.WithTransport(tr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return azuretest.Open(t, e.srv, name, azure.WithTransport(tr))
 }
 
 // Copy commits a blob from another blob of the container: once the

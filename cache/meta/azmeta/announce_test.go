@@ -12,6 +12,7 @@ import (
 	"github.com/airlock/airlock/internal/azuritetest"
 	"github.com/airlock/airlock/internal/promtest"
 	"github.com/airlock/airlock/storage/azure"
+	"github.com/airlock/airlock/storage/azure/azuretest"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -19,10 +20,10 @@ import (
 // passes), links go on, on the holder's replica and on another, without
 // waiting on the gate; the section proper sees them.
 func testAnnounceLetsLinksGo(t *testing.T, srv *azuritetest.Server) {
-	ctr := container(t, srv)
+	ctr := azuretest.New(t, srv, "m")
 	regA, regB := prometheus.NewRegistry(), prometheus.NewRegistry()
 	a := open(t, ctr, regA, azmeta.WithSettle(2*time.Second))
-	b := open(t, reopen(t, srv, ctr.Name()), regB, azmeta.WithSettle(2*time.Second))
+	b := open(t, azuretest.Open(t, srv, ctr.Name()), regB, azmeta.WithSettle(2*time.Second))
 	da, db := dg("linked on a while announced"), dg("linked on b while announced")
 	prepared := false
 	err := a.ExclusivePrepared(bg, func(ctx context.Context) error {
@@ -55,10 +56,10 @@ func testAnnounceLetsLinksGo(t *testing.T, srv *azuritetest.Server) {
 // after the section began to hold links back, fails with ErrLinkRaced
 // (meta.ErrRaced): the section's walk missed it.
 func testLinkStraddlingHeld(t *testing.T, srv *azuritetest.Server) {
-	ctr := container(t, srv)
+	ctr := azuretest.New(t, srv, "m")
 	slow := &slowPuts{arrived: make(chan struct{}, 1)}
 	a := open(t, ctr, nil)
-	b := open(t, reopen(t, srv, ctr.Name(), azure.WithTransport(slow)), nil)
+	b := open(t, azuretest.Open(t, srv, ctr.Name(), azure.WithTransport(slow)), nil)
 	d := dg("straddles the held phase")
 	linked := make(chan error, 1)
 	seen := false

@@ -2,8 +2,6 @@ package azmeta_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"testing"
 	"time"
 
@@ -12,6 +10,7 @@ import (
 	"github.com/airlock/airlock/internal/azuritetest"
 	"github.com/airlock/airlock/internal/leaktest"
 	"github.com/airlock/airlock/storage/azure"
+	"github.com/airlock/airlock/storage/azure/azuretest"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
@@ -23,28 +22,6 @@ func TestMain(m *testing.M) { leaktest.Main(m) }
 // testSettle is the settle time of the tests' indexes: long enough for a
 // write to Azurite on a busy machine, short enough to keep the suite fast.
 const testSettle = 300 * time.Millisecond
-
-// container returns a new, empty container on srv, reached through the
-// options given.
-func container(t testing.TB, srv *azuritetest.Server, opts ...azure.Option) *azure.Container {
-	t.Helper()
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	return reopen(t, srv, "m"+hex.EncodeToString(rnd[:]), opts...)
-}
-
-// reopen returns the container name on srv (another replica's client of
-// it), reached through the options given.
-func reopen(t testing.TB, srv *azuritetest.Server, name string, opts ...azure.Option) *azure.Container {
-	t.Helper()
-	ctr, err := azure.Open(context.Background(), azure.Config{
-		ServiceURL: srv.ServiceURL, AccountName: srv.AccountName, AccountKey: srv.AccountKey, Container: name,
-	}, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ctr
-}
 
 // open returns an index on ctr with the tests' settle time; reg may be
 // nil.
@@ -67,7 +44,7 @@ func TestAzurite(t *testing.T) {
 	t.Run("Suite", func(t *testing.T) {
 		t.Parallel()
 		metatest.Run(t, func(t *testing.T) metatest.Open {
-			ctr := container(t, srv)
+			ctr := azuretest.New(t, srv, "m")
 			return func(t *testing.T) metatest.Index { return open(t, ctr, prometheus.NewRegistry()) }
 		})
 	})

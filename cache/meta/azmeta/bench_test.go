@@ -8,6 +8,7 @@ import (
 	"github.com/airlock/airlock/cache/meta/azmeta"
 	"github.com/airlock/airlock/cache/meta/badgermeta"
 	"github.com/airlock/airlock/internal/azuritetest"
+	"github.com/airlock/airlock/storage/azure/azuretest"
 	"go.uber.org/zap"
 )
 
@@ -19,7 +20,7 @@ import (
 //	go test -run '^$' -bench BlobRead -benchtime 2000x ./cache/meta/azmeta/
 func BenchmarkBlobRead(b *testing.B) {
 	srv := azuritetest.Start(b)
-	ctr := container(b, srv)
+	ctr := azuretest.New(b, srv, "m")
 	bx, err := badgermeta.Open(b.TempDir(), zap.NewNop(), badgermeta.Options{})
 	if err != nil {
 		b.Fatal(err)
@@ -55,7 +56,7 @@ func BenchmarkBlobRead(b *testing.B) {
 //	go test -run '^$' -bench LinkBlob -benchtime 500x ./cache/meta/azmeta/
 func BenchmarkLinkBlob(b *testing.B) {
 	srv := azuritetest.Start(b)
-	x := open(b, container(b, srv), nil, azmeta.WithSettle(azmeta.DefaultSettle))
+	x := open(b, azuretest.New(b, srv, "m"), nil, azmeta.WithSettle(azmeta.DefaultSettle))
 	i := 0
 	b.ReportAllocs()
 	for b.Loop() {

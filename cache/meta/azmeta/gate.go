@@ -190,20 +190,9 @@ func (x *Index) ExclusivePrepared(ctx context.Context, prepare, fn func(ctx cont
 	if err != nil {
 		return wrap("exclusive", err)
 	}
-	sctx, cancel := context.WithCancelCause(ctx)
-	keepCtx, stopKeep := context.WithCancel(ctx)
-	kept := make(chan error, 1)
-	go func() {
-		err := l.Keep(keepCtx, gateKeep)
-		if errors.Is(err, azure.ErrLeaseLost) {
-			cancel(err)
-		}
-		kept <- err
-	}()
-	err = x.section(sctx, l, prepare, fn)
-	stopKeep()
-	keepErr := <-kept
-	cancel(nil)
+	err, lost := l.Hold(ctx, gateKeep, func(ctx context.Context) error {
+		return x.section(ctx, l, prepare, fn)
+	})
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer rcancel()
 	rerr := l.Release(rctx)
@@ -211,8 +200,8 @@ func (x *Index) ExclusivePrepared(ctx context.Context, prepare, fn func(ctx cont
 	if rerr != nil {
 		x.log.Warn("release the exclusive gate; it expires by itself", zap.Error(rerr))
 	}
-	if errors.Is(keepErr, azure.ErrLeaseLost) {
-		return errors.Join(err, wrap("exclusive", keepErr))
+	if lost != nil {
+		return errors.Join(err, wrap("exclusive", lost))
 	}
 	return err
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/airlock/airlock/cache/meta/azmeta"
 	"github.com/airlock/airlock/internal/azuritetest"
 	"github.com/airlock/airlock/internal/promtest"
+	"github.com/airlock/airlock/storage/azure/azuretest"
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -30,7 +31,7 @@ func requests(t *testing.T, reg *prometheus.Registry, op string) float64 {
 // NotFound); concurrent cold reads of one record share one request.
 func testReadCache(t *testing.T, srv *azuritetest.Server) {
 	reg := prometheus.NewRegistry()
-	ctr := container(t, srv)
+	ctr := azuretest.New(t, srv, "m")
 	x := open(t, ctr, reg, azmeta.WithMutableTTL(time.Hour))
 	d, layer := dg("m"), dg("layer")
 	if _, err := x.Blob(bg, "r", layer); !errors.Is(err, meta.ErrNotFound) {
@@ -78,7 +79,7 @@ func testReadCache(t *testing.T, srv *azuritetest.Server) {
 
 	must(t, x.PutManifest(bg, "r", d, meta.Manifest{MediaType: "m", Size: 1, Origin: meta.OriginCache}, "", meta.Tag{}))
 	regY := prometheus.NewRegistry()
-	y := open(t, reopen(t, srv, ctr.Name()), regY) // a cold replica
+	y := open(t, azuretest.Open(t, srv, ctr.Name()), regY) // a cold replica
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Add(1)
@@ -101,7 +102,7 @@ func testReadCache(t *testing.T, srv *azuritetest.Server) {
 // replica's later write of a link is what the other replica reads.
 func testOwnLinksKept(t *testing.T, srv *azuritetest.Server) {
 	reg := prometheus.NewRegistry()
-	ctr := container(t, srv)
+	ctr := azuretest.New(t, srv, "m")
 	x := open(t, ctr, reg)
 	d, layer := dg("m"), dg("layer")
 	added := time.Date(2026, 11, 27, 6, 30, 0, 123456789, time.UTC)
@@ -124,7 +125,7 @@ func testOwnLinksKept(t *testing.T, srv *azuritetest.Server) {
 		t.Fatalf("reads of this replica's own links sent %v requests, want 0", n)
 	}
 	// What a cold replica reads from Azure is what the writer serves.
-	y := open(t, reopen(t, srv, ctr.Name()), prometheus.NewRegistry())
+	y := open(t, azuretest.Open(t, srv, ctr.Name()), prometheus.NewRegistry())
 	fromAzure, err := y.Blob(bg, "r", layer)
 	if err != nil {
 		t.Fatal(err)
@@ -144,9 +145,9 @@ func testOwnLinksKept(t *testing.T, srv *azuritetest.Server) {
 // peer linked the tag or manifest (the owner answered its relay); without
 // that it is, for the mutable TTL.
 func testPeerLinked(t *testing.T, srv *azuritetest.Server) {
-	ctr := container(t, srv)
+	ctr := azuretest.New(t, srv, "m")
 	x := open(t, ctr, prometheus.NewRegistry(), azmeta.WithMutableTTL(time.Hour))
-	owner := open(t, reopen(t, srv, ctr.Name()), prometheus.NewRegistry())
+	owner := open(t, azuretest.Open(t, srv, ctr.Name()), prometheus.NewRegistry())
 	d := dg("relayed")
 	if _, err := x.Manifest(bg, "r", d); !errors.Is(err, meta.ErrNotFound) {
 		t.Fatal(err)
@@ -172,7 +173,7 @@ func testPeerLinked(t *testing.T, srv *azuritetest.Server) {
 // large ones from their blobs, whole.
 func testWalkReadsListings(t *testing.T, srv *azuritetest.Server) {
 	reg := prometheus.NewRegistry()
-	x := open(t, container(t, srv), reg)
+	x := open(t, azuretest.New(t, srv, "m"), reg)
 	for i := range 30 {
 		d := dg(fmt.Sprint(i))
 		must(t, x.LinkBlob(bg, "r", d, meta.Blob{Size: int64(i), Origin: meta.OriginCache}))
@@ -205,8 +206,8 @@ func testWalkReadsListings(t *testing.T, srv *azuritetest.Server) {
 // An upload session started on one replica is continued and ended on
 // another; conditional updates fence two replicas taking a chunk at once.
 func testUploads(t *testing.T, srv *azuritetest.Server) {
-	ctr := container(t, srv)
-	x, y := open(t, ctr, nil), open(t, reopen(t, srv, ctr.Name()), nil)
+	ctr := azuretest.New(t, srv, "m")
+	x, y := open(t, ctr, nil), open(t, azuretest.Open(t, srv, ctr.Name()), nil)
 	now := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
 	u := azmeta.Upload{Repo: "team/app", Client: "10.0.0.9", Algorithm: digest.SHA256, Data: "uploads/s1", Started: now, Updated: now}
 	v1, err := x.CreateUpload(bg, "s1", u)
@@ -264,9 +265,9 @@ func testUploads(t *testing.T, srv *azuritetest.Server) {
 // Replicas racing to create a secret all get the winner's bytes; a secret
 // once read costs no request.
 func testSecrets(t *testing.T, srv *azuritetest.Server) {
-	ctr := container(t, srv)
+	ctr := azuretest.New(t, srv, "m")
 	regX := prometheus.NewRegistry()
-	x, y := open(t, ctr, regX), open(t, reopen(t, srv, ctr.Name()), nil)
+	x, y := open(t, ctr, regX), open(t, azuretest.Open(t, srv, ctr.Name()), nil)
 	var wg sync.WaitGroup
 	got := make([][]byte, 8)
 	for i := range got {
@@ -315,7 +316,7 @@ func testSecrets(t *testing.T, srv *azuritetest.Server) {
 // read and delete, never a request the service refuses with a 400.
 func testLongNames(t *testing.T, srv *azuritetest.Server) {
 	reg := prometheus.NewRegistry()
-	x := open(t, container(t, srv), reg)
+	x := open(t, azuretest.New(t, srv, "m"), reg)
 	long := strings.Repeat("a/", 600)
 	if err := x.PutTag(bg, long, "v1", tagOf(dg("x"), meta.OriginCache)); err == nil {
 		t.Fatal("a tag of a repository named past the service's limit was written")

@@ -6,7 +6,6 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/airlock/airlock/cache/meta"
-	"github.com/opencontainers/go-digest"
 )
 
 // names returns up to n names (the last part of the blob names under pfx)
@@ -69,21 +68,15 @@ func walk[T, L any](ctx context.Context, x *Index, op, kind, repo string, link f
 
 // EachTag implements meta.Walker.
 func (x *Index) EachTag(ctx context.Context, repo string, fn func(meta.TagLink) error) error {
-	return walk(ctx, x, "tags", kTag, repo, func(r, name string, t meta.Tag) meta.TagLink {
-		return meta.TagLink{Repo: r, Name: name, Tag: t}
-	}, fn)
+	return walk(ctx, x, "tags", kTag, repo, meta.NewTagLink, fn)
 }
 
 // EachManifest implements meta.Walker.
 func (x *Index) EachManifest(ctx context.Context, repo string, fn func(meta.ManifestLink) error) error {
-	return walk(ctx, x, "manifests", kManifest, repo, func(r, name string, m meta.Manifest) meta.ManifestLink {
-		return meta.ManifestLink{Repo: r, Digest: digest.Digest(name), Manifest: m}
-	}, fn)
+	return walk(ctx, x, "manifests", kManifest, repo, meta.NewManifestLink, fn)
 }
 
 // EachBlob implements meta.Walker.
 func (x *Index) EachBlob(ctx context.Context, repo string, fn func(meta.BlobLink) error) error {
-	return walk(ctx, x, "blobs", kBlob, repo, func(r, name string, b meta.Blob) meta.BlobLink {
-		return meta.BlobLink{Repo: r, Digest: digest.Digest(name), Blob: b}
-	}, fn)
+	return walk(ctx, x, "blobs", kBlob, repo, meta.NewBlobLink, fn)
 }

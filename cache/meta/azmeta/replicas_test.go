@@ -15,6 +15,7 @@ import (
 	"github.com/airlock/airlock/internal/azuritetest"
 	"github.com/airlock/airlock/internal/promtest"
 	"github.com/airlock/airlock/storage/azure"
+	"github.com/airlock/airlock/storage/azure/azuretest"
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
@@ -34,9 +35,9 @@ func tagOf(d digest.Digest, o meta.Origin) meta.Tag {
 // pair opens two replicas on one new container.
 func pair(t *testing.T, srv *azuritetest.Server, opts ...azmeta.Option) (a, b *azmeta.Index, regB *prometheus.Registry) {
 	t.Helper()
-	ctr := container(t, srv)
+	ctr := azuretest.New(t, srv, "m")
 	regB = prometheus.NewRegistry()
-	return open(t, ctr, nil, opts...), open(t, reopen(t, srv, ctr.Name()), regB, opts...), regB
+	return open(t, ctr, nil, opts...), open(t, azuretest.Open(t, srv, ctr.Name()), regB, opts...), regB
 }
 
 // A replica sees another's tag move within the short TTL, and its blob
@@ -205,10 +206,10 @@ func testLinkStraddling(t *testing.T, srv *azuritetest.Server) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			ctr := container(t, srv)
+			ctr := azuretest.New(t, srv, "m")
 			slow := &slowPuts{arrived: make(chan struct{}, 1)}
 			a := open(t, ctr, nil, azmeta.WithSettle(c.settle))
-			b := open(t, reopen(t, srv, ctr.Name(), azure.WithTransport(slow)), nil, azmeta.WithSettle(c.settle))
+			b := open(t, azuretest.Open(t, srv, ctr.Name(), azure.WithTransport(slow)), nil, azmeta.WithSettle(c.settle))
 			d := dg(c.name)
 			slow.delay.Store(int64(c.delay))
 			linked := make(chan error, 1)
@@ -258,7 +259,7 @@ func testExclusiveOneAtATime(t *testing.T, srv *azuritetest.Server) {
 // A holder that died holding the gate stops holding back links once its
 // lease ends (here broken rather than waited out: the same lease state).
 func testDeadHolder(t *testing.T, srv *azuritetest.Server) {
-	ctr := container(t, srv)
+	ctr := azuretest.New(t, srv, "m")
 	b := open(t, ctr, nil)
 	must(t, b.Exclusive(bg, func(context.Context) error { return nil })) // creates the gate record
 	if _, err := ctr.AcquireLease(bg, "meta/exclusive", azure.MinLease); err != nil {
@@ -285,7 +286,7 @@ func testDeadHolder(t *testing.T, srv *azuritetest.Server) {
 // A section whose lease is lost (broken by another) has fn's context
 // cancelled and returns an error wrapping azure.ErrLeaseLost.
 func testLeaseLost(t *testing.T, srv *azuritetest.Server) {
-	ctr := container(t, srv)
+	ctr := azuretest.New(t, srv, "m")
 	a := open(t, ctr, nil, azmeta.WithHolder("replica-a"))
 	err := a.Exclusive(bg, func(ctx context.Context) error {
 		if rec, _, err := ctr.Get(ctx, "meta/exclusive"); err != nil || !strings.Contains(string(rec), `"holder":"replica-a"`) {

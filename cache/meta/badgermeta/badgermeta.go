@@ -35,9 +35,7 @@ type Options struct {
 
 // Open opens (creating if needed) the index in dir.
 func Open(dir string, log *zap.Logger, o Options) (*Index, error) {
-	opts := badger.DefaultOptions(dir).
-		WithLogger(badgerutil.Logger(log)).
-		WithMetricsEnabled(false).
+	opts := badgerutil.Options(dir, log, o.InMemory).
 		// Cached content can be fetched again: its records are not
 		// fsynced one by one (a power cut loses at most the last ones; the
 		// startup check and the GC reconcile). Pushed content and deletes a
@@ -53,9 +51,6 @@ func Open(dir string, log *zap.Logger, o Options) (*Index, error) {
 		WithValueLogFileSize(64 << 20).
 		WithNumCompactors(2).
 		WithNumGoroutines(2)
-	if o.InMemory {
-		opts = opts.WithDir("").WithValueDir("").WithInMemory(true)
-	}
 	db, err := badgerutil.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("meta: open %s: %w", dir, err)

@@ -7,7 +7,6 @@ import (
 
 	"github.com/airlock/airlock/cache/meta"
 	"github.com/dgraph-io/badger/v4"
-	"github.com/opencontainers/go-digest"
 )
 
 // each calls fn with the two key parts after kind and the value of every
@@ -51,21 +50,15 @@ func eachRecord[T, L any](ctx context.Context, x *Index, op, kind, repo string, 
 
 // EachTag implements meta.Walker.
 func (x *Index) EachTag(ctx context.Context, repo string, fn func(meta.TagLink) error) error {
-	return eachRecord(ctx, x, "tags", kTag, repo, func(r, name string, t meta.Tag) meta.TagLink {
-		return meta.TagLink{Repo: r, Name: name, Tag: t}
-	}, fn)
+	return eachRecord(ctx, x, "tags", kTag, repo, meta.NewTagLink, fn)
 }
 
 // EachManifest implements meta.Walker.
 func (x *Index) EachManifest(ctx context.Context, repo string, fn func(meta.ManifestLink) error) error {
-	return eachRecord(ctx, x, "manifests", kManifest, repo, func(r, name string, m meta.Manifest) meta.ManifestLink {
-		return meta.ManifestLink{Repo: r, Digest: digest.Digest(name), Manifest: m}
-	}, fn)
+	return eachRecord(ctx, x, "manifests", kManifest, repo, meta.NewManifestLink, fn)
 }
 
 // EachBlob implements meta.Walker.
 func (x *Index) EachBlob(ctx context.Context, repo string, fn func(meta.BlobLink) error) error {
-	return eachRecord(ctx, x, "blobs", kBlob, repo, func(r, name string, b meta.Blob) meta.BlobLink {
-		return meta.BlobLink{Repo: r, Digest: digest.Digest(name), Blob: b}
-	}, fn)
+	return eachRecord(ctx, x, "blobs", kBlob, repo, meta.NewBlobLink, fn)
 }

@@ -58,7 +58,7 @@ func testCommitReadsNothing(t *testing.T, srv *azuritetest.Server) {
 		{"Stream", []azupload.Option{azupload.WithoutServerCopy()}, 1, blob.BlobTypeBlockBlob},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			name := newContainer()
+			name := azuritetest.ContainerName("u")
 			r1 := openReplica(t, srv, name, upload.Limits{}, tc.opts...)
 			counter := &reads{}
 			r2 := openReplicaWith(t, srv, name, upload.Limits{}, []azure.Option{azure.WithTransport(counter)}, tc.opts...)
@@ -104,7 +104,7 @@ func testCommitReadsNothing(t *testing.T, srv *azuritetest.Server) {
 func testIdleClock(t *testing.T, srv *azuritetest.Server) {
 	const idle = 10 * time.Minute
 	clk := clocktest.New(time.Now())
-	name := newContainer()
+	name := azuritetest.ContainerName("u")
 	r1 := openReplica(t, srv, name, upload.Limits{Timeout: idle}, azupload.WithClock(clk.Now))
 	r2 := openReplica(t, srv, name, upload.Limits{Timeout: idle}, azupload.WithClock(clk.Now))
 	s, err := r1.uploads.Start(bg, upload.Options{Repo: "r"})

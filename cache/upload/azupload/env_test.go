@@ -3,8 +3,6 @@ package azupload_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
@@ -15,6 +13,7 @@ import (
 	"github.com/airlock/airlock/cache/upload/azupload"
 	"github.com/airlock/airlock/internal/azuritetest"
 	"github.com/airlock/airlock/storage/azure"
+	"github.com/airlock/airlock/storage/azure/azuretest"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -32,17 +31,10 @@ type replica struct {
 	uploads *azupload.Store
 }
 
-// newContainer names a fresh container on srv.
-func newContainer() string {
-	var b [6]byte
-	rand.Read(b[:])
-	return "u" + hex.EncodeToString(b[:])
-}
-
 // replicas opens n replicas on one new container.
 func replicas(t testing.TB, srv *azuritetest.Server, n int, l upload.Limits, opts ...azupload.Option) []*replica {
 	t.Helper()
-	name := newContainer()
+	name := azuritetest.ContainerName("u")
 	var out []*replica
 	for range n {
 		out = append(out, openReplica(t, srv, name, l, opts...))
@@ -58,10 +50,7 @@ func openReplica(t testing.TB, srv *azuritetest.Server, name string, l upload.Li
 // openReplicaWith is openReplica whose container client has copts.
 func openReplicaWith(t testing.TB, srv *azuritetest.Server, name string, l upload.Limits, copts []azure.Option, opts ...azupload.Option) *replica {
 	t.Helper()
-	ctr, err := azure.Open(bg, azure.Config{ServiceURL: srv.ServiceURL, AccountName: srv.AccountName, AccountKey: srv.AccountKey, Container: name}, copts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctr := azuretest.Open(t, srv, name, copts...)
 	idx, err := azmeta.New(bg, ctr, zap.NewNop(), prometheus.NewRegistry(), azmeta.WithSettle(0))
 	if err != nil {
 		t.Fatal(err)

@@ -285,16 +285,25 @@ func testBrokenBody(t *testing.T, newEnv New) {
 	if !errors.Is(err, errBroken) || n != 20_000 {
 		t.Fatalf("broken body: %d, %v; want 20000 and the read error", n, err)
 	}
-	v := e.open(t, 1, s.ID())
-	if v.Size() != 20_000 {
-		t.Fatalf("size after a broken body: %d", v.Size())
-	}
-	appendAll(t, v, 20_000, b[20_000:])
+	resumeAfterCut(t, e, s.ID(), b, 20_000, "a broken body")
 	d := digest.FromBytes(b)
 	if _, err := e.open(t, 2, s.ID()).Commit(bg, d); err != nil {
 		t.Fatal(err)
 	}
 	e.stored(t, d, b)
+}
+
+// resumeAfterCut opens session id on another replica, which must hold the
+// n bytes of b that arrived before the cut (after what), and appends the
+// rest of b there.
+func resumeAfterCut(t *testing.T, e Env, id string, b []byte, n int, what string) upload.Session {
+	t.Helper()
+	v := e.open(t, 1, id)
+	if v.Size() != int64(n) {
+		t.Fatalf("size after %s: %d, want %d", what, v.Size(), n)
+	}
+	appendAll(t, v, int64(n), b[n:])
+	return v
 }
 
 // goneReader yields its bytes, then cancels the request and fails, as a
@@ -326,11 +335,7 @@ func testClientGone(t *testing.T, newEnv New) {
 	if err == nil || n != 12_345 {
 		t.Fatalf("append cut by the client: %d, %v; want 12345 and an error", n, err)
 	}
-	v := e.open(t, 1, s.ID())
-	if v.Size() != 12_345 {
-		t.Fatalf("size after the client hung up: %d", v.Size())
-	}
-	appendAll(t, v, 12_345, b[12_345:])
+	v := resumeAfterCut(t, e, s.ID(), b, 12_345, "the client hung up")
 	d := digest.FromBytes(b)
 	if _, err := v.Commit(bg, d); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"maps"
 	"os"
@@ -16,12 +17,19 @@ import (
 	"github.com/airlock/airlock/upstream/mar/catalog"
 )
 
-// loopbackStack starts the emulator and airlock (with the aks-managed-mcr
-// rule) on loopback ports.
-func loopbackStack(t *testing.T) (*marServer, *airlockServer) {
+// clientStack is what a client tool's test runs against: the emulator and
+// airlock (with the aks-managed-mcr rule) on loopback ports.
+type clientStack struct {
+	m    *marServer
+	imgs map[string]catalog.Image // the emulator's, by reference
+	repo string                   // airlock's host/aks-managed-repository/
+}
+
+func startClientStack(t *testing.T, ctx context.Context) clientStack {
 	t.Helper()
 	m := startMar(t, "", "127.0.0.1:0", "127.0.0.1:0")
-	return m, startAirlock(t, "", "127.0.0.1:0", m.url, ruleYAML)
+	a := startAirlock(t, "", "127.0.0.1:0", m.url, ruleYAML)
+	return clientStack{m: m, imgs: m.images(t, ctx), repo: a.host + "/" + mirrorRepo + "/"}
 }
 
 // skopeo copies every platform of two multi-arch images through airlock,
@@ -34,9 +42,8 @@ func TestSkopeoCopyAll(t *testing.T) {
 	t.Parallel()
 	skopeo := needTool(t, "skopeo")
 	ctx := testContext(t, 2*time.Minute)
-	m, a := loopbackStack(t)
-	imgs := m.images(t, ctx)
-	src := "docker://" + a.host + "/" + mirrorRepo + "/"
+	s := startClientStack(t, ctx)
+	m, imgs, src := s.m, s.imgs, "docker://"+s.repo
 	copyAll := func(ref, dst string) {
 		mustRun(t, ctx, time.Minute, skopeo, "--insecure-policy", "copy", "--all", "--preserve-digests",
 			"--src-tls-verify=false", src+ref, dst)
@@ -90,9 +97,8 @@ func TestCrane(t *testing.T) {
 	t.Parallel()
 	crane := needTool(t, "crane")
 	ctx := testContext(t, 2*time.Minute)
-	m, a := loopbackStack(t)
-	imgs := m.images(t, ctx)
-	repo := a.host + "/" + mirrorRepo + "/"
+	s := startClientStack(t, ctx)
+	imgs, repo := s.imgs, s.repo
 	run := func(args ...string) string {
 		return mustRun(t, ctx, time.Minute, append([]string{crane, "--insecure"}, args...)...)
 	}
@@ -153,9 +159,8 @@ func TestOras(t *testing.T) {
 	t.Parallel()
 	oras := needTool(t, "oras")
 	ctx := testContext(t, 2*time.Minute)
-	m, a := loopbackStack(t)
-	imgs := m.images(t, ctx)
-	repo := a.host + "/" + mirrorRepo + "/"
+	s := startClientStack(t, ctx)
+	m, imgs, repo := s.m, s.imgs, s.repo
 	run := func(args ...string) string {
 		return mustRun(t, ctx, time.Minute, append([]string{oras}, append(args, "--plain-http")...)...)
 	}

@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net/http"
 	"path/filepath"
 	"testing"
@@ -12,7 +10,7 @@ import (
 	"github.com/airlock/airlock/cache/cluster"
 	"github.com/airlock/airlock/cmd/airlock/internal/configtest"
 	"github.com/airlock/airlock/internal/azuritetest"
-	"github.com/airlock/airlock/storage/azure"
+	"github.com/airlock/airlock/storage/azure/azuretest"
 	"github.com/airlock/airlock/upstream/upstreamtest"
 )
 
@@ -37,9 +35,7 @@ type replicaCluster struct {
 // get the same rule from their configuration.
 func startReplicas(t *testing.T, ctx context.Context, az *azuritetest.Server, m *marServer, n int) *replicaCluster {
 	t.Helper()
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	container := "e2e" + hex.EncodeToString(rnd[:])
+	container := azuritetest.ContainerName("e2e")
 	c := &replicaCluster{}
 	for range n {
 		c.peers = append(c.peers, upstreamtest.Unreachable(t))
@@ -51,7 +47,7 @@ func startReplicas(t *testing.T, ctx context.Context, az *azuritetest.Server, m 
 		}
 		cfg := configtest.Replica{
 			Self: self, Peers: c.peers, Dir: filepath.Join(t.TempDir(), "spool"), LogLevel: "info",
-			Azure:    azure.Config{ServiceURL: az.ServiceURL, AccountName: az.AccountName, AccountKey: az.AccountKey, Container: container},
+			Azure:    azuretest.Config(az, container),
 			Upstream: m.url, Extra: rules,
 		}.YAML()
 		c.replicas = append(c.replicas, startAirlockConfig(t, "", cfg))

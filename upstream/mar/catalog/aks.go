@@ -1,7 +1,6 @@
 package catalog
 
 import (
-	"sort"
 	"time"
 
 	"github.com/airlock/airlock/deploy/aks"
@@ -77,15 +76,6 @@ func (p *plan) bin(path string, s sz) fileSpec {
 func (p *plan) data(path string, s sz) fileSpec { return fileSpec{path: path, size: p.pick(s)} }
 
 func txt(path, text string) fileSpec { return fileSpec{path: path, text: text} }
-
-func (p *plan) layerIDs() []string {
-	ids := make([]string, 0, len(p.layers))
-	for id := range p.layers {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids
-}
 
 func day(s string) time.Time {
 	t, err := time.Parse(time.DateOnly, s)

@@ -236,22 +236,22 @@ func (c *Catalog) Image(name, tag string) (Image, bool) {
 }
 
 // Blobs returns every blob, sorted by digest.
-func (c *Catalog) Blobs() []Blob {
-	out := make([]Blob, 0, len(c.blobs))
-	for _, b := range c.blobs {
-		out = append(out, b)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Digest.String() < out[j].Digest.String() })
-	return out
-}
+func (c *Catalog) Blobs() []Blob { return byDigest(c.blobs) }
 
 // Manifests returns every manifest, sorted by digest.
-func (c *Catalog) Manifests() []Manifest {
-	out := make([]Manifest, 0, len(c.manifests))
-	for _, m := range c.manifests {
-		out = append(out, m)
+func (c *Catalog) Manifests() []Manifest { return byDigest(c.manifests) }
+
+// byDigest lists m's values in the order of their digests.
+func byDigest[T any](m map[v1.Hash]T) []T {
+	keys := make([]v1.Hash, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Digest.String() < out[j].Digest.String() })
+	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+	out := make([]T, 0, len(m))
+	for _, k := range keys {
+		out = append(out, m[k])
+	}
 	return out
 }
 

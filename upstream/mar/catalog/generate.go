@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -178,7 +180,7 @@ func generateLayers(ctx context.Context, dir string, seed uint64, p *plan, paral
 		sem     = make(chan struct{}, parallel)
 	)
 	var done, total int64 // layer content bytes, for progress
-	for _, id := range p.layerIDs() {
+	for _, id := range slices.Sorted(maps.Keys(p.layers)) {
 		total += p.layers[id].contentSize()
 	}
 	report := func(n int64) { // with mu held
@@ -188,7 +190,7 @@ func generateLayers(ctx context.Context, dir string, seed uint64, p *plan, paral
 		}
 	}
 	var todo []string
-	for _, id := range p.layerIDs() {
+	for _, id := range slices.Sorted(maps.Keys(p.layers)) {
 		meta := filepath.Join(metaDir, strings.ReplaceAll(id, "/", "_")+".json")
 		if r, ok := cachedLayer(meta, blobDir); ok {
 			results[id] = r

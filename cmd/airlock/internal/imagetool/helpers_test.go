@@ -11,11 +11,11 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/airlock/airlock/cmd/airlock/internal/config"
 	"github.com/airlock/airlock/cmd/airlock/internal/configtest"
 	"github.com/airlock/airlock/cmd/airlock/internal/server"
+	"github.com/airlock/airlock/cmd/airlock/internal/servertest"
 	"github.com/airlock/airlock/deploy"
 	"github.com/airlock/airlock/deploy/adminapi"
 	"github.com/airlock/airlock/deploy/controlcli"
@@ -58,26 +58,7 @@ func serve(t *testing.T, path string) *server.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Error(err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("serve did not stop")
-		}
-	})
-	select {
-	case <-srv.Ready():
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve never became ready")
-	}
-	return srv
+	return servertest.Serve(t, "serve", srv)
 }
 
 // cli is one command's output and error.

@@ -29,24 +29,8 @@ import (
 // digest verifies and the emulator saw exactly one fetch per blob.
 func TestLabPullsWholeCatalogOnce(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	l, err := Start(ctx, Options{
-		Dir: t.TempDir(), Listen: "127.0.0.1:0", MarListen: "127.0.0.1:0",
-		Scale: catalog.ScaleSmall, Seed: 1, LogLevel: zapcore.ErrorLevel,
-	}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- l.Serve(ctx) }()
-	select {
-	case <-l.srv.Ready():
-	case err := <-served:
-		t.Fatalf("lab stopped: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("lab never became ready")
-	}
+	l := startServe(t, testOptions(t.TempDir()))
+	l.waitReady(30 * time.Second)
 	base := "http://" + l.srv.Addr() + "/v2/aks-managed-repository/"
 	client := &http.Client{Timeout: 30 * time.Second}
 
@@ -121,7 +105,7 @@ func TestLabPullsWholeCatalogOnce(t *testing.T) {
 			t.Errorf("pins lack %s: %s", want, pins)
 		}
 	}
-	st, err := mar.FetchStats(ctx, l.mar.URL())
+	st, err := mar.FetchStats(t.Context(), l.mar.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,15 +117,7 @@ func TestLabPullsWholeCatalogOnce(t *testing.T) {
 			t.Errorf("blob %s fetched from the emulator %d times, want 1", d, n)
 		}
 	}
-	cancel()
-	select {
-	case err := <-served:
-		if err != nil {
-			t.Fatalf("lab shutdown: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("lab did not stop")
-	}
+	l.stop()
 }
 
 // The README's `make run` uses the default ./data: a relative directory is
@@ -150,63 +126,76 @@ func TestLabPullsWholeCatalogOnce(t *testing.T) {
 func TestLabRelativeDir(t *testing.T) {
 	t.Chdir(t.TempDir())
 	for round := range 2 {
-		ctx, cancel := context.WithCancel(context.Background())
-		l, err := Start(ctx, Options{
-			Dir: "./data", Listen: "127.0.0.1:0", MarListen: "127.0.0.1:0",
-			Scale: catalog.ScaleSmall, Seed: 1, LogLevel: zapcore.ErrorLevel,
-		}, io.Discard)
-		if err != nil {
-			cancel()
-			t.Fatalf("round %d: %v", round, err)
-		}
-		if !strings.HasPrefix(l.certsDir(), "/") || !strings.Contains(l.hosts, "aks-managed-repository") {
-			t.Errorf("round %d: certs dir %q, hosts.toml %q", round, l.certsDir(), l.hosts)
-		}
-		served := make(chan error, 1)
-		go func() { served <- l.Serve(ctx) }()
-		select {
-		case <-l.srv.Ready():
-		case err := <-served:
-			t.Fatalf("round %d: lab stopped: %v", round, err)
-		case <-time.After(30 * time.Second):
-			t.Fatalf("round %d: lab never became ready", round)
-		}
-		cancel()
-		if err := <-served; err != nil {
-			t.Fatalf("round %d: %v", round, err)
-		}
+		t.Run(fmt.Sprintf("round %d", round), func(t *testing.T) {
+			l := startServe(t, testOptions("./data"))
+			if !strings.HasPrefix(l.certsDir(), "/") || !strings.Contains(l.hosts, "aks-managed-repository") {
+				t.Errorf("certs dir %q, hosts.toml %q", l.certsDir(), l.hosts)
+			}
+			l.waitReady(30 * time.Second)
+			l.stop()
+		})
 	}
 }
 
-// startServe starts a lab on dir (free ports) and serves it until the test
-// ends or the returned stop is called.
-func startServe(t *testing.T, dir string) (l *Lab, stop func()) {
+// testOptions are the options the tests start a lab on dir with: free
+// ports, the small catalog, errors logged only.
+func testOptions(dir string) Options {
+	return Options{Dir: dir, Listen: "127.0.0.1:0", MarListen: "127.0.0.1:0", Scale: catalog.ScaleSmall, Seed: 1, LogLevel: zapcore.ErrorLevel}
+}
+
+// serving is a lab serving until its test ends or stop is called.
+type serving struct {
+	*Lab
+	t      *testing.T
+	cancel context.CancelFunc
+	served chan error
+}
+
+// startServe starts a lab with opts and serves it.
+func startServe(t *testing.T, opts Options) *serving {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	l, err := Start(ctx, Options{
-		Dir: dir, Listen: "127.0.0.1:0", MarListen: "127.0.0.1:0",
-		Scale: catalog.ScaleSmall, Seed: 1, LogLevel: zapcore.ErrorLevel,
-	}, io.Discard)
+	l, err := Start(ctx, opts, io.Discard)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
-	served := make(chan error, 1)
-	go func() { served <- l.Serve(ctx) }()
-	stop = func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("lab: %v", err)
-		}
-	}
+	s := &serving{Lab: l, t: t, cancel: cancel, served: make(chan error, 1)}
+	go func() { s.served <- l.Serve(ctx) }()
 	t.Cleanup(func() {
 		select {
 		case <-ctx.Done():
 		default:
-			stop()
+			s.stop()
 		}
 	})
-	return l, stop
+	return s
+}
+
+// waitReady waits up to timeout until the lab's airlock is ready.
+func (s *serving) waitReady(timeout time.Duration) {
+	s.t.Helper()
+	select {
+	case <-s.srv.Ready():
+	case err := <-s.served:
+		s.t.Fatalf("lab stopped: %v", err)
+	case <-time.After(timeout):
+		s.t.Fatal("lab never became ready")
+	}
+}
+
+// stop stops the lab, which must end cleanly within a minute.
+func (s *serving) stop() {
+	s.t.Helper()
+	s.cancel()
+	select {
+	case err := <-s.served:
+		if err != nil {
+			s.t.Errorf("lab shutdown: %v", err)
+		}
+	case <-time.After(time.Minute):
+		s.t.Error("lab did not stop")
+	}
 }
 
 // hasCluster opens a stopped lab's control state and reports whether its
@@ -241,7 +230,8 @@ func TestLabFailedStartDeletesCluster(t *testing.T) {
 	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	opts := Options{Dir: dir, Listen: "127.0.0.1:0", MarListen: "127.0.0.1:0", Scale: catalog.ScaleSmall, Seed: 1, LogLevel: zapcore.FatalLevel}
+	opts := testOptions(dir)
+	opts.LogLevel = zapcore.FatalLevel
 	if _, err := Start(context.Background(), opts, io.Discard); err == nil {
 		t.Fatal("the lab started without a place for its node configuration")
 	}
@@ -250,8 +240,7 @@ func TestLabFailedStartDeletesCluster(t *testing.T) {
 	}
 
 	os.Remove(blocker)
-	_, stop := startServe(t, dir)
-	stop()
+	startServe(t, testOptions(dir)).stop()
 	if !hasCluster(t, dir) {
 		t.Fatal("no cluster after a start")
 	}

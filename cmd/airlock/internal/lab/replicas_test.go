@@ -12,7 +12,6 @@ import (
 
 	"github.com/airlock/airlock/upstream/mar"
 	"github.com/airlock/airlock/upstream/mar/catalog"
-	"go.uber.org/zap/zapcore"
 )
 
 // airlock lab --replicas 3: three replicas on Azurite, one cluster. An
@@ -26,24 +25,12 @@ func TestLabReplicas(t *testing.T) {
 		}
 		t.Skip(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	l, err := Start(ctx, Options{
-		Dir: t.TempDir(), Listen: "127.0.0.1:0", MarListen: "127.0.0.1:0",
-		Scale: catalog.ScaleSmall, Seed: 1, LogLevel: zapcore.ErrorLevel, Replicas: 3,
-	}, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- l.Serve(ctx) }()
-	rctx, rcancel := context.WithTimeout(ctx, 60*time.Second)
+	opts := testOptions(t.TempDir())
+	opts.Replicas = 3
+	l := startServe(t, opts)
+	l.waitReady(60 * time.Second)
+	rctx, rcancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer rcancel()
-	select {
-	case <-l.srv.Ready():
-	case <-rctx.Done():
-		t.Fatal("replica 1 never became ready")
-	}
 	if err := l.reps.ready(rctx); err != nil {
 		t.Fatalf("replicas 2 and 3: %v", err)
 	}
@@ -82,7 +69,7 @@ func TestLabReplicas(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	st, err := mar.FetchStats(ctx, l.mar.URL())
+	st, err := mar.FetchStats(t.Context(), l.mar.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,15 +94,7 @@ func TestLabReplicas(t *testing.T) {
 	if !found {
 		t.Errorf("pins %+v lack the lab's pause image", pins.Pins)
 	}
-	cancel()
-	select {
-	case err := <-served:
-		if err != nil {
-			t.Fatalf("lab shutdown: %v", err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("lab did not stop")
-	}
+	l.stop()
 }
 
 func keys(m map[string]bool, prefix string) []string {

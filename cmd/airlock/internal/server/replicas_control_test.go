@@ -23,7 +23,6 @@ import (
 func TestReplicasControlShared(t *testing.T) {
 	t.Parallel()
 	s := newReplicaSet(t, 3, 0, 1)
-	s.settle(0, 1)
 	// ownedBy pushes team/<name>:v1 upstream with its manifest owned by
 	// replica want (of 0 and 1) and returns its local name.
 	n := 0

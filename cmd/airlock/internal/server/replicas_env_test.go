@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +19,7 @@ import (
 	"github.com/airlock/airlock/internal/promtest"
 	"github.com/airlock/airlock/rules"
 	"github.com/airlock/airlock/storage/azure"
+	"github.com/airlock/airlock/storage/azure/azuretest"
 	"github.com/airlock/airlock/upstream/upstreamtest"
 	"github.com/opencontainers/go-digest"
 	"go.uber.org/zap"
@@ -122,13 +121,12 @@ func (l *logBuffer) String() string {
 	return string(l.b)
 }
 
-// newReplicaSet reserves n addresses and starts the replicas of up (nil:
-// a new upstream) listed in start, each listing all n as peers.
+// newReplicaSet reserves n addresses and starts the replicas listed in
+// start, each listing all n as peers, and waits until those see each
+// other live (settle).
 func newReplicaSet(t *testing.T, n int, start ...int) *replicaSet {
 	t.Helper()
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	s := &replicaSet{t: t, az: azuritetest.Shared(t), container: "r" + hex.EncodeToString(rnd[:]), up: upstreamtest.New(t), clock: &testClock{}}
+	s := &replicaSet{t: t, az: azuritetest.Shared(t), container: azuritetest.ContainerName("r"), up: upstreamtest.New(t), clock: &testClock{}}
 	s.rs = make([]*replica, n)
 	for range n {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -142,6 +140,9 @@ func newReplicaSet(t *testing.T, n int, start ...int) *replicaSet {
 	for _, i := range start {
 		s.start(i, nil)
 	}
+	if len(start) > 0 {
+		s.settle(start...)
+	}
 	return s
 }
 
@@ -152,11 +153,10 @@ func (s *replicaSet) config(i int, peers []string) *config.Config {
 	if peers == nil {
 		peers = s.peers
 	}
+	az := azuretest.Config(s.az, s.container)
 	cfg := &config.Config{
-		Listen: s.peers[i],
-		Storage: config.Storage{Dir: s.t.TempDir(), Driver: config.DriverAzure, Azure: &azure.Config{
-			ServiceURL: s.az.ServiceURL, AccountName: s.az.AccountName, AccountKey: s.az.AccountKey, Container: s.container,
-		}},
+		Listen:    s.peers[i],
+		Storage:   config.Storage{Dir: s.t.TempDir(), Driver: config.DriverAzure, Azure: &az},
 		Cluster:   cluster.Config{Self: s.peers[i], Peers: peers},
 		Upstreams: []config.Upstream{{Host: "mcr.microsoft.com", Endpoint: s.up.URL()}},
 		Rules:     []rules.Rule{{Name: "aks-managed-mcr", Source: "mcr.microsoft.com/*", Target: localRepo + "*"}},

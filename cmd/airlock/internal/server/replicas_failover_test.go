@@ -92,7 +92,6 @@ func TestReplicasDisagreeingViews(t *testing.T) {
 func TestReplicasFencing(t *testing.T) {
 	t.Parallel()
 	s := newReplicaSet(t, 3, 0, 1, 2)
-	s.settle(0, 1, 2)
 	repo, d := s.blobOwnedBy(0, 4<<20, 0, 1, 2)
 	resume := make(chan struct{})
 	s.up.AddFault(upstreamtest.Fault{Method: http.MethodGet, PathContains: "/blobs/" + d.String(), Times: 1, PauseAfter: 1 << 20, Resume: resume})
@@ -145,7 +144,6 @@ func TestReplicasFencing(t *testing.T) {
 func TestReplicasJoinLeave(t *testing.T) {
 	t.Parallel()
 	s := newReplicaSet(t, 3, 0, 1)
-	s.settle(0, 1)
 	all := []string{s.url(0), s.url(1), s.url(2)}
 	repo, d := s.blobOwnedBy(1, 64<<10, 0, 1)
 	fetchAll(t, repo, d, all[:2]...)

@@ -11,7 +11,7 @@ import (
 	"github.com/airlock/airlock/internal/azuritetest"
 	"github.com/airlock/airlock/internal/polltest"
 	"github.com/airlock/airlock/rules"
-	"github.com/airlock/airlock/storage/azure"
+	"github.com/airlock/airlock/storage/azure/azuretest"
 	"github.com/airlock/airlock/upstream/upstreamtest"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/crypto/bcrypt"
@@ -20,11 +20,10 @@ import (
 // aloneOnAzure is a replica without cluster: on az's container "alone",
 // in front of up.
 func aloneOnAzure(t *testing.T, az *azuritetest.Server, up *upstreamtest.Upstream) *config.Config {
+	azCfg := azuretest.Config(az, "alone")
 	return &config.Config{
-		Listen: "127.0.0.1:0",
-		Storage: config.Storage{Dir: t.TempDir(), Driver: config.DriverAzure, Azure: &azure.Config{
-			ServiceURL: az.ServiceURL, AccountName: az.AccountName, AccountKey: az.AccountKey, Container: "alone",
-		}},
+		Listen:    "127.0.0.1:0",
+		Storage:   config.Storage{Dir: t.TempDir(), Driver: config.DriverAzure, Azure: &azCfg},
 		Upstreams: []config.Upstream{{Host: "mcr.microsoft.com", Endpoint: up.URL()}},
 		Rules:     []rules.Rule{{Name: "aks-managed-mcr", Source: "mcr.microsoft.com/*", Target: localRepo + "*"}},
 		Log:       config.Log{Level: "warn", Format: "json"},

@@ -56,7 +56,6 @@ func layerDigests(ls []struct{ Digest digest.Digest }) []digest.Digest {
 func TestReplicasSharedTruth(t *testing.T) {
 	t.Parallel()
 	s := newReplicaSet(t, 3, 0, 1, 2)
-	s.settle(0, 1, 2)
 	s.up.PushImage(t, "team/app:v1", 300<<10, 3)
 	first := pull(t, s.url(0), localRepo+"team/app", "v1")
 	if n := s.up.Count("GET", "/blobs/"); n != 4 {
@@ -78,7 +77,6 @@ func TestReplicasSharedTruth(t *testing.T) {
 func TestReplicasOneFillPerBlob(t *testing.T) {
 	t.Parallel()
 	s := newReplicaSet(t, 3, 0, 1, 2)
-	s.settle(0, 1, 2)
 	const size = 4 << 20
 	repo, d := s.blobOwnedBy(1, size, 0, 1, 2)
 	resume := make(chan struct{})
@@ -139,7 +137,6 @@ func TestReplicasOneFillPerBlob(t *testing.T) {
 func TestReplicasRangeThroughNonOwner(t *testing.T) {
 	t.Parallel()
 	s := newReplicaSet(t, 3, 0, 1, 2)
-	s.settle(0, 1, 2)
 	repo, d := s.blobOwnedBy(2, 1<<20, 0, 1, 2)
 	code, part, h := get(t, s.url(0)+"/v2/"+repo+"/blobs/"+d.String(), "Range", "bytes=1000-1999")
 	if code != http.StatusPartialContent || len(part) != 1000 || !strings.HasPrefix(h.Get("Content-Range"), "bytes 1000-1999/") {
@@ -159,7 +156,6 @@ func TestReplicasRangeThroughNonOwner(t *testing.T) {
 func TestReplicasTagOnce(t *testing.T) {
 	t.Parallel()
 	s := newReplicaSet(t, 3, 0, 1, 2)
-	s.settle(0, 1, 2)
 	s.up.PushImage(t, "team/tagged:v1", 1<<10, 1)
 	path := "/v2/" + localRepo + "team/tagged/manifests/v1"
 	storm := func(method string) {

@@ -20,6 +20,7 @@ import (
 	"github.com/airlock/airlock/internal/units"
 	"github.com/airlock/airlock/registry"
 	"github.com/airlock/airlock/storage/azure"
+	"github.com/airlock/airlock/storage/azure/azuretest"
 	"github.com/airlock/airlock/upstream/upstreamtest"
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,10 +41,7 @@ func openShared(t *testing.T, srv *azuritetest.Server, name string, cfg *config.
 	t.Helper()
 	ctx := context.Background()
 	log := zap.NewNop()
-	ctr, err := azure.Open(ctx, azure.Config{ServiceURL: srv.ServiceURL, AccountName: srv.AccountName, AccountKey: srv.AccountKey, Container: name})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctr := azuretest.Open(t, srv, name)
 	idx, err := azmeta.New(ctx, ctr, log, nil, azmeta.WithSettle(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
