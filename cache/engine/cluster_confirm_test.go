@@ -8,7 +8,9 @@ import (
 	"testing"
 
 	"github.com/airlock/airlock/cache"
+	"github.com/airlock/airlock/cache/engine"
 	"github.com/airlock/airlock/upstream/upstreamtest"
+	"github.com/opencontainers/go-digest"
 )
 
 // Repositories of the AKS rule beside repo: the fake upstream has a blob
@@ -18,6 +20,48 @@ const (
 	proxyRepo = "aks-managed-repository/oss/kubernetes/kube-proxy"
 )
 
+// committedThroughOwner builds replicas a (the owner of every key while
+// it lives) and b in front of an upstream that has blob d in upRepo and
+// kube-proxy's repository, and fills d for repo through a.
+func committedThroughOwner(t *testing.T) (f *upstreamtest.Fake, n *fakeNet, a, b *engine.Engine, d digest.Digest) {
+	t.Helper()
+	f = upstreamtest.NewFake()
+	body := bytes.Repeat([]byte("committed "), 8<<10)
+	d = f.PutBlob(upRepo, body)
+	f.PutBlob("oss/kubernetes/kube-proxy", body)
+	n, a, b, _, _ = replicas(t, f)
+	blob, err := a.Blob(context.Background(), repo, d, false)
+	if err == nil {
+		err = readBlob(blob, d)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, n, a, b, d
+}
+
+// confirmedThrough asks replica b for blob d, committed for repo, for two
+// other repositories: the one the upstream lacks it in gets BLOB_UNKNOWN,
+// the one it has it in gets the blob; the upstream is asked one HEAD for
+// each and no second GET.
+func confirmedThrough(t *testing.T, f *upstreamtest.Fake, b *engine.Engine, d digest.Digest) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := b.Blob(ctx, otherRepo, d, false); !errors.Is(err, cache.ErrBlobUnknown) {
+		t.Fatalf("a repository the upstream does not have the blob in: %v, want ErrBlobUnknown", err)
+	}
+	blob, err := b.Blob(ctx, proxyRepo, d, false)
+	if err == nil {
+		err = readBlob(blob, d)
+	}
+	if err != nil {
+		t.Fatalf("a repository the upstream has the blob in: %v", err)
+	}
+	if g, h := f.Count("blob GET"), f.Count("blob HEAD"); g != 1 || h != 2 {
+		t.Fatalf("%d upstream GETs and %d HEADs, want 1 (the first fill) and 2 (one confirmation per repository)", g, h)
+	}
+}
+
 // A blob committed for one repository, asked for another through a
 // replica that does not own it: the non-owner relays without asking the
 // store, and the owner serves it only once the upstream confirms the other
@@ -25,32 +69,8 @@ const (
 // client gets BLOB_UNKNOWN, never the other repository's bytes.
 func TestClusterCrossRepositoryThroughNonOwner(t *testing.T) {
 	t.Parallel()
-	f := upstreamtest.NewFake()
-	body := bytes.Repeat([]byte("shared "), 8<<10)
-	d := f.PutBlob(upRepo, body)
-	f.PutBlob("oss/kubernetes/kube-proxy", body)
-	_, a, b, _, _ := replicas(t, f)
-	ctx := context.Background()
-	blob, err := a.Blob(ctx, repo, d, false)
-	if err == nil {
-		err = readBlob(blob, d)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.Blob(ctx, otherRepo, d, false); !errors.Is(err, cache.ErrBlobUnknown) {
-		t.Fatalf("a repository the upstream does not have the blob in, through the non-owner: %v, want ErrBlobUnknown", err)
-	}
-	blob, err = b.Blob(ctx, proxyRepo, d, false)
-	if err == nil {
-		err = readBlob(blob, d)
-	}
-	if err != nil {
-		t.Fatalf("a repository the upstream has the blob in, through the non-owner: %v", err)
-	}
-	if g, h := f.Count("blob GET"), f.Count("blob HEAD"); g != 1 || h != 2 {
-		t.Fatalf("%d upstream GETs and %d HEADs, want 1 (the fill) and 2 (one confirmation per repository)", g, h)
-	}
+	f, _, _, b, d := committedThroughOwner(t)
+	confirmedThrough(t, f, b, d)
 }
 
 // A fill that finds the blob committed when it claims the fill record (the
@@ -59,19 +79,8 @@ func TestClusterCrossRepositoryThroughNonOwner(t *testing.T) {
 // store's bytes: nobody asked the store for this request before the fill.
 func TestClusterClaimFindsCommittedConfirms(t *testing.T) {
 	t.Parallel()
-	f := upstreamtest.NewFake()
-	body := bytes.Repeat([]byte("claimed "), 8<<10)
-	d := f.PutBlob(upRepo, body)
-	f.PutBlob("oss/kubernetes/kube-proxy", body)
-	n, a, b, _, _ := replicas(t, f)
+	f, n, a, b, d := committedThroughOwner(t)
 	ctx := context.Background()
-	blob, err := a.Blob(ctx, repo, d, false)
-	if err == nil {
-		err = readBlob(blob, d)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := a.Idle(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -88,19 +97,7 @@ func TestClusterClaimFindsCommittedConfirms(t *testing.T) {
 		}
 		return "b"
 	}
-	if _, err := b.Blob(ctx, otherRepo, d, false); !errors.Is(err, cache.ErrBlobUnknown) {
-		t.Fatalf("a repository the upstream does not have the blob in: %v, want ErrBlobUnknown", err)
-	}
-	blob, err = b.Blob(ctx, proxyRepo, d, false)
-	if err == nil {
-		err = readBlob(blob, d)
-	}
-	if err != nil {
-		t.Fatalf("a repository the upstream has the blob in: %v", err)
-	}
-	if g, h := f.Count("blob GET"), f.Count("blob HEAD"); g != 1 || h != 2 {
-		t.Fatalf("%d upstream GETs and %d HEADs, want 1 (the first fill) and 2 (one confirmation per repository)", g, h)
-	}
+	confirmedThrough(t, f, b, d)
 	mu.Lock()
 	defer mu.Unlock()
 	if asked[d.String()] != 4 {

@@ -14,6 +14,7 @@ import (
 	"github.com/airlock/airlock/internal/azuritetest"
 	"github.com/airlock/airlock/internal/polltest"
 	"github.com/airlock/airlock/storage/azure"
+	"github.com/airlock/airlock/storage/azure/azuretest"
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -89,10 +90,10 @@ func testTagsGeneration(t *testing.T, srv *azuritetest.Server) {
 // generation cannot be read: the replica cannot tell whether it moved.
 func testTagsGenerationUnreadable(t *testing.T, srv *azuritetest.Server) {
 	const ttl = 300 * time.Millisecond
-	ctr := container(t, srv)
+	ctr := azuretest.New(t, srv, "m")
 	a := open(t, ctr, nil, azmeta.WithMutableTTL(ttl))
 	down := &switchable{}
-	b := open(t, reopen(t, srv, ctr.Name(), azure.WithTransport(down), azure.WithRetry(noRetry)), nil, azmeta.WithMutableTTL(ttl))
+	b := open(t, azuretest.Open(t, srv, ctr.Name(), azure.WithTransport(down), azure.WithRetry(noRetry)), nil, azmeta.WithMutableTTL(ttl))
 	d := dg("one")
 	must(t, a.PutTag(bg, "r", "v1", tagOf(d, meta.OriginCache)))
 	if got, err := b.Tag(bg, "r", "v1"); err != nil || got.Digest != d {
@@ -129,10 +130,10 @@ func (s *switchable) Do(r *http.Request) (*http.Response, error) {
 // are read back in the background (one request each): the next pull
 // through this replica finds them cached and asks nothing.
 func testReadAhead(t *testing.T, srv *azuritetest.Server) {
-	ctr := container(t, srv)
+	ctr := azuretest.New(t, srv, "m")
 	reg := prometheus.NewRegistry()
 	x := open(t, ctr, reg, azmeta.WithMutableTTL(time.Hour))
-	peer := open(t, reopen(t, srv, ctr.Name()), nil)
+	peer := open(t, azuretest.Open(t, srv, ctr.Name()), nil)
 	gets := func() float64 { return requests(t, reg, "get") }
 	settled := func(want float64, what string) {
 		t.Helper()
