@@ -143,10 +143,12 @@ func testOwnLinksKept(t *testing.T, srv *azuritetest.Server) {
 
 // A NotFound this replica cached is not served once it is told that a
 // peer linked the tag or manifest (the owner answered its relay); without
-// that it is, for the mutable TTL.
+// that it is, for the mutable TTL. What the peer linked is read ahead (one
+// request each): the reads that follow ask nothing.
 func testPeerLinked(t *testing.T, srv *azuritetest.Server) {
 	ctr := azuretest.New(t, srv, "m")
-	x := open(t, ctr, prometheus.NewRegistry(), azmeta.WithMutableTTL(time.Hour))
+	reg := prometheus.NewRegistry()
+	x := open(t, ctr, reg, azmeta.WithMutableTTL(time.Hour))
 	owner := open(t, azuretest.Open(t, srv, ctr.Name()), prometheus.NewRegistry())
 	d := dg("relayed")
 	if _, err := x.Manifest(bg, "r", d); !errors.Is(err, meta.ErrNotFound) {
@@ -159,13 +161,18 @@ func testPeerLinked(t *testing.T, srv *azuritetest.Server) {
 	if _, err := x.Manifest(bg, "r", d); !errors.Is(err, meta.ErrNotFound) {
 		t.Fatalf("the cached NotFound went without being told: %v", err)
 	}
+	g := requests(t, reg, "get")
 	x.PeerLinked("r", "v1")
 	x.PeerLinked("r", d.String())
+	readAheadDone(t, reg, g+2, "the tag and manifest a peer linked")
 	if m, err := x.Manifest(bg, "r", d); err != nil || m.Size != 1 {
 		t.Fatalf("after PeerLinked: %+v %v", m, err)
 	}
 	if tg, err := x.Tag(bg, "r", "v1"); err != nil || tg.Digest != d {
 		t.Fatalf("after PeerLinked: %+v %v", tg, err)
+	}
+	if n := requests(t, reg, "get") - g; n != 2 {
+		t.Fatalf("what a peer linked, read ahead, then asked for: %v record reads, want 2", n)
 	}
 }
 

@@ -126,53 +126,30 @@ func (s *switchable) Do(r *http.Request) (*http.Response, error) {
 	return http.DefaultClient.Do(r)
 }
 
-// A tag this replica wrote, and a tag and a manifest a peer linked for it,
-// are read back in the background (one request each): the next pull
-// through this replica finds them cached and asks nothing.
+// A tag this replica wrote is read back in the background (one request):
+// the next pull through this replica finds it cached and asks nothing.
+// What a peer linked is read ahead too (testPeerLinked).
 func testReadAhead(t *testing.T, srv *azuritetest.Server) {
-	ctr := azuretest.New(t, srv, "m")
 	reg := prometheus.NewRegistry()
-	x := open(t, ctr, reg, azmeta.WithMutableTTL(time.Hour))
-	peer := open(t, azuretest.Open(t, srv, ctr.Name()), nil)
-	gets := func() float64 { return requests(t, reg, "get") }
-	settled := func(want float64, what string) {
-		t.Helper()
-		polltest.Until(t, 10*time.Second, what, func() bool { return gets() >= want })
-		if n := gets(); n != want {
-			t.Fatalf("%s: %v record reads, want %v", what, n, want)
-		}
-	}
-
+	x := open(t, azuretest.New(t, srv, "m"), reg, azmeta.WithMutableTTL(time.Hour))
 	own := dg("own")
-	g := gets()
+	g := requests(t, reg, "get")
 	must(t, x.PutManifest(bg, "r", own, meta.Manifest{MediaType: "m", Size: 1, Origin: meta.OriginCache}, "v1", tagOf(own, meta.OriginCache)))
-	settled(g+1, "the tag this replica wrote read ahead")
+	readAheadDone(t, reg, g+1, "the tag this replica wrote")
 	if got, err := x.Tag(bg, "r", "v1"); err != nil || got.Digest != own {
 		t.Fatalf("own tag: %v %v", got.Digest, err)
 	}
-	if n := gets() - g; n != 1 {
+	if n := requests(t, reg, "get") - g; n != 1 {
 		t.Fatalf("the own tag, read ahead, then asked for: %v record reads, want 1", n)
 	}
+}
 
-	linked := dg("linked")
-	if _, err := x.Manifest(bg, "r", linked); !errors.Is(err, meta.ErrNotFound) {
-		t.Fatal(err)
-	}
-	if _, err := x.Tag(bg, "r", "v2"); !errors.Is(err, meta.ErrNotFound) {
-		t.Fatal(err)
-	}
-	must(t, peer.PutManifest(bg, "r", linked, meta.Manifest{MediaType: "m", Size: 2, Origin: meta.OriginCache}, "v2", tagOf(linked, meta.OriginCache)))
-	g = gets()
-	x.PeerLinked("r", "v2")
-	x.PeerLinked("r", linked.String())
-	settled(g+2, "the tag and manifest a peer linked read ahead")
-	if m, err := x.Manifest(bg, "r", linked); err != nil || m.Size != 2 {
-		t.Fatalf("after PeerLinked: %+v %v", m, err)
-	}
-	if tg, err := x.Tag(bg, "r", "v2"); err != nil || tg.Digest != linked {
-		t.Fatalf("after PeerLinked: %+v %v", tg, err)
-	}
-	if n := gets() - g; n != 2 {
-		t.Fatalf("what a peer linked, read ahead, then asked for: %v record reads, want 2", n)
+// readAheadDone waits until the index behind reg has sent want record
+// reads, and fails if it sent more.
+func readAheadDone(t *testing.T, reg *prometheus.Registry, want float64, what string) {
+	t.Helper()
+	polltest.Until(t, 10*time.Second, what+" read ahead", func() bool { return requests(t, reg, "get") >= want })
+	if n := requests(t, reg, "get"); n != want {
+		t.Fatalf("%s: %v record reads, want %v", what, n, want)
 	}
 }
