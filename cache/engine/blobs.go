@@ -183,6 +183,12 @@ func (e *Engine) statBlob(ctx context.Context, repo string, d digest.Digest, t t
 		}
 		e.log.Info("blob owner unreachable: asking the upstream", zap.String("owner", peer), zap.String("digest", d.String()), zap.Error(err))
 	}
+	return e.statUpstream(ctx, t, d)
+}
+
+// statUpstream asks the upstream for the size of t's blob d (a counted
+// HEAD).
+func (e *Engine) statUpstream(ctx context.Context, t target, d digest.Digest) (int64, error) {
 	e.m.upstream(t.rule, "blob", "HEAD")
 	return e.up.StatBlob(ctx, t.repo, d)
 }

@@ -194,8 +194,7 @@ func (cf *clusterFill) confirmOrigin(ctx context.Context) error {
 	if _, err := e.index.Blob(ctx, f.origin, f.d); err == nil {
 		return nil
 	}
-	e.m.upstream(f.target.rule, "blob", "HEAD")
-	_, err := e.up.StatBlob(ctx, f.target.repo, f.d)
+	_, err := e.statUpstream(ctx, f.target, f.d)
 	return err
 }
 

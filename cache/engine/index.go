@@ -21,8 +21,8 @@ type Index interface {
 // peerLinks is an Index that caches what it read (azmeta's, shared by the
 // replicas of a cluster): told that the owner of a manifest reference
 // answered this replica's relay of it (the owner links what it fetched
-// before it answers), it asks its store again on the next read instead of
-// serving a NotFound it cached before the owner linked it.
+// before it answers), it no longer serves a NotFound it cached before the
+// owner linked it, and reads the record again (azmeta reads it ahead).
 type peerLinks interface {
 	PeerLinked(repo, ref string)
 }

@@ -69,29 +69,29 @@ func (c *readCache) begin() uint64 { return c.stamp.Load() }
 // load returns the cached record of key; ok is false on a miss, missing is
 // true for a cached NotFound.
 func (c *readCache) load(key string) (val any, missing, ok bool) {
-	val, missing, _, _, ok = c.loadGen(key)
-	return val, missing, ok
+	e, ok := c.lookup(key)
+	return e.val, e.missing, ok
 }
 
-// loadGen is load, with the generation storeGen was given for key and
-// when it stored it.
-func (c *readCache) loadGen(key string) (val any, missing bool, gen azcore.ETag, at time.Time, ok bool) {
+// lookup returns a copy of key's live entry (a value or a NotFound, with
+// the generation storeGen was given and when it stored it).
+func (c *readCache) lookup(key string) (entry, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el := c.m[key]
 	if el == nil {
-		return nil, false, "", time.Time{}, false
+		return entry{}, false
 	}
 	e := el.Value.(*entry)
 	if !c.now().Before(e.expires) {
 		c.remove(el)
-		return nil, false, "", time.Time{}, false
+		return entry{}, false
 	}
 	if e.tomb {
-		return nil, false, "", time.Time{}, false
+		return entry{}, false
 	}
 	c.ll.MoveToFront(el)
-	return e.val, e.missing, e.gen, e.at, true
+	return *e, true
 }
 
 // store caches what a read begun at begun found, for ttl, unless this
@@ -186,12 +186,12 @@ func read[T any](ctx context.Context, x *Index, kind, name string) (T, error) {
 		_, err := x.getJSON(ctx, name, &rec)
 		return rec, err
 	}
-	if v, missing, gen, at, ok := x.cache.loadGen(name); ok && x.stillCurrent(ctx, gen, at) {
+	if e, ok := x.cache.lookup(name); ok && x.stillCurrent(ctx, e.gen, e.at) {
 		x.m.hit[kind].Inc()
-		if missing {
+		if e.missing {
 			return zero, fmt.Errorf("azmeta: %s: %w", name, meta.ErrNotFound)
 		}
-		return v.(T), nil
+		return e.val.(T), nil
 	}
 	x.m.miss[kind].Inc()
 	ch := x.flight.DoChan(name, func() (any, error) {

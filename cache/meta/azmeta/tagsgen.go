@@ -35,60 +35,84 @@ const (
 // the mutable TTL: the reading is too old to vouch for a cached tag.
 var errGenStale = errors.New("azmeta: the tags generation read took longer than the mutable TTL")
 
+// genReading is a reading of the tags generation: etag as of sent, the
+// time its request was sent (zero: no reading).
+type genReading struct {
+	etag azcore.ETag
+	sent time.Time
+}
+
+// freshAt reports whether the reading was sent less than ttl before now.
+func (r genReading) freshAt(now time.Time, ttl time.Duration) bool {
+	return !r.sent.IsZero() && now.Sub(r.sent) < ttl
+}
+
 // tagsGen is this replica's latest reading of the tags generation.
 type tagsGen struct {
 	mu   sync.Mutex
-	etag azcore.ETag
-	sent time.Time // when the request that read etag was sent
-	ok   bool
+	last genReading
+}
+
+func (g *tagsGen) latest() genReading {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.last
+}
+
+// saw records r unless a reading sent later is recorded.
+func (g *tagsGen) saw(r genReading) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if r.sent.After(g.last.sent) {
+		g.last = r
+	}
+}
+
+// forget drops the reading: the generation changed (a peer changed a tag
+// just now), or may have (this replica's bump failed).
+func (g *tagsGen) forget() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.last = genReading{}
 }
 
 // tagsGeneration returns the tags generation as of a read sent less than
 // the mutable TTL ago: the latest reading if it is that recent, else a new
 // one (one request for every caller waiting on it).
 func (x *Index) tagsGeneration(ctx context.Context) (azcore.ETag, error) {
-	g := &x.tgen
-	g.mu.Lock()
-	if g.ok && x.now().Sub(g.sent) < x.mutableTTL {
-		etag := g.etag
-		g.mu.Unlock()
-		return etag, nil
+	if r := x.tgen.latest(); r.freshAt(x.now(), x.mutableTTL) {
+		return r.etag, nil
 	}
-	g.mu.Unlock()
 	ch := x.flight.DoChan("\x00tags-generation", func() (any, error) {
-		sent := x.now()
+		r := genReading{sent: x.now()}
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readTimeout)
 		defer cancel()
 		p, err := x.ctr.Stat(rctx, tagsGenName)
 		x.m.request("stat", err)
-		etag := p.ETag
 		switch {
+		case err == nil:
+			r.etag = p.ETag
 		case errors.Is(err, azure.ErrNotFound):
-			etag = noGen
-		case err != nil:
+			r.etag = noGen
+		default:
 			return nil, fmt.Errorf("azmeta: read the tags generation: %w", err)
 		}
-		g.saw(etag, sent)
-		return genReading{etag, sent}, nil
+		x.tgen.saw(r)
+		return r, nil
 	})
 	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return "", r.Err
+	case res := <-ch:
+		if res.Err != nil {
+			return "", res.Err
 		}
-		gr := r.Val.(genReading)
-		if x.now().Sub(gr.sent) >= x.mutableTTL {
+		r := res.Val.(genReading)
+		if !r.freshAt(x.now(), x.mutableTTL) {
 			return "", errGenStale
 		}
-		return gr.etag, nil
+		return r.etag, nil
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
-}
-
-type genReading struct {
-	etag azcore.ETag
-	sent time.Time
 }
 
 // tagsChanged bumps the tags generation after a change of tag records,
@@ -111,26 +135,8 @@ func (x *Index) tagsChanged(ctx context.Context, err error) error {
 	}
 	// The bump is a reading too: every bump that ended before it was sent
 	// is behind etag.
-	x.tgen.saw(etag, sent)
+	x.tgen.saw(genReading{etag, sent})
 	return err
-}
-
-// saw records a reading of the generation, etag as of sent, unless a
-// later one is recorded.
-func (g *tagsGen) saw(etag azcore.ETag, sent time.Time) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if !g.ok || g.sent.Before(sent) {
-		g.etag, g.sent, g.ok = etag, sent, true
-	}
-}
-
-// forget drops the reading: the generation changed (a peer changed a tag
-// just now), or may have (this replica's bump failed).
-func (g *tagsGen) forget() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.ok = false
 }
 
 // tagStamp returns the generation to stamp a tag read with, read before
