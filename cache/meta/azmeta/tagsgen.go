@@ -117,7 +117,11 @@ func (x *Index) tagsGeneration(ctx context.Context) (azcore.ETag, error) {
 
 // tagsChanged bumps the tags generation after a change of tag records,
 // whatever the change's outcome (a failed write may still have been
-// written), and returns the change's error joined with the bump's. The
+// written), and returns the change's error joined with the bump's. Every
+// operation that writes or removes tag records calls it once, after them
+// (PutTag, PutManifest with a tag, DeleteTag, RemoveManifest, Remove): a
+// path that did not would leave other replicas serving the old tag for up
+// to tagsMaxAge. The
 // bump is sent even when ctx has ended: the change may be in Azure.
 func (x *Index) tagsChanged(ctx context.Context, err error) error {
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readTimeout)
