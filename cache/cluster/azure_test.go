@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -96,6 +97,7 @@ func TestAzurite(t *testing.T) {
 	t.Run("ThreeNodes", func(t *testing.T) { t.Parallel(); testThreeNodes(t, e) })
 	t.Run("DisagreeingViews", func(t *testing.T) { t.Parallel(); testDisagreeingViews(t, e) })
 	t.Run("ClaimUnnamedHolder", func(t *testing.T) { t.Parallel(); testClaimUnnamedHolder(t, e) })
+	t.Run("ClaimRequests", func(t *testing.T) { t.Parallel(); testClaimRequests(t, e) })
 	// The two that wait out a lease run beside each other.
 	t.Run("ClaimStalledHolder", func(t *testing.T) { t.Parallel(); testClaimStalledHolder(t, e) })
 	t.Run("ClaimRenewedThenLost", func(t *testing.T) { t.Parallel(); testClaimRenewedThenLost(t, e) })
@@ -256,6 +258,47 @@ func testClaimOneWinner(t *testing.T, e *azEnv) {
 	if _, _, err := rs[0].ClaimFill(ctx, "sha256:nothex"); err == nil {
 		t.Fatal("an invalid digest was claimed")
 	}
+}
+
+// What a claim costs in requests to the store: a blob nobody fills three
+// (the record created, its lease, the holder named), its release one; a
+// blob another replica fills two (the create refused, the record read).
+func testClaimRequests(t *testing.T, e *azEnv) {
+	ctx := context.Background()
+	name := e.container()
+	var rec azuretest.Recorder
+	fills := func(self string, opts ...azure.Option) *Fills {
+		f, err := NewFills(azuretest.Open(t, e.srv, name, opts...), self, &liveSet{}, azure.MinLease, zaptest.NewLogger(t), prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	f, other := fills(a, azure.WithTransport(&rec)), replica{Fills: fills(b)}
+	d := dgst("requests")
+	rn := FillName(d)
+	check := func(what string, want ...string) {
+		t.Helper()
+		if got := rec.Take(); !slices.Equal(got, want) {
+			t.Fatalf("%s sent %q, want %q", what, got, want)
+		}
+	}
+	rec.Take() // opening the container
+	cl, h, err := f.ClaimFill(ctx, d)
+	if err != nil || cl == nil {
+		t.Fatalf("claim: %v %q %v", cl, h, err)
+	}
+	check("a new claim", "PUT "+rn, "PUT "+rn+"?comp=lease", "PUT "+rn)
+	if err := cl.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("a release", "DELETE "+rn)
+	held := other.claim(t, d, "the other replica's claim")
+	defer held.Release(ctx)
+	if cl, h, err := f.ClaimFill(ctx, d); err != nil || cl != nil || h != b {
+		t.Fatalf("claim of a held blob: %v %q %v, want to relay from %s; sent %q", cl != nil, h, err, b, rec.Take())
+	}
+	check("a claim of a held blob", "PUT "+rn, "GET "+rn)
 }
 
 // A holder that membership says is dead is taken over at once; its

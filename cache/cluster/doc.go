@@ -70,8 +70,10 @@
 // record is the small blob fills/<alg>/<hex> holding {holder, instance,
 // started, verified}, and the record's blob lease is the claim: whoever
 // holds the lease fills. A claim is created with If-None-Match: * (empty
-// holder), taken with Acquire Lease (If-Match the ETag read), then rewritten
-// naming the holder under the lease; the holder renews the lease in the
+// holder), taken with Acquire Lease (If-Match the ETag that write returned,
+// or the one read when the record was there), then rewritten naming the
+// holder under the lease: three requests for a blob nobody fills, nothing
+// read first. The holder renews the lease in the
 // background until Release (which deletes the record) or until it is lost.
 // A contender that finds the lease held by a live holder relays from that
 // holder; one that finds the lease expired, or held by a replica that

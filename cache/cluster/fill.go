@@ -113,7 +113,7 @@ func (f *Fills) ClaimFill(ctx context.Context, d digest.Digest) (*Claim, string,
 		return nil, "", fmt.Errorf("cluster: claim fill %q: %w", d, err)
 	}
 	name := FillName(d)
-	broke, wait := false, false
+	broke, wait, create := false, false, true
 	for attempt := 0; attempt < claimAttempts; attempt++ {
 		if wait {
 			if err := sleep.For(ctx, backoff(attempt)); err != nil {
@@ -121,14 +121,24 @@ func (f *Fills) ClaimFill(ctx context.Context, d digest.Digest) (*Claim, string,
 			}
 		}
 		wait = true
-		rec, state, etag, err := f.read(ctx, name)
-		if errors.Is(err, azure.ErrNotFound) {
-			// A record without a holder; whoever takes its lease fills.
-			_, err = f.c.Put(ctx, name, mustJSON(FillRecord{}), azure.Cond{IfNoneMatch: azcore.ETagAny})
-			if err != nil && !errors.Is(err, azure.ErrExists) {
+		if create {
+			// Most claims are of a blob nobody fills: create the record
+			// (without a holder; whoever takes its lease fills) and take
+			// its lease at the ETag the write returned, reading nothing.
+			create = false
+			c, err := f.create(ctx, d, name)
+			switch {
+			case err == nil:
+				return c, "", nil
+			case !errors.Is(err, errRace):
 				return nil, "", fmt.Errorf("cluster: claim fill %s: %w", d, err)
 			}
-			wait = false
+			wait = false // there, or taken: read it
+			continue
+		}
+		rec, state, etag, err := f.read(ctx, name)
+		if errors.Is(err, azure.ErrNotFound) {
+			create, wait = true, false // released meanwhile
 			continue
 		}
 		if err != nil {
@@ -209,6 +219,23 @@ func (f *Fills) read(ctx context.Context, name string) (*FillRecord, lease.State
 		return nil, azure.Value(r.LeaseState), azure.Value(r.ETag), nil
 	}
 	return &rec, azure.Value(r.LeaseState), azure.Value(r.ETag), nil
+}
+
+// create writes a new record without a holder and claims it: three
+// requests for a blob nobody fills. Errors wrap errRace when the record
+// is there already (held, or left by a fill that failed) or another
+// replica took the new one first.
+func (f *Fills) create(ctx context.Context, d digest.Digest, name string) (*Claim, error) {
+	etag, err := f.c.Put(ctx, name, mustJSON(FillRecord{}), azure.Cond{IfNoneMatch: azcore.ETagAny})
+	if err != nil {
+		// A leased record refuses the write for want of its lease ID
+		// rather than say it exists.
+		if errors.Is(err, azure.ErrExists) || errors.Is(err, azure.ErrLeaseConflict) || errors.Is(err, azure.ErrConditionNotMet) {
+			return nil, fmt.Errorf("%w: %w", errRace, err)
+		}
+		return nil, err
+	}
+	return f.acquire(ctx, d, name, etag, &FillRecord{})
 }
 
 // acquire takes the record's lease if it is still at etag, names this

@@ -4,6 +4,9 @@ package azuretest
 
 import (
 	"context"
+	"net/http"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/airlock/airlock/internal/azuritetest"
@@ -32,4 +35,34 @@ func Open(t testing.TB, srv *azuritetest.Server, name string, opts ...azure.Opti
 func New(t testing.TB, srv *azuritetest.Server, prefix string, opts ...azure.Option) *azure.Container {
 	t.Helper()
 	return Open(t, srv, azuritetest.ContainerName(prefix), opts...)
+}
+
+// Recorder is a transport (azure.WithTransport) that records each request
+// a client sends as "METHOD name", name the blob's path in the container
+// with its comp= query if any ("PUT fills/x?comp=lease").
+type Recorder struct {
+	mu   sync.Mutex
+	sent []string
+}
+
+// Do implements policy.Transporter.
+func (r *Recorder) Do(req *http.Request) (*http.Response, error) {
+	_, name, _ := strings.Cut(strings.TrimPrefix(req.URL.Path, "/"), "/") // account/
+	_, name, _ = strings.Cut(name, "/")                                   // container/
+	if comp := req.URL.Query().Get("comp"); comp != "" {
+		name += "?comp=" + comp
+	}
+	r.mu.Lock()
+	r.sent = append(r.sent, req.Method+" "+name)
+	r.mu.Unlock()
+	return http.DefaultClient.Do(req)
+}
+
+// Take returns the requests recorded since the last Take.
+func (r *Recorder) Take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.sent
+	r.sent = nil
+	return out
 }
