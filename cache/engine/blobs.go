@@ -22,21 +22,14 @@ func (e *Engine) blob(ctx context.Context, repo string, d digest.Digest, head bo
 		return nil, fmt.Errorf("%w: %q: %v", cache.ErrDigestInvalid, d, err)
 	}
 	t := e.resolve(repo)
-	if _, err := e.index.Blob(ctx, repo, d); err == nil {
-		b, err := e.open(ctx, d, head)
-		if err == nil {
-			e.m.hits.WithLabelValues(t.rule, "blob").Inc()
-			return b, nil
+	// A peer relays a blob request of a cached repository to this replica
+	// (its owner) only after its own index missed: go to the store, which
+	// is asked anyway, without reading the index first. A blob linked
+	// meanwhile is found there, and the index is read then.
+	if !t.cached() || !e.relayed(ctx) {
+		if b, served, err := e.linked(ctx, repo, d, t, head); served || err != nil {
+			return b, err
 		}
-		if !errors.Is(err, content.ErrNotFound) {
-			return nil, err
-		}
-		// Linked but gone from the store (evicted or lost): fill again.
-		if uerr := e.index.UnlinkBlob(ctx, repo, d); uerr != nil && !errors.Is(uerr, meta.ErrNotFound) {
-			return nil, uerr
-		}
-	} else if !errors.Is(err, meta.ErrNotFound) {
-		return nil, err
 	}
 	if !t.cached() {
 		return nil, e.unknown(ctx, repo, cache.ErrBlobUnknown, d.String())
@@ -107,6 +100,30 @@ func (e *Engine) blob(ctx context.Context, repo string, d digest.Digest, head bo
 		absent = absence{known: true, seen: seen}
 	}
 	return e.joinFill(ctx, repo, d, t, absent)
+}
+
+// linked serves repo's blob d if the index links it and the store has it
+// (served). A link to a blob gone from the store (evicted or lost) is
+// dropped: fill again.
+func (e *Engine) linked(ctx context.Context, repo string, d digest.Digest, t target, head bool) (b *cache.Blob, served bool, err error) {
+	if _, err := e.index.Blob(ctx, repo, d); err != nil {
+		if errors.Is(err, meta.ErrNotFound) {
+			err = nil
+		}
+		return nil, false, err
+	}
+	b, err = e.open(ctx, d, head)
+	if err == nil {
+		e.m.hits.WithLabelValues(t.rule, "blob").Inc()
+		return b, true, nil
+	}
+	if !errors.Is(err, content.ErrNotFound) {
+		return nil, false, err
+	}
+	if err := e.index.UnlinkBlob(ctx, repo, d); err != nil && !errors.Is(err, meta.ErrNotFound) {
+		return nil, false, err
+	}
+	return nil, false, nil
 }
 
 // joinable reports whether a request for repo may follow fill f without
@@ -236,7 +253,7 @@ func (e *Engine) joinFill(ctx context.Context, repo string, d digest.Digest, t t
 			f := newFill(d, t)
 			f.repos[repo] = true
 			f.origin = repo
-			f.relayed = e.cluster != nil && e.cluster.Relayed(ctx)
+			f.relayed = e.relayed(ctx)
 			f.acquire() // the leader's reference, released when the fill ends
 			return f, nil
 		})

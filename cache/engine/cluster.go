@@ -107,11 +107,16 @@ func newClusterMetrics(reg prometheus.Registerer) (*clusterMetrics, error) {
 	return m, nil
 }
 
+// relayed reports whether ctx serves a request a peer relayed here.
+func (e *Engine) relayed(ctx context.Context) bool {
+	return e.cluster != nil && e.cluster.Relayed(ctx)
+}
+
 // peerFor returns the replica to ask for key instead of the upstream: its
 // owner, unless that is this replica, none is live, or ctx serves a
 // peer's request already.
 func (e *Engine) peerFor(ctx context.Context, key string) string {
-	if e.cluster == nil || e.cluster.Relayed(ctx) {
+	if e.cluster == nil || e.relayed(ctx) {
 		return ""
 	}
 	if peer, self := e.cluster.Owner(key); peer != "" && !self {

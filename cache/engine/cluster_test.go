@@ -16,6 +16,7 @@ import (
 	"github.com/airlock/airlock/cache/content"
 	"github.com/airlock/airlock/cache/content/fsstore"
 	"github.com/airlock/airlock/cache/engine"
+	"github.com/airlock/airlock/cache/meta"
 	"github.com/airlock/airlock/cache/meta/memmeta"
 	"github.com/airlock/airlock/rules"
 	"github.com/airlock/airlock/upstream"
@@ -414,17 +415,30 @@ func (s *statCounting) Stat(ctx context.Context, d digest.Digest) (content.Info,
 	return s.Store.Stat(ctx, d)
 }
 
+// blobLookups counts an index's blob lookups.
+type blobLookups struct {
+	engine.Index
+	n atomic.Int64
+}
+
+func (x *blobLookups) Blob(ctx context.Context, repo string, d digest.Digest) (meta.Blob, error) {
+	x.n.Add(1)
+	return x.Index.Blob(ctx, repo, d)
+}
+
 // A cold GET through a replica that does not own the blob asks the store
 // nothing before it relays (the owner asks for it); the owner asks once
 // before its fill (the fill slot does not ask again when no fill ended
 // meanwhile), and once more when it holds the fill record: two Stats,
-// each a round trip to Azure, not five.
+// each a round trip to Azure, not five. The index is read once, by the
+// replica the client asked: the owner does not read it again.
 func TestClusterColdRelayStats(t *testing.T) {
 	t.Parallel()
 	f := upstreamtest.NewFake()
 	d := f.PutBlob(upRepo, bytes.Repeat([]byte("counted "), 8<<10))
 	var counted *statCounting
-	_, _, b, _, _ := replicasOn(t, f, memmeta.New(), func(s content.Store) content.Store {
+	index := &blobLookups{Index: memmeta.New()}
+	_, _, b, _, _ := replicasOn(t, f, index, func(s content.Store) content.Store {
 		counted = &statCounting{Store: s}
 		return counted
 	})
@@ -440,6 +454,9 @@ func TestClusterColdRelayStats(t *testing.T) {
 	}
 	if n := counted.n.Load(); n != 2 {
 		t.Fatalf("the store was asked %d times for one cold relayed GET, want 2", n)
+	}
+	if n := index.n.Load(); n != 1 {
+		t.Fatalf("the index was asked %d times for the blob, want 1", n)
 	}
 }
 
