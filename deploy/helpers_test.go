@@ -113,6 +113,7 @@ type env struct {
 	store deploy.Store
 	bind  deploy.Binding
 	prom  *prometheus.Registry
+	log   *zap.Logger // the service's at the next restart; none if nil
 }
 
 // newEnv returns a service bound to registry labbootstrap at 10.0.0.2:5000.
@@ -131,7 +132,11 @@ func newEnv(t *testing.T, mod ...func(*deploy.Binding)) *env {
 func (e *env) restart() {
 	e.t.Helper()
 	e.prom = prometheus.NewRegistry()
-	svc, err := deploy.New(context.Background(), e.store, e.bind, zap.NewNop(), e.prom,
+	log := e.log
+	if log == nil {
+		log = zap.NewNop()
+	}
+	svc, err := deploy.New(context.Background(), e.store, e.bind, log, e.prom,
 		deploy.WithClock(func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }))
 	if err != nil {
 		e.t.Fatal(err)

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"sort"
 
 	"github.com/airlock/airlock/deploy/aks"
@@ -17,8 +18,15 @@ const PinOwnerPrefix = "cluster/"
 type Pinner interface {
 	// SyncPins makes the pins whose owner starts with prefix exactly want
 	// (owner -> local image references), adding and removing as needed.
+	// An error wrapping ErrPinsNotReady means it cannot yet (a replica
+	// whose storage does not answer so far): the control module syncs
+	// again at its next refresh.
 	SyncPins(prefix string, want map[string][]string) error
 }
+
+// ErrPinsNotReady is a Pinner's refusal while its storage is not ready:
+// expected at a replica's start, so it is logged at info level.
+var ErrPinsNotReady = errors.New("the storage is not ready: pins are synced once it is")
 
 // BootstrapImages lists the local references (under
 // aks-managed-repository/) a node of a Kubernetes version pulls at
@@ -85,7 +93,10 @@ func (s *Service) syncPins(ctx context.Context) {
 	} else {
 		err = sync(ctx)
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrPinsNotReady):
+		s.log.Info("bootstrap images are pinned once the storage is ready")
+	case err != nil:
 		s.log.Error("pin bootstrap images", zap.Error(err))
 	}
 }

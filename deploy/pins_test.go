@@ -5,26 +5,30 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/airlock/airlock/deploy"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
-// pinner records what the control module wants pinned; while down, its
-// syncs fail.
+// pinner records what the control module wants pinned; while down (not
+// nil), its syncs fail with down.
 type pinner struct {
 	mu   sync.Mutex
 	pins map[string][]string
-	down bool
+	down error
 }
 
 func (p *pinner) SyncPins(prefix string, want map[string][]string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.down {
-		return errors.New("pinner down")
+	if p.down != nil {
+		return p.down
 	}
 	for owner := range p.pins {
 		if strings.HasPrefix(owner, prefix) {
@@ -91,25 +95,47 @@ func TestBootstrapContentPinned(t *testing.T) {
 }
 
 // A pin sync that failed is not taken for done: the next Refresh (Follow)
-// syncs the pins of the state served.
+// syncs the pins of the state served. A pinner whose storage is not ready
+// yet (a replica's start) is no error in the log; any other failure is.
 func TestPinSyncRetried(t *testing.T) {
 	t.Parallel()
-	p := &pinner{pins: map[string][]string{}, down: true}
-	e := newEnv(t, func(b *deploy.Binding) { b.Pins, b.Bootstrap = p, bootstrapFor })
-	ctx := context.Background()
-	spec := isolated("aks1")
-	spec.KubernetesVersion = "1.31.3"
-	must[*deploy.ClusterInfo](t)(e.svc.CreateCluster(ctx, spec))
-	if got := p.of("cluster/aks1"); got != nil {
-		t.Fatalf("pins synced while the pinner was down: %v", got)
-	}
-	p.mu.Lock()
-	p.down = false
-	p.mu.Unlock()
-	if changed := must[bool](t)(e.svc.Refresh(ctx)); changed {
-		t.Fatal("Refresh reported a change nobody made")
-	}
-	if got := p.of("cluster/aks1"); len(got) != 2 {
-		t.Fatalf("pins after the pinner came back and a Refresh: %v, want 2", got)
+	for _, tc := range []struct {
+		down  error
+		level zapcore.Level
+	}{
+		{errors.New("pinner down"), zapcore.ErrorLevel},
+		{fmt.Errorf("replica: %w", deploy.ErrPinsNotReady), zapcore.InfoLevel},
+	} {
+		t.Run(tc.level.String(), func(t *testing.T) {
+			t.Parallel()
+			p := &pinner{pins: map[string][]string{}, down: tc.down}
+			e := newEnv(t, func(b *deploy.Binding) { b.Pins, b.Bootstrap = p, bootstrapFor })
+			core, logs := observer.New(zapcore.InfoLevel)
+			e.log = zap.New(core)
+			e.restart()
+			ctx := context.Background()
+			spec := isolated("aks1")
+			spec.KubernetesVersion = "1.31.3"
+			must[*deploy.ClusterInfo](t)(e.svc.CreateCluster(ctx, spec))
+			if got := p.of("cluster/aks1"); got != nil {
+				t.Fatalf("pins synced while the pinner was down: %v", got)
+			}
+			var levels []zapcore.Level
+			for _, l := range logs.FilterMessageSnippet("pin").All() {
+				levels = append(levels, l.Level)
+			}
+			if len(levels) == 0 || slices.ContainsFunc(levels, func(l zapcore.Level) bool { return l != tc.level }) {
+				t.Fatalf("the failed syncs were logged at %v, want %v", levels, tc.level)
+			}
+			p.mu.Lock()
+			p.down = nil
+			p.mu.Unlock()
+			if changed := must[bool](t)(e.svc.Refresh(ctx)); changed {
+				t.Fatal("Refresh reported a change nobody made")
+			}
+			if got := p.of("cluster/aks1"); len(got) != 2 {
+				t.Fatalf("pins after the pinner came back and a Refresh: %v, want 2", got)
+			}
+		})
 	}
 }

@@ -125,7 +125,7 @@ func openControl(cfg *config.Config, log *zap.Logger, be *backend, rs deploy.Rul
 // readyPins syncs the control module's pins (clusters' bootstrap images)
 // only while the server is ready: a replica on Azure starts before its
 // storage answers, and loses it in an outage. A sync while it is not
-// ready fails (errNotReady), so that the control module syncs again at
+// ready fails (deploy.ErrPinsNotReady), so that the control module syncs again at
 // its next refresh (deploy.Service.Follow) rather than take the pins of
 // the state it serves for synced.
 type readyPins struct {
@@ -133,12 +133,9 @@ type readyPins struct {
 	ready *atomic.Bool
 }
 
-// errNotReady is a pin sync refused while the server is not ready.
-var errNotReady = errors.New("the storage is not ready: pins are synced once it is")
-
 func (p readyPins) SyncPins(prefix string, want map[string][]string) error {
 	if !p.ready.Load() {
-		return errNotReady
+		return deploy.ErrPinsNotReady
 	}
 	return p.Pinner.SyncPins(prefix, want)
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+
+	"github.com/airlock/airlock/deploy"
 )
 
 // countPins counts the syncs that reach it.
@@ -23,8 +25,8 @@ func TestReadyPins(t *testing.T) {
 	c := &countPins{}
 	p := readyPins{Pinner: c, ready: &ready}
 	want := map[string][]string{"cluster/aks1": {"a:b"}}
-	if err := p.SyncPins("cluster/", want); !errors.Is(err, errNotReady) || c.n != 0 {
-		t.Fatalf("not ready: err %v, %d syncs reached the collector; want errNotReady, 0", err, c.n)
+	if err := p.SyncPins("cluster/", want); !errors.Is(err, deploy.ErrPinsNotReady) || c.n != 0 {
+		t.Fatalf("not ready: err %v, %d syncs reached the collector; want ErrPinsNotReady, 0", err, c.n)
 	}
 	ready.Store(true)
 	if err := p.SyncPins("cluster/", want); err != nil || c.n != 1 {
