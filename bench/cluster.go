@@ -51,6 +51,10 @@ type ClusterOptions struct {
 	// FailoverSize is the size of the failover scenario's big blob;
 	// default 16 MiB.
 	FailoverSize int64
+	// StorageLatency is added to every request of the replicas to their
+	// storage account (by a proxy in front of it), as the round trip to
+	// Azure Blob Storage would be; 0: none (Azurite on this machine).
+	StorageLatency time.Duration
 }
 
 // Account is a started storage account the replicas share.
@@ -90,6 +94,9 @@ func (o *Options) validateCluster() error {
 		if clusterOnly(s) && !slices.Contains(o.Targets, TargetCluster) {
 			return fmt.Errorf("%w: scenario %s runs on target %s only: add it to --targets", ErrUsage, s, TargetCluster)
 		}
+	}
+	if d := o.Cluster.StorageLatency; d < 0 || d > maxStorageLatency {
+		return fmt.Errorf("%w: --storage-latency %s: want 0 to %s", ErrUsage, d, maxStorageLatency)
 	}
 	if slices.Contains(o.Scenarios, ScenarioFailover) && o.Cluster.FailoverSize < 1<<20 {
 		return fmt.Errorf("%w: --failover-size %d: want at least 1MiB", ErrUsage, o.Cluster.FailoverSize)
@@ -204,6 +211,15 @@ func clusterTarget(cmd, env []string, co ClusterOptions) target {
 		if err != nil {
 			azlog.Close()
 			return nil, fmt.Errorf("%s: %w", TargetCluster, err)
+		}
+		if co.StorageLatency > 0 {
+			delayed, err := delayedAccount(acc, co.StorageLatency)
+			if err != nil {
+				acc.Stop()
+				azlog.Close()
+				return nil, fmt.Errorf("%s: %w", TargetCluster, err)
+			}
+			acc = delayed
 		}
 		stopStorage := func() { acc.Stop(); azlog.Close() }
 		rs, err := startReplicas(ctx, cmd, env, se, acc)

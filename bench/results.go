@@ -56,6 +56,9 @@ type ReportOptions struct {
 	LargeSize  int64    `json:"largeBlobBytes"`
 	RangeSize  int64    `json:"rangeBytes"`
 	RangeCount int      `json:"rangeCount"`
+	// StorageLatencyMS is what --storage-latency added to each request of
+	// the airlock-cluster replicas to their storage account.
+	StorageLatencyMS float64 `json:"storageLatencyMs,omitempty"`
 }
 
 // RegistryInfo is a registry the bench did not start.

@@ -98,6 +98,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		Arrival: opts.Arrival.String(), Scenarios: opts.Scenarios, Targets: opts.Targets, Nodes: opts.Nodes, Runs: opts.Runs, Catalog: opts.Catalog,
 		Scale: string(opts.Scale), Minor: opts.Minor, Seed: opts.Seed, LargeSize: opts.LargeSize, RangeSize: opts.RangeSize, RangeCount: opts.RangeCount,
 	}}
+	if slices.Contains(opts.Targets, TargetCluster) {
+		rep.Options.StorageLatencyMS = float64(opts.Cluster.StorageLatency) / float64(time.Millisecond)
+	}
 	rep.Catalog = CatalogInfo{Blobs: len(set.blobs), BlobBytes: set.size}
 	for _, r := range set.refs {
 		rep.Catalog.Images = append(rep.Catalog.Images, r.String())

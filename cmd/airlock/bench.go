@@ -51,7 +51,8 @@ Scenarios: cold-one, warm, storm, ranges, flaky, upstream-slow, and on
 Targets:   airlock (this binary, "serve", as a child process),
            airlock-cluster (3 replicas of this binary on one Azurite the
            bench starts per run, nodes spread round-robin; named only:
-           scripts/install-tools.sh azurite installs Azurite),
+           scripts/install-tools.sh azurite installs Azurite;
+           --storage-latency adds Azure's round trip to each storage request),
            distribution (distribution v3 proxy, bench/cmd/distproxy, a child process),
            direct (the emulator itself, no cache).
 relay:     cold blob GETs one at a time, each through the digest's owner
@@ -143,7 +144,7 @@ Writes DIR/results.json and DIR/report.html and prints a table.`,
 			}
 			opts.AirlockCmd, opts.AirlockEnv = []string{exe}, childEnv
 			if slices.Contains(opts.Targets, bench.TargetCluster) {
-				if opts.Cluster, err = benchCluster(opts.Cluster.FailoverSize); err != nil {
+				if opts.Cluster, err = benchCluster(opts.Cluster); err != nil {
 					return err
 				}
 			}
@@ -218,6 +219,7 @@ Writes DIR/results.json and DIR/report.html and prints a table.`,
 	fs.StringVar(&opts.CacheDir, "cache-dir", "", "emulator layer cache (default <tmp>/airlock-mar)")
 	fs.StringVar(&largeSize, "large-size", "128MiB", "size of the ranges blob")
 	fs.StringVar(&failoverSize, "failover-size", "16MiB", "size of the failover scenario's big blob")
+	fs.DurationVar(&opts.Cluster.StorageLatency, "storage-latency", 0, "added to each request of the airlock-cluster replicas to their storage account, as Azure's round trip (e.g. 5ms); 0: Azurite's own")
 	fs.StringVar(&distproxy, "distproxy", "", "distproxy binary for the distribution target")
 	fs.DurationVar(&timeout, "run-timeout", 10*time.Minute, "bound on one scenario run on one target")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (the clients) to `FILE`")

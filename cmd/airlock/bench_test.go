@@ -164,7 +164,7 @@ func TestBenchUsageErrors(t *testing.T) {
 // before anything runs) and the replicas' rendezvous owner.
 func TestBenchClusterStorage(t *testing.T) {
 	t.Parallel()
-	co, err := benchCluster(1 << 20)
+	co, err := benchCluster(bench.ClusterOptions{FailoverSize: 1 << 20, StorageLatency: 5 * time.Millisecond})
 	if err != nil {
 		if os.Getenv("CI") == "true" || !strings.Contains(err.Error(), "scripts/install-tools.sh azurite") {
 			t.Fatal(err)
@@ -172,7 +172,7 @@ func TestBenchClusterStorage(t *testing.T) {
 		t.Skip(err)
 	}
 	peers := []string{"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"}
-	if co.Owner == nil || co.FailoverSize != 1<<20 || !slices.Contains(peers, co.Owner("sha256:"+strings.Repeat("a", 64), peers)) {
+	if co.Owner == nil || co.FailoverSize != 1<<20 || co.StorageLatency != 5*time.Millisecond || !slices.Contains(peers, co.Owner("sha256:"+strings.Repeat("a", 64), peers)) {
 		t.Fatalf("options %+v", co)
 	}
 	log := &proctest.Buffer{} // Azurite's stdout and stderr, written at once

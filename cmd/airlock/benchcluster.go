@@ -16,11 +16,11 @@ import (
 // azuriteStart bounds how long Azurite may take to listen.
 const azuriteStart = 30 * time.Second
 
-// benchCluster returns what the bench's airlock-cluster target needs: an
-// Azurite per run (the lab's, from bin/tools/azurite) and the replicas'
-// rendezvous owner. It fails at once, naming the install command, when
-// Azurite is missing.
-func benchCluster(failoverSize int64) (bench.ClusterOptions, error) {
+// benchCluster completes the options of the bench's airlock-cluster
+// target (as the flags set them) with what it needs: an Azurite per run
+// (the lab's, from bin/tools/azurite) and the replicas' rendezvous owner.
+// It fails at once, naming the install command, when Azurite is missing.
+func benchCluster(co bench.ClusterOptions) (bench.ClusterOptions, error) {
 	bin, err := lab.FindAzurite()
 	if err != nil {
 		return bench.ClusterOptions{}, fmt.Errorf("target %s: %w", bench.TargetCluster, err)
@@ -35,5 +35,6 @@ func benchCluster(failoverSize int64) (bench.ClusterOptions, error) {
 		}
 		return &bench.Account{ServiceURL: p.ServiceURL(), Name: azurite.AccountName, Key: azurite.AccountKey, Stop: p.Stop}, nil
 	}
-	return bench.ClusterOptions{Storage: start, Owner: cluster.Owner, FailoverSize: failoverSize}, nil
+	co.Storage, co.Owner = start, cluster.Owner
+	return co, nil
 }
