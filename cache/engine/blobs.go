@@ -54,7 +54,7 @@ func (e *Engine) blob(ctx context.Context, repo string, d digest.Digest, head bo
 		// when the owner is gone sees it committed and confirms it).
 		return e.joinFill(ctx, repo, d, t, absence{known: true, seen: seen})
 	}
-	_, storeErr := e.store.Stat(ctx, d)
+	_, storeErr := e.statShared(ctx, d)
 	if storeErr == nil && !filling {
 		// Committed and no fill seen: a fill of this blob for this very
 		// repository may have committed, linked it and left since the
@@ -100,6 +100,21 @@ func (e *Engine) blob(ctx context.Context, repo string, d digest.Digest, head bo
 		absent = absence{known: true, seen: seen}
 	}
 	return e.joinFill(ctx, repo, d, t, absent)
+}
+
+// statShared asks the store for d once for every cold request that asks
+// at once: the nodes of a storm miss the index together, and on Azure
+// each Stat is a request that queues before the fill's own.
+func (e *Engine) statShared(ctx context.Context, d digest.Digest) (content.Info, error) {
+	v, _, err := e.flights.Do(ctx, "stat\x00"+d.String(), func() (any, error) {
+		fctx, cancel := detached(ctx, e.revalidateTimeout)
+		defer cancel()
+		return e.store.Stat(fctx, d)
+	})
+	if err != nil {
+		return content.Info{}, err
+	}
+	return v.(content.Info), nil
 }
 
 // linked serves repo's blob d if the index links it and the store has it

@@ -6,12 +6,15 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/airlock/airlock/cache"
+	"github.com/airlock/airlock/cache/content"
 	"github.com/airlock/airlock/upstream/upstreamtest"
+	"github.com/opencontainers/go-digest"
 )
 
 // 100 concurrent cold reads of one blob make one upstream GET, and every
@@ -224,6 +227,61 @@ func TestCrossRepositoryStormOneHead(t *testing.T) {
 		}
 		if h, g := f.Count("blob HEAD"), f.Count("blob GET"); h != 1 || g != 1 {
 			t.Fatalf("upstream: %d HEAD, %d GET; want 1, 1", h, g)
+		}
+	})
+}
+
+// gatedStat holds every Stat of the store until release is closed, and
+// counts them.
+type gatedStat struct {
+	content.Store
+	release chan struct{}
+	n       atomic.Int64
+}
+
+func (s *gatedStat) Stat(ctx context.Context, d digest.Digest) (content.Info, error) {
+	s.n.Add(1)
+	<-s.release
+	return s.Store.Stat(ctx, d)
+}
+
+// Cold reads of one blob that miss the index together ask the store once
+// before the fill, however many they are: on Azure each Stat is a request
+// that queues in front of the fill's own. One upstream GET serves them.
+func TestColdReadsShareOneStat(t *testing.T) {
+	inBubble(t, func(t *testing.T, s stores) {
+		f := upstreamtest.NewFake()
+		want := bytes.Repeat([]byte("stat once "), 4<<10)
+		d := f.PutBlob(upRepo, want)
+		gated := &gatedStat{Store: s.content, release: make(chan struct{})}
+		s.content = gated
+		e := newEnv(t, s, envOpt{fake: f})
+		const clients = 20
+		var wg sync.WaitGroup
+		errs := make(chan error, clients)
+		for range clients {
+			wg.Go(func() {
+				b, err := e.read(context.Background(), repo, d)
+				if err == nil && !bytes.Equal(b, want) {
+					err = errors.New("body differs")
+				}
+				errs <- err
+			})
+		}
+		synctest.Wait() // every read waits: one on the Stat, the rest on it
+		if n := gated.n.Load(); n != 1 {
+			t.Fatalf("%d cold reads sent %d store Stats at once, want 1", clients, n)
+		}
+		close(gated.release)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := f.Count("blob GET"); n != 1 {
+			t.Fatalf("%d upstream GETs, want 1", n)
 		}
 	})
 }
