@@ -5,11 +5,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/lease"
 	"github.com/airlock/airlock/cache/meta/azmeta"
 	"github.com/airlock/airlock/internal/azuritetest"
 	"github.com/airlock/airlock/internal/promtest"
@@ -98,6 +103,7 @@ func TestAzurite(t *testing.T) {
 	t.Run("DisagreeingViews", func(t *testing.T) { t.Parallel(); testDisagreeingViews(t, e) })
 	t.Run("ClaimUnnamedHolder", func(t *testing.T) { t.Parallel(); testClaimUnnamedHolder(t, e) })
 	t.Run("ClaimRequests", func(t *testing.T) { t.Parallel(); testClaimRequests(t, e) })
+	t.Run("ClaimNotNamed", func(t *testing.T) { t.Parallel(); testClaimNotNamed(t, e) })
 	// The two that wait out a lease run beside each other.
 	t.Run("ClaimStalledHolder", func(t *testing.T) { t.Parallel(); testClaimStalledHolder(t, e) })
 	t.Run("ClaimRenewedThenLost", func(t *testing.T) { t.Parallel(); testClaimRenewedThenLost(t, e) })
@@ -260,9 +266,10 @@ func testClaimOneWinner(t *testing.T, e *azEnv) {
 	}
 }
 
-// What a claim costs in requests to the store: a blob nobody fills three
-// (the record created, its lease, the holder named), its release one; a
-// blob another replica fills two (the create refused, the record read).
+// What a claim costs in requests to the store: a blob nobody fills two
+// before the claim is returned (the record created, its lease), one more
+// while the claimer goes on (the holder named), its release one; a blob
+// another replica fills two (the create refused, the record read).
 func testClaimRequests(t *testing.T, e *azEnv) {
 	ctx := context.Background()
 	name := e.container()
@@ -288,17 +295,73 @@ func testClaimRequests(t *testing.T, e *azEnv) {
 	if err != nil || cl == nil {
 		t.Fatalf("claim: %v %q %v", cl, h, err)
 	}
-	check("a new claim", "PUT "+rn, "PUT "+rn+"?comp=lease", "PUT "+rn)
 	if err := cl.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	check("a release", "DELETE "+rn)
+	check("a new claim and its release", "PUT "+rn, "PUT "+rn+"?comp=lease", "PUT "+rn, "DELETE "+rn)
 	held := other.claim(t, d, "the other replica's claim")
 	defer held.Release(ctx)
 	if cl, h, err := f.ClaimFill(ctx, d); err != nil || cl != nil || h != b {
 		t.Fatalf("claim of a held blob: %v %q %v, want to relay from %s; sent %q", cl != nil, h, err, b, rec.Take())
 	}
 	check("a claim of a held blob", "PUT "+rn, "GET "+rn)
+}
+
+// refuseLeasedWrites answers 503 to every write under a lease that is not
+// a lease operation (the holder's record writes), without sending it.
+type refuseLeasedWrites struct{}
+
+func (refuseLeasedWrites) Do(r *http.Request) (*http.Response, error) {
+	leased := false
+	for k := range r.Header { // the SDK sets its headers in lower case, not canonical
+		leased = leased || strings.EqualFold(k, "x-ms-lease-id")
+	}
+	if r.Method == http.MethodPut && leased && r.URL.Query().Get("comp") == "" {
+		return &http.Response{StatusCode: http.StatusServiceUnavailable, Status: "503 refused by the test", Header: http.Header{},
+			Body: io.NopCloser(strings.NewReader("")), Request: r}, nil
+	}
+	return http.DefaultClient.Do(r)
+}
+
+// A claim whose record cannot name its holder is lost (the fill stops:
+// nobody could tell who fills) and Release lets its lease go at once, so
+// another replica claims the blob without breaking it.
+func testClaimNotNamed(t *testing.T, e *azEnv) {
+	ctx := context.Background()
+	name := e.container()
+	f, err := NewFills(azuretest.Open(t, e.srv, name, azure.WithTransport(refuseLeasedWrites{}), azure.WithRetry(policy.RetryOptions{MaxRetries: -1})),
+		a, &liveSet{}, azure.MaxLease, zaptest.NewLogger(t), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dgst("not named")
+	cl, h, err := f.ClaimFill(ctx, d)
+	if err != nil || cl == nil {
+		t.Fatalf("claim: %v %q %v", cl, h, err)
+	}
+	select {
+	case <-cl.Lost():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the claim was not lost when its holder could not be named")
+	}
+	if err := cl.Release(ctx); err == nil {
+		t.Fatal("Release of a lost claim reported nothing")
+	}
+	other, err := NewFills(azuretest.Open(t, e.srv, name), b, &liveSet{}, azure.MinLease, zaptest.NewLogger(t), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	props, err := other.c.Client().NewBlobClient(FillName(d)).GetProperties(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := azure.Value(props.LeaseState); st != lease.StateTypeAvailable {
+		t.Fatalf("the lost claim's record is %s after Release, want its lease let go", st)
+	}
+	next := replica{Fills: other}.claim(t, d, "the claim after the lost one")
+	if err := next.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // A holder that membership says is dead is taken over at once; its

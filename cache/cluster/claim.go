@@ -23,8 +23,9 @@ type Claim struct {
 	lease *azure.Lease
 	prev  *FillRecord // the record taken over, nil for a new fill
 
-	stop context.CancelFunc
-	kept chan struct{} // closed when the renewal ends
+	stop  context.CancelFunc
+	named chan struct{} // closed when the record names this replica, or could not
+	kept  chan struct{} // closed when the renewal ends
 
 	mu       sync.Mutex
 	rec      FillRecord
@@ -33,13 +34,26 @@ type Claim struct {
 	released bool
 }
 
-// newClaim starts renewing l; the renewal outlives ctx (the claimer's
-// request) until Release.
+// newClaim writes rec (naming this replica the holder) under l, and
+// starts renewing l; both outlive ctx (the claimer's request) until
+// Release.
 func newClaim(ctx context.Context, f *Fills, d digest.Digest, l *azure.Lease, rec FillRecord) *Claim {
 	ctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	c := &Claim{f: f, d: d, lease: l, rec: rec, stop: stop, kept: make(chan struct{}), lost: make(chan struct{})}
+	c := &Claim{f: f, d: d, lease: l, rec: rec, stop: stop, named: make(chan struct{}), kept: make(chan struct{}), lost: make(chan struct{})}
+	go c.name(ctx)
 	go c.keep(ctx)
 	return c
+}
+
+// name writes the record naming this replica under the lease, so that
+// contenders relay from it; until it lands they see a leased record
+// without a holder and wait a moment (ClaimFill). A write that fails
+// loses the claim: nobody could tell who fills.
+func (c *Claim) name(ctx context.Context) {
+	defer close(c.named)
+	if _, err := c.f.c.Put(ctx, FillName(c.d), mustJSON(c.rec), c.lease.Cond()); err != nil && ctx.Err() == nil {
+		c.markLost(fmt.Errorf("name the holder: %w", err))
+	}
 }
 
 // keep renews the lease until stopped or lost.
@@ -92,6 +106,14 @@ func (c *Claim) Err() error {
 // Errors wrap azure.ErrLeaseConflict (and the claim is lost) when another
 // replica holds the record now, ErrReleased after Release.
 func (c *Claim) Progress(ctx context.Context, verified int64) error {
+	select { // the record names this replica before it says how far
+	case <-c.named:
+	case <-ctx.Done():
+		return fmt.Errorf("cluster: fill progress of %s: %w", c.d, ctx.Err())
+	}
+	if err := c.Err(); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	if c.released {
 		c.mu.Unlock()
@@ -118,6 +140,7 @@ func (c *Claim) Progress(ctx context.Context, verified int64) error {
 // azure.ErrLeaseLost, or azure.ErrLeaseConflict or azure.ErrNotFound when
 // Release found out); later calls return nil.
 func (c *Claim) Release(ctx context.Context) error {
+	<-c.named // its write may not follow the deletion
 	c.stop()
 	<-c.kept
 	c.mu.Lock()
@@ -129,6 +152,9 @@ func (c *Claim) Release(ctx context.Context) error {
 	lostErr := c.err
 	c.mu.Unlock()
 	if lostErr != nil {
+		// A lease still held (the record could not be named) goes at
+		// once rather than make others wait it out; a lost one refuses.
+		_ = c.lease.Release(ctx)
 		return lostErr
 	}
 	if err := c.f.c.Delete(ctx, FillName(c.d), c.lease.Cond()); err != nil {

@@ -72,8 +72,10 @@
 // holds the lease fills. A claim is created with If-None-Match: * (empty
 // holder), taken with Acquire Lease (If-Match the ETag that write returned,
 // or the one read when the record was there), then rewritten naming the
-// holder under the lease: three requests for a blob nobody fills, nothing
-// read first. The holder renews the lease in the
+// holder under the lease, in the background while the claimer checks the
+// store (Progress and Release wait for it; a record that cannot be named
+// loses the claim): two requests before a blob nobody fills is claimed,
+// nothing read first. The holder renews the lease in the
 // background until Release (which deletes the record) or until it is lost.
 // A contender that finds the lease held by a live holder relays from that
 // holder; one that finds the lease expired, or held by a replica that

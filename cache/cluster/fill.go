@@ -221,8 +221,9 @@ func (f *Fills) read(ctx context.Context, name string) (*FillRecord, lease.State
 	return &rec, azure.Value(r.LeaseState), azure.Value(r.ETag), nil
 }
 
-// create writes a new record without a holder and claims it: three
-// requests for a blob nobody fills. Errors wrap errRace when the record
+// create writes a new record without a holder and claims it: two
+// requests for a blob nobody fills before the claim is returned, the
+// third (naming the holder) while the caller goes on. Errors wrap errRace when the record
 // is there already (held, or left by a fill that failed) or another
 // replica took the new one first.
 func (f *Fills) create(ctx context.Context, d digest.Digest, name string) (*Claim, error) {
@@ -238,8 +239,9 @@ func (f *Fills) create(ctx context.Context, d digest.Digest, name string) (*Clai
 	return f.acquire(ctx, d, name, etag, &FillRecord{})
 }
 
-// acquire takes the record's lease if it is still at etag, names this
-// replica the holder under it and starts renewing.
+// acquire takes the record's lease if it is still at etag and returns the
+// claim, which names this replica the holder under the lease in the
+// background (the caller checks the store meanwhile) and renews it.
 func (f *Fills) acquire(ctx context.Context, d digest.Digest, name string, etag azcore.ETag, prev *FillRecord) (*Claim, error) {
 	lc, err := lease.NewBlobClient(f.c.Client().NewBlobClient(name), nil)
 	if err != nil {
@@ -256,13 +258,7 @@ func (f *Fills) acquire(ctx context.Context, d digest.Digest, name string, etag 
 		return nil, err
 	}
 	rec := FillRecord{Holder: f.self, Instance: f.instance, Started: time.Now().UTC()}
-	if _, err := f.c.Put(ctx, name, mustJSON(rec), l.Cond()); err != nil {
-		// Broken under us already, or the store failed: let go at once
-		// rather than make others wait out a lease nobody renews.
-		l.Release(context.WithoutCancel(ctx))
-		return nil, race(err)
-	}
-	c := newClaim(ctx, f, d, l, rec)
+	c := newClaim(ctx, f, d, l, rec) // names this replica the holder meanwhile
 	f.acquired.Inc()
 	if prev == nil || prev.Holder != "" {
 		c.prev = prev
