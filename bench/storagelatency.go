@@ -1,8 +1,9 @@
 package bench
 
 import (
-	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -38,14 +39,15 @@ func delayedAccount(acc *Account, d time.Duration) (*Account, error) {
 			Rewrite:       func(r *httputil.ProxyRequest) { r.SetURL(target) },
 			Transport:     delayed{d: d, next: tr},
 			FlushInterval: -1,
+			// A replica killed mid-request (the failover scenario) is no
+			// news for the bench's output.
+			ErrorLog: log.New(io.Discard, "", 0),
 		},
 		ReadHeaderTimeout: 30 * time.Second,
 	}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			_ = ln.Close()
-		}
-	}()
+	// Serve returns at Stop; a proxy that fails before shows as the
+	// replicas' storage errors.
+	go func() { _ = srv.Serve(ln) }()
 	out := *acc
 	out.ServiceURL = (&url.URL{Scheme: "http", Host: ln.Addr().String(), Path: u.Path}).String()
 	out.Stop = func() {
