@@ -19,6 +19,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config says where the container is and how to authenticate: the keys
@@ -132,6 +133,7 @@ type options struct {
 	credential azcore.TokenCredential
 	lookupEnv  func(string) (string, bool)
 	retry      *policy.RetryOptions
+	metrics    prometheus.Registerer
 }
 
 // WithTransport sends the client's requests through t (an *http.Client
@@ -191,6 +193,17 @@ func New(cfg Config, opts ...Option) (*Container, error) {
 	}
 	if o.retry != nil {
 		copts.Retry = *o.retry
+	}
+	if o.metrics != nil {
+		u, err := url.Parse(ctrURL)
+		if err != nil {
+			return nil, fmt.Errorf("azure: container URL %q: %w", ctrURL, err)
+		}
+		count, err := newCountRequests(o.metrics, u.Path)
+		if err != nil {
+			return nil, err
+		}
+		copts.PerRetryPolicies = append(copts.PerRetryPolicies, count)
 	}
 	key, err := cfg.key(o.lookupEnv)
 	if err != nil {

@@ -16,6 +16,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/airlock/airlock/internal/azuritetest"
+	"github.com/airlock/airlock/internal/promtest"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -112,6 +114,7 @@ func TestAzurite(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	t.Run("OpenCreatesContainerOnce", func(t *testing.T) { t.Parallel(); testOpen(t, e) })
+	t.Run("Metrics", func(t *testing.T) { t.Parallel(); testMetrics(t, e) })
 	t.Run("ErrorSentinels", func(t *testing.T) { t.Parallel(); testErrors(t, e) })
 	t.Run("LeaseOneWinner", func(t *testing.T) { t.Parallel(); testLeaseOneWinner(t, e) })
 	t.Run("LeaseFencesWrites", func(t *testing.T) { t.Parallel(); testLeaseFences(t, e) })
@@ -119,6 +122,46 @@ func TestAzurite(t *testing.T) {
 	t.Run("LeaseExpiry", func(t *testing.T) { t.Parallel(); testLeaseExpiry(t, e) })
 	t.Run("LeaseKeep", func(t *testing.T) { t.Parallel(); testLeaseKeep(t, e) })
 	t.Run("LeaseHold", func(t *testing.T) { t.Parallel(); testLeaseHold(t, e) })
+}
+
+// WithMetrics counts each request by the area of the blob it names, its
+// method and the answer's status code.
+func testMetrics(t *testing.T, e *env) {
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	c, err := Open(ctx, e.config(), WithMetrics(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Put(ctx, "meta/t/x", []byte("{}"), Cond{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Put(ctx, "meta/t/x", []byte("{}"), Cond{IfNoneMatch: azcore.ETagAny}); !errors.Is(err, ErrExists) {
+		t.Fatalf("create-only write over a record: %v", err)
+	}
+	if _, _, err := c.Get(ctx, "blobs/sha256/none"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get of a missing blob: %v", err)
+	}
+	for _, tc := range []struct {
+		area, method, code string
+		want               float64
+	}{
+		{"container", "GET", "404", 1}, // Open asked, then created it
+		{"container", "PUT", "201", 1},
+		{"meta", "PUT", "201", 1},
+		{"meta", "PUT", "409", 1},
+		{"blobs", "GET", "404", 1},
+	} {
+		if got := promtest.Sum(t, reg, "airlock_storage_requests_total", "area", tc.area, "method", tc.method, "code", tc.code); got != tc.want {
+			t.Errorf("%s %s %s: %v requests, want %v", tc.area, tc.method, tc.code, got, tc.want)
+		}
+	}
+	if got := promtest.Sum(t, reg, "airlock_storage_requests_total"); got != 5 {
+		t.Errorf("%v requests in all, want 5", got)
+	}
+	if _, err := New(e.config(), WithMetrics(reg)); err == nil {
+		t.Fatal("a second client counting on the same registry was built")
+	}
 }
 
 func testOpen(t *testing.T, e *env) {

@@ -59,7 +59,11 @@ func openStorage(cfg *config.Config, log *zap.Logger, reg prometheus.Registerer,
 		}
 		return &backend{store: store, index: idx}, nil
 	}
-	ctr, err := azure.New(cfg.Storage.AzureContainer(), o.azure...)
+	azopts := o.azure
+	if reg != nil {
+		azopts = append([]azure.Option{azure.WithMetrics(reg)}, azopts...)
+	}
+	ctr, err := azure.New(cfg.Storage.AzureContainer(), azopts...)
 	if err != nil {
 		return nil, &config.Error{Msg: "config: storage.azure: " + err.Error()}
 	}
