@@ -38,6 +38,7 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	if rep.Machine.Load != "" {
 		fmt.Fprintf(w, "load average %s at the start, %s at the end.\n", rep.Machine.Load, rep.Machine.LoadEnd)
 	}
+	rep.writeStorage(w)
 	rep.writeFailover(w)
 	for _, r := range rep.Registries {
 		up := "nothing"

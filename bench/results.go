@@ -122,6 +122,9 @@ type RunResult struct {
 	FirstFailure string    `json:"firstFailure,omitempty"`
 	Upstream     Upstream  `json:"upstream"`
 	Proc         *Proc     `json:"proc,omitempty"` // child-process targets only
+	// StorageRequests are the requests the airlock-cluster replicas sent
+	// to their storage account for the run (not their timed polls).
+	StorageRequests int64 `json:"storageRequests,omitempty"`
 
 	Failover    *FailoverRun     `json:"failover,omitempty"`    // the failover scenario's own figures
 	Arrival     string           `json:"arrival,omitempty"`     // how nodes arrived, when not all at once
@@ -250,6 +253,7 @@ type Summary struct {
 	PeakAboveIdle     float64 `json:"peakAboveIdle,omitempty"`  // bytes
 	PeakRSS           float64 `json:"peakRSS,omitempty"`
 	CPUSPerGiB        float64 `json:"cpuSPerGiB,omitempty"`
+	StorageRequests   float64 `json:"storageRequests,omitempty"` // airlock-cluster: median run
 }
 
 // Check is one of the issue's targets for airlock, judged on this run.
@@ -294,6 +298,7 @@ func (r *Result) summarize() {
 	s.TTFBP95 = medianOf(ok, func(x RunResult) float64 { return x.TTFB.P95 })
 	s.MBps = medianOf(ok, func(x RunResult) float64 { return x.MBps })
 	s.UpstreamRequests = medianOf(ok, func(x RunResult) float64 { return float64(x.Upstream.Requests) })
+	s.StorageRequests = medianOf(ok, func(x RunResult) float64 { return float64(x.StorageRequests) })
 	s.UpstreamBytes = medianOf(ok, func(x RunResult) float64 { return float64(x.Upstream.Bytes) })
 	s.BlobFetches = medianOf(ok, func(x RunResult) float64 { return float64(x.Upstream.BlobFetches) })
 	s.BytesRatio = medianOf(ok, func(x RunResult) float64 { return x.Upstream.BytesRatio })

@@ -251,6 +251,7 @@ func (env *runEnv) pullOutcomes(ctx context.Context, n, rounds int, arr Arrival)
 	settledStats(ctx, env.mar) // let earlier requests (priming, a previous phase) finish counting
 	env.mar.ResetStats()
 	meter := startMeter(env.inst.pids()...)
+	storage := startStorageMeter(ctx, env.inst)
 	t0 := time.Now()
 	var outs []outcome
 	for r := range rounds {
@@ -285,6 +286,7 @@ func (env *runEnv) pullOutcomes(ctx context.Context, n, rounds int, arr Arrival)
 	}
 	res.Proc = meter.stop(res.Bytes)
 	res.Upstream = upstreamStats(settledStats(ctx, env.mar), scope)
+	res.StorageRequests = storage.stop(ctx) // after the settle: links end after the bytes
 	return res, outs
 }
 
