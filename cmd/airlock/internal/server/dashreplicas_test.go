@@ -31,7 +31,7 @@ func TestGrafanaDashboardReplicas(t *testing.T) {
 		"airlock_cluster_peers", "airlock_cluster_relayed_bytes_total", "airlock_cluster_fills_total",
 		"airlock_cluster_lease_acquired_total", "airlock_cluster_lease_lost_total", "airlock_cluster_takeovers_total",
 		"airlock_spool_hits_total", "airlock_spool_misses_total", "airlock_meta_azure_requests_total",
-		"airlock_upstream_bytes_total",
+		"airlock_upstream_bytes_total", "airlock_storage_requests_total",
 	} {
 		if !used[want] {
 			t.Errorf("the %s row does not show %s", replicasRow, want)
