@@ -2,8 +2,9 @@
 // official SDK: client construction from airlock's storage.azure settings
 // (shared key or workload identity), the container created if missing,
 // service answers mapped to sentinel errors, conditional writes of small
-// records, and blob leases for fencing. Content and metadata stores build
-// on it; it imports nothing of airlock.
+// records, blob leases for fencing, and a count of every request
+// (WithMetrics). Content and metadata stores build on it; it imports
+// nothing of airlock.
 package azure
 
 import (
