@@ -223,9 +223,9 @@ func (f *Fills) read(ctx context.Context, name string) (*FillRecord, lease.State
 
 // create writes a new record without a holder and claims it: two
 // requests for a blob nobody fills before the claim is returned, the
-// third (naming the holder) while the caller goes on. Errors wrap errRace when the record
-// is there already (held, or left by a fill that failed) or another
-// replica took the new one first.
+// third (naming the holder) while the caller goes on. Errors wrap errRace
+// when the record is there already (held, or left by a fill that failed)
+// or another replica took the new one first.
 func (f *Fills) create(ctx context.Context, d digest.Digest, name string) (*Claim, error) {
 	etag, err := f.c.Put(ctx, name, mustJSON(FillRecord{}), azure.Cond{IfNoneMatch: azcore.ETagAny})
 	if err != nil {
