@@ -1,9 +1,14 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,5 +73,54 @@ func TestStorageLatencyValidated(t *testing.T) {
 		if err := o.validateCluster(); !errors.Is(err, ErrUsage) {
 			t.Errorf("--storage-latency %s: %v, want a usage error", d, err)
 		}
+	}
+}
+
+// A replica's /metrics with its storage requests: n blob reads, and polls
+// that are never counted.
+func storageReplica(t *testing.T, n *atomic.Int64) *instance {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, "# TYPE %s counter\n", storageMetric)
+		fmt.Fprintf(w, "%s{area=\"blobs\",method=\"GET\",code=\"200\"} %d\n", storageMetric, n.Load())
+		fmt.Fprintf(w, "%s{area=\"meta\",method=\"PUT\",code=\"201\"} 3\n", storageMetric)
+		fmt.Fprintf(w, "%s{area=\"container\",method=\"GET\",code=\"200\"} %d\n", storageMetric, 1000+n.Load())
+		fmt.Fprintf(w, "%s{area=\"control\",method=\"HEAD\",code=\"200\"} %d\n", storageMetric, 2000+n.Load())
+	}))
+	t.Cleanup(srv.Close)
+	return &instance{name: srv.URL, url: srv.URL}
+}
+
+// A cluster run counts the live replicas' storage requests for serving,
+// not their timed polls nor a replica killed during the run; the report
+// lists the median per result.
+func TestStorageRequests(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var a, b atomic.Int64
+	rs := &replicaSet{replicas: []*instance{storageReplica(t, &a), storageReplica(t, &b)}, killed: make([]bool, 2)}
+	inst := &instance{name: TargetCluster, cluster: rs}
+	m := startStorageMeter(ctx, inst)
+	a.Add(10)
+	b.Add(7)
+	if got := m.stop(ctx); got != 17 {
+		t.Fatalf("storage requests of the run: %d, want 17", got)
+	}
+	m = startStorageMeter(ctx, inst)
+	a.Add(5)
+	rs.killed[1] = true
+	if got := m.stop(ctx); got != 0 {
+		t.Fatalf("a run whose count went down (a replica killed): %d, want 0 (unknown)", got)
+	}
+	if m := startStorageMeter(ctx, &instance{name: TargetAirlock}); m.stop(ctx) != 0 {
+		t.Fatal("a target that is not a cluster has storage requests")
+	}
+	rep := &Report{Results: []Result{
+		{Scenario: ScenarioStorm, Target: TargetCluster, Summary: Summary{Runs: 1, StorageRequests: 587}},
+		{Scenario: ScenarioStorm, Target: TargetAirlock, Summary: Summary{Runs: 1}},
+	}}
+	var out bytes.Buffer
+	rep.writeStorage(&out)
+	if want := "storm 587\n"; !strings.HasSuffix(out.String(), want) || strings.Count(out.String(), "\n") != 1 {
+		t.Fatalf("report line %q, want one line ending %q", out.String(), want)
 	}
 }
