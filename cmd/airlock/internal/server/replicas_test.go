@@ -130,6 +130,17 @@ func TestReplicasOneFillPerBlob(t *testing.T) {
 	if owner, relays := s.metric(1, "airlock_cluster_fills_total", "role", "owner"), s.metric(0, "airlock_cluster_fills_total", "role", "relay")+s.metric(2, "airlock_cluster_fills_total", "role", "relay"); owner != 1 || relays != 2 {
 		t.Fatalf("fills: owner %v on the owner, relay %v on the others; want 1 and 2", owner, relays)
 	}
+	// Asking the store whether the blob is committed: the owner's cold
+	// requests share one question before the fill (a request arriving
+	// between its answer and the fill's start may ask again) and the
+	// claim asks once more; the others ask nothing before they relay.
+	// Each question is a request to Azure, once per client before.
+	stats := func(i int) float64 {
+		return s.metric(i, "airlock_storage_requests_total", "area", "blobs", "method", http.MethodHead)
+	}
+	if owner, others := stats(1), stats(0)+stats(2); owner < 2 || owner > 6 || others != 0 {
+		t.Fatalf("store Stats: %v on the owner (its %d clients), %v on the others; want 2 to 6 and 0", owner, (clients+1)/3, others)
+	}
 }
 
 // A Range request on a replica that does not own a cold blob is served
