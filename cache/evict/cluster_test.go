@@ -103,6 +103,7 @@ func gcReplicas(t *testing.T, srv *azuritetest.Server, n int, p evict.Policy, s 
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { idx.Close() }) // waits for its reads in the background
 		store, err := azstore.New(ctr, t.TempDir())
 		if err != nil {
 			t.Fatal(err)

@@ -92,6 +92,7 @@ func TestHeldSectionIsShort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { idx.Close() }) // waits for its reads in the background
 	store, err := azstore.New(ctr, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
