@@ -63,6 +63,7 @@ func TestAzurite(t *testing.T) {
 		"ReadCache/PeerLinked":                     testPeerLinked,
 		"ReadCache/TagsGeneration":                 testTagsGeneration,
 		"ReadCache/TagsGenerationUnreadable":       testTagsGenerationUnreadable,
+		"ReadCache/TagsRefreshed":                  testTagsRefreshed,
 		"ReadCache/ReadAhead":                      testReadAhead,
 		"WalkReadsListings":                        testWalkReadsListings,
 		"Uploads":                                  testUploads,

@@ -94,6 +94,22 @@ func (c *readCache) lookup(key string) (entry, bool) {
 	return *e, true
 }
 
+// outdated returns the keys of the cached tags (values and NotFounds, not
+// expired) stamped with a tags generation other than gen, the most
+// recently used first, at most max.
+func (c *readCache) outdated(gen azcore.ETag, max int) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	var out []string
+	for el := c.ll.Front(); el != nil && len(out) < max; el = el.Next() {
+		if e := el.Value.(*entry); !e.tomb && e.gen != "" && e.gen != gen && now.Before(e.expires) {
+			out = append(out, e.key)
+		}
+	}
+	return out
+}
+
 // store caches what a read begun at begun found, for ttl, unless this
 // replica wrote key since the read began.
 func (c *readCache) store(key string, begun uint64, val any, missing bool, ttl time.Duration) {
@@ -194,6 +210,13 @@ func read[T any](ctx context.Context, x *Index, kind, name string) (T, error) {
 		return e.val.(T), nil
 	}
 	x.m.miss[kind].Inc()
+	return load[T](ctx, x, kind, name)
+}
+
+// load reads the record name of kind from Azure into the read cache (one
+// request for every concurrent caller) and returns it decoded into T.
+func load[T any](ctx context.Context, x *Index, kind, name string) (T, error) {
+	var zero T
 	ch := x.flight.DoChan(name, func() (any, error) {
 		begun := x.cache.begin()
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readTimeout)

@@ -21,6 +21,11 @@ import (
 // more than the mutable TTL after the last one costs one request, not
 // nine. A change whose bump failed (its caller got the error) or that a
 // build without generations wrote is seen within tagsMaxAge.
+//
+// When a reading finds that another replica moved the generation, this
+// replica's outdated tags are read again in the background once it has
+// stopped moving (tagsMoved): after a rollout, a pull does not read them
+// one per image of its set on its way.
 const (
 	tagsGenName = prefix + "tags"
 	// tagsMaxAge bounds how long a cached tag is served on an unchanged
@@ -68,12 +73,13 @@ func (g *tagsGen) saw(r genReading) {
 	}
 }
 
-// forget drops the reading: the generation changed (a peer changed a tag
-// just now), or may have (this replica's bump failed).
+// forget makes the reading stale: the generation changed (a peer changed
+// a tag just now), or may have (this replica's bump failed). Its etag
+// stays, for the next reading to tell whether it moved.
 func (g *tagsGen) forget() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.last = genReading{}
+	g.last.sent = time.Time{} // no longer fresh; its etag tells the next reading whether it moved
 }
 
 // tagsGeneration returns the tags generation as of a read sent less than
@@ -97,7 +103,11 @@ func (x *Index) tagsGeneration(ctx context.Context) (azcore.ETag, error) {
 		default:
 			return nil, fmt.Errorf("azmeta: read the tags generation: %w", err)
 		}
+		prev := x.tgen.latest()
 		x.tgen.saw(r)
+		if prev.etag != "" && r.etag != prev.etag && r.sent.After(prev.sent) {
+			x.tagsMoved() // another replica changed a tag since
+		}
 		return r, nil
 	})
 	select {

@@ -86,6 +86,50 @@ func testTagsGeneration(t *testing.T, srv *azuritetest.Server) {
 	}
 }
 
+// A replica that finds the tags generation moved by another replica (a
+// reading, here after a peer told it of a tag it linked, as a relay does)
+// reads its other outdated tags again in the background, once each, when
+// the generation stops moving: a pull that goes on to them asks nothing
+// on its way.
+func testTagsRefreshed(t *testing.T, srv *azuritetest.Server) {
+	for _, peer := range []bool{false, true} {
+		t.Run(map[bool]string{false: "Read", true: "PeerLinked"}[peer], func(t *testing.T) {
+			const ttl = 300 * time.Millisecond
+			a, b, regB := pair(t, srv, azmeta.WithMutableTTL(ttl))
+			tags := []string{"v0", "v1", "v2", "v3", "v4", "v5"}
+			for _, tag := range tags {
+				must(t, a.PutTag(bg, "r", tag, tagOf(dg(tag), meta.OriginCache)))
+			}
+			read := func(tag string) {
+				t.Helper()
+				if got, err := b.Tag(bg, "r", tag); err != nil || got.Digest != dg(tag) {
+					t.Fatalf("b reads %s: %v %v", tag, got.Digest, err)
+				}
+			}
+			for _, tag := range tags {
+				read(tag)
+			}
+			must(t, a.PutTag(bg, "r", "elsewhere", tagOf(dg("elsewhere"), meta.OriginCache))) // the generation moves
+			time.Sleep(ttl)
+			gets := requests(t, regB, "get")
+			if peer {
+				b.PeerLinked("r", "elsewhere")
+			}
+			read("elsewhere") // finds the generation moved
+			want := float64(1 + len(tags))
+			polltest.Until(t, 10*time.Second, "the outdated tags read again", func() bool {
+				return requests(t, regB, "get")-gets >= want
+			})
+			for _, tag := range tags {
+				read(tag)
+			}
+			if n := requests(t, regB, "get") - gets; n != want {
+				t.Fatalf("%v record reads for one new and %d outdated tags, want one each, none on the way of the reads that followed", n, len(tags))
+			}
+		})
+	}
+}
+
 // A cached tag past the mutable TTL is not served when the tags
 // generation cannot be read: the replica cannot tell whether it moved.
 func testTagsGenerationUnreadable(t *testing.T, srv *azuritetest.Server) {
