@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/airlock/airlock/internal/sleep"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // maxStorageLatency bounds --storage-latency: a round trip to a storage
@@ -81,10 +82,12 @@ func (t delayed) RoundTrip(r *http.Request) (*http.Response, error) {
 // area (storage/azure.WithMetrics).
 const storageMetric = "airlock_storage_requests_total"
 
-// storagePolls are the areas of requests a replica sends on a timer
+// polled reports whether m counts requests a replica sends on a timer
 // whatever the load (membership listings and container checks, the
 // control state's): left out of a run's count.
-var storagePolls = []string{"container", "control"}
+func polled(m *dto.Metric) bool {
+	return hasLabel(m, "area", "container") || hasLabel(m, "area", "control")
+}
 
 // storageRequests sums the requests the live replicas of rs sent to their
 // storage account for serving (blobs, index, fill records), as their
@@ -106,11 +109,7 @@ func (rs *replicaSet) storageRequests(ctx context.Context) (int64, error) {
 			return 0, fmt.Errorf("storage requests of %s: %w", inst.name, err)
 		}
 		for _, m := range fams[storageMetric].GetMetric() {
-			polled := false
-			for _, area := range storagePolls {
-				polled = polled || hasLabel(m, "area", area)
-			}
-			if !polled {
+			if !polled(m) {
 				sum += m.GetCounter().GetValue()
 			}
 		}

@@ -104,20 +104,22 @@ func (c *Claim) Err() error {
 // Progress records that the first verified bytes are stored, under the
 // lease: it is also the fence to pass right before publishing the blob.
 // Errors wrap azure.ErrLeaseConflict (and the claim is lost) when another
-// replica holds the record now, ErrReleased after Release.
+// replica holds the record now, are the loss of a claim lost already (as
+// Err), and wrap ErrReleased after Release.
 func (c *Claim) Progress(ctx context.Context, verified int64) error {
 	select { // the record names this replica before it says how far
 	case <-c.named:
 	case <-ctx.Done():
 		return fmt.Errorf("cluster: fill progress of %s: %w", c.d, ctx.Err())
 	}
-	if err := c.Err(); err != nil {
-		return err
-	}
 	c.mu.Lock()
-	if c.released {
+	switch lost := c.err; {
+	case c.released:
 		c.mu.Unlock()
 		return fmt.Errorf("cluster: fill progress of %s: %w", c.d, ErrReleased)
+	case lost != nil:
+		c.mu.Unlock()
+		return lost
 	}
 	rec := c.rec
 	rec.Verified = verified

@@ -116,7 +116,7 @@ func (e *Engine) relayed(ctx context.Context) bool {
 // owner, unless that is this replica, none is live, or ctx serves a
 // peer's request already.
 func (e *Engine) peerFor(ctx context.Context, key string) string {
-	if e.cluster == nil || e.relayed(ctx) {
+	if e.cluster == nil || e.cluster.Relayed(ctx) {
 		return ""
 	}
 	if peer, self := e.cluster.Owner(key); peer != "" && !self {

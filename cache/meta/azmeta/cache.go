@@ -66,13 +66,6 @@ func newReadCache(max int, now func() time.Time) *readCache {
 // begin returns the stamp a read begins at; pass it to store.
 func (c *readCache) begin() uint64 { return c.stamp.Load() }
 
-// load returns the cached record of key; ok is false on a miss, missing is
-// true for a cached NotFound.
-func (c *readCache) load(key string) (val any, missing, ok bool) {
-	e, ok := c.lookup(key)
-	return e.val, e.missing, ok
-}
-
 // lookup returns a copy of key's live entry (a value or a NotFound, with
 // the generation storeGen was given and when it stored it).
 func (c *readCache) lookup(key string) (entry, bool) {

@@ -131,3 +131,10 @@ func testReadCacheBound(t *testing.T) {
 		t.Fatal("a disabled cache holds entries")
 	}
 }
+
+// load returns the cached record of key; ok is false on a miss, missing is
+// true for a cached NotFound.
+func (c *readCache) load(key string) (val any, missing, ok bool) {
+	e, ok := c.lookup(key)
+	return e.val, e.missing, ok
+}

@@ -64,13 +64,17 @@ func (g *tagsGen) latest() genReading {
 	return g.last
 }
 
-// saw records r unless a reading sent later is recorded.
-func (g *tagsGen) saw(r genReading) {
+// saw records r unless a reading sent later is recorded, and reports
+// whether r finds the generation moved from the one recorded before.
+func (g *tagsGen) saw(r genReading) (moved bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if r.sent.After(g.last.sent) {
-		g.last = r
+	if !r.sent.After(g.last.sent) {
+		return false
 	}
+	moved = g.last.etag != "" && g.last.etag != r.etag
+	g.last = r
+	return moved
 }
 
 // forget makes the reading stale: the generation changed (a peer changed
@@ -103,9 +107,7 @@ func (x *Index) tagsGeneration(ctx context.Context) (azcore.ETag, error) {
 		default:
 			return nil, fmt.Errorf("azmeta: read the tags generation: %w", err)
 		}
-		prev := x.tgen.latest()
-		x.tgen.saw(r)
-		if prev.etag != "" && r.etag != prev.etag && r.sent.After(prev.sent) {
+		if x.tgen.saw(r) {
 			x.tagsMoved() // another replica changed a tag since
 		}
 		return r, nil
@@ -131,8 +133,8 @@ func (x *Index) tagsGeneration(ctx context.Context) (azcore.ETag, error) {
 // operation that writes or removes tag records calls it once, after them
 // (PutTag, PutManifest with a tag, DeleteTag, RemoveManifest, Remove): a
 // path that did not would leave other replicas serving the old tag for up
-// to tagsMaxAge. The
-// bump is sent even when ctx has ended: the change may be in Azure.
+// to tagsMaxAge. The bump is sent even when ctx has ended: the change may
+// be in Azure.
 func (x *Index) tagsChanged(ctx context.Context, err error) error {
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readTimeout)
 	defer cancel()
